@@ -1,0 +1,199 @@
+"""Measures the candidate local DynamoDB backends on the work this service gives them.
+
+For dynalite and for moto's server, in the same run: correctness under concurrent conditional
+writes (the switch's and the allocations' guard), loading a location of 100,000 products spread
+over 32 partitions by BatchWriteItem (the import's write path), and reading it back (one product,
+one partition, the whole location), with the table holding 100,000 more items of a second
+location. Prints a table and which backend meets the targets.
+
+    python -m bench.backend [--products 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from local.backends import Dynalite, MotoServer
+
+SHARDS = 32
+THREADS = 8
+UNITS = 400
+
+
+def client(endpoint: str) -> Any:
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="eu-west-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+        config=Config(retries={"mode": "standard", "max_attempts": 10}, max_pool_connections=THREADS * 2),
+    )
+
+
+def create_table(ddb: Any) -> None:
+    ddb.create_table(
+        TableName="bench",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    )
+
+
+def shard(product: str) -> str:
+    return f"S{zlib.crc32(product.encode()) % SHARDS:02d}"
+
+
+def concurrent_decrements(endpoint: str) -> tuple[int, int]:
+    """THREADS callers, each with its own client, take 1 unit at a time while stock >= 1."""
+    setup = client(endpoint)
+    setup.put_item(TableName="bench", Item={"pk": {"S": "race"}, "sk": {"S": "p"}, "stock": {"N": str(UNITS)}})
+    taken = [0] * THREADS
+
+    def take(n: int) -> None:
+        ddb = client(endpoint)
+        while True:
+            try:
+                ddb.update_item(
+                    TableName="bench",
+                    Key={"pk": {"S": "race"}, "sk": {"S": "p"}},
+                    UpdateExpression="SET #s = #s - :one",
+                    ConditionExpression="#s >= :one",
+                    ExpressionAttributeNames={"#s": "stock"},
+                    ExpressionAttributeValues={":one": {"N": "1"}},
+                )
+                taken[n] += 1
+            except ClientError as error:
+                if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                    return
+                raise
+
+    threads = [threading.Thread(target=take, args=(n,)) for n in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    left = int(setup.get_item(TableName="bench", Key={"pk": {"S": "race"}, "sk": {"S": "p"}})["Item"]["stock"]["N"])
+    return sum(taken), left
+
+
+def load(endpoint: str, location: str, products: int) -> float:
+    """BatchWriteItem of 25 items per call from 4 threads; seconds taken."""
+    items = [
+        {"pk": {"S": f"LOC#{location}#{shard(p)}"}, "sk": {"S": f"P#{p}"}, "qty": {"N": "7"}, "src": {"S": "import-1"}}
+        for p in (f"product-{n:07d}" for n in range(products))
+    ]
+    batches = [items[i : i + 25] for i in range(0, len(items), 25)]
+    local = threading.local()
+
+    def write(batch: list[dict[str, Any]]) -> None:
+        if not hasattr(local, "ddb"):
+            local.ddb = client(endpoint)
+        request = {"bench": [{"PutRequest": {"Item": item}} for item in batch]}
+        while request:
+            request = local.ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(write, batches))
+    return time.perf_counter() - started
+
+
+def timed(fn: Callable[[], Any], repeat: int = 5) -> float:
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def query_all(ddb: Any, pk: str) -> int:
+    count, start = 0, None
+    while True:
+        kwargs: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
+        page = ddb.query(
+            TableName="bench",
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": pk}},
+            ConsistentRead=True,
+            **kwargs,
+        )
+        count += page["Count"]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return count
+
+
+def measure(name: str, backend: Any, products: int) -> dict[str, Any]:
+    endpoint = backend.endpoint
+    ddb = client(endpoint)
+    create_table(ddb)
+    sold, left = concurrent_decrements(endpoint)
+    load_s = load(endpoint, "other", products)  # a second location already in the table
+    load_s += load(endpoint, "store", products)
+    product = "product-0050000" if products > 50000 else "product-0000001"
+    get_s = timed(
+        lambda: ddb.get_item(
+            TableName="bench", Key={"pk": {"S": f"LOC#store#{shard(product)}"}, "sk": {"S": f"P#{product}"}}
+        )
+    )
+    partition_s = timed(lambda: query_all(ddb, "LOC#store#S07"))
+    location_s = timed(lambda: sum(query_all(ddb, f"LOC#store#S{n:02d}") for n in range(SHARDS)), repeat=2)
+    return {
+        "backend": name,
+        "lost_or_oversold": abs(sold - UNITS) + abs(left),
+        "load_items_per_s": round(2 * products / load_s),
+        "get_ms": round(get_s * 1000, 1),
+        "partition_query_ms": round(partition_s * 1000, 1),
+        "location_read_s": round(location_s, 2),
+    }
+
+
+@contextmanager
+def started(kind: str) -> Iterator[Any]:
+    backend = Dynalite(port=0) if kind == "dynalite" else MotoServer(port=0)
+    backend.start()
+    try:
+        yield backend
+    finally:
+        backend.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--products", type=int, default=100_000)
+    args = parser.parse_args()
+    rows = []
+    for kind in ("dynalite", "moto"):
+        with started(kind) as backend:
+            rows.append(measure(kind, backend, args.products))
+    columns = list(rows[0])
+    print(" | ".join(columns))
+    for row in rows:
+        print(" | ".join(str(row[c]) for c in columns))
+    for row in rows:
+        ok = row["lost_or_oversold"] == 0 and row["location_read_s"] < 5 and row["partition_query_ms"] < 200
+        print(
+            f"{row['backend']}: {'PASS' if ok else 'FAIL'} "
+            f"(no lost update, a location of {args.products} products read in under 5 s)"
+        )
+
+
+if __name__ == "__main__":
+    main()

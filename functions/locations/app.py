@@ -1,0 +1,16 @@
+"""PUT/GET /locations/{location_id} and GET /locations."""
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from inventory.api import locations
+from inventory.api.http import make_resolver
+from inventory.observability import logger, tracer
+
+app = make_resolver(locations.router)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

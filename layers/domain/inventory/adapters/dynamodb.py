@@ -1,0 +1,590 @@
+"""The one DynamoDB adapter: keys, conditions, update expressions, pagination and error mapping.
+
+Key design (docs/data-design.md has every access pattern and its cost):
+
+    location        pk LOC#<location_id>   sk LOCATION           gsi1pk LOCATIONS  gsi1sk <location_id>
+    import record   pk LOC#<location_id>   sk IMPORT#<import_id>
+    cycle count     pk LOC#<location_id>   sk COUNT#<count_id>
+
+Every item that reports a change carries it in its own `outbox` map (event id -> event), written
+in the same conditional update as the change; `outbox_pk`/`outbox_sk` put the item in the sparse
+`outbox` index until the relay has published everything it holds. No multi-item transaction is
+used anywhere: each guarded change is one single-item conditional write.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import zlib
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from inventory.errors import (
+    Conflict,
+    CountIdReused,
+    ImportIdReused,
+    ImportInProgress,
+    InvalidInput,
+    LocationTypeImmutable,
+    NotFound,
+    TemporarilyUnavailable,
+)
+from inventory.models import (
+    CountReason,
+    CountStatus,
+    CycleCount,
+    ImportCounts,
+    ImportRecord,
+    ImportStatus,
+    InventoryMaster,
+    Location,
+    LocationChanges,
+    LocationType,
+    OutboxEvent,
+    Page,
+    epoch_ms,
+    iso,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+OUTBOX_SHARDS = 8
+LOCATIONS_PARTITION = "LOCATIONS"
+_RETRYABLE = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+}
+_LOCATION_DEFAULTS: dict[str, Any] = {
+    "name": None,
+    "enabled": True,
+    "trust_imported_stock": False,
+    "default_safety_stock": 0,
+    "allow_backorders": False,
+}
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def location_key(location_id: str) -> dict[str, str]:
+    return {"pk": f"LOC#{location_id}", "sk": "LOCATION"}
+
+
+def import_key(location_id: str, import_id: str) -> dict[str, str]:
+    return {"pk": f"LOC#{location_id}", "sk": f"IMPORT#{import_id}"}
+
+
+def count_key(location_id: str, count_id: str) -> dict[str, str]:
+    return {"pk": f"LOC#{location_id}", "sk": f"COUNT#{count_id}"}
+
+
+def outbox_shard(pk: str) -> str:
+    return f"OUTBOX#{zlib.crc32(pk.encode()) % OUTBOX_SHARDS}"
+
+
+def _to_ddb(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in values.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, set):
+        return {_plain(v) for v in value}
+    return value
+
+
+def _from_ddb(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+class _Update:
+    """Builds one UpdateItem call; every attribute name goes through ExpressionAttributeNames."""
+
+    def __init__(self) -> None:
+        self._set: list[str] = []
+        self._remove: list[str] = []
+        self._add: list[str] = []
+        self._delete: list[str] = []
+        self.names: dict[str, str] = {}
+        self._placeholders: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def name(self, *path: str) -> str:
+        """The placeholder path for an attribute path (one placeholder per distinct name)."""
+        placeholders = []
+        for part in path:
+            if part not in self._placeholders:
+                self._placeholders[part] = f"#n{len(self._placeholders)}"
+                self.names[self._placeholders[part]] = part
+            placeholders.append(self._placeholders[part])
+        return ".".join(placeholders)
+
+    def value(self, value: Any) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = value
+        return placeholder
+
+    def set(self, attr: str, value: Any, *, if_absent: bool = False) -> _Update:
+        name = self.name(attr)
+        expr = f"if_not_exists({name}, {self.value(value)})" if if_absent else self.value(value)
+        self._set.append(f"{name} = {expr}")
+        return self
+
+    def set_path(self, path: Sequence[str], value: Any) -> _Update:
+        self._set.append(f"{self.name(*path)} = {self.value(value)}")
+        return self
+
+    def increment(self, attr: str, by: int = 1) -> _Update:
+        name = self.name(attr)
+        self._set.append(f"{name} = if_not_exists({name}, {self.value(0)}) + {self.value(by)}")
+        return self
+
+    def remove(self, *path: str) -> _Update:
+        self._remove.append(self.name(*path))
+        return self
+
+    def add_to_set(self, attr: str, members: Collection[str]) -> _Update:
+        self._add.append(f"{self.name(attr)} {self.value(set(members))}")
+        return self
+
+    def delete_from_set(self, attr: str, members: Collection[str]) -> _Update:
+        self._delete.append(f"{self.name(attr)} {self.value(set(members))}")
+        return self
+
+    def record_event(self, pk: str, event: OutboxEvent) -> _Update:
+        """Put `event` in the item's outbox, in this same write, and the item in the outbox index."""
+        self.set_path(("outbox", event.event_id), _encode_event(event))
+        self.set("outbox_pk", outbox_shard(pk), if_absent=True)
+        self.set("outbox_sk", iso(event.occurred_at), if_absent=True)
+        return self
+
+    def expression(self) -> str:
+        clauses = []
+        for keyword, parts in (
+            ("SET", self._set),
+            ("REMOVE", self._remove),
+            ("ADD", self._add),
+            ("DELETE", self._delete),
+        ):
+            if parts:
+                clauses.append(f"{keyword} {', '.join(parts)}")
+        return " ".join(clauses)
+
+    def request(self, table: str, key: Mapping[str, str], condition: str | None = None, **extra: Any) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "TableName": table,
+            "Key": _to_ddb(key),
+            "UpdateExpression": self.expression(),
+            "ExpressionAttributeNames": self.names,
+            **extra,
+        }
+        if self.values:
+            request["ExpressionAttributeValues"] = _to_ddb(self.values)
+        if condition:
+            request["ConditionExpression"] = condition
+        return request
+
+
+def _encode_event(event: OutboxEvent) -> dict[str, str]:
+    detail = {"event_id": event.event_id, **event.detail}
+    return {
+        "detail_type": event.detail_type,
+        "occurred_at": iso(event.occurred_at),
+        "detail": json.dumps(detail, separators=(",", ":"), sort_keys=True),
+    }
+
+
+def _decode_event(event_id: str, stored: Mapping[str, Any]) -> OutboxEvent:
+    return OutboxEvent(
+        event_id=event_id,
+        detail_type=stored["detail_type"],
+        occurred_at=datetime.fromisoformat(stored["occurred_at"]),
+        detail=json.loads(stored["detail"]),
+    )
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Throttling and outages become TemporarilyUnavailable (retried by the caller or its queue)."""
+    try:
+        yield
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in _RETRYABLE:
+            raise TemporarilyUnavailable(f"DynamoDB is unavailable for now ({code})") from error
+        raise
+    except BotoCoreError as error:
+        raise TemporarilyUnavailable(f"DynamoDB could not be reached ({type(error).__name__})") from error
+
+
+def _condition_failed(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _location(item: Mapping[str, Any]) -> Location:
+    last_import = item.get("last_import")
+    return Location(
+        location_id=item["location_id"],
+        type=LocationType(item["type"]),
+        name=item.get("name"),
+        enabled=item.get("enabled", True),
+        trust_imported_stock=item.get("trust_imported_stock", False),
+        default_safety_stock=item.get("default_safety_stock", 0),
+        allow_backorders=item.get("allow_backorders", False),
+        inventory_master=InventoryMaster(item.get("inventory_master", "erp")),
+        master_switched_at=item.get("master_switched_at"),
+        master_switched_by=item.get("master_switched_by"),
+        created_at=item["created_at"],
+        updated_at=item["updated_at"],
+        last_import=last_import or None,
+        running_import_id=item.get("running_import_id"),
+        last_baseline_import_at=item.get("last_baseline_import_at"),
+        open_mispick_count_ids=frozenset(item.get("open_mispick_count_ids", set())),
+    )
+
+
+def _import_record(item: Mapping[str, Any]) -> ImportRecord:
+    fields = {name: item[name] for name in ImportRecord.model_fields if name in item}
+    return ImportRecord.model_validate(fields)
+
+
+def _cycle_count(item: Mapping[str, Any]) -> CycleCount:
+    fields = {name: item[name] for name in CycleCount.model_fields if name in item}
+    return CycleCount.model_validate(fields)
+
+
+class DynamoDbRepository:
+    """Implements LocationRepository, ImportRepository, CycleCountRepository and OutboxStore."""
+
+    shards = OUTBOX_SHARDS
+
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+        self._table = table_name
+        self._client = client
+
+    @property
+    def client(self) -> DynamoDBClient:
+        # Created on first use, so that test fakes and local endpoints are in place by then.
+        if self._client is None:
+            config = Config(
+                retries={"mode": "standard", "max_attempts": 8},
+                connect_timeout=2,
+                read_timeout=5,
+                tcp_keepalive=True,
+            )
+            self._client = boto3.client("dynamodb", config=config)
+        return self._client
+
+    # ------------------------------------------------------------ plumbing
+    def _get(self, key: Mapping[str, str]) -> dict[str, Any] | None:
+        with _translated():
+            response = self.client.get_item(TableName=self._table, Key=_to_ddb(key), ConsistentRead=True)
+        item = response.get("Item")
+        return _from_ddb(item) if item else None
+
+    def _update(
+        self, update: _Update, key: Mapping[str, str], condition: str | None = None, returns: str = "ALL_NEW"
+    ) -> dict[str, Any] | None:
+        """Apply; the item after (or before, with returns="ALL_OLD"), or None when the condition refused."""
+        request = update.request(self._table, key, condition, ReturnValues=returns)
+        try:
+            with _translated():
+                response = self.client.update_item(**request)
+        except ClientError as error:
+            if _condition_failed(error):
+                return None
+            raise
+        return _from_ddb(response.get("Attributes", {}))
+
+    def _put_new(self, item: Mapping[str, Any]) -> bool:
+        """Put an item that must not exist yet; False when it does."""
+        try:
+            with _translated():
+                self.client.put_item(
+                    TableName=self._table,
+                    Item=_to_ddb({k: v for k, v in item.items() if v is not None}),
+                    ConditionExpression="attribute_not_exists(#pk)",
+                    ExpressionAttributeNames={"#pk": "pk"},
+                )
+        except ClientError as error:
+            if _condition_failed(error):
+                return False
+            raise
+        return True
+
+    # ------------------------------------------------------------ locations
+    def put_location(self, location_id: str, changes: LocationChanges, now: datetime) -> tuple[Location, bool]:
+        update = _Update()
+        update.set("location_id", location_id).set("type", changes.type.value)
+        update.set("gsi1pk", LOCATIONS_PARTITION).set("gsi1sk", location_id)
+        update.set("created_at", iso(now), if_absent=True).set("updated_at", iso(now))
+        # The only other write of inventory_master is the guarded switch; here it is only defaulted.
+        update.set("inventory_master", InventoryMaster.ERP.value, if_absent=True)
+        update.set("outbox", {}, if_absent=True)
+        update.increment("revision")
+        for field, default in _LOCATION_DEFAULTS.items():
+            value = getattr(changes, field)
+            if value is not None:
+                update.set(field, value)
+            elif default is not None:
+                update.set(field, default, if_absent=True)
+        condition = (
+            f"attribute_not_exists({update.name('pk')}) OR {update.name('type')} = {update.value(changes.type.value)}"
+        )
+        item = self._update(update, location_key(location_id), condition)
+        if item is None:
+            raise LocationTypeImmutable(
+                f"location {location_id!r} exists with another type; a location's type never changes",
+                details=[{"field": "body.type", "code": "immutable", "message": "type cannot change"}],
+            )
+        return _location(item), item["revision"] == 1
+
+    def get_location(self, location_id: str) -> Location | None:
+        item = self._get(location_key(location_id))
+        return _location(item) if item else None
+
+    def list_locations(self, limit: int, cursor: str | None) -> Page[Location]:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "gsi1",
+            "KeyConditionExpression": "#p = :p",
+            "ExpressionAttributeNames": {"#p": "gsi1pk"},
+            "ExpressionAttributeValues": {":p": {"S": LOCATIONS_PARTITION}},
+            "Limit": limit,
+        }
+        if cursor:
+            request["ExclusiveStartKey"] = _to_ddb(_decode_cursor(cursor, {"pk", "sk", "gsi1pk", "gsi1sk"}))
+        with _translated():
+            response = self.client.query(**request)
+        items = [_location(_from_ddb(item)) for item in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return Page(items=items, next_cursor=_encode_cursor(_from_ddb(last)) if last else None)
+
+    def switch_to_platform(
+        self, location_id: str, *, now: datetime, caller: str, baseline_cutoff: datetime, event: OutboxEvent
+    ) -> Location | None:
+        key = location_key(location_id)
+        update = _Update()
+        update.set("inventory_master", InventoryMaster.PLATFORM.value)
+        update.set("master_switched_at", iso(now)).set("master_switched_by", caller).set("updated_at", iso(now))
+        update.increment("revision")
+        update.record_event(key["pk"], event)
+        condition = " AND ".join(
+            [
+                f"{update.name('inventory_master')} = {update.value(InventoryMaster.ERP.value)}",
+                f"{update.name('type')} = {update.value(LocationType.STORE.value)}",
+                f"attribute_not_exists({update.name('running_import_id')})",
+                f"attribute_not_exists({update.name('open_mispick_count_ids')})",
+                f"{update.name('last_baseline_import_ms')} >= {update.value(epoch_ms(baseline_cutoff))}",
+            ]
+        )
+        item = self._update(update, key, condition)
+        return _location(item) if item else None
+
+    # ------------------------------------------------------------ imports
+    def begin_import(self, record: ImportRecord) -> None:
+        key = location_key(record.location_id)
+        if self._get(import_key(record.location_id, record.import_id)) is not None:
+            raise ImportIdReused(f"import {record.import_id!r} exists already")
+        claim = _Update()
+        claim.set("running_import_id", record.import_id)
+        claim.set("last_import", record.summary().model_dump(mode="json", exclude_none=True))
+        claim.set("updated_at", iso(record.accepted_at))
+        condition = f"attribute_exists({claim.name('pk')}) AND attribute_not_exists({claim.name('running_import_id')})"
+        before = self._update(claim, key, condition, returns="ALL_OLD")
+        if before is None:
+            location = self.get_location(record.location_id)
+            if location is None:
+                raise NotFound(f"location {record.location_id!r} does not exist")
+            raise ImportInProgress(f"import {location.running_import_id!r} is still running for this location")
+        item = {
+            **import_key(record.location_id, record.import_id),
+            "entity": "import",
+            **record.model_dump(mode="json"),
+        }
+        if not self._put_new(item):
+            # Another request created the same import id in between: give the location back as it was.
+            release = _Update().remove("running_import_id")
+            if before.get("last_import"):
+                release.set("last_import", before["last_import"])
+            else:
+                release.remove("last_import")
+            self._update(release, key, f"{release.name('running_import_id')} = {release.value(record.import_id)}")
+            raise ImportIdReused(f"import {record.import_id!r} exists already")
+
+    def complete_import(
+        self, location_id: str, import_id: str, *, completed_at: datetime, counts: ImportCounts
+    ) -> ImportRecord:
+        record = self._finish_import(
+            location_id, import_id, ImportStatus.COMPLETED, completed_at, counts=counts.model_dump()
+        )
+        release = self._release(record)
+        if record.kind.is_baseline:
+            release.set("last_baseline_import_at", iso(completed_at))
+            release.set("last_baseline_import_ms", epoch_ms(completed_at))
+        self._apply_release(record, release)
+        return record
+
+    def fail_import(
+        self, location_id: str, import_id: str, *, failed_at: datetime, errors: list[dict[str, object]]
+    ) -> ImportRecord:
+        record = self._finish_import(location_id, import_id, ImportStatus.FAILED, failed_at, errors=errors)
+        self._apply_release(record, self._release(record))
+        return record
+
+    def _finish_import(
+        self, location_id: str, import_id: str, status: ImportStatus, at: datetime, **fields: Any
+    ) -> ImportRecord:
+        key = import_key(location_id, import_id)
+        update = _Update().set("status", status.value).set("completed_at", iso(at))
+        for name, value in fields.items():
+            update.set(name, value)
+        unfinished = f"{update.name('status')} IN ({update.value('accepted')}, {update.value('running')})"
+        item = self._update(update, key, f"attribute_exists({update.name('pk')}) AND {unfinished}")
+        if item is None:
+            existing = self._get(key)
+            if existing is None:
+                raise NotFound(f"import {import_id!r} does not exist")
+            if existing["status"] != status.value:
+                raise Conflict(f"import {import_id!r} has already ended as {existing['status']}")
+            item = existing  # a retry after a crash: finish the release below
+        return _import_record(item)
+
+    @staticmethod
+    def _release(record: ImportRecord) -> _Update:
+        update = _Update().remove("running_import_id")
+        update.set("last_import", record.summary().model_dump(mode="json", exclude_none=True))
+        return update.set("updated_at", iso(record.completed_at or record.accepted_at))
+
+    def _apply_release(self, record: ImportRecord, update: _Update) -> None:
+        condition = f"{update.name('running_import_id')} = {update.value(record.import_id)}"
+        self._update(update, location_key(record.location_id), condition)
+
+    def get_import(self, location_id: str, import_id: str) -> ImportRecord | None:
+        item = self._get(import_key(location_id, import_id))
+        return _import_record(item) if item else None
+
+    # ------------------------------------------------------------ cycle counts
+    def open_cycle_count(self, count: CycleCount) -> CycleCount:
+        if count.reason is CountReason.MISPICK:
+            # Flag the location first: a crash in between leaves the switch and imports blocked
+            # (safe, and a retry completes it), never an open mispick count that nothing sees.
+            flag = _Update().add_to_set("open_mispick_count_ids", {count.count_id})
+            if self._update(flag, location_key(count.location_id), f"attribute_exists({flag.name('pk')})") is None:
+                raise NotFound(f"location {count.location_id!r} does not exist")
+        item = {
+            **count_key(count.location_id, count.count_id),
+            "entity": "cycle_count",
+            **count.model_dump(mode="json"),
+        }
+        if self._put_new(item):
+            return count
+        existing = self.get_cycle_count(count.location_id, count.count_id)
+        if existing is None or existing.content_hash != count.content_hash:
+            raise CountIdReused(f"cycle count {count.count_id!r} exists with other content")
+        return existing
+
+    def close_cycle_count(
+        self, location_id: str, count_id: str, *, status: CountStatus, closed_at: datetime
+    ) -> CycleCount:
+        key = count_key(location_id, count_id)
+        update = _Update().set("status", status.value).set("closed_at", iso(closed_at))
+        item = self._update(update, key, f"{update.name('status')} = {update.value(CountStatus.OPEN.value)}")
+        if item is None:
+            item = self._get(key)
+            if item is None:
+                raise NotFound(f"cycle count {count_id!r} does not exist")
+            if item["status"] != status.value:
+                raise Conflict(f"cycle count {count_id!r} is already {item['status']}")
+        count = _cycle_count(item)
+        if count.reason is CountReason.MISPICK:
+            unflag = _Update().delete_from_set("open_mispick_count_ids", {count_id})
+            self._update(unflag, location_key(location_id))
+        return count
+
+    def get_cycle_count(self, location_id: str, count_id: str) -> CycleCount | None:
+        item = self._get(count_key(location_id, count_id))
+        return _cycle_count(item) if item else None
+
+    # ------------------------------------------------------------ outbox
+    def pending_keys(self, shard: int, limit: int) -> list[tuple[str, str]]:
+        with _translated():
+            response = self.client.query(
+                TableName=self._table,
+                IndexName="outbox",
+                KeyConditionExpression="#p = :p",
+                ExpressionAttributeNames={"#p": "outbox_pk"},
+                ExpressionAttributeValues={":p": {"S": f"OUTBOX#{shard}"}},
+                Limit=limit,
+            )
+        return [(item["pk"]["S"], item["sk"]["S"]) for item in response.get("Items", [])]
+
+    def read_pending(self, key: tuple[str, str]) -> list[OutboxEvent]:
+        with _translated():
+            response = self.client.get_item(
+                TableName=self._table,
+                Key=_to_ddb({"pk": key[0], "sk": key[1]}),
+                ConsistentRead=True,
+                ProjectionExpression="#o",
+                ExpressionAttributeNames={"#o": "outbox"},
+            )
+        stored = _from_ddb(response.get("Item", {})).get("outbox", {})
+        return [_decode_event(event_id, event) for event_id, event in stored.items()]
+
+    def mark_published(self, key: tuple[str, str], event_ids: Sequence[str], seen: int) -> None:
+        item_key = {"pk": key[0], "sk": key[1]}
+
+        def removal(leave_index: bool) -> _Update:
+            update = _Update()
+            for event_id in event_ids:
+                update.remove("outbox", event_id)
+            if leave_index:
+                update.remove("outbox_pk").remove("outbox_sk")
+            return update
+
+        if len(event_ids) == seen:
+            # Everything read was published: leave the index, unless an event arrived meanwhile.
+            update = removal(leave_index=True)
+            condition = f"size({update.name('outbox')}) = {update.value(seen)}"
+            if self._update(update, item_key, condition) is not None:
+                return
+        if event_ids:
+            self._update(removal(leave_index=False), item_key)
+
+
+def _encode_cursor(key: Mapping[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, fields: set[str]) -> dict[str, str]:
+    invalid = InvalidInput(
+        "the cursor is not one this list returned",
+        details=[{"field": "query.cursor", "code": "invalid_cursor", "message": "use next_cursor as returned"}],
+    )
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as error:
+        raise invalid from error
+    if not isinstance(key, dict) or set(key) != fields or not all(isinstance(v, str) for v in key.values()):
+        raise invalid
+    return key

@@ -1,0 +1,148 @@
+"""What every HTTP function shares: the resolver, the error contract, size limits, identity."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from inventory.api.schemas import ErrorBody
+from inventory.errors import (
+    Conflict,
+    InvalidInput,
+    InventoryError,
+    NotFound,
+    PayloadTooLarge,
+    TemporarilyUnavailable,
+)
+from inventory.observability import logger
+
+MAX_BODY_BYTES = 5 * 1024 * 1024
+
+STATUS_BY_ERROR: dict[type[InventoryError], int] = {
+    InvalidInput: 422,
+    NotFound: 404,
+    PayloadTooLarge: 413,
+    Conflict: 409,
+    TemporarilyUnavailable: 503,
+}
+
+
+def status_of(error: InventoryError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 500
+
+
+def error_response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> Response[Any]:
+    body = ErrorBody.model_validate({"error": {"code": code, "message": message, "details": details or []}})
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return Response(status_code=status, content_type="application/json", body=body.model_dump_json(), headers=headers)
+
+
+def field_path(location: tuple[Any, ...] | list[Any]) -> str:
+    """('body', 'items', 3, 'quantity') -> 'body.items[3].quantity'."""
+    path = ""
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _validation_details(error: RequestValidationError) -> list[dict[str, Any]]:
+    details = []
+    for problem in error.errors():
+        location = problem.get("loc", ())
+        if problem.get("type") == "json_invalid":
+            location = location[:1]  # the position in the text is not a field
+        details.append(
+            {
+                "field": field_path(location),
+                "code": problem.get("type", "invalid"),
+                "message": problem.get("msg", "invalid value"),
+            }
+        )
+    return details
+
+
+def errors_for(code: int, *extra: int) -> dict[int, OpenAPIResponse]:
+    """OpenAPI entries for the error statuses a route can answer."""
+    described = {
+        404: "Not found",
+        409: "Refused by a rule",
+        413: "Body over 5 MB",
+        422: "Invalid input",
+        503: "Retry later",
+    }
+    statuses = {code, *extra, 422, 413, 503}
+    return {
+        status: {"description": described[status], "content": {"application/json": {"model": ErrorBody}}}
+        for status in sorted(statuses)
+    }
+
+
+def body_size(event: Mapping[str, Any]) -> int:
+    body = event.get("body") or ""
+    return len(base64.b64decode(body)) if event.get("isBase64Encoded") else len(body.encode())
+
+
+class InventoryResolver(APIGatewayHttpResolver):
+    """Refuses oversized bodies before anything else looks at them (validation included)."""
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        size = body_size(event)
+        if size > MAX_BODY_BYTES:
+            message = f"the body is {size} bytes; the limit is {MAX_BODY_BYTES}"
+            response = error_response(413, PayloadTooLarge.code, message)
+            return {
+                "statusCode": response.status_code,
+                "headers": {"Content-Type": "application/json"},
+                "body": response.body,
+                "isBase64Encoded": False,
+            }
+        return super().resolve(event, context)
+
+
+def caller_identity(router: Router | APIGatewayHttpResolver) -> str:
+    """The IAM principal API Gateway authenticated (recorded on the switch and on transactions)."""
+    iam = (router.current_event.raw_event.get("requestContext") or {}).get("authorizer", {}).get("iam") or {}
+    return str(iam.get("userArn") or iam.get("callerId") or "unknown")
+
+
+def make_resolver(*routers: Router) -> InventoryResolver:
+    app = InventoryResolver(enable_validation=True)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(error: RequestValidationError) -> Response[Any]:
+        return error_response(422, "validation_error", "the request is not valid", _validation_details(error))
+
+    @app.exception_handler(InventoryError)
+    def _refused(error: InventoryError) -> Response[Any]:
+        status = status_of(error)
+        if status >= 500:
+            logger.warning("request failed for now", extra={"code": error.code, "reason": error.message})
+        return error_response(status, error.code, error.message, error.details)
+
+    @app.not_found
+    def _no_route(_: NotFoundError) -> Response[Any]:
+        event = app.current_event
+        return error_response(404, NotFound.code, f"no route for {event.http_method} {event.path}")
+
+    @app.exception_handler(Exception)
+    def _crashed(error: Exception) -> Response[Any]:
+        logger.exception("unexpected error")
+        return error_response(500, "internal_error", "the request failed; it is safe to retry")
+
+    for router in routers:
+        app.include_router(router)
+    return app

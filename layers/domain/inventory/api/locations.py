@@ -1,0 +1,56 @@
+"""PUT/GET /locations/{location_id}, GET /locations."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+
+from inventory.api.http import errors_for
+from inventory.api.schemas import LocationList, LocationOut, PutLocationBody
+from inventory.models import LOCATION_ID_PATTERN
+from inventory.wiring import location_service
+
+router = Router()
+
+LocationId = Annotated[str, Path(pattern=LOCATION_ID_PATTERN, description="The store's or DC's id")]
+
+
+@router.put(
+    "/locations/<location_id>",
+    summary="Create (201) or update (200) a location",
+    description=(
+        "Fields left out keep their current value (their default on creation). `type` never changes "
+        "once set, and `inventory_master` is only changed by PUT .../inventory-master."
+    ),
+    responses={200: {"description": "Updated"}, 201: {"description": "Created"}, **errors_for(409)},
+    tags=["locations"],
+)
+def put_location(location_id: LocationId, body: Annotated[PutLocationBody, Body()]) -> Response[Any]:
+    location, created = location_service().put(location_id, body.changes())
+    return Response(
+        status_code=201 if created else 200,
+        content_type="application/json",
+        body=LocationOut.of(location).model_dump_json(),
+    )
+
+
+@router.get(
+    "/locations/<location_id>",
+    summary="Read a location",
+    responses=errors_for(404),
+    tags=["locations"],
+)
+def get_location(location_id: LocationId) -> LocationOut:
+    return LocationOut.of(location_service().get(location_id))
+
+
+@router.get("/locations", summary="List locations", responses=errors_for(422), tags=["locations"])
+def list_locations(
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> LocationList:
+    page = location_service().list(limit, cursor)
+    return LocationList(items=[LocationOut.of(item) for item in page.items], next_cursor=page.next_cursor)

@@ -1,0 +1,41 @@
+"""GET .../inventory-master/readiness and PUT .../inventory-master."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body
+
+from inventory.api.http import caller_identity, errors_for
+from inventory.api.locations import LocationId
+from inventory.api.schemas import LocationOut, ReadinessOut, SwitchBody
+from inventory.wiring import location_service
+
+router = Router()
+
+
+@router.get(
+    "/locations/<location_id>/inventory-master/readiness",
+    summary="Dry run of the switch to platform master",
+    responses=errors_for(404),
+    tags=["inventory master"],
+)
+def get_readiness(location_id: LocationId) -> ReadinessOut:
+    return ReadinessOut.of(location_service().readiness(location_id))
+
+
+@router.put(
+    "/locations/<location_id>/inventory-master",
+    summary="Switch a store to platform master, once and for ever",
+    description=(
+        "`platform`: 200 when switched or already platform (with the original master_switched_at); "
+        "409 location_is_dc, not_ready (details: the readiness reasons). `erp`: 200 on a location "
+        "still under the ERP, 409 switch_irreversible once platform."
+    ),
+    responses=errors_for(409, 404),
+    tags=["inventory master"],
+)
+def put_inventory_master(location_id: LocationId, body: Annotated[SwitchBody, Body()]) -> LocationOut:
+    location = location_service().switch(location_id, body.inventory_master, caller_identity(router))
+    return LocationOut.of(location)

@@ -1,0 +1,73 @@
+"""Every refusal the service can answer, each with a stable `code`.
+
+The HTTP layer maps the classes to statuses (inventory.api.http); batch handlers map them to
+"retry" (TemporarilyUnavailable) or "dead-letter" (everything else). Never branch on messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class InventoryError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    code: ClassVar[str] = "inventory_error"
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: list[dict[str, Any]] = details or []
+
+
+# ---- the input can never succeed (422)
+class InvalidInput(InventoryError):
+    code = "validation_error"
+
+
+# ---- the resource does not exist (404)
+class NotFound(InventoryError):
+    code = "not_found"
+
+
+# ---- the body is too large (413)
+class PayloadTooLarge(InventoryError):
+    code = "payload_too_large"
+
+
+# ---- a rule refused the request (409)
+class Conflict(InventoryError):
+    code = "conflict"
+
+
+class LocationTypeImmutable(Conflict):
+    code = "location_type_immutable"
+
+
+class LocationIsDc(Conflict):
+    code = "location_is_dc"
+
+
+class NotReady(Conflict):
+    code = "not_ready"
+
+
+class SwitchIrreversible(Conflict):
+    code = "switch_irreversible"
+
+
+class ImportInProgress(Conflict):
+    code = "import_in_progress"
+
+
+class ImportIdReused(Conflict):
+    code = "import_id_reused"
+
+
+class CountIdReused(Conflict):
+    code = "count_id_reused"
+
+
+# ---- a dependency failed in a way that a retry may fix (503, or the record is retried)
+class TemporarilyUnavailable(InventoryError):
+    code = "temporarily_unavailable"

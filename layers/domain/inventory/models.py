@@ -1,0 +1,187 @@
+"""The domain's data: plain pydantic models, no AWS types."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+LOCATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+# Ids that clients choose for imports, counts, allocations and transactions.
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+_LOCATION_ID = re.compile(LOCATION_ID_PATTERN)
+T = TypeVar("T")
+
+
+def is_location_id(value: str) -> bool:
+    return bool(_LOCATION_ID.fullmatch(value))
+
+
+def iso(moment: datetime) -> str:
+    """UTC ISO-8601 with milliseconds and a Z: fixed width, so strings sort as times do."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def from_epoch_ms(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LocationType(StrEnum):
+    STORE = "store"
+    DC = "dc"
+
+
+class InventoryMaster(StrEnum):
+    ERP = "erp"
+    PLATFORM = "platform"
+
+
+class ImportKind(StrEnum):
+    INITIAL = "initial"
+    FULL_COUNT = "full_count"
+    PARTIAL = "partial"
+
+    @property
+    def is_baseline(self) -> bool:
+        """Only whole-location imports prepare a store for the switch (SPEC section 4)."""
+        return self is not ImportKind.PARTIAL
+
+
+class ImportStatus(StrEnum):
+    ACCEPTED = "accepted"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class CountReason(StrEnum):
+    SCHEDULED = "scheduled"
+    MISPICK = "mispick"
+    INITIAL = "initial"
+
+
+class CountStatus(StrEnum):
+    OPEN = "open"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class ImportSummary(Frozen):
+    """What a location shows of its latest import."""
+
+    import_id: str
+    kind: ImportKind
+    status: ImportStatus
+    completed_at: datetime | None = None
+
+
+class LocationChanges(Frozen):
+    """The fields a client may set on a location; None means 'leave as it is'."""
+
+    type: LocationType
+    name: str | None = None
+    enabled: bool | None = None
+    trust_imported_stock: bool | None = None
+    default_safety_stock: int | None = None
+    allow_backorders: bool | None = None
+
+
+class Location(Frozen):
+    location_id: str
+    type: LocationType
+    name: str | None = None
+    enabled: bool = True
+    trust_imported_stock: bool = False
+    default_safety_stock: int = 0
+    allow_backorders: bool = False
+    inventory_master: InventoryMaster = InventoryMaster.ERP
+    master_switched_at: datetime | None = None
+    master_switched_by: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    last_import: ImportSummary | None = None
+    # What the switch's guard reads, kept on the location so that one conditional write decides.
+    running_import_id: str | None = None
+    last_baseline_import_at: datetime | None = None
+    open_mispick_count_ids: frozenset[str] = frozenset()
+
+
+class ReadinessReason(Frozen):
+    code: str
+    message: str
+
+
+class Readiness(Frozen):
+    location_id: str
+    inventory_master: InventoryMaster
+    ready: bool
+    reasons: list[ReadinessReason]
+    window_minutes: int
+    last_baseline_import_at: datetime | None
+
+
+class ImportCounts(Frozen):
+    rows: int = Field(default=0, ge=0)
+    applied: int = Field(default=0, ge=0)
+    zeroed: int = Field(default=0, ge=0)
+
+
+class ImportRecord(Frozen):
+    """A stock import as the location's history keeps it (rows live elsewhere)."""
+
+    location_id: str
+    import_id: str
+    kind: ImportKind
+    status: ImportStatus
+    content_hash: str
+    shipments_included_through: int | None = None
+    source: str | None = None
+    accepted_at: datetime
+    completed_at: datetime | None = None
+    counts: ImportCounts = ImportCounts()
+    errors: list[dict[str, Any]] = []
+
+    def summary(self) -> ImportSummary:
+        return ImportSummary(
+            import_id=self.import_id, kind=self.kind, status=self.status, completed_at=self.completed_at
+        )
+
+
+class CycleCount(Frozen):
+    location_id: str
+    count_id: str
+    reason: CountReason
+    product_ids: list[str]
+    status: CountStatus = CountStatus.OPEN
+    content_hash: str
+    opened_at: datetime
+    closed_at: datetime | None = None
+
+
+class OutboxEvent(Frozen):
+    """An event committed with the change it reports; the relay publishes it afterwards."""
+
+    event_id: str
+    detail_type: str
+    occurred_at: datetime
+    detail: dict[str, Any]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+def readiness_cutoff(now: datetime, window_minutes: int) -> datetime:
+    return now - timedelta(minutes=window_minutes)

@@ -1,0 +1,100 @@
+"""What the domain services need from the outside world, as protocols.
+
+The DynamoDB and EventBridge adapters implement them on AWS (and on the local stack); the unit
+tests implement them in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from inventory.models import (
+    CountStatus,
+    CycleCount,
+    ImportCounts,
+    ImportRecord,
+    Location,
+    LocationChanges,
+    OutboxEvent,
+    Page,
+)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class LocationRepository(Protocol):
+    def put_location(self, location_id: str, changes: LocationChanges, now: datetime) -> tuple[Location, bool]:
+        """Create or update; returns the location and whether it was created.
+
+        Raises LocationTypeImmutable when the location exists with another type. Never touches
+        `inventory_master` of an existing location.
+        """
+        ...
+
+    def get_location(self, location_id: str) -> Location | None: ...
+
+    def list_locations(self, limit: int, cursor: str | None) -> Page[Location]: ...
+
+    def switch_to_platform(
+        self, location_id: str, *, now: datetime, caller: str, baseline_cutoff: datetime, event: OutboxEvent
+    ) -> Location | None:
+        """The one write that sets `inventory_master`: to platform, from erp, on a ready store.
+
+        Records `event` in the location's outbox in the same conditional write. Returns None
+        when the condition failed (the caller re-reads the location to say why).
+        """
+        ...
+
+
+class ImportRepository(Protocol):
+    def begin_import(self, record: ImportRecord) -> None:
+        """Claim the location for this import and record it; ImportInProgress if another runs."""
+        ...
+
+    def complete_import(
+        self, location_id: str, import_id: str, *, completed_at: datetime, counts: ImportCounts
+    ) -> ImportRecord: ...
+
+    def fail_import(
+        self, location_id: str, import_id: str, *, failed_at: datetime, errors: list[dict[str, object]]
+    ) -> ImportRecord: ...
+
+    def get_import(self, location_id: str, import_id: str) -> ImportRecord | None: ...
+
+
+class CycleCountRepository(Protocol):
+    def open_cycle_count(self, count: CycleCount) -> CycleCount:
+        """Record an open count (idempotent by id and content); CountIdReused otherwise."""
+        ...
+
+    def close_cycle_count(
+        self, location_id: str, count_id: str, *, status: CountStatus, closed_at: datetime
+    ) -> CycleCount: ...
+
+    def get_cycle_count(self, location_id: str, count_id: str) -> CycleCount | None: ...
+
+
+class OutboxStore(Protocol):
+    """Where committed events wait for the relay."""
+
+    shards: int
+
+    def pending_keys(self, shard: int, limit: int) -> list[tuple[str, str]]:
+        """Keys of items holding unpublished events, oldest first."""
+        ...
+
+    def read_pending(self, key: tuple[str, str]) -> list[OutboxEvent]: ...
+
+    def mark_published(self, key: tuple[str, str], event_ids: Sequence[str], seen: int) -> None:
+        """Drop published events; `seen` is how many the item held when read."""
+        ...
+
+
+class EventPublisher(Protocol):
+    def publish(self, events: Sequence[OutboxEvent]) -> list[str]:
+        """Publish; returns the ids of the events that were accepted by the bus."""
+        ...

@@ -1,0 +1,24 @@
+"""Deployment settings, read once per cold start from the function's environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """What `template.yaml` passes to every function. The domain never reads `os.environ`."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    table_name: str = Field(min_length=3)
+    event_bus_name: str = "default"
+    import_readiness_window_minutes: int = Field(default=15, ge=1, le=1440)
+    relay_poll_interval_ms: int = Field(default=1000, ge=10, le=60_000)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

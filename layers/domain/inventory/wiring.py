@@ -1,0 +1,32 @@
+"""The composition root: services built from settings and the AWS adapters, once per container."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from inventory.adapters.dynamodb import DynamoDbRepository
+from inventory.adapters.eventbridge import EventBridgePublisher
+from inventory.services.locations import LocationService
+from inventory.services.outbox import OutboxRelay
+from inventory.settings import get_settings
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@lru_cache(maxsize=1)
+def repository() -> DynamoDbRepository:
+    return DynamoDbRepository(get_settings().table_name)
+
+
+@lru_cache(maxsize=1)
+def location_service() -> LocationService:
+    return LocationService(repository(), SystemClock(), get_settings().import_readiness_window_minutes)
+
+
+@lru_cache(maxsize=1)
+def outbox_relay() -> OutboxRelay:
+    return OutboxRelay(repository(), EventBridgePublisher(get_settings().event_bus_name), SystemClock())

@@ -1,0 +1,104 @@
+"""Shared test helpers: HTTP API events as API Gateway sends them, a Lambda context, handler loading."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlencode
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _lambda_like_environment() -> None:
+    """Set what Lambda sets before a handler is imported: the template's plain Globals variables
+    (POWERTOOLS_*), no X-Ray daemon, and a region. The Globals that name resources (the table, the
+    bus) are set by the integration fixtures, which know the local backends' names."""
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    _Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    template = yaml.load((ROOT / "template.yaml").read_text(), _Loader)
+    for name, value in template["Globals"]["Function"]["Environment"]["Variables"].items():
+        if isinstance(value, str):
+            os.environ.setdefault(name, value)
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
+
+
+_lambda_like_environment()
+
+
+class FakeContext:
+    function_name = "test-function"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:test-function"
+    memory_limit_in_mb = 512
+    log_group_name = "/aws/lambda/test-function"
+    log_stream_name = "test"
+
+    def __init__(self, remaining_ms: int = 10_000) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+        self._deadline = time.monotonic() + remaining_ms / 1000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def http_event(
+    method: str,
+    path: str,
+    body: Any = None,
+    query: dict[str, str] | None = None,
+    caller: str = "arn:aws:iam::123456789012:user/tester",
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) event; `body` is sent as is when it is a str."""
+    text = body if isinstance(body, str) or body is None else json.dumps(body)
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": urlencode(query or {}),
+        "headers": {"content-type": "application/json", "host": "api.example.com"},
+        "queryStringParameters": query,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api",
+            "authorizer": {"iam": {"userArn": caller, "callerId": "AIDATEST", "accountId": "123456789012"}},
+            "domainName": "api.example.com",
+            "domainPrefix": "api",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "192.0.2.1",
+                "userAgent": "pytest",
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "27/Nov/2026:09:00:00 +0000",
+            "timeEpoch": 1795770000000,
+        },
+        "body": text,
+        "isBase64Encoded": False,
+    }
+
+
+def load_handler(function: str) -> ModuleType:
+    """Import functions/<function>/app.py under a name of its own (every handler module is `app`)."""
+    path = ROOT / "functions" / function / "app.py"
+    spec = importlib.util.spec_from_file_location(f"handler_{function}", path)
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

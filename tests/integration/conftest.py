@@ -1,0 +1,59 @@
+"""Integration fixtures: dynalite and moto on free ports, resources created from template.yaml,
+and the handlers' environment pointing at them (the same backends the local stack runs)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from inventory import settings, wiring
+from inventory.adapters.dynamodb import DynamoDbRepository
+from local.stack import LocalAws
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="session")
+def local_aws() -> Iterator[LocalAws]:
+    with LocalAws(ROOT / "template.yaml", dynamodb_port=0, aws_port=0) as aws:
+        yield aws
+
+
+@pytest.fixture(scope="session", autouse=True)
+def handler_environment(local_aws: LocalAws) -> Iterator[dict[str, str]]:
+    """Every function gets the Globals environment; the handlers here run in this process."""
+    saved = dict(os.environ)
+    env = local_aws.function_env("MasterSwitchFunction")
+    env.pop("PYTHONPATH", None)
+    os.environ.update(env)
+    os.environ["RELAY_POLL_INTERVAL_MS"] = "50"
+    for cached in (settings.get_settings, wiring.repository, wiring.location_service, wiring.outbox_relay):
+        cached.cache_clear()
+    yield env
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture
+def repo(handler_environment: dict[str, str]) -> DynamoDbRepository:
+    return DynamoDbRepository(handler_environment["TABLE_NAME"])
+
+
+@pytest.fixture
+def bus_queue(local_aws: LocalAws, handler_environment: dict[str, str]) -> Iterator[Any]:
+    """A queue subscribed to everything this service publishes on the bus, as a consumer would."""
+    sqs = boto3.client("sqs")
+    events = boto3.client("events")
+    name = f"consumer-{os.urandom(4).hex()}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = handler_environment["EVENT_BUS_NAME"]
+    events.put_rule(Name=name, EventBusName=bus, EventPattern='{"source": ["inventory-master"]}')
+    events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+    yield sqs, url
+    events.remove_targets(Rule=name, EventBusName=bus, Ids=["q"])
+    events.delete_rule(Name=name, EventBusName=bus)
+    sqs.delete_queue(QueueUrl=url)

@@ -1,0 +1,64 @@
+"""The switch's event goes from the location's outbox to the bus, through the relay handler."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from inventory.adapters.dynamodb import DynamoDbRepository
+from inventory.models import ImportCounts, ImportKind, ImportRecord, ImportStatus
+from tests.conftest import FakeContext, http_event, load_handler
+
+pytestmark = pytest.mark.integration
+
+
+def received(bus_queue: Any, wanted: int, seconds: float = 10) -> list[dict[str, Any]]:
+    sqs, url = bus_queue
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + seconds
+    while len(messages) < wanted and time.monotonic() < deadline:
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+            messages.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return messages
+
+
+def test_a_switch_is_published_once_and_leaves_the_outbox(repo: DynamoDbRepository, bus_queue: Any) -> None:
+    """Given a ready store, when it switches and the relay runs twice,
+    then the bus carries one Inventory Master Switched event and the outbox is empty."""
+    locations, switch, relay = load_handler("locations"), load_handler("master_switch"), load_handler("outbox_relay")
+    assert locations.lambda_handler(http_event("PUT", "/locations/relay-store", {"type": "store"}), FakeContext())[
+        "statusCode"
+    ] in (200, 201)
+    record = ImportRecord(
+        location_id="relay-store",
+        import_id="i1",
+        kind=ImportKind.INITIAL,
+        status=ImportStatus.ACCEPTED,
+        content_hash="h",
+        accepted_at=datetime.now(UTC),
+    )
+    repo.begin_import(record)
+    repo.complete_import("relay-store", "i1", completed_at=record.accepted_at, counts=ImportCounts())
+    answer = switch.lambda_handler(
+        http_event("PUT", "/locations/relay-store/inventory-master", {"inventory_master": "platform"}), FakeContext()
+    )
+    assert answer["statusCode"] == 200, answer["body"]
+
+    relay.lambda_handler({}, FakeContext(remaining_ms=5_300))
+    relay.lambda_handler({}, FakeContext(remaining_ms=5_300))
+
+    events = [e for e in received(bus_queue, 1) if e["detail"]["location_id"] == "relay-store"]
+    assert len(events) == 1
+    assert events[0]["detail-type"] == "Inventory Master Switched"
+    assert events[0]["source"] == "inventory-master"
+    assert events[0]["detail"]["switched_by"] == "arn:aws:iam::123456789012:user/tester"
+    assert events[0]["detail"]["event_id"]
+    assert repo.read_pending(("LOC#relay-store", "LOCATION")) == []
+    assert ("LOC#relay-store", "LOCATION") not in {
+        key for shard in range(repo.shards) for key in repo.pending_keys(shard, 100)
+    }

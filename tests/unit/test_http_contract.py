@@ -1,0 +1,73 @@
+"""The HTTP layer's shared contract: error bodies, statuses, field paths, the body limit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from inventory import errors
+from inventory.api.http import MAX_BODY_BYTES, field_path, make_resolver, status_of
+from tests.conftest import FakeContext, http_event
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (errors.InvalidInput("x"), 422),
+        (errors.NotFound("x"), 404),
+        (errors.PayloadTooLarge("x"), 413),
+        (errors.LocationIsDc("x"), 409),
+        (errors.SwitchIrreversible("x"), 409),
+        (errors.NotReady("x"), 409),
+        (errors.TemporarilyUnavailable("x"), 503),
+        (errors.InventoryError("x"), 500),
+    ],
+)
+def test_each_error_class_has_its_status(error: errors.InventoryError, status: int) -> None:
+    assert status_of(error) == status
+
+
+def test_field_paths_read_like_the_contract() -> None:
+    assert field_path(("body", "items", 3, "quantity")) == "body.items[3].quantity"
+    assert field_path(("path", "location_id")) == "path.location_id"
+
+
+def test_a_route_that_does_not_exist_answers_the_contract_404() -> None:
+    app = make_resolver()
+
+    response = app.resolve(http_event("GET", "/nowhere"), FakeContext())
+
+    assert response["statusCode"] == 404
+    assert json.loads(response["body"])["error"]["code"] == "not_found"
+
+
+def test_a_body_over_5_mb_is_refused_before_any_route_runs() -> None:
+    app = make_resolver()
+    calls = []
+
+    @app.post("/things")
+    def post_things() -> dict[str, str]:
+        calls.append(1)
+        return {}
+
+    response = app.resolve(http_event("POST", "/things", body="x" * (MAX_BODY_BYTES + 1)), FakeContext())
+
+    assert response["statusCode"] == 413
+    assert json.loads(response["body"])["error"]["code"] == "payload_too_large"
+    assert calls == []
+
+
+def test_an_unexpected_failure_is_a_500_without_internals() -> None:
+    app = make_resolver()
+
+    @app.get("/boom")
+    def boom() -> dict[str, str]:
+        raise RuntimeError("secret internals")
+
+    response = app.resolve(http_event("GET", "/boom"), FakeContext())
+
+    assert response["statusCode"] == 500
+    body = json.loads(response["body"])
+    assert body["error"]["code"] == "internal_error"
+    assert "secret" not in response["body"]

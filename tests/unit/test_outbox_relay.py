@@ -1,0 +1,46 @@
+"""The relay publishes what the outbox holds, oldest first, and keeps what the bus refused."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from inventory.models import OutboxEvent
+from inventory.services.outbox import OutboxRelay
+from tests.unit.fakes import FixedClock, MemoryPublisher, MemoryRepository
+
+
+def event(clock: FixedClock, event_id: str, minutes_ago: int = 0) -> OutboxEvent:
+    return OutboxEvent(
+        event_id=event_id,
+        detail_type="Inventory Master Switched",
+        occurred_at=clock.now() - timedelta(minutes=minutes_ago),
+        detail={"location_id": "s1"},
+    )
+
+
+def test_every_waiting_event_is_published_oldest_first_then_forgotten() -> None:
+    clock, repo, bus = FixedClock(), MemoryRepository(), MemoryPublisher()
+    repo.outbox["s1"] = [event(clock, "b", minutes_ago=1), event(clock, "a", minutes_ago=2)]
+    relay = OutboxRelay(repo, bus, clock)
+
+    first = relay.run_once()
+    second = relay.run_once()
+
+    assert [e.event_id for e in bus.published] == ["a", "b"]
+    assert (first.published, first.failed, first.oldest_pending_seconds) == (2, 0, 120.0)
+    assert (second.published, second.oldest_pending_seconds) == (0, 0.0)
+
+
+def test_an_event_the_bus_refused_stays_for_the_next_round() -> None:
+    clock, repo = FixedClock(), MemoryRepository()
+    repo.outbox["s1"] = [event(clock, "a"), event(clock, "b")]
+    bus = MemoryPublisher(refuse={"b"})
+    relay = OutboxRelay(repo, bus, clock)
+
+    result = relay.run_once()
+    bus.refuse.clear()
+    retry = relay.run_once()
+
+    assert (result.published, result.failed) == (1, 1)
+    assert retry.published == 1
+    assert sorted(e.event_id for e in bus.published) == ["a", "b"]

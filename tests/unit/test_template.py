@@ -1,0 +1,174 @@
+"""What cfn-lint and `sam validate --lint` do not check in template.yaml (they missed a bad
+runtime and a Ref to a missing resource inside a policy), plus the deployment rules of SPEC.md
+section 7."""
+
+from __future__ import annotations
+
+import ast
+import re
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+PSEUDO = {
+    "AWS::Region",
+    "AWS::AccountId",
+    "AWS::StackName",
+    "AWS::Partition",
+    "AWS::URLSuffix",
+    "AWS::NoValue",
+    "AWS::StackId",
+}
+SUPPORTED_PYTHON = {"python3.11"}  # the runtime `sam build` can build here without a container
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_Loader.add_multi_constructor("!", _tag)
+TEMPLATE: dict[str, Any] = yaml.load((ROOT / "template.yaml").read_text(), _Loader)
+RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+GLOBALS = TEMPLATE["Globals"]["Function"]
+
+
+def of_type(kind: str) -> dict[str, dict[str, Any]]:
+    return {name: res for name, res in RESOURCES.items() if res["Type"] == kind}
+
+
+FUNCTIONS = of_type("AWS::Serverless::Function")
+
+
+def walk(node: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key, value
+            yield from walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk(value)
+
+
+def referenced_names() -> set[str]:
+    names: set[str] = set()
+    for key, value in [*walk(RESOURCES), *walk(TEMPLATE.get("Outputs", {}))]:
+        if key == "Ref":
+            names.add(value)
+        elif key == "Fn::GetAtt":
+            names.add(value[0] if isinstance(value, list) else value.split(".")[0])
+        elif key == "Fn::Sub":
+            text = value if isinstance(value, str) else value[0]
+            names |= {match.split(".")[0] for match in re.findall(r"\$\{([^!}][^}]*)\}", text)}
+    return names
+
+
+def test_every_reference_names_something_that_exists() -> None:
+    known = set(RESOURCES) | set(TEMPLATE.get("Parameters", {})) | PSEUDO
+    assert referenced_names() - known == set()
+
+
+def test_runtime_and_architecture_agree_between_functions_and_layer() -> None:
+    layer = RESOURCES["DomainLayer"]
+    assert GLOBALS["Runtime"] in SUPPORTED_PYTHON
+    assert layer["Metadata"]["BuildMethod"] == GLOBALS["Runtime"]
+    assert layer["Properties"]["CompatibleRuntimes"] == [GLOBALS["Runtime"]]
+    # Without BuildArchitecture, an arm64 layer silently ships x86_64 binaries.
+    assert (
+        [layer["Metadata"]["BuildArchitecture"]]
+        == GLOBALS["Architectures"]
+        == layer["Properties"]["CompatibleArchitectures"]
+    )
+    for name, function in FUNCTIONS.items():
+        assert function["Properties"].get("Runtime", GLOBALS["Runtime"]) in SUPPORTED_PYTHON, name
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_function_has_its_handler_and_a_log_group_with_retention(name: str) -> None:
+    props = FUNCTIONS[name]["Properties"]
+    assert props["Handler"] == "app.lambda_handler"
+    source = ROOT / props["CodeUri"] / "app.py"
+    tree = ast.parse(source.read_text())
+    assert "lambda_handler" in {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    log_group = props["LoggingConfig"]["LogGroup"]["Ref"]
+    assert RESOURCES[log_group]["Type"] == "AWS::Logs::LogGroup"
+    assert RESOURCES[log_group]["Properties"]["RetentionInDays"]
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_function_may_only_touch_named_resources(name: str) -> None:
+    for policy in FUNCTIONS[name]["Properties"].get("Policies", []):
+        for statement in policy["Statement"]:
+            assert statement["Resource"] != "*", (name, statement["Action"])
+            assert all(not action.endswith(":*") for action in statement["Action"]), name
+
+
+def test_every_asynchronous_source_has_an_on_failure_destination() -> None:
+    for name, function in FUNCTIONS.items():
+        events = function["Properties"].get("Events", {}).values()
+        if any(event["Type"] in {"Schedule", "ScheduleV2", "S3", "EventBridgeRule"} for event in events):
+            assert function["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"], name
+
+
+def test_the_table_survives_mistakes() -> None:
+    table = RESOURCES["InventoryTable"]
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+    props = table["Properties"]
+    assert props["DeletionProtectionEnabled"] is True
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["TimeToLiveSpecification"]["Enabled"] is True
+
+
+@pytest.mark.parametrize("name", sorted(of_type("AWS::S3::Bucket")))
+def test_buckets_are_private_encrypted_tls_only_and_expire(name: str) -> None:
+    props = RESOURCES[name]["Properties"]
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert props["LifecycleConfiguration"]["Rules"]
+    policies = [p for p in of_type("AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": name}]
+    statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    assert any(s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false" for s in statements)
+
+
+@pytest.mark.parametrize("name", sorted(of_type("AWS::SQS::Queue")))
+def test_queues_are_encrypted_and_none_is_a_dead_end(name: str) -> None:
+    props = RESOURCES[name]["Properties"]
+    assert props.get("SqsManagedSseEnabled") or props.get("KmsMasterKeyId")
+    # A queue without a redrive policy must itself be a dead-letter queue or destination.
+    used_as_dead_letter = any(
+        key in {"DeadLetterConfig", "OnFailure", "RedrivePolicy"} and name in str(value)
+        for key, value in walk(RESOURCES)
+    )
+    assert "RedrivePolicy" in props or used_as_dead_letter, f"{name} has no dead-letter queue and is none"
+
+
+def test_the_layer_requirements_are_the_pinned_runtime_dependencies() -> None:
+    pinned = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    layer = (ROOT / "layers/domain/requirements.txt").read_text().split()
+    assert layer == pinned
+    assert all("==" in requirement for requirement in pinned)
+
+
+def test_every_route_requires_iam_authorization() -> None:
+    assert TEMPLATE["Globals"]["HttpApi"]["Auth"] == {"EnableIamAuthorizer": True, "DefaultAuthorizer": "AWS_IAM"}
+    for function in FUNCTIONS.values():
+        for event in function["Properties"].get("Events", {}).values():
+            if event["Type"] == "HttpApi":
+                assert "Auth" not in event["Properties"], "no route may opt out of IAM authorization"
