@@ -11,7 +11,7 @@ export AWS_DEFAULT_REGION ?= eu-west-1
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help run test install lint types template unit integration e2e bench clean
+.PHONY: help run test install lint types template unit integration e2e bench bench-backend bench-cold-import clean
 
 help:
 	@echo "make run    start the service locally (HTTP API on http://127.0.0.1:3000)"
@@ -68,6 +68,15 @@ integration: install
 
 e2e: install
 	$(PY) -m pytest tests/e2e
+
+# ------------------------------------------------------------------ benchmarks (not in make test)
+bench: bench-backend bench-cold-import
+
+bench-backend: install
+	$(PY) -m bench.backend
+
+bench-cold-import: install
+	$(PY) -m bench.cold_import
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -5,12 +5,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from inventory.api import locations
 from inventory.api.http import make_resolver
-from inventory.observability import logger, tracer
+from inventory.observability import logger
 
 app = make_resolver(locations.router)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

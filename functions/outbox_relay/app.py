@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from inventory.errors import TemporarilyUnavailable
-from inventory.observability import logger, metrics, tracer
+from inventory.observability import logger, metrics
 from inventory.settings import get_settings
 from inventory.wiring import outbox_relay
 
@@ -18,7 +18,6 @@ STOP_BEFORE_TIMEOUT_MS = 5_000
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     relay = outbox_relay()
     pause = get_settings().relay_poll_interval_ms / 1000
