@@ -53,6 +53,10 @@ class RunningStack:
     table: str
     bus: str
 
+    def queue_url(self, logical_id: str) -> str:
+        """The local queue's URL (the local stack names queues local-<logical id>)."""
+        return str(self.client("sqs").get_queue_url(QueueName=f"local-{logical_id.lower()}")["QueueUrl"])
+
     def client(self, service: str) -> Any:
         return boto3.client(
             service,

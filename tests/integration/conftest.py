@@ -26,11 +26,21 @@ def local_aws() -> Iterator[LocalAws]:
 def handler_environment(local_aws: LocalAws) -> Iterator[dict[str, str]]:
     """Every function gets the Globals environment; the handlers here run in this process."""
     saved = dict(os.environ)
-    env = local_aws.function_env("MasterSwitchFunction")
+    env: dict[str, str] = {}
+    for function in local_aws.functions:  # their variables never disagree: one process can host them all
+        env |= local_aws.function_env(function)
     env.pop("PYTHONPATH", None)
     os.environ.update(env)
     os.environ["RELAY_POLL_INTERVAL_MS"] = "50"
-    for cached in (settings.get_settings, wiring.repository, wiring.location_service, wiring.outbox_relay):
+    for cached in (
+        settings.get_settings,
+        wiring.repository,
+        wiring.location_service,
+        wiring.outbox_relay,
+        wiring.import_service,
+        wiring.stock_service,
+        wiring.dead_letters,
+    ):
         cached.cache_clear()
     yield env
     os.environ.clear()

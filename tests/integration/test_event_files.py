@@ -1,5 +1,6 @@
-"""Every file in events/ is a valid event for its function, and its handler answers it in-process
-against the local backends (these are the files `sam local invoke <Function> -e` takes)."""
+"""Every file in events/ is a valid event for its function (the files `sam local invoke <Function>
+-e` takes), and its handler answers it in-process against the local backends, in the order a
+day at a store would send them."""
 
 from __future__ import annotations
 
@@ -8,60 +9,72 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model, EventBridgeModel
+from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model, EventBridgeModel, SqsModel
 
+from local.stack import LocalAws
 from tests.conftest import ROOT, FakeContext, load_handler
 from tests.unit.test_template import FUNCTIONS
 
 pytestmark = pytest.mark.integration
 
-EVENT_FILES = sorted((ROOT / "events").glob("*.json"))
+EVENT_FILES = {path.stem: path for path in (ROOT / "events").glob("*.json")}
 FOLDERS = {Path(f["Properties"]["CodeUri"]).name for f in FUNCTIONS.values()}
-# What each sample answers when the files are invoked in this order on an empty table.
-EXPECTED_STATUS = {
-    "api_docs_not_found": 404,
-    "api_docs_openapi": 200,
-    "locations_get": 200,
-    "locations_list": 200,
-    "locations_put": 201,
-    "locations_put_dc": 201,
-    "locations_put_invalid": 422,
-    "master_switch_put": 409,
-    "master_switch_readiness": 200,
-    "master_switch_revert": 200,
-}
-ORDER = ["locations_put", "locations_put_dc", "locations_put_invalid", "locations_get", "locations_list"]
+NO_FAILURES = {"batchItemFailures": []}
+# (file, what its handler answers: an HTTP status, or the batch response of a queue handler)
+SCENARIO: list[tuple[str, Any]] = [
+    ("locations_put", 201),
+    ("locations_put_dc", 201),
+    ("locations_put_invalid", 422),
+    ("locations_get", 200),
+    ("locations_list", 200),
+    ("master_switch_readiness", 200),
+    ("master_switch_put", 409),  # no import yet: not_ready
+    ("master_switch_revert", 200),
+    ("stock_imports_post", 202),
+    ("stock_imports_post_file", 422),  # the file named does not exist
+    ("import_worker_step", NO_FAILURES),
+    ("stock_imports_get", 200),
+    ("stock_get", 200),
+    ("stock_list", 200),
+    ("import_worker_file_dropped", NO_FAILURES),
+    ("api_docs_openapi", 200),
+    ("api_docs_not_found", 404),
+    ("outbox_relay_scheduled", None),
+]
 
 
-def function_of(path: Path) -> str:
-    return next(name for name in sorted(FOLDERS, key=len, reverse=True) if path.stem.startswith(name))
+def function_of(stem: str) -> str:
+    return next(name for name in sorted(FOLDERS, key=len, reverse=True) if stem.startswith(name))
 
 
-def test_every_event_file_belongs_to_a_function_and_has_an_expectation() -> None:
-    assert EVENT_FILES
-    for path in EVENT_FILES:
-        assert function_of(path) in FOLDERS
-        assert path.stem in EXPECTED_STATUS or path.stem.startswith("outbox_relay"), path.name
+def test_every_event_file_belongs_to_a_function_and_to_the_scenario() -> None:
+    assert {stem for stem, _ in SCENARIO} == set(EVENT_FILES)
+    for stem in EVENT_FILES:
+        assert function_of(stem) in FOLDERS
 
 
-@pytest.mark.parametrize(
-    "path",
-    sorted(EVENT_FILES, key=lambda p: (p.stem not in ORDER, ORDER.index(p.stem) if p.stem in ORDER else 0, p.stem)),
-    ids=lambda p: p.stem,
-)
-def test_the_handler_answers_its_sample_event(path: Path) -> None:
-    event: dict[str, Any] = json.loads(path.read_text())
-    handler = load_handler(function_of(path))
+def test_each_handler_answers_its_sample_events_in_order(local_aws: LocalAws) -> None:
+    dropped = json.loads(EVENT_FILES["import_worker_file_dropped"].read_text())
+    s3_event = json.loads(dropped["Records"][0]["body"])["Records"][0]["s3"]
+    local_aws.client("s3").put_object(
+        Bucket=s3_event["bucket"]["name"], Key=s3_event["object"]["key"], Body=b"product_id,quantity\nSKU-1001,4\n"
+    )
+    for stem, expected in SCENARIO:
+        event: dict[str, Any] = json.loads(EVENT_FILES[stem].read_text())
+        handler = load_handler(function_of(stem))
+        if event.get("version") == "2.0":
+            APIGatewayProxyEventV2Model.model_validate(event)
+            response = handler.lambda_handler(event, FakeContext())
+            assert response["statusCode"] == expected, (stem, response["body"])
+            if expected >= 400:
+                assert set(json.loads(response["body"])["error"]) == {"code", "message", "details"}
+        elif "Records" in event:
+            SqsModel.model_validate(event)
+            assert handler.lambda_handler(event, FakeContext(remaining_ms=300_000)) == expected, stem
+        else:
+            EventBridgeModel.model_validate(event)
+            result = handler.lambda_handler(event, FakeContext(remaining_ms=5_300))
+            assert (result["rounds"] >= 1, result["failed"]) == (True, 0)
 
-    if event.get("version") == "2.0":
-        APIGatewayProxyEventV2Model.model_validate(event)
-        response = handler.lambda_handler(event, FakeContext())
-        assert response["statusCode"] == EXPECTED_STATUS[path.stem], response["body"]
-        body = json.loads(response["body"])
-        if response["statusCode"] >= 400:
-            assert set(body["error"]) == {"code", "message", "details"}
-    else:
-        EventBridgeModel.model_validate(event)
-        result = handler.lambda_handler(event, FakeContext(remaining_ms=5_300))
-        assert result["rounds"] >= 1
-        assert result["failed"] == 0
+    stock = load_handler("stock").lambda_handler(json.loads(EVENT_FILES["stock_get"].read_text()), FakeContext())
+    assert json.loads(stock["body"])["stock_locations"][1]["stock_location"] == "display"

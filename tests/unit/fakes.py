@@ -6,6 +6,7 @@ tests free of sockets.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +15,7 @@ from inventory.errors import (
     CountIdReused,
     ImportIdReused,
     ImportInProgress,
+    InvalidInput,
     LocationTypeImmutable,
     NotFound,
 )
@@ -30,6 +32,9 @@ from inventory.models import (
     LocationType,
     OutboxEvent,
     Page,
+    StockRow,
+    VisibleImport,
+    product_order,
 )
 
 
@@ -50,6 +55,8 @@ class MemoryRepository:
     def __init__(self) -> None:
         self.locations: dict[str, Location] = {}
         self.imports: dict[tuple[str, str], ImportRecord] = {}
+        self.import_seq: dict[str, int] = {}
+        self.rows: dict[tuple[str, int], dict[tuple[str, str], StockRow]] = {}
         self.counts: dict[tuple[str, str], CycleCount] = {}
         self.outbox: dict[str, list[OutboxEvent]] = {}
 
@@ -101,18 +108,34 @@ class MemoryRepository:
         return switched
 
     # ---- imports
-    def begin_import(self, record: ImportRecord) -> None:
+    def begin_import(self, record: ImportRecord) -> ImportRecord:
         location = self.locations.get(record.location_id)
         if location is None:
             raise NotFound("no location")
-        if location.running_import_id is not None:
-            raise ImportInProgress("another import runs")
         if (record.location_id, record.import_id) in self.imports:
             raise ImportIdReused("exists")
+        if location.running_import_id is not None:
+            raise ImportInProgress("another import runs")
+        seq = self.import_seq[record.location_id] = self.import_seq.get(record.location_id, 0) + 1
+        record = record.model_copy(update={"seq": seq})
         self.imports[(record.location_id, record.import_id)] = record
         self.locations[record.location_id] = location.model_copy(
             update={"running_import_id": record.import_id, "last_import": record.summary()}
         )
+        return record
+
+    def record_progress(self, location_id: str, import_id: str, *, written_through_line: int) -> None:
+        record = self.imports[(location_id, import_id)]
+        if record.status not in (ImportStatus.ACCEPTED, ImportStatus.RUNNING):
+            raise Conflict("no longer running")
+        self.imports[(location_id, import_id)] = record.model_copy(
+            update={"status": ImportStatus.RUNNING, "written_through_line": written_through_line}
+        )
+
+    def write_import_rows(self, location_id: str, seq: int, rows: Sequence[StockRow]) -> None:
+        target = self.rows.setdefault((location_id, seq), {})
+        for row in rows:
+            target[(row.product_id, row.stock_location)] = row
 
     def _finish(
         self, location_id: str, import_id: str, status: ImportStatus, at: datetime, **fields: object
@@ -127,20 +150,75 @@ class MemoryRepository:
         location = self.locations[location_id]
         if location.running_import_id == import_id:
             update: dict[str, object] = {"running_import_id": None, "last_import": record.summary()}
-            if status is ImportStatus.COMPLETED and record.kind.is_baseline:
-                update["last_baseline_import_at"] = at
+            if status is ImportStatus.COMPLETED:
+                visible = VisibleImport(
+                    seq=record.seq or 0,
+                    import_id=import_id,
+                    kind=record.kind,
+                    shipments_included_through=record.shipments_included_through,
+                    completed_at=at,
+                )
+                if record.kind.is_baseline:
+                    update["last_baseline_import_at"] = at
+                    update["visible_imports"] = (visible,)
+                else:
+                    update["visible_imports"] = (*location.visible_imports, visible)
             self.locations[location_id] = location.model_copy(update=update)
         return record
 
     def complete_import(
-        self, location_id: str, import_id: str, *, completed_at: datetime, counts: ImportCounts
+        self,
+        location_id: str,
+        import_id: str,
+        *,
+        completed_at: datetime,
+        counts: ImportCounts,
+        event: OutboxEvent | None = None,
     ) -> ImportRecord:
-        return self._finish(location_id, import_id, ImportStatus.COMPLETED, completed_at, counts=counts)
+        before = self.imports[(location_id, import_id)].status
+        record = self._finish(location_id, import_id, ImportStatus.COMPLETED, completed_at, counts=counts)
+        if event is not None and before is not ImportStatus.COMPLETED:
+            self.outbox.setdefault(location_id, []).append(event)
+        return record
 
     def fail_import(
-        self, location_id: str, import_id: str, *, failed_at: datetime, errors: list[dict[str, object]]
+        self,
+        location_id: str,
+        import_id: str,
+        *,
+        failed_at: datetime,
+        errors: list[dict[str, object]],
+        counts: ImportCounts | None = None,
     ) -> ImportRecord:
-        return self._finish(location_id, import_id, ImportStatus.FAILED, failed_at, errors=errors)
+        fields: dict[str, object] = {"errors": errors}
+        if counts is not None:
+            fields["counts"] = counts
+        return self._finish(location_id, import_id, ImportStatus.FAILED, failed_at, **fields)
+
+    def import_rows_of_product(
+        self, location_id: str, seqs: Sequence[int], product_id: str
+    ) -> dict[int, list[StockRow]]:
+        return {
+            seq: [
+                row
+                for (product, _), row in sorted(self.rows.get((location_id, seq), {}).items())
+                if product == product_id
+            ]
+            for seq in seqs
+        }
+
+    def import_rows_page(
+        self, location_id: str, seq: int, shard: int, after_product: str | None, limit: int
+    ) -> tuple[list[StockRow], bool]:
+        if shard != 0:
+            return [], False
+        rows = sorted(
+            self.rows.get((location_id, seq), {}).values(),
+            key=lambda r: (product_order(r.product_id), r.stock_location),
+        )
+        if after_product is not None:
+            rows = [r for r in rows if product_order(r.product_id) > product_order(after_product)]
+        return rows[:limit], len(rows) > limit
 
     def get_import(self, location_id: str, import_id: str) -> ImportRecord | None:
         return self.imports.get((location_id, import_id))
@@ -201,3 +279,34 @@ class MemoryPublisher:
         accepted = [e for e in events if e.event_id not in self.refuse]
         self.published.extend(accepted)
         return [e.event_id for e in accepted]
+
+
+class MemoryFiles:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.user_metadata: dict[str, dict[str, str]] = {}
+
+    def put(self, key: str, data: bytes) -> str:
+        uri = f"s3://imports/{key}"
+        self.objects[uri] = data
+        return uri
+
+    def open(self, uri: str) -> io.BytesIO:
+        if uri not in self.objects:
+            raise InvalidInput(f"{uri} does not exist")
+        return io.BytesIO(self.objects[uri])
+
+    def head(self, uri: str, size: int = 1024) -> bytes:
+        return self.open(uri).read(size)
+
+    def metadata(self, uri: str) -> dict[str, str]:
+        self.open(uri)
+        return self.user_metadata.get(uri, {})
+
+
+class MemoryQueue:
+    def __init__(self) -> None:
+        self.messages: list[dict[str, object]] = []
+
+    def send(self, message: dict[str, object]) -> None:
+        self.messages.append(message)

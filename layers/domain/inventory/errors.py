@@ -64,6 +64,14 @@ class ImportIdReused(Conflict):
     code = "import_id_reused"
 
 
+class ImportKindNotAllowed(Conflict):
+    code = "import_kind_not_allowed"
+
+
+class OpenMispickCounts(Conflict):
+    code = "open_mispick_counts"
+
+
 class CountIdReused(Conflict):
     code = "count_id_reused"
 

@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +19,11 @@ T = TypeVar("T")
 
 def is_location_id(value: str) -> bool:
     return bool(_LOCATION_ID.fullmatch(value))
+
+
+def product_order(product_id: str) -> str:
+    """Products are ordered, and keyed, by their percent-encoded id (which never holds a '#')."""
+    return quote(product_id, safe="")
 
 
 def iso(moment: datetime) -> str:
@@ -115,6 +121,13 @@ class Location(Frozen):
     running_import_id: str | None = None
     last_baseline_import_at: datetime | None = None
     open_mispick_count_ids: frozenset[str] = frozenset()
+    # Which imports' rows are visible, newest last (see docs/data-design.md).
+    visible_imports: tuple[VisibleImport, ...] = ()
+
+
+# Stock location types, and whether they count toward stock on hand (SPEC.md section 2).
+STOCK_LOCATIONS: dict[str, bool] = {"main": True, "damaged": False, "display": False, "returns": False}
+MAIN = "main"
 
 
 class ReadinessReason(Frozen):
@@ -138,7 +151,7 @@ class ImportCounts(Frozen):
 
 
 class ImportRecord(Frozen):
-    """A stock import as the location's history keeps it (rows live elsewhere)."""
+    """A stock import as the location's history keeps it (its rows live in partitions of their own)."""
 
     location_id: str
     import_id: str
@@ -147,15 +160,39 @@ class ImportRecord(Frozen):
     content_hash: str
     shipments_included_through: int | None = None
     source: str | None = None
+    force: bool = False
+    requested_by: str | None = None
+    seq: int | None = None  # the location's import sequence, given when the import claims it
     accepted_at: datetime
     completed_at: datetime | None = None
+    # Checkpoint: every valid row up to this line of the file is written (0: none yet).
+    written_through_line: int = 0
     counts: ImportCounts = ImportCounts()
     errors: list[dict[str, Any]] = []
+    warnings: list[dict[str, Any]] = []
 
     def summary(self) -> ImportSummary:
         return ImportSummary(
             import_id=self.import_id, kind=self.kind, status=self.status, completed_at=self.completed_at
         )
+
+
+class VisibleImport(Frozen):
+    """An import whose rows readers use: the last initial/full_count one, and the partial ones since."""
+
+    seq: int
+    import_id: str
+    kind: ImportKind
+    shipments_included_through: int | None = None
+    completed_at: datetime
+
+
+class StockRow(Frozen):
+    """One row of an import: the base of a product in one stock location."""
+
+    product_id: str
+    stock_location: str
+    quantity: int
 
 
 class CycleCount(Frozen):
@@ -185,3 +222,6 @@ class Page(BaseModel, Generic[T]):
 
 def readiness_cutoff(now: datetime, window_minutes: int) -> datetime:
     return now - timedelta(minutes=window_minutes)
+
+
+Location.model_rebuild()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from inventory.models import (
     CountStatus,
@@ -19,6 +19,7 @@ from inventory.models import (
     LocationChanges,
     OutboxEvent,
     Page,
+    StockRow,
 )
 
 
@@ -51,19 +52,76 @@ class LocationRepository(Protocol):
 
 
 class ImportRepository(Protocol):
-    def begin_import(self, record: ImportRecord) -> None:
-        """Claim the location for this import and record it; ImportInProgress if another runs."""
+    def begin_import(self, record: ImportRecord) -> ImportRecord:
+        """Claim the location for this import and record it with the location's next sequence
+        number; ImportInProgress if another runs, ImportIdReused if the id exists."""
+        ...
+
+    def record_progress(self, location_id: str, import_id: str, *, written_through_line: int) -> None:
+        """The checkpoint: every valid row up to this line is written; the import is running."""
+        ...
+
+    def write_import_rows(self, location_id: str, seq: int, rows: Sequence[StockRow]) -> None:
+        """Put rows of import `seq` (invisible until the import completes); idempotent."""
         ...
 
     def complete_import(
-        self, location_id: str, import_id: str, *, completed_at: datetime, counts: ImportCounts
-    ) -> ImportRecord: ...
+        self,
+        location_id: str,
+        import_id: str,
+        *,
+        completed_at: datetime,
+        counts: ImportCounts,
+        event: OutboxEvent | None = None,
+    ) -> ImportRecord:
+        """Make the import's rows visible, release the location, and record `event`, in one write."""
+        ...
 
     def fail_import(
-        self, location_id: str, import_id: str, *, failed_at: datetime, errors: list[dict[str, object]]
+        self,
+        location_id: str,
+        import_id: str,
+        *,
+        failed_at: datetime,
+        errors: list[dict[str, object]],
+        counts: ImportCounts | None = None,
     ) -> ImportRecord: ...
 
     def get_import(self, location_id: str, import_id: str) -> ImportRecord | None: ...
+
+    def import_rows_of_product(
+        self, location_id: str, seqs: Sequence[int], product_id: str
+    ) -> dict[int, list[StockRow]]:
+        """The rows each of these imports holds for one product."""
+        ...
+
+    def import_rows_page(
+        self, location_id: str, seq: int, shard: int, after_product: str | None, limit: int
+    ) -> tuple[list[StockRow], bool]:
+        """Rows of one import in one shard, in product order after `after_product`; and whether more follow."""
+        ...
+
+
+class FileStore(Protocol):
+    """Where import files are (S3 on AWS)."""
+
+    def put(self, key: str, data: bytes) -> str:
+        """Store `data` in the import bucket; returns its s3:// uri."""
+        ...
+
+    def open(self, uri: str) -> BinaryIO: ...
+
+    def head(self, uri: str, size: int = 1024) -> bytes:
+        """The first bytes of the object."""
+        ...
+
+    def metadata(self, uri: str) -> dict[str, str]:
+        """The object's user metadata (x-amz-meta-*), names in lower case."""
+        ...
+
+
+class WorkQueue(Protocol):
+    def send(self, message: dict[str, object]) -> None: ...
 
 
 class CycleCountRepository(Protocol):

@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     event_bus_name: str = "default"
     import_readiness_window_minutes: int = Field(default=15, ge=1, le=1440)
     relay_poll_interval_ms: int = Field(default=1000, ge=10, le=60_000)
+    import_bucket_name: str = ""
+    import_queue_url: str = ""
+    dead_letter_queue_url: str = ""
 
 
 @lru_cache(maxsize=1)

@@ -7,8 +7,12 @@ from functools import lru_cache
 
 from inventory.adapters.dynamodb import DynamoDbRepository
 from inventory.adapters.eventbridge import EventBridgePublisher
+from inventory.adapters.s3 import S3FileStore
+from inventory.adapters.sqs import SqsWorkQueue
+from inventory.services.imports import ImportService
 from inventory.services.locations import LocationService
 from inventory.services.outbox import OutboxRelay
+from inventory.services.stock import StockService
 from inventory.settings import get_settings
 
 
@@ -30,3 +34,22 @@ def location_service() -> LocationService:
 @lru_cache(maxsize=1)
 def outbox_relay() -> OutboxRelay:
     return OutboxRelay(repository(), EventBridgePublisher(get_settings().event_bus_name), SystemClock())
+
+
+@lru_cache(maxsize=1)
+def import_service() -> ImportService:
+    settings = get_settings()
+    return ImportService(
+        repository(), S3FileStore(settings.import_bucket_name), SqsWorkQueue(settings.import_queue_url), SystemClock()
+    )
+
+
+@lru_cache(maxsize=1)
+def stock_service() -> StockService:
+    return StockService(repository())
+
+
+@lru_cache(maxsize=1)
+def dead_letters() -> SqsWorkQueue:
+    """Where records that can never succeed go, with their reason."""
+    return SqsWorkQueue(get_settings().dead_letter_queue_url)

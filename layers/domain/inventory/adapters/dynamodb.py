@@ -17,12 +17,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import random
+import time
 import zlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -52,14 +56,20 @@ from inventory.models import (
     LocationType,
     OutboxEvent,
     Page,
+    StockRow,
+    VisibleImport,
     epoch_ms,
     iso,
+    product_order,
 )
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 OUTBOX_SHARDS = 8
+PRODUCT_SHARDS = 32
+BATCH_WRITE_ITEMS = 25  # DynamoDB's limit per BatchWriteItem
+WRITE_THREADS = 8
 LOCATIONS_PARTITION = "LOCATIONS"
 _RETRYABLE = {
     "ProvisionedThroughputExceededException",
@@ -91,6 +101,22 @@ def import_key(location_id: str, import_id: str) -> dict[str, str]:
 
 def count_key(location_id: str, count_id: str) -> dict[str, str]:
     return {"pk": f"LOC#{location_id}", "sk": f"COUNT#{count_id}"}
+
+
+def product_shard(product_id: str) -> int:
+    return zlib.crc32(product_order(product_id).encode()) % PRODUCT_SHARDS
+
+
+def import_row_key(location_id: str, seq: int, product_id: str, stock_location: str) -> dict[str, str]:
+    return {
+        "pk": f"IMP#{location_id}#{seq}#S{product_shard(product_id):02d}",
+        "sk": f"P#{product_order(product_id)}#{stock_location}",
+    }
+
+
+def _stock_row(item: Mapping[str, Any]) -> StockRow:
+    _, encoded, stock_location = item["sk"]["S"].split("#")
+    return StockRow(product_id=unquote(encoded), stock_location=stock_location, quantity=int(item["q"]["N"]))
 
 
 def outbox_shard(pk: str) -> str:
@@ -260,6 +286,10 @@ def _location(item: Mapping[str, Any]) -> Location:
         running_import_id=item.get("running_import_id"),
         last_baseline_import_at=item.get("last_baseline_import_at"),
         open_mispick_count_ids=frozenset(item.get("open_mispick_count_ids", set())),
+        visible_imports=tuple(
+            VisibleImport.model_validate(meta)
+            for _, meta in sorted(item.get("visible_imports", {}).items(), key=lambda entry: int(entry[0]))
+        ),
     )
 
 
@@ -341,6 +371,7 @@ class DynamoDbRepository:
         # The only other write of inventory_master is the guarded switch; here it is only defaulted.
         update.set("inventory_master", InventoryMaster.ERP.value, if_absent=True)
         update.set("outbox", {}, if_absent=True)
+        update.set("visible_imports", {}, if_absent=True)
         update.increment("revision")
         for field, default in _LOCATION_DEFAULTS.items():
             value = getattr(changes, field)
@@ -402,7 +433,7 @@ class DynamoDbRepository:
         return _location(item) if item else None
 
     # ------------------------------------------------------------ imports
-    def begin_import(self, record: ImportRecord) -> None:
+    def begin_import(self, record: ImportRecord) -> ImportRecord:
         key = location_key(record.location_id)
         if self._get(import_key(record.location_id, record.import_id)) is not None:
             raise ImportIdReused(f"import {record.import_id!r} exists already")
@@ -410,6 +441,7 @@ class DynamoDbRepository:
         claim.set("running_import_id", record.import_id)
         claim.set("last_import", record.summary().model_dump(mode="json", exclude_none=True))
         claim.set("updated_at", iso(record.accepted_at))
+        claim.increment("import_seq")
         condition = f"attribute_exists({claim.name('pk')}) AND attribute_not_exists({claim.name('running_import_id')})"
         before = self._update(claim, key, condition, returns="ALL_OLD")
         if before is None:
@@ -417,12 +449,9 @@ class DynamoDbRepository:
             if location is None:
                 raise NotFound(f"location {record.location_id!r} does not exist")
             raise ImportInProgress(f"import {location.running_import_id!r} is still running for this location")
-        item = {
-            **import_key(record.location_id, record.import_id),
-            "entity": "import",
-            **record.model_dump(mode="json"),
-        }
-        if not self._put_new(item):
+        record = record.model_copy(update={"seq": int(before.get("import_seq", 0)) + 1})
+        key_of_record = import_key(record.location_id, record.import_id)
+        if not self._put_new({**key_of_record, "entity": "import", **record.model_dump(mode="json")}):
             # Another request created the same import id in between: give the location back as it was.
             release = _Update().remove("running_import_id")
             if before.get("last_import"):
@@ -431,24 +460,92 @@ class DynamoDbRepository:
                 release.remove("last_import")
             self._update(release, key, f"{release.name('running_import_id')} = {release.value(record.import_id)}")
             raise ImportIdReused(f"import {record.import_id!r} exists already")
+        return record
+
+    def record_progress(self, location_id: str, import_id: str, *, written_through_line: int) -> None:
+        update = _Update().set("status", ImportStatus.RUNNING.value).set("written_through_line", written_through_line)
+        condition = f"{update.name('status')} IN ({update.value('accepted')}, {update.value('running')})"
+        if self._update(update, import_key(location_id, import_id), condition) is None:
+            raise Conflict(f"import {import_id!r} is no longer running")
+
+    def write_import_rows(self, location_id: str, seq: int, rows: Sequence[StockRow]) -> None:
+        items = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        **_to_ddb(import_row_key(location_id, seq, row.product_id, row.stock_location)),
+                        "q": {"N": str(row.quantity)},
+                    }
+                }
+            }
+            for row in rows
+        ]
+        batches = [items[start : start + BATCH_WRITE_ITEMS] for start in range(0, len(items), BATCH_WRITE_ITEMS)]
+        if len(batches) <= 1:
+            for batch in batches:
+                self._write_batch(batch)
+            return
+        with ThreadPoolExecutor(max_workers=min(WRITE_THREADS, len(batches))) as pool:
+            list(pool.map(self._write_batch, batches))
+
+    def _write_batch(self, requests: list[dict[str, Any]]) -> None:
+        """One BatchWriteItem, retrying what DynamoDB left unprocessed, with jittered backoff."""
+        pending: dict[str, Any] = {self._table: requests}
+        for attempt in range(10):
+            with _translated():
+                pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+            if not pending:
+                return
+            time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())  # noqa: S311 - jitter, not secrets
+        raise TemporarilyUnavailable(
+            "DynamoDB kept part of a batch unprocessed; the import resumes from its checkpoint"
+        )
 
     def complete_import(
-        self, location_id: str, import_id: str, *, completed_at: datetime, counts: ImportCounts
+        self,
+        location_id: str,
+        import_id: str,
+        *,
+        completed_at: datetime,
+        counts: ImportCounts,
+        event: OutboxEvent | None = None,
     ) -> ImportRecord:
         record = self._finish_import(
             location_id, import_id, ImportStatus.COMPLETED, completed_at, counts=counts.model_dump()
         )
         release = self._release(record)
+        visible = VisibleImport(
+            seq=record.seq or 0,
+            import_id=record.import_id,
+            kind=record.kind,
+            shipments_included_through=record.shipments_included_through,
+            completed_at=completed_at,
+        ).model_dump(mode="json")
         if record.kind.is_baseline:
+            # A whole-location import supersedes every earlier one: readers need only it, and later ones.
+            release.set("visible_imports", {str(record.seq): visible})
             release.set("last_baseline_import_at", iso(completed_at))
             release.set("last_baseline_import_ms", epoch_ms(completed_at))
+        else:
+            release.set_path(("visible_imports", str(record.seq)), visible)
+        if event is not None:
+            release.record_event(location_key(location_id)["pk"], event)
         self._apply_release(record, release)
         return record
 
     def fail_import(
-        self, location_id: str, import_id: str, *, failed_at: datetime, errors: list[dict[str, object]]
+        self,
+        location_id: str,
+        import_id: str,
+        *,
+        failed_at: datetime,
+        errors: list[dict[str, object]],
+        counts: ImportCounts | None = None,
     ) -> ImportRecord:
-        record = self._finish_import(location_id, import_id, ImportStatus.FAILED, failed_at, errors=errors)
+        fields: dict[str, Any] = {"errors": errors}
+        if counts is not None:
+            fields["counts"] = counts.model_dump()
+        record = self._finish_import(location_id, import_id, ImportStatus.FAILED, failed_at, **fields)
         self._apply_release(record, self._release(record))
         return record
 
@@ -483,6 +580,47 @@ class DynamoDbRepository:
     def get_import(self, location_id: str, import_id: str) -> ImportRecord | None:
         item = self._get(import_key(location_id, import_id))
         return _import_record(item) if item else None
+
+    def import_rows_of_product(
+        self, location_id: str, seqs: Sequence[int], product_id: str
+    ) -> dict[int, list[StockRow]]:
+        rows: dict[int, list[StockRow]] = {}
+        shard = product_shard(product_id)
+        for seq in seqs:
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
+                "ExpressionAttributeNames": {"#pk": "pk", "#sk": "sk"},
+                "ExpressionAttributeValues": _to_ddb(
+                    {":pk": f"IMP#{location_id}#{seq}#S{shard:02d}", ":prefix": f"P#{product_order(product_id)}#"}
+                ),
+                "ConsistentRead": True,
+            }
+            with _translated():
+                items = self.client.query(**request).get("Items", [])
+            rows[seq] = [_stock_row(item) for item in items]
+        return rows
+
+    def import_rows_page(
+        self, location_id: str, seq: int, shard: int, after_product: str | None, limit: int
+    ) -> tuple[list[StockRow], bool]:
+        names = {"#pk": "pk"}
+        values: dict[str, Any] = {":pk": f"IMP#{location_id}#{seq}#S{shard:02d}"}
+        condition = "#pk = :pk"
+        if after_product is not None:
+            names["#sk"] = "sk"
+            values[":after"] = f"P#{product_order(after_product)}#\uffff"
+            condition += " AND #sk > :after"
+        with _translated():
+            response = self.client.query(
+                TableName=self._table,
+                KeyConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_to_ddb(values),
+                ConsistentRead=True,
+                Limit=limit,
+            )
+        return [_stock_row(item) for item in response.get("Items", [])], "LastEvaluatedKey" in response
 
     # ------------------------------------------------------------ cycle counts
     def open_cycle_count(self, count: CycleCount) -> CycleCount:

@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
-from inventory.models import ImportSummary, InventoryMaster, Location, LocationChanges, LocationType, Readiness, iso
+from inventory.models import (
+    CLIENT_ID_PATTERN,
+    MAIN,
+    STOCK_LOCATIONS,
+    ImportCounts,
+    ImportKind,
+    ImportRecord,
+    ImportStatus,
+    ImportSummary,
+    InventoryMaster,
+    Location,
+    LocationChanges,
+    LocationType,
+    Readiness,
+    StockRow,
+    iso,
+)
+from inventory.services.imports import ImportRequest
+from inventory.services.stock import ProductStock
 
 UtcTime = Annotated[datetime, PlainSerializer(iso, return_type=str)]
 Quantity = Annotated[StrictInt, Field(ge=0, le=1_000_000_000)]
@@ -112,3 +141,134 @@ class ReadinessOut(Reply):
     @classmethod
     def of(cls, readiness: Readiness) -> ReadinessOut:
         return cls.model_validate(readiness.model_dump())
+
+
+# ---------------------------------------------------------------- stock imports
+ClientId = Annotated[StrictStr, Field(pattern=CLIENT_ID_PATTERN)]
+ProductId = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
+MAX_INLINE_ITEMS = 5_000
+
+
+class ImportItemBody(Request):
+    product_id: ProductId
+    quantity: Quantity
+    stock_location: StrictStr = MAIN
+
+    @field_validator("stock_location")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in STOCK_LOCATIONS:
+            raise ValueError(f"unknown stock location; known: {', '.join(sorted(STOCK_LOCATIONS))}")
+        return value
+
+
+class PostImportBody(Request):
+    import_id: ClientId
+    kind: ImportKind
+    shipments_included_through: Annotated[StrictInt, Field(ge=0)] | None = None
+    force: StrictBool = False
+    items: Annotated[list[ImportItemBody], Field(min_length=1, max_length=MAX_INLINE_ITEMS)] | None = None
+    source: Annotated[StrictStr, Field(pattern=r"^s3://[^/]+/.+")] | None = None
+    location_type: LocationType | None = None
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> PostImportBody:
+        if (self.items is None) == (self.source is None):
+            raise ValueError("give either items (inline, up to 5,000) or source (s3://<import bucket>/<key>)")
+        return self
+
+    def request(self) -> ImportRequest:
+        return ImportRequest(
+            import_id=self.import_id,
+            kind=self.kind,
+            shipments_included_through=self.shipments_included_through,
+            force=self.force,
+            items=[StockRow(**item.model_dump()) for item in self.items] if self.items is not None else None,
+            source=self.source,
+            location_type=self.location_type,
+        )
+
+
+class ImportOut(Reply):
+    location_id: str
+    import_id: str
+    kind: ImportKind
+    status: ImportStatus
+    shipments_included_through: int | None
+    source: str | None
+    accepted_at: UtcTime
+    completed_at: UtcTime | None
+    counts: ImportCounts
+    written_through_line: int = Field(description="Progress: every valid row up to this line of the file is written")
+    warnings: list[dict[str, Any]]
+    errors: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, record: ImportRecord) -> ImportOut:
+        return cls.model_validate(record.model_dump(include=set(cls.model_fields)))
+
+
+# ---------------------------------------------------------------- stock
+class BaseOut(Reply):
+    import_id: str
+    kind: ImportKind
+    quantity: int
+    shipments_included_through: int | None
+
+
+class StockLocationOut(Reply):
+    stock_location: str
+    quantity: int
+    salable: bool
+
+
+class StockLocationExplained(StockLocationOut):
+    base: BaseOut | None
+
+
+class ProductStockOut(Reply):
+    product_id: str
+    stock_on_hand: int
+    stock_locations: list[StockLocationOut]
+
+    @classmethod
+    def of(cls, stock: ProductStock) -> ProductStockOut:
+        return cls(
+            product_id=stock.product_id,
+            stock_on_hand=stock.stock_on_hand,
+            stock_locations=[StockLocationOut(**asdict(f)) for f in stock.stock_locations],
+        )
+
+
+class LedgerEntryOut(Reply):
+    kind: str
+    quantity: int
+    stock_location: str
+    applied_at: UtcTime
+    reference: str | None = None
+
+
+class LedgerPage(Reply):
+    items: list[LedgerEntryOut]
+    next_cursor: str | None
+
+
+class ProductStockExplained(Reply):
+    product_id: str
+    stock_on_hand: int
+    stock_locations: list[StockLocationExplained]
+    ledger: LedgerPage
+
+    @classmethod
+    def of(cls, stock: ProductStock) -> ProductStockExplained:
+        return cls(
+            product_id=stock.product_id,
+            stock_on_hand=stock.stock_on_hand,
+            stock_locations=[StockLocationExplained.model_validate(asdict(f)) for f in stock.stock_locations],
+            ledger=LedgerPage(items=[], next_cursor=None),
+        )
+
+
+class StockList(Reply):
+    items: list[ProductStockOut]
+    next_cursor: str | None

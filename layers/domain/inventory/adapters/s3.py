@@ -1,0 +1,79 @@
+"""Import files in S3: stored, streamed and peeked at."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, BinaryIO, cast
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from inventory.errors import InvalidInput, TemporarilyUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.strip("/"):
+        raise InvalidInput(
+            f"{uri!r} is not an s3://bucket/key address",
+            details=[{"field": "body.source", "code": "invalid_source", "message": "expected s3://<bucket>/<key>"}],
+        )
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+class S3FileStore:
+    def __init__(self, bucket: str, client: S3Client | None = None) -> None:
+        self.bucket = bucket
+        self._client = client
+
+    @property
+    def client(self) -> S3Client:
+        if self._client is None:
+            self._client = boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 8}))
+        return self._client
+
+    def put(self, key: str, data: bytes) -> str:
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/x-ndjson")
+        except (ClientError, BotoCoreError) as error:
+            raise TemporarilyUnavailable(f"S3 refused the import file ({type(error).__name__})") from error
+        return f"s3://{self.bucket}/{key}"
+
+    def open(self, uri: str) -> BinaryIO:
+        bucket, key = split_uri(uri)
+        try:
+            return cast(BinaryIO, self.client.get_object(Bucket=bucket, Key=key)["Body"])
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NoSuchBucket"}:
+                raise InvalidInput(f"{uri} does not exist") from error
+            raise TemporarilyUnavailable(f"S3 could not serve {uri}") from error
+        except BotoCoreError as error:
+            raise TemporarilyUnavailable(f"S3 could not serve {uri}") from error
+
+    def head(self, uri: str, size: int = 1024) -> bytes:
+        bucket, key = split_uri(uri)
+        try:
+            body = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{size - 1}")["Body"]
+            return body.read()
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NoSuchBucket", "InvalidRange"}:
+                raise InvalidInput(f"{uri} does not exist or is empty") from error
+            raise TemporarilyUnavailable(f"S3 could not serve {uri}") from error
+        except BotoCoreError as error:
+            raise TemporarilyUnavailable(f"S3 could not serve {uri}") from error
+
+    def metadata(self, uri: str) -> dict[str, str]:
+        bucket, key = split_uri(uri)
+        try:
+            head = self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NoSuchBucket"}:
+                raise InvalidInput(f"{uri} does not exist") from error
+            raise TemporarilyUnavailable(f"S3 could not serve {uri}") from error
+        except BotoCoreError as error:
+            raise TemporarilyUnavailable(f"S3 could not serve {uri}") from error
+        return {name.lower(): value for name, value in head.get("Metadata", {}).items()}

@@ -1,0 +1,58 @@
+"""POST /locations/{location_id}/stock-imports and GET .../stock-imports/{import_id}."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+
+from inventory.api.http import caller_identity, errors_for
+from inventory.api.locations import LocationId
+from inventory.api.schemas import ImportOut, PostImportBody
+from inventory.models import CLIENT_ID_PATTERN
+from inventory.wiring import import_service
+
+router = Router()
+
+ImportId = Annotated[str, Path(pattern=CLIENT_ID_PATTERN, description="The import's id, chosen by the client")]
+
+
+@router.post(
+    "/locations/<location_id>/stock-imports",
+    summary="Import stock: inline items (up to 5,000) or a file in the import bucket",
+    description=(
+        "202 with the import's status; the work runs asynchronously. Inline items are validated "
+        "before the answer (422 naming items[i]); files are validated while the import runs (status "
+        "failed, with line numbers). A file with any invalid row is rejected whole and changes "
+        "nothing. Repeating the same request answers 200 with the import as it is now; the same "
+        "import_id with other content answers 409 import_id_reused. 409 also for "
+        "import_kind_not_allowed (platform master: full_count only), open_mispick_counts (unless "
+        "force) and import_in_progress. An unknown location is created when location_type is given, "
+        "else 404."
+    ),
+    responses={
+        200: {"description": "The same import, repeated"},
+        202: {"description": "Accepted"},
+        **errors_for(409, 404),
+    },
+    tags=["stock imports"],
+)
+def post_stock_import(location_id: LocationId, body: Annotated[PostImportBody, Body()]) -> Response[Any]:
+    record, created = import_service().accept(location_id, body.request(), caller_identity(router))
+    return Response(
+        status_code=202 if created else 200,
+        content_type="application/json",
+        body=ImportOut.of(record).model_dump_json(),
+    )
+
+
+@router.get(
+    "/locations/<location_id>/stock-imports/<import_id>",
+    summary="An import's status, counts, warnings and first 100 errors",
+    responses=errors_for(404),
+    tags=["stock imports"],
+)
+def get_stock_import(location_id: LocationId, import_id: ImportId) -> ImportOut:
+    return ImportOut.of(import_service().status(location_id, import_id))

@@ -1,0 +1,305 @@
+"""Stock imports: accepted by the API or by a file dropped in the bucket, run by the worker.
+
+One pipeline for both ways in: inline items are stored as a JSON Lines file first. The worker
+streams the file, validates every row (a file with any invalid row is rejected whole), writes the
+valid rows into the import's own partitions, and records a checkpoint every chunk; when its time
+runs short it hands the rest on to the next message. Completion makes every row visible at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from inventory.errors import (
+    ImportIdReused,
+    ImportInProgress,
+    ImportKindNotAllowed,
+    InvalidInput,
+    NotFound,
+    OpenMispickCounts,
+)
+from inventory.import_rows import FileFormat, Row, RowError, read_rows, sniff_format
+from inventory.models import (
+    STOCK_LOCATIONS,
+    ImportCounts,
+    ImportKind,
+    ImportRecord,
+    ImportStatus,
+    InventoryMaster,
+    LocationChanges,
+    LocationType,
+    OutboxEvent,
+    StockRow,
+    iso,
+)
+from inventory.ports import Clock, FileStore, ImportRepository, LocationRepository, WorkQueue
+
+SCHEMA_VERSION = 1
+EVENT_IMPORTED = "Stock Imported"
+CHUNK_ROWS = 5_000  # rows written between two checkpoints
+MAX_ERRORS = 100  # errors kept on the import's status
+HAND_ON_BELOW_MS = 30_000  # time a chunk may need; below it, the rest goes to the next message
+
+
+class ImportRepositories(ImportRepository, LocationRepository, Protocol):
+    """What the import service needs of storage (the DynamoDB adapter is both)."""
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    import_id: str
+    kind: ImportKind
+    shipments_included_through: int | None = None
+    force: bool = False
+    items: Sequence[StockRow] | None = None
+    source: str | None = None
+    location_type: LocationType | None = None  # create the location when it does not exist
+
+    def content_hash(self) -> str:
+        body = {
+            "kind": self.kind.value,
+            "shipments_included_through": self.shipments_included_through,
+            "force": self.force,
+            "source": self.source,
+            "items": [[i.product_id, i.stock_location, i.quantity] for i in self.items]
+            if self.items is not None
+            else None,
+            "location_type": self.location_type.value if self.location_type else None,
+        }
+        return hashlib.sha256(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+
+
+def inline_key(location_id: str, import_id: str, content_hash: str) -> str:
+    """Named by content too: two requests racing with one id and other items never share a file."""
+    return f"inline/{location_id}/{import_id}-{content_hash[:16]}.jsonl"
+
+
+class ImportService:
+    def __init__(
+        self,
+        repository: ImportRepositories,
+        files: FileStore,
+        queue: WorkQueue,
+        clock: Clock,
+        chunk_rows: int = CHUNK_ROWS,
+    ) -> None:
+        self._repo = repository
+        self._files = files
+        self._queue = queue
+        self._clock = clock
+        self._chunk_rows = chunk_rows
+
+    # ------------------------------------------------------------------ accepting
+    def accept(self, location_id: str, request: ImportRequest, caller: str) -> tuple[ImportRecord, bool]:
+        """Record the import and hand it to the worker; (record, False) for a repeat of the same request.
+
+        Every guard answers before anything is written.
+        """
+        content_hash = request.content_hash()
+        existing = self._repo.get_import(location_id, request.import_id)
+        if existing is not None:
+            if existing.content_hash != content_hash:
+                raise ImportIdReused(f"import {request.import_id!r} was accepted with other content")
+            return existing, False
+        # Invalid input first (422), then the rules (409): a request that could never succeed says so.
+        if request.source is not None:
+            self._files.head(request.source, 1)  # the file must exist: refuse now rather than fail later
+        else:
+            self._refuse_invalid_items(request.items or ())
+        location = self._repo.get_location(location_id)
+        if location is None and request.location_type is None:
+            raise NotFound(f"location {location_id!r} does not exist; give `location_type` to create it")
+        if location is not None:
+            if location.inventory_master is InventoryMaster.PLATFORM and request.kind is not ImportKind.FULL_COUNT:
+                raise ImportKindNotAllowed(
+                    f"location {location_id!r} is platform master: only full_count imports are accepted"
+                )
+            if location.open_mispick_count_ids and not request.force:
+                raise OpenMispickCounts(
+                    "complete the open mispick cycle counts first, or send force: true: "
+                    + ", ".join(sorted(location.open_mispick_count_ids))
+                )
+            if location.running_import_id is not None:
+                raise ImportInProgress(f"import {location.running_import_id!r} is still running for this location")
+        source = request.source
+        if location is None:
+            assert request.location_type is not None
+            self._repo.put_location(location_id, LocationChanges(type=request.location_type), self._clock.now())
+        if source is None:
+            # Inline items take the same path as files. An object written here for a request that is
+            # refused below is never read, and the bucket's lifecycle rule deletes it.
+            lines = (
+                json.dumps(
+                    {"product_id": i.product_id, "quantity": i.quantity, "stock_location": i.stock_location},
+                    ensure_ascii=False,
+                )
+                for i in request.items or ()
+            )
+            source = self._files.put(
+                inline_key(location_id, request.import_id, content_hash), "\n".join(lines).encode()
+            )
+
+        record = self._repo.begin_import(
+            ImportRecord(
+                location_id=location_id,
+                import_id=request.import_id,
+                kind=request.kind,
+                status=ImportStatus.ACCEPTED,
+                content_hash=content_hash,
+                shipments_included_through=request.shipments_included_through,
+                source=source,
+                force=request.force,
+                requested_by=caller,
+                accepted_at=self._clock.now(),
+            )
+        )
+        try:
+            self._queue.send({"location_id": location_id, "import_id": request.import_id})
+        except Exception as error:
+            self._repo.fail_import(
+                location_id,
+                request.import_id,
+                failed_at=self._clock.now(),
+                errors=[{"code": "not_started", "message": f"the import could not be started: {error}"}],
+            )
+            raise
+        return record, True
+
+    @staticmethod
+    def _refuse_invalid_items(items: Sequence[StockRow]) -> None:
+        seen: dict[tuple[str, str], int] = {}
+        details = []
+        for index, item in enumerate(items):
+            first = seen.setdefault((item.product_id, item.stock_location), index)
+            if first != index:
+                details.append(
+                    {
+                        "field": f"body.items[{index}]",
+                        "code": "duplicate_row",
+                        "message": f"the same product and stock location as items[{first}]",
+                    }
+                )
+        if details:
+            raise InvalidInput("the import lists a product and stock location twice", details=details)
+
+    def status(self, location_id: str, import_id: str) -> ImportRecord:
+        record = self._repo.get_import(location_id, import_id)
+        if record is None:
+            raise NotFound(f"import {import_id!r} does not exist at location {location_id!r}")
+        return record
+
+    # ------------------------------------------------------------------ running
+    def run(self, location_id: str, import_id: str, remaining_ms: Callable[[], int]) -> ImportStatus:
+        """Advance the import as far as time allows; hands the rest on. Safe to run again."""
+        record = self._repo.get_import(location_id, import_id)
+        if record is None:
+            raise NotFound(f"import {import_id!r} does not exist at location {location_id!r}")
+        if record.status in (ImportStatus.COMPLETED, ImportStatus.FAILED):
+            return record.status  # a repeated delivery
+        assert record.source is not None
+        assert record.seq is not None
+        if record.status is ImportStatus.ACCEPTED:
+            self._repo.record_progress(location_id, import_id, written_through_line=0)
+        file_format = sniff_format(self._files.head(record.source), record.source)
+        stream = self._files.open(record.source)
+        written_through = record.written_through_line
+        rows = 0
+        errors: list[dict[str, object]] = []
+        error_lines = 0
+        last_error_line = -1
+        chunk: list[Row] = []
+        try:
+            for item in read_rows(stream, file_format, STOCK_LOCATIONS.keys()):
+                if isinstance(item, RowError):
+                    if item.line != last_error_line:  # a line may have several errors
+                        error_lines, last_error_line = error_lines + 1, item.line
+                    if len(errors) < MAX_ERRORS:
+                        errors.append(item.as_dict())
+                    continue
+                rows += 1
+                if error_lines or item.line <= written_through:
+                    continue  # a rejected file writes no more; rows before the checkpoint are written
+                chunk.append(item)
+                if len(chunk) >= self._chunk_rows:
+                    written_through = self._write(record, chunk)
+                    chunk = []
+                    if remaining_ms() < HAND_ON_BELOW_MS:
+                        self._queue.send({"location_id": location_id, "import_id": import_id})
+                        return ImportStatus.RUNNING
+        except (EOFError, OSError, zlib.error) as error:  # a damaged or truncated gzip file
+            error_lines += 1
+            errors = [
+                *errors[: MAX_ERRORS - 1],
+                {"line": 0, "code": "invalid_gzip", "message": f"the file cannot be read: {error}"},
+            ]
+        counts = ImportCounts(rows=rows + error_lines, applied=0 if error_lines else rows)
+        if error_lines:  # an empty file is an error too (empty_file)
+            self._repo.fail_import(location_id, import_id, failed_at=self._clock.now(), errors=errors, counts=counts)
+            return ImportStatus.FAILED
+        if chunk:
+            self._write(record, chunk)
+        now = self._clock.now()
+        self._repo.complete_import(
+            location_id, import_id, completed_at=now, counts=counts, event=self._imported_event(record, counts, now)
+        )
+        return ImportStatus.COMPLETED
+
+    def _write(self, record: ImportRecord, chunk: list[Row]) -> int:
+        assert record.seq is not None
+        self._repo.write_import_rows(
+            record.location_id,
+            record.seq,
+            [StockRow(product_id=r.product_id, stock_location=r.stock_location, quantity=r.quantity) for r in chunk],
+        )
+        self._repo.record_progress(record.location_id, record.import_id, written_through_line=chunk[-1].line)
+        return chunk[-1].line
+
+    @staticmethod
+    def _imported_event(record: ImportRecord, counts: ImportCounts, now: datetime) -> OutboxEvent:
+        return OutboxEvent(
+            event_id=str(uuid.uuid4()),
+            detail_type=EVENT_IMPORTED,
+            occurred_at=now,
+            detail={
+                "schema_version": SCHEMA_VERSION,
+                "location_id": record.location_id,
+                "occurred_at": iso(now),
+                "import_id": record.import_id,
+                "kind": record.kind.value,
+                "shipments_included_through": record.shipments_included_through,
+                "counts": counts.model_dump(),
+            },
+        )
+
+    # ------------------------------------------------------------------ files dropped in the bucket
+    def file_dropped(self, bucket: str, key: str) -> ImportRecord:
+        """`imports/<location_id>/<kind>/<import_id>.<jsonl|ndjson|csv>[.gz]`: the key names the import."""
+        parts = key.split("/")
+        if len(parts) != 4 or parts[0] != "imports":
+            raise InvalidInput(f"{key!r} is not imports/<location_id>/<kind>/<import_id>.<format>")
+        _, location_id, kind, name = parts
+        import_id = name.split(".", 1)[0]
+        if kind not in ImportKind.__members__.values():
+            raise InvalidInput(f"{kind!r} is not an import kind: initial, full_count or partial")
+        metadata = self._files.metadata(f"s3://{bucket}/{key}")
+        sit = metadata.get("shipments-included-through")
+        request = ImportRequest(
+            import_id=import_id,
+            kind=ImportKind(kind),
+            shipments_included_through=int(sit) if sit else None,
+            force=metadata.get("force", "").lower() == "true",
+            source=f"s3://{bucket}/{key}",
+            location_type=LocationType(metadata["location-type"]) if metadata.get("location-type") else None,
+        )
+        record, _ = self.accept(location_id, request, caller=f"s3://{bucket}")
+        return record
+
+
+__all__ = ["FileFormat", "ImportRequest", "ImportService"]

@@ -1,0 +1,146 @@
+"""Stock imports through the real handlers, on dynalite and moto (S3 and SQS)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from local.stack import LocalAws
+from tests.conftest import FakeContext, http_event, load_handler, sqs_event
+
+pytestmark = pytest.mark.integration
+
+
+def drain_import_queue(local_aws: LocalAws, worker: Any) -> int:
+    """Deliver the import queue to the worker as Lambda would, until it is empty."""
+    sqs = local_aws.client("sqs")
+    url, arn = local_aws.queue_url("ImportQueue"), local_aws.arn("ImportQueue")
+    delivered = 0
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=1).get("Messages", [])
+        if not messages:
+            return delivered
+        result = worker.lambda_handler(sqs_event(messages, arn), FakeContext(remaining_ms=300_000))
+        assert result == {"batchItemFailures": []}
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=messages[0]["ReceiptHandle"])
+        delivered += 1
+
+
+def call(handler: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    response = handler.lambda_handler(http_event(method, path, body), FakeContext())
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_an_inline_import_runs_through_the_queue_and_becomes_visible(local_aws: LocalAws) -> None:
+    imports, worker, stock = load_handler("stock_imports"), load_handler("import_worker"), load_handler("stock")
+    body = {
+        "import_id": "inline-1",
+        "kind": "initial",
+        "location_type": "store",
+        "items": [
+            {"product_id": "SKU/ä 1", "quantity": 5},
+            {"product_id": "sku-2", "quantity": 2, "stock_location": "damaged"},
+        ],
+    }
+
+    status, accepted = call(imports, "POST", "/locations/imp-store/stock-imports", body)
+    assert (status, accepted["status"]) == (202, "accepted")
+    assert call(stock, "GET", "/locations/imp-store/stock/SKU%2F%C3%A4%201")[1]["stock_on_hand"] == 0
+
+    drain_import_queue(local_aws, worker)
+
+    status, done = call(imports, "GET", "/locations/imp-store/stock-imports/inline-1")
+    assert (status, done["status"], done["counts"]) == (200, "completed", {"rows": 2, "applied": 2, "zeroed": 0})
+    status, product = call(stock, "GET", "/locations/imp-store/stock/SKU%2F%C3%A4%201")
+    assert (status, product["product_id"], product["stock_on_hand"]) == (200, "SKU/ä 1", 5)
+    assert product["stock_locations"][0]["base"]["import_id"] == "inline-1"
+    listed = call(stock, "GET", "/locations/imp-store/stock")[1]
+    assert {(i["product_id"], i["stock_on_hand"]) for i in listed["items"]} == {("SKU/ä 1", 5), ("sku-2", 0)}
+    assert call(imports, "POST", "/locations/imp-store/stock-imports", body)[0] == 200
+    body["items"][0]["quantity"] = 6
+    status, refused = call(imports, "POST", "/locations/imp-store/stock-imports", body)
+    assert (status, refused["error"]["code"]) == (409, "import_id_reused")
+
+
+def test_invalid_inline_items_are_refused_with_their_index_and_write_nothing(local_aws: LocalAws) -> None:
+    imports = load_handler("stock_imports")
+    body = {
+        "import_id": "bad-1",
+        "kind": "partial",
+        "location_type": "store",
+        "items": [
+            {"product_id": "a", "quantity": 1},
+            {"product_id": "b", "quantity": 1.5},
+            {"product_id": "c", "quantity": 1, "stock_location": "attic"},
+        ],
+    }
+
+    status, refused = call(imports, "POST", "/locations/imp-bad/stock-imports", body)
+
+    assert status == 422
+    assert {d["field"] for d in refused["error"]["details"]} == {
+        "body.items[1].quantity",
+        "body.items[2].stock_location",
+    }
+    assert call(load_handler("locations"), "GET", "/locations/imp-bad")[0] == 404
+
+
+def test_a_file_dropped_in_the_bucket_starts_its_import(local_aws: LocalAws) -> None:
+    worker, stock = load_handler("import_worker"), load_handler("stock")
+    s3 = local_aws.client("s3")
+    bucket = local_aws.name("ImportBucket")
+    call(load_handler("locations"), "PUT", "/locations/drop-store", {"type": "store"})
+    lines = "product_id,quantity\n" + "".join(f"drop-{n},{n}\n" for n in range(1, 201))
+
+    s3.put_object(
+        Bucket=bucket,
+        Key="imports/drop-store/full_count/count-7.csv",
+        Body=lines.encode(),
+        Metadata={"shipments-included-through": "12"},
+    )
+    drain_import_queue(local_aws, worker)
+
+    status, done = call(load_handler("stock_imports"), "GET", "/locations/drop-store/stock-imports/count-7")
+    assert (status, done["status"], done["shipments_included_through"]) == (200, "completed", 12)
+    assert call(stock, "GET", "/locations/drop-store/stock/drop-150")[1]["stock_on_hand"] == 150
+
+
+def test_a_file_with_a_bad_row_near_its_end_fails_with_that_line_and_changes_nothing(local_aws: LocalAws) -> None:
+    imports, worker, stock = load_handler("stock_imports"), load_handler("import_worker"), load_handler("stock")
+    s3 = local_aws.client("s3")
+    bucket = local_aws.name("ImportBucket")
+    call(
+        imports,
+        "POST",
+        "/locations/bad-file/stock-imports",
+        {
+            "import_id": "first",
+            "kind": "initial",
+            "location_type": "store",
+            "items": [{"product_id": "keep", "quantity": 3}],
+        },
+    )
+    drain_import_queue(local_aws, worker)
+    rows = [json.dumps({"product_id": f"r{n}", "quantity": n}) for n in range(12_000)]
+    rows[11_990] = json.dumps({"product_id": "r11990", "quantity": "many"})
+    s3.put_object(Bucket=bucket, Key="uploads/bad.jsonl", Body="\n".join(rows).encode())
+
+    status, _ = call(
+        imports,
+        "POST",
+        "/locations/bad-file/stock-imports",
+        {"import_id": "second", "kind": "full_count", "source": f"s3://{bucket}/uploads/bad.jsonl"},
+    )
+    assert status == 202
+    drain_import_queue(local_aws, worker)
+
+    failed = call(imports, "GET", "/locations/bad-file/stock-imports/second")[1]
+    assert failed["status"] == "failed"
+    assert [(e["line"], e["code"]) for e in failed["errors"]] == [(11_991, "invalid_quantity")]
+    assert call(stock, "GET", "/locations/bad-file/stock/keep")[1]["stock_on_hand"] == 3
+    assert call(stock, "GET", "/locations/bad-file/stock/r5")[1]["stock_on_hand"] == 0
+    location = call(load_handler("locations"), "GET", "/locations/bad-file")[1]
+    assert location["last_import"]["import_id"] == "second"
+    assert location["last_import"]["status"] == "failed"
