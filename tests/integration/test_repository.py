@@ -110,6 +110,7 @@ def test_a_switched_store_stays_platform_whatever_is_written_after(repo: DynamoD
         "me",
         "renamed",
     )
+    assert location.imports_before_switch == 1  # what makes imported stock uncounted after the switch
     assert len(repo.read_pending((f"LOC#{store}", "LOCATION"))) == 1
 
 

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from local.stack import LocalAws
 from tests.conftest import FakeContext, http_event, load_handler, sqs_event
@@ -144,3 +145,46 @@ def test_a_file_with_a_bad_row_near_its_end_fails_with_that_line_and_changes_not
     location = call(load_handler("locations"), "GET", "/locations/bad-file")[1]
     assert location["last_import"]["import_id"] == "second"
     assert location["last_import"]["status"] == "failed"
+
+
+def test_an_import_step_that_fails_on_every_delivery_fails_the_import_and_frees_the_location(
+    local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given the import bucket's file vanishing under a running import's feet (S3 answers with an
+    error every time), on the queue's last delivery the import fails visibly and another can start."""
+    imports, worker = load_handler("stock_imports"), load_handler("import_worker")
+    body = {
+        "import_id": "doomed",
+        "kind": "initial",
+        "location_type": "store",
+        "items": [{"product_id": "a", "quantity": 1}],
+    }
+    assert call(imports, "POST", "/locations/doomed-store/stock-imports", body)[0] == 202
+    sqs = local_aws.client("sqs")
+    url, arn = local_aws.queue_url("ImportQueue"), local_aws.arn("ImportQueue")
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)["Messages"]
+    step = next(m for m in messages if "doomed" in m["Body"])
+    from inventory import wiring
+    from inventory.errors import TemporarilyUnavailable
+
+    def unreachable(uri: str, size: int = 1024) -> bytes:
+        raise TemporarilyUnavailable("S3 is down")
+
+    monkeypatch.setattr(wiring.import_service()._files, "head", unreachable)
+    event = sqs_event([step], arn)
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "4"
+    with pytest.raises(BatchProcessingError):  # the whole batch failed: the queue delivers it again
+        worker.lambda_handler(event, FakeContext())
+    assert call(imports, "GET", "/locations/doomed-store/stock-imports/doomed")[1]["status"] == "running"
+
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "5"
+    with pytest.raises(BatchProcessingError):  # and its redrive policy moves it to the dead-letter queue
+        worker.lambda_handler(event, FakeContext())
+
+    failed = call(imports, "GET", "/locations/doomed-store/stock-imports/doomed")[1]
+    assert (failed["status"], failed["errors"][0]["code"]) == ("failed", "abandoned")
+    location = call(load_handler("locations"), "GET", "/locations/doomed-store")[1]
+    assert location["last_import"]["status"] == "failed"
+    monkeypatch.undo()
+    body["import_id"] = "next"
+    assert call(imports, "POST", "/locations/doomed-store/stock-imports", body)[0] == 202

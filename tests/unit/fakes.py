@@ -101,6 +101,7 @@ class MemoryRepository:
                 "master_switched_at": now,
                 "master_switched_by": caller,
                 "updated_at": now,
+                "imports_before_switch": self.import_seq.get(location_id),
             }
         )
         self.locations[location_id] = switched

@@ -191,6 +191,9 @@ def test_under_platform_master_only_full_counts_are_accepted(world: World) -> No
             world.imports.accept("s1", ImportRequest(f"x-{kind}", kind, items=items), "tester")
     world.import_inline("i2", ImportKind.FULL_COUNT, {"a": 4})
     assert world.soh("a") == 4
+    location = world.locations.get("s1")
+    assert location.imports_before_switch == 1  # i1 came before the switch, i2 after: counted
+    assert [v.seq for v in location.visible_imports] == [2]
 
 
 def test_an_unknown_location_is_created_when_the_import_names_its_type(world: World) -> None:

@@ -172,3 +172,9 @@ def test_every_route_requires_iam_authorization() -> None:
         for event in function["Properties"].get("Events", {}).values():
             if event["Type"] == "HttpApi":
                 assert "Auth" not in event["Properties"], "no route may opt out of IAM authorization"
+
+
+def test_the_import_worker_knows_when_the_queue_gives_up() -> None:
+    worker_env = FUNCTIONS["ImportWorkerFunction"]["Properties"]["Environment"]["Variables"]
+    redrive = RESOURCES["ImportQueue"]["Properties"]["RedrivePolicy"]
+    assert int(worker_env["IMPORT_MAX_RECEIVES"]) == redrive["maxReceiveCount"]

@@ -123,6 +123,9 @@ class Location(Frozen):
     open_mispick_count_ids: frozenset[str] = frozenset()
     # Which imports' rows are visible, newest last (see docs/data-design.md).
     visible_imports: tuple[VisibleImport, ...] = ()
+    # The last import sequence number before the switch: a base above 0 from any of these imports
+    # is uncounted stock (SPEC.md section 1) until a cycle count or a full_count covers it.
+    imports_before_switch: int | None = None
 
 
 # Stock location types, and whether they count toward stock on hand (SPEC.md section 2).

@@ -180,6 +180,11 @@ class _Update:
         self._set.append(f"{self.name(*path)} = {self.value(value)}")
         return self
 
+    def copy(self, attr: str, source: str) -> _Update:
+        """SET attr = source, in the same write (the value as it is when the write applies)."""
+        self._set.append(f"{self.name(attr)} = {self.name(source)}")
+        return self
+
     def increment(self, attr: str, by: int = 1) -> _Update:
         name = self.name(attr)
         self._set.append(f"{name} = if_not_exists({name}, {self.value(0)}) + {self.value(by)}")
@@ -286,6 +291,7 @@ def _location(item: Mapping[str, Any]) -> Location:
         running_import_id=item.get("running_import_id"),
         last_baseline_import_at=item.get("last_baseline_import_at"),
         open_mispick_count_ids=frozenset(item.get("open_mispick_count_ids", set())),
+        imports_before_switch=item.get("imports_before_switch"),
         visible_imports=tuple(
             VisibleImport.model_validate(meta)
             for _, meta in sorted(item.get("visible_imports", {}).items(), key=lambda entry: int(entry[0]))
@@ -418,6 +424,8 @@ class DynamoDbRepository:
         update = _Update()
         update.set("inventory_master", InventoryMaster.PLATFORM.value)
         update.set("master_switched_at", iso(now)).set("master_switched_by", caller).set("updated_at", iso(now))
+        # Stock whose base comes from these imports is uncounted until a count covers it.
+        update.copy("imports_before_switch", "import_seq")
         update.increment("revision")
         update.record_event(key["pk"], event)
         condition = " AND ".join(

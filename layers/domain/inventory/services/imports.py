@@ -251,6 +251,14 @@ class ImportService:
         )
         return ImportStatus.COMPLETED
 
+    def abandon(self, location_id: str, import_id: str, reason: str) -> None:
+        """Fail an import that will not be run again, so that it releases its location."""
+        record = self._repo.get_import(location_id, import_id)
+        if record is None or record.status in (ImportStatus.COMPLETED, ImportStatus.FAILED):
+            return
+        error = {"line": 0, "code": "abandoned", "message": f"the import failed on every attempt: {reason}"}
+        self._repo.fail_import(location_id, import_id, failed_at=self._clock.now(), errors=[error])
+
     def _write(self, record: ImportRecord, chunk: list[Row]) -> int:
         assert record.seq is not None
         self._repo.write_import_rows(
