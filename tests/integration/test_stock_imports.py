@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
+from inventory.adapters.dynamodb import DynamoDbRepository
+from inventory.models import LedgerEntry, LedgerKind
 from local.stack import LocalAws
 from tests.conftest import FakeContext, http_event, load_handler, sqs_event
 
@@ -29,8 +32,10 @@ def drain_import_queue(local_aws: LocalAws, worker: Any) -> int:
         delivered += 1
 
 
-def call(handler: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    response = handler.lambda_handler(http_event(method, path, body), FakeContext())
+def call(
+    handler: Any, method: str, path: str, body: Any = None, query: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    response = handler.lambda_handler(http_event(method, path, body, query), FakeContext())
     return response["statusCode"], json.loads(response["body"])
 
 
@@ -188,3 +193,60 @@ def test_an_import_step_that_fails_on_every_delivery_fails_the_import_and_frees_
     monkeypatch.undo()
     body["import_id"] = "next"
     assert call(imports, "POST", "/locations/doomed-store/stock-imports", body)[0] == 202
+
+
+def test_under_an_erp_shipments_after_the_import_lower_stock_and_are_explained(
+    local_aws: LocalAws, repo: DynamoDbRepository
+) -> None:
+    """Given shipments recorded through the adapter (as the shipment handler will), stock on hand is
+    the import plus the shipments it did not include, by logical timestamp."""
+    imports, worker, stock = load_handler("stock_imports"), load_handler("import_worker"), load_handler("stock")
+    now = datetime.now(UTC)
+
+    def ship(entry_id: str, timestamp: int, quantity: int, product: str = "erp-1") -> bool:
+        return repo.record_ledger_entry(
+            "erp-store",
+            product,
+            LedgerEntry(
+                entry_id=entry_id,
+                kind=LedgerKind.SHIPMENT,
+                quantity=-quantity,
+                stock_location="main",
+                logical_timestamp=timestamp,
+                applied_at=now,
+                reference=f"shipment-{entry_id}",
+            ),
+        )
+
+    body = {
+        "import_id": "erp-load",
+        "kind": "initial",
+        "location_type": "store",
+        "shipments_included_through": 100,
+        "items": [{"product_id": "erp-1", "quantity": 20}],
+    }
+    assert call(imports, "POST", "/locations/erp-store/stock-imports", body)[0] == 202
+    assert ship("s-99", 99, 3)  # included in the import
+    assert ship("s-101", 101, 2)  # processed while the import ran, after what it includes
+    assert not ship("s-101", 101, 2)  # the same entry again: once
+    drain_import_queue(local_aws, worker)
+    assert ship("s-102", 102, 1)
+    assert ship("s-107", 107, 4, product="never-imported")
+
+    status, explained = call(stock, "GET", "/locations/erp-store/stock/erp-1")
+
+    assert (status, explained["stock_on_hand"]) == (200, 17)
+    assert explained["stock_locations"][0]["base"] == {
+        "import_id": "erp-load",
+        "kind": "initial",
+        "quantity": 20,
+        "shipments_included_through": 100,
+    }
+    assert [e["entry_id"] for e in explained["ledger"]["items"]] == ["s-101", "s-102"]
+    first_page = call(stock, "GET", "/locations/erp-store/stock/erp-1", query={"limit": "1"})[1]["ledger"]
+    assert [e["logical_timestamp"] for e in first_page["items"]] == [101]
+    query = {"limit": "1", "cursor": first_page["next_cursor"]}
+    second_page = call(stock, "GET", "/locations/erp-store/stock/erp-1", query=query)[1]["ledger"]
+    assert ([e["logical_timestamp"] for e in second_page["items"]], second_page["next_cursor"]) == ([102], None)
+    listed = {i["product_id"]: i["stock_on_hand"] for i in call(stock, "GET", "/locations/erp-store/stock")[1]["items"]}
+    assert listed == {"erp-1": 17, "never-imported": -4}

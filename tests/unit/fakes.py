@@ -27,6 +27,7 @@ from inventory.models import (
     ImportRecord,
     ImportStatus,
     InventoryMaster,
+    LedgerEntry,
     Location,
     LocationChanges,
     LocationType,
@@ -57,6 +58,7 @@ class MemoryRepository:
         self.imports: dict[tuple[str, str], ImportRecord] = {}
         self.import_seq: dict[str, int] = {}
         self.rows: dict[tuple[str, int], dict[tuple[str, str], StockRow]] = {}
+        self.ledgers: dict[tuple[str, str], dict[str, LedgerEntry]] = {}
         self.counts: dict[tuple[str, str], CycleCount] = {}
         self.outbox: dict[str, list[OutboxEvent]] = {}
 
@@ -157,6 +159,7 @@ class MemoryRepository:
                     import_id=import_id,
                     kind=record.kind,
                     shipments_included_through=record.shipments_included_through,
+                    accepted_at=record.accepted_at,
                     completed_at=at,
                 )
                 if record.kind.is_baseline:
@@ -223,6 +226,29 @@ class MemoryRepository:
 
     def get_import(self, location_id: str, import_id: str) -> ImportRecord | None:
         return self.imports.get((location_id, import_id))
+
+    # ---- ledgers
+    def record_ledger_entry(self, location_id: str, product_id: str, entry: LedgerEntry) -> bool:
+        ledger = self.ledgers.setdefault((location_id, product_id), {})
+        if entry.entry_id in ledger:
+            return False
+        ledger[entry.entry_id] = entry
+        return True
+
+    def ledger_of(self, location_id: str, product_id: str) -> list[LedgerEntry]:
+        return sorted(
+            self.ledgers.get((location_id, product_id), {}).values(), key=lambda e: (e.applied_at, e.entry_id)
+        )
+
+    def ledgers_page(
+        self, location_id: str, shard: int, after_product: str | None, limit: int
+    ) -> tuple[dict[str, list[LedgerEntry]], bool]:
+        if shard != 0:
+            return {}, False
+        products = sorted((p for (loc, p) in self.ledgers if loc == location_id), key=product_order)
+        if after_product is not None:
+            products = [p for p in products if product_order(p) > product_order(after_product)]
+        return {p: self.ledger_of(location_id, p) for p in products[:limit]}, len(products) > limit
 
     # ---- cycle counts
     def open_cycle_count(self, count: CycleCount) -> CycleCount:

@@ -187,7 +187,36 @@ class VisibleImport(Frozen):
     import_id: str
     kind: ImportKind
     shipments_included_through: int | None = None
+    accepted_at: datetime
     completed_at: datetime
+
+
+class LedgerKind(StrEnum):
+    SHIPMENT = "shipment"
+    HANDOVER = "handover"
+
+    @property
+    def moves_stock_under_erp(self) -> bool:
+        """Under an ERP master only what left the location moves stock between imports."""
+        return self in (LedgerKind.SHIPMENT, LedgerKind.HANDOVER)
+
+
+class LedgerEntry(Frozen):
+    """One movement of a product at a location, in the order the service applied it."""
+
+    entry_id: str  # the id of what caused it (an event's id and line), unique per product
+    kind: LedgerKind
+    quantity: int  # signed: a shipment of 3 is -3
+    stock_location: str
+    logical_timestamp: int | None = None  # shipments and handovers
+    applied_at: datetime
+    reference: str | None = None  # e.g. the shipment id
+
+    def after(self, base: VisibleImport) -> bool:
+        """Whether the import behind a base did not include this entry (SPEC.md section 3)."""
+        if base.shipments_included_through is not None and self.logical_timestamp is not None:
+            return self.logical_timestamp > base.shipments_included_through
+        return self.applied_at > base.accepted_at
 
 
 class StockRow(Frozen):

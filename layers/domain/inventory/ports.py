@@ -15,6 +15,7 @@ from inventory.models import (
     CycleCount,
     ImportCounts,
     ImportRecord,
+    LedgerEntry,
     Location,
     LocationChanges,
     OutboxEvent,
@@ -99,6 +100,24 @@ class ImportRepository(Protocol):
         self, location_id: str, seq: int, shard: int, after_product: str | None, limit: int
     ) -> tuple[list[StockRow], bool]:
         """Rows of one import in one shard, in product order after `after_product`; and whether more follow."""
+        ...
+
+
+class LedgerRepository(Protocol):
+    """Each product's movements between bases (shipments and handovers today)."""
+
+    def record_ledger_entry(self, location_id: str, product_id: str, entry: LedgerEntry) -> bool:
+        """Add the entry once (by `entry_id`); False when it was there already."""
+        ...
+
+    def ledger_of(self, location_id: str, product_id: str) -> list[LedgerEntry]:
+        """The product's entries, in the order the service applied them."""
+        ...
+
+    def ledgers_page(
+        self, location_id: str, shard: int, after_product: str | None, limit: int
+    ) -> tuple[dict[str, list[LedgerEntry]], bool]:
+        """The ledgers of one shard's products in product order after `after_product`; and whether more follow."""
         ...
 
 

@@ -51,6 +51,7 @@ from inventory.models import (
     ImportRecord,
     ImportStatus,
     InventoryMaster,
+    LedgerEntry,
     Location,
     LocationChanges,
     LocationType,
@@ -112,6 +113,10 @@ def import_row_key(location_id: str, seq: int, product_id: str, stock_location: 
         "pk": f"IMP#{location_id}#{seq}#S{product_shard(product_id):02d}",
         "sk": f"P#{product_order(product_id)}#{stock_location}",
     }
+
+
+def counters_key(location_id: str, product_id: str) -> dict[str, str]:
+    return {"pk": f"LOC#{location_id}#S{product_shard(product_id):02d}", "sk": f"P#{product_order(product_id)}"}
 
 
 def _stock_row(item: Mapping[str, Any]) -> StockRow:
@@ -527,6 +532,7 @@ class DynamoDbRepository:
             import_id=record.import_id,
             kind=record.kind,
             shipments_included_through=record.shipments_included_through,
+            accepted_at=record.accepted_at,
             completed_at=completed_at,
         ).model_dump(mode="json")
         if record.kind.is_baseline:
@@ -629,6 +635,56 @@ class DynamoDbRepository:
                 Limit=limit,
             )
         return [_stock_row(item) for item in response.get("Items", [])], "LastEvaluatedKey" in response
+
+    # ------------------------------------------------------------ product counters
+    def record_ledger_entry(self, location_id: str, product_id: str, entry: LedgerEntry) -> bool:
+        """Add `entry` to the product's ledger, once: False when an entry with its id is there."""
+        key = counters_key(location_id, product_id)
+        stored = entry.model_dump(mode="json", exclude={"entry_id"}, exclude_none=True)
+        update = _Update().set_path(("ledger", entry.entry_id), stored).set("product_id", product_id)
+        ledger, this_entry = update.name("ledger"), update.name("ledger", entry.entry_id)
+        if self._update(update, key, f"attribute_exists({ledger}) AND attribute_not_exists({this_entry})"):
+            return True
+        # The product's first entry creates its ledger; if the ledger exists, this entry is a repeat.
+        first = _Update().set("ledger", {entry.entry_id: stored}).set("product_id", product_id)
+        return self._update(first, key, f"attribute_not_exists({first.name('ledger')})") is not None
+
+    def ledger_of(self, location_id: str, product_id: str) -> list[LedgerEntry]:
+        """The product's ledger, in the order the service applied it."""
+        item = self._get(counters_key(location_id, product_id)) or {}
+        entries = [
+            LedgerEntry.model_validate({"entry_id": entry_id, **stored})
+            for entry_id, stored in item.get("ledger", {}).items()
+        ]
+        return sorted(entries, key=lambda e: (e.applied_at, e.entry_id))
+
+    def ledgers_page(
+        self, location_id: str, shard: int, after_product: str | None, limit: int
+    ) -> tuple[dict[str, list[LedgerEntry]], bool]:
+        """The ledgers of one shard's products, in product order after `after_product`; and whether more follow."""
+        names = {"#pk": "pk"}
+        values: dict[str, Any] = {":pk": f"LOC#{location_id}#S{shard:02d}"}
+        condition = "#pk = :pk"
+        if after_product is not None:
+            names["#sk"] = "sk"
+            values[":after"] = f"P#{product_order(after_product)}#\uffff"
+            condition += " AND #sk > :after"
+        with _translated():
+            response = self.client.query(
+                TableName=self._table,
+                KeyConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_to_ddb(values),
+                ConsistentRead=True,
+                Limit=limit,
+            )
+        ledgers: dict[str, list[LedgerEntry]] = {}
+        for raw in response.get("Items", []):
+            item = _from_ddb(raw)
+            if "ledger" in item:
+                entries = [LedgerEntry.model_validate({"entry_id": k, **v}) for k, v in item["ledger"].items()]
+                ledgers[item["product_id"]] = sorted(entries, key=lambda e: (e.applied_at, e.entry_id))
+        return ledgers, "LastEvaluatedKey" in response
 
     # ------------------------------------------------------------ cycle counts
     def open_cycle_count(self, count: CycleCount) -> CycleCount:

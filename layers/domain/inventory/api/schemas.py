@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -18,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from inventory.errors import InvalidInput
 from inventory.models import (
     CLIENT_ID_PATTERN,
     MAIN,
@@ -28,6 +31,7 @@ from inventory.models import (
     ImportStatus,
     ImportSummary,
     InventoryMaster,
+    LedgerEntry,
     Location,
     LocationChanges,
     LocationType,
@@ -241,11 +245,13 @@ class ProductStockOut(Reply):
 
 
 class LedgerEntryOut(Reply):
+    entry_id: str
     kind: str
     quantity: int
     stock_location: str
+    logical_timestamp: int | None
     applied_at: UtcTime
-    reference: str | None = None
+    reference: str | None
 
 
 class LedgerPage(Reply):
@@ -257,16 +263,45 @@ class ProductStockExplained(Reply):
     product_id: str
     stock_on_hand: int
     stock_locations: list[StockLocationExplained]
-    ledger: LedgerPage
+    ledger: LedgerPage = Field(description="The entries since each stock location's base, in the order applied")
 
     @classmethod
-    def of(cls, stock: ProductStock) -> ProductStockExplained:
+    def of(cls, stock: ProductStock, limit: int, cursor: str | None) -> ProductStockExplained:
+        entries = stock.ledger
+        if cursor is not None:
+            entries = [e for e in entries if _ledger_position(e) > _decode_ledger_cursor(cursor)]
+        page = entries[:limit]
+        more = len(entries) > limit
         return cls(
             product_id=stock.product_id,
             stock_on_hand=stock.stock_on_hand,
             stock_locations=[StockLocationExplained.model_validate(asdict(f)) for f in stock.stock_locations],
-            ledger=LedgerPage(items=[], next_cursor=None),
+            ledger=LedgerPage(
+                items=[LedgerEntryOut.model_validate(e.model_dump()) for e in page],
+                next_cursor=_encode_ledger_cursor(page[-1]) if more and page else None,
+            ),
         )
+
+
+def _ledger_position(entry: LedgerEntry) -> tuple[str, str]:
+    return iso(entry.applied_at), entry.entry_id
+
+
+def _encode_ledger_cursor(entry: LedgerEntry) -> str:
+    return base64.urlsafe_b64encode(json.dumps(_ledger_position(entry)).encode()).decode().rstrip("=")
+
+
+def _decode_ledger_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        applied_at, entry_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if isinstance(applied_at, str) and isinstance(entry_id, str):
+            return applied_at, entry_id
+    except (ValueError, TypeError, UnicodeDecodeError):
+        pass
+    raise InvalidInput(
+        "the cursor is not one this list returned",
+        details=[{"field": "query.cursor", "code": "invalid_cursor", "message": "use next_cursor as returned"}],
+    )
 
 
 class StockList(Reply):

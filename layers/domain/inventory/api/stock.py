@@ -40,7 +40,10 @@ def list_stock(
     tags=["stock"],
 )
 def get_product_stock(
-    location_id: LocationId, product_id: Annotated[str, Path(min_length=1, max_length=1024)]
+    location_id: LocationId,
+    product_id: Annotated[str, Path(min_length=1, max_length=1024)],
+    limit: Annotated[int, Query(ge=1, le=1000, description="ledger entries per page")] = 100,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> ProductStockExplained:
     decoded = unquote(product_id)
     if not 1 <= len(decoded) <= 128 or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in decoded):
@@ -54,4 +57,4 @@ def get_product_stock(
                 }
             ],
         )
-    return ProductStockExplained.of(stock_service().product(location_id, decoded))
+    return ProductStockExplained.of(stock_service().product(location_id, decoded), limit, cursor)

@@ -7,12 +7,21 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from inventory.errors import InvalidInput, NotFound
-from inventory.models import STOCK_LOCATIONS, ImportKind, Location, Page, StockRow, VisibleImport, product_order
-from inventory.ports import ImportRepository, LocationRepository
+from inventory.models import (
+    STOCK_LOCATIONS,
+    ImportKind,
+    LedgerEntry,
+    Location,
+    Page,
+    StockRow,
+    VisibleImport,
+    product_order,
+)
+from inventory.ports import ImportRepository, LedgerRepository, LocationRepository
 
 SHARDS = 32
 
@@ -38,34 +47,54 @@ class ProductStock:
     product_id: str
     stock_on_hand: int
     stock_locations: list[StockLocationFigure]
+    ledger: list[LedgerEntry] = field(default_factory=list)  # the entries since each base, applied order
 
 
 def product_stock(
-    product_id: str, visible: Sequence[VisibleImport], rows: Mapping[int, Sequence[StockRow]]
+    product_id: str,
+    visible: Sequence[VisibleImport],
+    rows: Mapping[int, Sequence[StockRow]],
+    ledger: Sequence[LedgerEntry] = (),
 ) -> ProductStock:
-    """The figures of one product from the rows each visible import holds for it.
+    """The figures of one product under an ERP master (SPEC.md section 3).
 
     Per stock location, the newest visible import with a row gives the base; when none has one and
-    a whole-location import is visible, that import's absence of a row is a base of 0.
+    a whole-location import is visible, that import's absence of a row is a base of 0. Stock on hand
+    is the base plus the shipments and handovers the base's import did not include.
     """
     newest_first = sorted(visible, key=lambda v: v.seq, reverse=True)
     baseline = next((v for v in newest_first if v.kind.is_baseline), None)
-    figures: dict[str, StockLocationFigure] = {}
+    bases: dict[str, tuple[VisibleImport, int]] = {}
     for imported in newest_first:
         for row in rows.get(imported.seq, ()):
-            if row.stock_location not in figures:
-                base = Base(imported.import_id, imported.kind, row.quantity, imported.shipments_included_through)
-                figures[row.stock_location] = StockLocationFigure(
-                    row.stock_location, row.quantity, STOCK_LOCATIONS.get(row.stock_location, False), base
-                )
-    if not figures and baseline is not None:
-        base = Base(baseline.import_id, baseline.kind, 0, baseline.shipments_included_through)
-        figures["main"] = StockLocationFigure("main", 0, True, base)
-    ordered = sorted(figures.values(), key=lambda f: (f.stock_location != "main", f.stock_location))
-    return ProductStock(product_id, sum(f.quantity for f in ordered if f.salable), ordered)
+            bases.setdefault(row.stock_location, (imported, row.quantity))
+    moved = {entry.stock_location for entry in ledger if entry.kind.moves_stock_under_erp}
+    if baseline is not None:
+        for stock_location in moved | ({"main"} if not bases else set()):
+            bases.setdefault(stock_location, (baseline, 0))
+    since: list[LedgerEntry] = []
+    figures = []
+    for stock_location in sorted(bases.keys() | moved, key=lambda name: (name != "main", name)):
+        imported_base = bases.get(stock_location)
+        entries = [
+            e
+            for e in ledger
+            if e.stock_location == stock_location
+            and e.kind.moves_stock_under_erp
+            and (imported_base is None or e.after(imported_base[0]))
+        ]
+        since += entries
+        quantity = (imported_base[1] if imported_base else 0) + sum(e.quantity for e in entries)
+        base = None
+        if imported_base is not None:
+            source, base_quantity = imported_base
+            base = Base(source.import_id, source.kind, base_quantity, source.shipments_included_through)
+        figures.append(StockLocationFigure(stock_location, quantity, STOCK_LOCATIONS.get(stock_location, False), base))
+    since.sort(key=lambda e: (e.applied_at, e.entry_id))
+    return ProductStock(product_id, sum(f.quantity for f in figures if f.salable), figures, since)
 
 
-class StockReadRepositories(ImportRepository, LocationRepository, Protocol):
+class StockReadRepositories(ImportRepository, LocationRepository, LedgerRepository, Protocol):
     """What reading stock needs of storage (the DynamoDB adapter is both)."""
 
 
@@ -83,15 +112,14 @@ class StockService:
         location = self._location(location_id)
         seqs = [v.seq for v in location.visible_imports]
         rows = self._repo.import_rows_of_product(location_id, seqs, product_id) if seqs else {}
-        return product_stock(product_id, location.visible_imports, rows)
+        return product_stock(product_id, location.visible_imports, rows, self._repo.ledger_of(location_id, product_id))
 
     def page(self, location_id: str, limit: int, cursor: str | None) -> Page[ProductStock]:
         """Every product a visible import holds a row for, shard by shard, in key order."""
         location = self._location(location_id)
         shard, after = _decode_cursor(cursor) if cursor else (0, None)
         items: list[ProductStock] = []
-        seqs = [v.seq for v in location.visible_imports]
-        while seqs and shard < SHARDS and len(items) < limit:
+        while shard < SHARDS and len(items) < limit:
             products, complete = self._shard_page(
                 location_id, location.visible_imports, shard, after, limit - len(items)
             )
@@ -102,8 +130,7 @@ class StockService:
                 raise RuntimeError(f"no progress reading shard {shard} of {location_id!r}")
             if complete:
                 shard, after = shard + 1, None
-        more = bool(seqs) and shard < SHARDS
-        return Page(items=items, next_cursor=_encode_cursor(shard, after) if more else None)
+        return Page(items=items, next_cursor=_encode_cursor(shard, after) if shard < SHARDS else None)
 
     def _shard_page(
         self, location_id: str, visible: Sequence[VisibleImport], shard: int, after: str | None, limit: int
@@ -111,14 +138,24 @@ class StockService:
         """Up to `limit` products of one shard after `after`; and whether the shard is done."""
         page = max(limit * 4, 100)
         by_seq: dict[int, list[StockRow]] = {}
-        bound: str | None = None  # rows at or past this product may continue on a later page
+        bound: str | None = None  # products at or past this one may continue on a later page
+
+        def bounded_by(last_product: str) -> None:
+            nonlocal bound
+            last = product_order(last_product)
+            bound = last if bound is None else min(bound, last)
+
         for imported in visible:
             rows, more = self._repo.import_rows_page(location_id, imported.seq, shard, after, page)
             by_seq[imported.seq] = rows
             if more and rows:
-                last = product_order(rows[-1].product_id)
-                bound = last if bound is None else min(bound, last)
-        products = sorted({row.product_id for rows in by_seq.values() for row in rows}, key=product_order)
+                bounded_by(rows[-1].product_id)
+        ledgers, more = self._repo.ledgers_page(location_id, shard, after, page)
+        if more and ledgers:
+            bounded_by(max(ledgers, key=product_order))
+        products = sorted(
+            {row.product_id for rows in by_seq.values() for row in rows} | ledgers.keys(), key=product_order
+        )
         if bound is not None:
             products = [p for p in products if product_order(p) < bound]
         taken = products[:limit]
@@ -127,6 +164,7 @@ class StockService:
                 product,
                 visible,
                 {seq: [r for r in rows if r.product_id == product] for seq, rows in by_seq.items()},
+                ledgers.get(product, ()),
             )
             for product in taken
         ]
