@@ -93,7 +93,10 @@ def test_a_file_import_completes_a_full_count_zeroes_what_it_omits_and_a_repeat_
     assert (
         post_import(stack, "e2e-imports", {"import_id": "e2e-count", "kind": "full_count", "source": count})[0] == 202
     )
-    assert wait_for(stack, "e2e-imports", "e2e-count", finished)["status"] == "completed"
+    counted = wait_for(stack, "e2e-imports", "e2e-count", finished)
+    assert counted["status"] == "completed"
+    # e2e-000000 to e2e-000999 are omitted; those with n % 97 == 0 held no stock
+    assert counted["counts"] == {"rows": ROWS - 1_000, "applied": ROWS - 1_000, "zeroed": 1_000 - 11}
     assert [soh(stack, "e2e-imports", f"e2e-{n:06d}") for n in (5, 999, 1_000, ROWS - 1)] == [0, 0, 1, 1]
     explained = stack.api.call("GET", "/locations/e2e-imports/stock/e2e-000005")[1]
     assert explained["stock_locations"][0]["base"]["import_id"] == "e2e-count"

@@ -7,7 +7,7 @@ tests free of sockets.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 from inventory.errors import (
@@ -52,6 +52,7 @@ class FixedClock:
 
 class MemoryRepository:
     shards = 1
+    product_shards = 1
 
     def __init__(self) -> None:
         self.locations: dict[str, Location] = {}
@@ -210,6 +211,9 @@ class MemoryRepository:
             ]
             for seq in seqs
         }
+
+    def import_rows_of_shard(self, location_id: str, seq: int, shard: int) -> Iterator[StockRow]:
+        return iter(self.rows.get((location_id, seq), {}).values() if shard == 0 else ())
 
     def import_rows_page(
         self, location_id: str, seq: int, shard: int, after_product: str | None, limit: int

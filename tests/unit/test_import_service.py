@@ -100,9 +100,10 @@ def test_a_full_count_zeroes_what_it_omits_and_a_partial_changes_only_its_rows(w
     world.import_inline("i2", ImportKind.PARTIAL, {"b": 1})
     assert [world.soh(p) for p in "abc"] == [5, 1, 7]
 
-    world.import_inline("i3", ImportKind.FULL_COUNT, {"c": 9})
+    world.import_inline("i3", ImportKind.FULL_COUNT, {"c": 9, "d": 0})
 
     assert [world.soh(p) for p in "abc"] == [0, 0, 9]
+    assert world.imports.status("s1", "i3").counts.zeroed == 2  # a and b held stock; c is listed
     explained = world.stock.product("s1", "a")
     assert explained.stock_locations[0].base is not None
     assert explained.stock_locations[0].base.import_id == "i3"

@@ -6,7 +6,7 @@ tests implement them in memory.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import BinaryIO, Protocol
 
@@ -53,6 +53,8 @@ class LocationRepository(Protocol):
 
 
 class ImportRepository(Protocol):
+    product_shards: int  # the partitions each location's products, and each import's rows, are spread over
+
     def begin_import(self, record: ImportRecord) -> ImportRecord:
         """Claim the location for this import and record it with the location's next sequence
         number; ImportInProgress if another runs, ImportIdReused if the id exists."""
@@ -94,6 +96,10 @@ class ImportRepository(Protocol):
         self, location_id: str, seqs: Sequence[int], product_id: str
     ) -> dict[int, list[StockRow]]:
         """The rows each of these imports holds for one product."""
+        ...
+
+    def import_rows_of_shard(self, location_id: str, seq: int, shard: int) -> Iterator[StockRow]:
+        """Every row of one import in one shard."""
         ...
 
     def import_rows_page(

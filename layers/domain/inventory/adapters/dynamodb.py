@@ -318,6 +318,7 @@ class DynamoDbRepository:
     """Implements LocationRepository, ImportRepository, CycleCountRepository and OutboxStore."""
 
     shards = OUTBOX_SHARDS
+    product_shards = PRODUCT_SHARDS
 
     def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
         self._table = table_name
@@ -614,6 +615,25 @@ class DynamoDbRepository:
                 items = self.client.query(**request).get("Items", [])
             rows[seq] = [_stock_row(item) for item in items]
         return rows
+
+    def import_rows_of_shard(self, location_id: str, seq: int, shard: int) -> Iterator[StockRow]:
+        start: dict[str, Any] | None = None
+        while True:
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": "#pk = :pk",
+                "ExpressionAttributeNames": {"#pk": "pk"},
+                "ExpressionAttributeValues": _to_ddb({":pk": f"IMP#{location_id}#{seq}#S{shard:02d}"}),
+                "ConsistentRead": True,
+            }
+            if start:
+                request["ExclusiveStartKey"] = start
+            with _translated():
+                response = self.client.query(**request)
+            yield from (_stock_row(item) for item in response.get("Items", []))
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return
 
     def import_rows_page(
         self, location_id: str, seq: int, shard: int, after_product: str | None, limit: int

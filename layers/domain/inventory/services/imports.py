@@ -245,11 +245,31 @@ class ImportService:
             return ImportStatus.FAILED
         if chunk:
             self._write(record, chunk)
+        counts = counts.model_copy(update={"zeroed": self._zeroed_by(record)})
         now = self._clock.now()
         self._repo.complete_import(
             location_id, import_id, completed_at=now, counts=counts, event=self._imported_event(record, counts, now)
         )
         return ImportStatus.COMPLETED
+
+    def _zeroed_by(self, record: ImportRecord) -> int:
+        """How many rows (product and stock location) held stock and are absent from this
+        initial or full_count import, which sets them to 0. Read shard by shard, never whole."""
+        location = self._repo.get_location(record.location_id)
+        if not record.kind.is_baseline or location is None or not location.visible_imports:
+            return 0
+        zeroed = 0
+        for shard in range(self._repo.product_shards):
+            present = {
+                (r.product_id, r.stock_location)
+                for r in self._repo.import_rows_of_shard(record.location_id, record.seq or 0, shard)
+            }
+            before: dict[tuple[str, str], int] = {}
+            for visible in location.visible_imports:  # oldest first: later imports overwrite
+                for row in self._repo.import_rows_of_shard(record.location_id, visible.seq, shard):
+                    before[(row.product_id, row.stock_location)] = row.quantity
+            zeroed += sum(1 for pair, quantity in before.items() if quantity > 0 and pair not in present)
+        return zeroed
 
     def abandon(self, location_id: str, import_id: str, reason: str) -> None:
         """Fail an import that will not be run again, so that it releases its location."""

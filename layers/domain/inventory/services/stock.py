@@ -23,8 +23,6 @@ from inventory.models import (
 )
 from inventory.ports import ImportRepository, LedgerRepository, LocationRepository
 
-SHARDS = 32
-
 
 @dataclass(frozen=True)
 class Base:
@@ -117,9 +115,10 @@ class StockService:
     def page(self, location_id: str, limit: int, cursor: str | None) -> Page[ProductStock]:
         """Every product a visible import holds a row for, shard by shard, in key order."""
         location = self._location(location_id)
-        shard, after = _decode_cursor(cursor) if cursor else (0, None)
+        shard, after = _decode_cursor(cursor, self._repo.product_shards) if cursor else (0, None)
         items: list[ProductStock] = []
-        while shard < SHARDS and len(items) < limit:
+        shards = self._repo.product_shards
+        while shard < shards and len(items) < limit:
             products, complete = self._shard_page(
                 location_id, location.visible_imports, shard, after, limit - len(items)
             )
@@ -130,7 +129,7 @@ class StockService:
                 raise RuntimeError(f"no progress reading shard {shard} of {location_id!r}")
             if complete:
                 shard, after = shard + 1, None
-        return Page(items=items, next_cursor=_encode_cursor(shard, after) if shard < SHARDS else None)
+        return Page(items=items, next_cursor=_encode_cursor(shard, after) if shard < shards else None)
 
     def _shard_page(
         self, location_id: str, visible: Sequence[VisibleImport], shard: int, after: str | None, limit: int
@@ -176,7 +175,7 @@ def _encode_cursor(shard: int, after: str | None) -> str:
     return base64.urlsafe_b64encode(json.dumps([shard, after]).encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[int, str | None]:
+def _decode_cursor(cursor: str, shards: int) -> tuple[int, str | None]:
     invalid = InvalidInput(
         "the cursor is not one this list returned",
         details=[{"field": "query.cursor", "code": "invalid_cursor", "message": "use next_cursor as returned"}],
@@ -185,6 +184,6 @@ def _decode_cursor(cursor: str) -> tuple[int, str | None]:
         shard, after = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as error:
         raise invalid from error
-    if not isinstance(shard, int) or not 0 <= shard < SHARDS or not (after is None or isinstance(after, str)):
+    if not isinstance(shard, int) or not 0 <= shard < shards or not (after is None or isinstance(after, str)):
         raise invalid
     return shard, after
