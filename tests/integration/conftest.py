@@ -40,6 +40,8 @@ def handler_environment(local_aws: LocalAws) -> Iterator[dict[str, str]]:
         wiring.import_service,
         wiring.stock_service,
         wiring.dead_letters,
+        wiring.shipment_service,
+        wiring.shipment_dead_letters,
     ):
         cached.cache_clear()
     yield env

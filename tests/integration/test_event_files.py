@@ -37,6 +37,8 @@ SCENARIO: list[tuple[str, Any]] = [
     ("stock_get", 200),
     ("stock_list", 200),
     ("import_worker_file_dropped", NO_FAILURES),
+    ("shipments_shipped_and_handed_over", NO_FAILURES),
+    ("shipments_poison_record", NO_FAILURES),  # dead-lettered with its reason, and acknowledged
     ("api_docs_openapi", 200),
     ("api_docs_not_found", 404),
     ("outbox_relay_scheduled", None),

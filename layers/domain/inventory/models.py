@@ -211,6 +211,7 @@ class LedgerEntry(Frozen):
     logical_timestamp: int | None = None  # shipments and handovers
     applied_at: datetime
     reference: str | None = None  # e.g. the shipment id
+    source_hash: str | None = None  # of the event that caused it: the same id with another body is refused
 
     def after(self, base: VisibleImport) -> bool:
         """Whether the import behind a base did not include this entry (SPEC.md section 3)."""

@@ -12,6 +12,7 @@ from inventory.adapters.sqs import SqsWorkQueue
 from inventory.services.imports import ImportService
 from inventory.services.locations import LocationService
 from inventory.services.outbox import OutboxRelay
+from inventory.services.shipments import ShipmentService
 from inventory.services.stock import StockService
 from inventory.settings import get_settings
 
@@ -53,3 +54,13 @@ def stock_service() -> StockService:
 def dead_letters() -> SqsWorkQueue:
     """Where records that can never succeed go, with their reason."""
     return SqsWorkQueue(get_settings().dead_letter_queue_url)
+
+
+@lru_cache(maxsize=1)
+def shipment_service() -> ShipmentService:
+    return ShipmentService(repository(), SystemClock())
+
+
+@lru_cache(maxsize=1)
+def shipment_dead_letters() -> SqsWorkQueue:
+    return SqsWorkQueue(get_settings().shipment_dead_letter_queue_url)

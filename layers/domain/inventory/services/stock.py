@@ -8,6 +8,7 @@ import binascii
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from inventory.errors import InvalidInput, NotFound
@@ -53,13 +54,22 @@ def product_stock(
     visible: Sequence[VisibleImport],
     rows: Mapping[int, Sequence[StockRow]],
     ledger: Sequence[LedgerEntry] = (),
+    switched_at: datetime | None = None,
 ) -> ProductStock:
     """The figures of one product under an ERP master (SPEC.md section 3).
 
     Per stock location, the newest visible import with a row gives the base; when none has one and
     a whole-location import is visible, that import's absence of a row is a base of 0. Stock on hand
-    is the base plus the shipments and handovers the base's import did not include.
+    is the base plus the shipments and handovers the base's import did not include. After a switch
+    to platform master, the base an earlier import gave is the switch's (it took the figure of that
+    moment), so every entry applied after the switch counts.
     """
+
+    def after(entry: LedgerEntry, base: VisibleImport) -> bool:
+        if switched_at is not None and base.accepted_at <= switched_at < entry.applied_at:
+            return True
+        return entry.after(base)
+
     newest_first = sorted(visible, key=lambda v: v.seq, reverse=True)
     baseline = next((v for v in newest_first if v.kind.is_baseline), None)
     bases: dict[str, tuple[VisibleImport, int]] = {}
@@ -79,7 +89,7 @@ def product_stock(
             for e in ledger
             if e.stock_location == stock_location
             and e.kind.moves_stock_under_erp
-            and (imported_base is None or e.after(imported_base[0]))
+            and (imported_base is None or after(e, imported_base[0]))
         ]
         since += entries
         quantity = (imported_base[1] if imported_base else 0) + sum(e.quantity for e in entries)
@@ -110,7 +120,8 @@ class StockService:
         location = self._location(location_id)
         seqs = [v.seq for v in location.visible_imports]
         rows = self._repo.import_rows_of_product(location_id, seqs, product_id) if seqs else {}
-        return product_stock(product_id, location.visible_imports, rows, self._repo.ledger_of(location_id, product_id))
+        ledger = self._repo.ledger_of(location_id, product_id)
+        return product_stock(product_id, location.visible_imports, rows, ledger, location.master_switched_at)
 
     def page(self, location_id: str, limit: int, cursor: str | None) -> Page[ProductStock]:
         """Every product a visible import holds a row for, shard by shard, in key order."""
@@ -119,9 +130,7 @@ class StockService:
         items: list[ProductStock] = []
         shards = self._repo.product_shards
         while shard < shards and len(items) < limit:
-            products, complete = self._shard_page(
-                location_id, location.visible_imports, shard, after, limit - len(items)
-            )
+            products, complete = self._shard_page(location, shard, after, limit - len(items))
             items += products
             if products:
                 after = products[-1].product_id
@@ -132,9 +141,10 @@ class StockService:
         return Page(items=items, next_cursor=_encode_cursor(shard, after) if shard < shards else None)
 
     def _shard_page(
-        self, location_id: str, visible: Sequence[VisibleImport], shard: int, after: str | None, limit: int
+        self, location: Location, shard: int, after: str | None, limit: int
     ) -> tuple[list[ProductStock], bool]:
         """Up to `limit` products of one shard after `after`; and whether the shard is done."""
+        location_id, visible = location.location_id, location.visible_imports
         page = max(limit * 4, 100)
         by_seq: dict[int, list[StockRow]] = {}
         bound: str | None = None  # products at or past this one may continue on a later page
@@ -164,6 +174,7 @@ class StockService:
                 visible,
                 {seq: [r for r in rows if r.product_id == product] for seq, rows in by_seq.items()},
                 ledgers.get(product, ()),
+                location.master_switched_at,
             )
             for product in taken
         ]

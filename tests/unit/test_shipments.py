@@ -1,0 +1,112 @@
+"""Shipments and handovers: parsed strictly, applied once per line, refused when they can never succeed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from inventory.api.events import parse_shipment
+from inventory.errors import InvalidInput
+from inventory.models import ImportKind, InventoryMaster, LedgerKind
+from inventory.services.shipments import EventIdReused, ShipmentService
+from tests.unit.test_import_service import World
+
+
+def bus_message(
+    detail: dict[str, Any], detail_type: str = "Fulfillment Items Shipped", source: str = "fulfilment"
+) -> str:
+    return json.dumps({"version": "0", "id": "x", "detail-type": detail_type, "source": source, "detail": detail})
+
+
+def shipment(event_id: str = "ev-1", **changes: Any) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "location_id": "s1",
+        "shipment_id": "sh-1",
+        "logical_timestamp": 11,
+        "occurred_at": "2026-11-27T09:00:00Z",
+        "items": [{"product_id": "a", "quantity": 2}, {"product_id": "b", "quantity": 1, "allocation_id": "al-1"}],
+    } | changes
+
+
+def test_each_line_leaves_main_stock_once_whatever_the_redeliveries() -> None:
+    world = World()
+    world.import_inline("i1", ImportKind.INITIAL, {"a": 5, "b": 5}, shipments_included_through=10)
+    service = ShipmentService(world.repo, world.clock)
+    message = bus_message(shipment())
+
+    first = service.apply(parse_shipment(message))
+    again = service.apply(parse_shipment(message))
+
+    assert (first.lines, again.lines, again.repeated) == (2, 0, 2)
+    assert (world.soh("a"), world.soh("b")) == (3, 4)
+
+
+def test_a_handover_is_a_handover_and_an_included_shipment_changes_nothing() -> None:
+    world = World()
+    world.import_inline("i1", ImportKind.INITIAL, {"a": 5}, shipments_included_through=10)
+    service = ShipmentService(world.repo, world.clock)
+
+    handover = parse_shipment(bus_message(shipment(logical_timestamp=9), "Fulfillment Items Handed Over"))
+    service.apply(handover)
+
+    assert handover.kind is LedgerKind.HANDOVER
+    assert world.soh("a") == 5  # the import already included timestamp 9
+
+
+def test_after_the_switch_every_shipment_counts() -> None:
+    world = World()
+    world.import_inline("i1", ImportKind.INITIAL, {"a": 5}, shipments_included_through=10)
+    world.locations.switch("s1", InventoryMaster.PLATFORM, "tester")
+    world.clock.advance(seconds=1)
+
+    ShipmentService(world.repo, world.clock).apply(parse_shipment(bus_message(shipment(logical_timestamp=3))))
+
+    assert world.soh("a") == 3  # the switch's base took the figure of that moment
+
+
+def test_the_same_event_id_with_another_body_is_refused() -> None:
+    world = World()
+    service = ShipmentService(world.repo, world.clock)
+    service.apply(parse_shipment(bus_message(shipment())))
+
+    with pytest.raises(EventIdReused):
+        service.apply(parse_shipment(bus_message(shipment(logical_timestamp=12))))
+
+
+def test_an_unknown_location_can_never_succeed() -> None:
+    world = World()
+    with pytest.raises(InvalidInput):
+        ShipmentService(world.repo, world.clock).apply(parse_shipment(bus_message(shipment(location_id="nowhere"))))
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        (bus_message(shipment(items=[{"product_id": "a", "quantity": 0}])), "detail.items[0].quantity"),
+        (bus_message(shipment(items=[{"product_id": "a", "quantity": 1.5}])), "detail.items[0].quantity"),
+        (bus_message(shipment(items=[])), "detail.items"),
+        (bus_message({k: v for k, v in shipment().items() if k != "event_id"}), "detail.event_id"),
+        (bus_message(shipment(logical_timestamp="11")), "detail.logical_timestamp"),
+        (bus_message(shipment(location_id="bad id")), "detail.location_id"),
+    ],
+)
+def test_invalid_events_are_refused_naming_the_field(message: str, field: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        parse_shipment(message)
+    assert field in {d["field"] for d in refused.value.details}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "not json",
+        bus_message(shipment(), detail_type="Stock Imported"),
+        bus_message(shipment(), source="inventory-master"),
+    ],
+)
+def test_messages_that_are_not_shipments_are_refused(message: str) -> None:
+    with pytest.raises(InvalidInput):
+        parse_shipment(message)
