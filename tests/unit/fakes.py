@@ -322,6 +322,9 @@ class MemoryFiles:
         self.objects[uri] = data
         return uri
 
+    def holds(self, uri: str) -> bool:
+        return uri.startswith("s3://imports/")
+
     def open(self, uri: str) -> io.BytesIO:
         if uri not in self.objects:
             raise InvalidInput(f"{uri} does not exist")

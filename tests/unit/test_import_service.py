@@ -223,6 +223,14 @@ def test_a_dropped_file_names_its_import_by_its_key(world: World) -> None:
     assert world.soh("q") == 5
     with pytest.raises(InvalidInput):
         world.imports.file_dropped("imports", "imports/s1/weekly/x.csv")
+    with pytest.raises(InvalidInput):
+        world.imports.file_dropped("imports", "imports/bad#store/partial/x.csv")
+
+
+def test_a_source_outside_the_import_bucket_is_refused(world: World) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        world.imports.accept("s1", ImportRequest("i1", ImportKind.PARTIAL, source="s3://elsewhere/x.csv"), "tester")
+    assert refused.value.details[0]["code"] == "not_import_bucket"
 
 
 def test_the_stock_list_pages_through_every_product_once(world: World) -> None:

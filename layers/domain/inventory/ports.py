@@ -134,6 +134,10 @@ class FileStore(Protocol):
         """Store `data` in the import bucket; returns its s3:// uri."""
         ...
 
+    def holds(self, uri: str) -> bool:
+        """Whether `uri` names an object of the import bucket (the only one the service reads)."""
+        ...
+
     def open(self, uri: str) -> BinaryIO: ...
 
     def head(self, uri: str, size: int = 1024) -> bytes:

@@ -43,6 +43,9 @@ class S3FileStore:
             raise TemporarilyUnavailable(f"S3 refused the import file ({type(error).__name__})") from error
         return f"s3://{self.bucket}/{key}"
 
+    def holds(self, uri: str) -> bool:
+        return split_uri(uri)[0] == self.bucket
+
     def open(self, uri: str) -> BinaryIO:
         bucket, key = split_uri(uri)
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 import zlib
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ from inventory.errors import (
 )
 from inventory.import_rows import FileFormat, Row, RowError, read_rows, sniff_format
 from inventory.models import (
+    CLIENT_ID_PATTERN,
     STOCK_LOCATIONS,
     ImportCounts,
     ImportKind,
@@ -37,6 +39,7 @@ from inventory.models import (
     LocationType,
     OutboxEvent,
     StockRow,
+    is_location_id,
     iso,
 )
 from inventory.ports import Clock, FileStore, ImportRepository, LocationRepository, WorkQueue
@@ -110,6 +113,17 @@ class ImportService:
             return existing, False
         # Invalid input first (422), then the rules (409): a request that could never succeed says so.
         if request.source is not None:
+            if not self._files.holds(request.source):
+                raise InvalidInput(
+                    f"{request.source} is not in the import bucket",
+                    details=[
+                        {
+                            "field": "body.source",
+                            "code": "not_import_bucket",
+                            "message": "use s3://<import bucket>/<key>",
+                        }
+                    ],
+                )
             self._files.head(request.source, 1)  # the file must exist: refuse now rather than fail later
         else:
             self._refuse_invalid_items(request.items or ())
@@ -316,6 +330,8 @@ class ImportService:
         import_id = name.split(".", 1)[0]
         if kind not in ImportKind.__members__.values():
             raise InvalidInput(f"{kind!r} is not an import kind: initial, full_count or partial")
+        if not is_location_id(location_id) or not re.fullmatch(CLIENT_ID_PATTERN, import_id):
+            raise InvalidInput(f"{key!r} does not name a valid location id and import id")
         metadata = self._files.metadata(f"s3://{bucket}/{key}")
         sit = metadata.get("shipments-included-through")
         request = ImportRequest(
