@@ -635,11 +635,10 @@ class DynamoDbRepository:
             if not start:
                 return
 
-    def import_rows_page(
-        self, location_id: str, seq: int, shard: int, after_product: str | None, limit: int
-    ) -> tuple[list[StockRow], bool]:
+    def _products_after(self, pk: str, after_product: str | None, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """Items of partition `pk` past every item of `after_product`, in key (product) order."""
         names = {"#pk": "pk"}
-        values: dict[str, Any] = {":pk": f"IMP#{location_id}#{seq}#S{shard:02d}"}
+        values: dict[str, Any] = {":pk": pk}
         condition = "#pk = :pk"
         if after_product is not None:
             names["#sk"] = "sk"
@@ -654,7 +653,13 @@ class DynamoDbRepository:
                 ConsistentRead=True,
                 Limit=limit,
             )
-        return [_stock_row(item) for item in response.get("Items", [])], "LastEvaluatedKey" in response
+        return response.get("Items", []), "LastEvaluatedKey" in response
+
+    def import_rows_page(
+        self, location_id: str, seq: int, shard: int, after_product: str | None, limit: int
+    ) -> tuple[list[StockRow], bool]:
+        items, more = self._products_after(f"IMP#{location_id}#{seq}#S{shard:02d}", after_product, limit)
+        return [_stock_row(item) for item in items], more
 
     # ------------------------------------------------------------ product counters
     def record_ledger_entry(self, location_id: str, product_id: str, entry: LedgerEntry) -> bool:
@@ -682,29 +687,14 @@ class DynamoDbRepository:
         self, location_id: str, shard: int, after_product: str | None, limit: int
     ) -> tuple[dict[str, list[LedgerEntry]], bool]:
         """The ledgers of one shard's products, in product order after `after_product`; and whether more follow."""
-        names = {"#pk": "pk"}
-        values: dict[str, Any] = {":pk": f"LOC#{location_id}#S{shard:02d}"}
-        condition = "#pk = :pk"
-        if after_product is not None:
-            names["#sk"] = "sk"
-            values[":after"] = f"P#{product_order(after_product)}#\uffff"
-            condition += " AND #sk > :after"
-        with _translated():
-            response = self.client.query(
-                TableName=self._table,
-                KeyConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=_to_ddb(values),
-                ConsistentRead=True,
-                Limit=limit,
-            )
+        items, more = self._products_after(f"LOC#{location_id}#S{shard:02d}", after_product, limit)
         ledgers: dict[str, list[LedgerEntry]] = {}
-        for raw in response.get("Items", []):
+        for raw in items:
             item = _from_ddb(raw)
             if "ledger" in item:
                 entries = [LedgerEntry.model_validate({"entry_id": k, **v}) for k, v in item["ledger"].items()]
                 ledgers[item["product_id"]] = sorted(entries, key=lambda e: (e.applied_at, e.entry_id))
-        return ledgers, "LastEvaluatedKey" in response
+        return ledgers, more
 
     # ------------------------------------------------------------ cycle counts
     def open_cycle_count(self, count: CycleCount) -> CycleCount:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, BinaryIO, cast
 from urllib.parse import urlparse
 
@@ -13,6 +15,19 @@ from inventory.errors import InvalidInput, TemporarilyUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
+
+
+@contextmanager
+def _serving(uri: str) -> Iterator[None]:
+    """A missing object can never be read (422); anything else S3 says may pass (retry)."""
+    try:
+        yield
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NoSuchBucket", "InvalidRange"}:
+            raise InvalidInput(f"{uri} does not exist or is empty") from error
+        raise TemporarilyUnavailable(f"S3 could not serve {uri}") from error
+    except BotoCoreError as error:
+        raise TemporarilyUnavailable(f"S3 could not serve {uri}") from error
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -48,35 +63,16 @@ class S3FileStore:
 
     def open(self, uri: str) -> BinaryIO:
         bucket, key = split_uri(uri)
-        try:
+        with _serving(uri):
             return cast(BinaryIO, self.client.get_object(Bucket=bucket, Key=key)["Body"])
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NoSuchBucket"}:
-                raise InvalidInput(f"{uri} does not exist") from error
-            raise TemporarilyUnavailable(f"S3 could not serve {uri}") from error
-        except BotoCoreError as error:
-            raise TemporarilyUnavailable(f"S3 could not serve {uri}") from error
 
     def head(self, uri: str, size: int = 1024) -> bytes:
         bucket, key = split_uri(uri)
-        try:
-            body = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{size - 1}")["Body"]
-            return body.read()
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NoSuchBucket", "InvalidRange"}:
-                raise InvalidInput(f"{uri} does not exist or is empty") from error
-            raise TemporarilyUnavailable(f"S3 could not serve {uri}") from error
-        except BotoCoreError as error:
-            raise TemporarilyUnavailable(f"S3 could not serve {uri}") from error
+        with _serving(uri):
+            return self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{size - 1}")["Body"].read()
 
     def metadata(self, uri: str) -> dict[str, str]:
         bucket, key = split_uri(uri)
-        try:
+        with _serving(uri):
             head = self.client.head_object(Bucket=bucket, Key=key)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NoSuchBucket"}:
-                raise InvalidInput(f"{uri} does not exist") from error
-            raise TemporarilyUnavailable(f"S3 could not serve {uri}") from error
-        except BotoCoreError as error:
-            raise TemporarilyUnavailable(f"S3 could not serve {uri}") from error
         return {name.lower(): value for name, value in head.get("Metadata", {}).items()}
