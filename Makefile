@@ -11,7 +11,7 @@ export AWS_DEFAULT_REGION ?= eu-west-1
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help run test install lint types template unit integration e2e bench bench-backend bench-cold-import clean
+.PHONY: help run test install lint types template unit integration e2e bench bench-backend bench-cold-import bench-imports clean
 
 help:
 	@echo "make run    start the service locally (HTTP API on http://127.0.0.1:3000)"
@@ -70,13 +70,17 @@ e2e: install
 	$(PY) -m pytest tests/e2e
 
 # ------------------------------------------------------------------ benchmarks (not in make test)
-bench: bench-backend bench-cold-import
+bench: bench-backend bench-cold-import bench-imports
 
 bench-backend: install
 	$(PY) -m bench.backend
 
 bench-cold-import: install
 	$(PY) -m bench.cold_import
+
+# 100,000 and 1,000,000-row imports against raw BatchWriteItem on the same backend (about 10 minutes)
+bench-imports: install
+	$(PY) -m bench.imports
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage

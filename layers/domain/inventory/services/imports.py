@@ -14,6 +14,7 @@ import re
 import uuid
 import zlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -229,30 +230,38 @@ class ImportService:
         error_lines = 0
         last_error_line = -1
         chunk: list[Row] = []
-        try:
-            for item in read_rows(stream, file_format, STOCK_LOCATIONS.keys()):
-                if isinstance(item, RowError):
-                    if item.line != last_error_line:  # a line may have several errors
-                        error_lines, last_error_line = error_lines + 1, item.line
-                    if len(errors) < MAX_ERRORS:
-                        errors.append(item.as_dict())
-                    continue
-                rows += 1
-                if error_lines or item.line <= written_through:
-                    continue  # a rejected file writes no more; rows before the checkpoint are written
-                chunk.append(item)
-                if len(chunk) >= self._chunk_rows:
-                    written_through = self._write(record, chunk)
-                    chunk = []
-                    if remaining_ms() < HAND_ON_BELOW_MS:
-                        self._queue.send({"location_id": location_id, "import_id": import_id})
-                        return ImportStatus.RUNNING
-        except (EOFError, OSError, zlib.error) as error:  # a damaged or truncated gzip file
-            error_lines += 1
-            errors = [
-                *errors[: MAX_ERRORS - 1],
-                {"line": 0, "code": "invalid_gzip", "message": f"the file cannot be read: {error}"},
-            ]
+        # One chunk is written (rows, then its checkpoint) while the next is parsed; never two at once,
+        # so the checkpoint only ever moves past rows that are in the table.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-chunk") as writer:
+            writing: Future[None] | None = None
+            try:
+                for item in read_rows(stream, file_format, STOCK_LOCATIONS.keys()):
+                    if isinstance(item, RowError):
+                        if item.line != last_error_line:  # a line may have several errors
+                            error_lines, last_error_line = error_lines + 1, item.line
+                        if len(errors) < MAX_ERRORS:
+                            errors.append(item.as_dict())
+                        continue
+                    rows += 1
+                    if error_lines or item.line <= written_through:
+                        continue  # a rejected file writes no more; rows before the checkpoint are written
+                    chunk.append(item)
+                    if len(chunk) >= self._chunk_rows:
+                        if writing is not None:
+                            writing.result()
+                        writing, chunk = writer.submit(self._write, record, chunk), []
+                        if remaining_ms() < HAND_ON_BELOW_MS:
+                            writing.result()
+                            self._queue.send({"location_id": location_id, "import_id": import_id})
+                            return ImportStatus.RUNNING
+            except (EOFError, OSError, zlib.error) as error:  # a damaged or truncated gzip file
+                error_lines += 1
+                errors = [
+                    *errors[: MAX_ERRORS - 1],
+                    {"line": 0, "code": "invalid_gzip", "message": f"the file cannot be read: {error}"},
+                ]
+            if writing is not None:
+                writing.result()
         counts = ImportCounts(rows=rows + error_lines, applied=0 if error_lines else rows)
         if error_lines:  # an empty file is an error too (empty_file)
             self._repo.fail_import(location_id, import_id, failed_at=self._clock.now(), errors=errors, counts=counts)
@@ -293,15 +302,14 @@ class ImportService:
         error = {"line": 0, "code": "abandoned", "message": f"the import failed on every attempt: {reason}"}
         self._repo.fail_import(location_id, import_id, failed_at=self._clock.now(), errors=[error])
 
-    def _write(self, record: ImportRecord, chunk: list[Row]) -> int:
+    def _write(self, record: ImportRecord, chunk: list[Row]) -> None:
         assert record.seq is not None
-        self._repo.write_import_rows(
-            record.location_id,
-            record.seq,
-            [StockRow(product_id=r.product_id, stock_location=r.stock_location, quantity=r.quantity) for r in chunk],
-        )
+        rows = [  # validated by the parser already
+            StockRow.model_construct(product_id=r.product_id, stock_location=r.stock_location, quantity=r.quantity)
+            for r in chunk
+        ]
+        self._repo.write_import_rows(record.location_id, record.seq, rows)
         self._repo.record_progress(record.location_id, record.import_id, written_through_line=chunk[-1].line)
-        return chunk[-1].line
 
     @staticmethod
     def _imported_event(record: ImportRecord, counts: ImportCounts, now: datetime) -> OutboxEvent:
