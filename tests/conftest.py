@@ -127,3 +127,16 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
             for message in messages
         ]
     }
+
+
+def record_ledger_entry(repo: Any, location_id: str, product_id: str, entry: Any) -> bool:
+    """Seed one ledger entry through a repository's real counters write (as the services write
+    them); False when an entry with its id is there already."""
+    from inventory.models import CountersChange
+
+    while True:
+        counters = repo.counters_of(location_id, product_id)
+        if counters.entry(entry.entry_id) is not None:
+            return False
+        if repo.change_counters(location_id, CountersChange(expected=counters, entry=entry)):
+            return True

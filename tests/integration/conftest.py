@@ -41,7 +41,8 @@ def handler_environment(local_aws: LocalAws) -> Iterator[dict[str, str]]:
         wiring.stock_service,
         wiring.dead_letters,
         wiring.shipment_service,
-        wiring.shipment_dead_letters,
+        wiring.fulfillment_dead_letters,
+        wiring.allocation_service,
     ):
         cached.cache_clear()
     yield env

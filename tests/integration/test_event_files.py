@@ -37,8 +37,15 @@ SCENARIO: list[tuple[str, Any]] = [
     ("stock_get", 200),
     ("stock_list", 200),
     ("import_worker_file_dropped", NO_FAILURES),
-    ("shipments_shipped_and_handed_over", NO_FAILURES),
-    ("shipments_poison_record", NO_FAILURES),  # dead-lettered with its reason, and acknowledged
+    ("import_worker_step_dropped_file", NO_FAILURES),  # SKU-1001: 4 units
+    ("allocations_post", 201),  # 2 of them for ORD-5521-1
+    ("allocations_get", 200),
+    ("allocations_post_insufficient", 409),  # SKU-1002 has none: refused whole
+    ("fulfillment_events_allocations", NO_FAILURES),  # one opened, one released first, one refused
+    ("stock_availability", 200),
+    ("allocations_delete", 200),
+    ("fulfillment_events_shipped_and_handed_over", NO_FAILURES),
+    ("fulfillment_events_poison_record", NO_FAILURES),  # dead-lettered with its reason, and acknowledged
     ("api_docs_openapi", 200),
     ("api_docs_not_found", 404),
     ("outbox_relay_scheduled", None),

@@ -79,14 +79,14 @@ def test_shipments_from_the_bus_apply_once_and_a_poison_record_is_dead_lettered_
     )
     for message in receive(local_aws, "ImportQueue", 1):
         worker.lambda_handler(sqs_event([message], local_aws.arn("ImportQueue")), FakeContext(remaining_ms=300_000))
-    shipments = load_handler("shipments")
+    shipments = load_handler("fulfillment_events")
 
     put_on_bus(local_aws, detail("e1", 3))
     put_on_bus(local_aws, detail("e2", 0, product="ship-b"))  # quantity 0: can never succeed
     put_on_bus(local_aws, detail("e3", 2, product="ship-b"), "Fulfillment Items Handed Over")
-    batch = receive(local_aws, "ShipmentQueue", 3)
+    batch = receive(local_aws, "FulfillmentQueue", 3)
     assert len(batch) == 3
-    event = sqs_event(batch, local_aws.arn("ShipmentQueue"))
+    event = sqs_event(batch, local_aws.arn("FulfillmentQueue"))
 
     assert shipments.lambda_handler(event, FakeContext()) == {"batchItemFailures": []}
     assert shipments.lambda_handler(event, FakeContext()) == {"batchItemFailures": []}  # delivered again
@@ -94,7 +94,7 @@ def test_shipments_from_the_bus_apply_once_and_a_poison_record_is_dead_lettered_
     assert (soh("ship-a"), soh("ship-b")) == (7, 8)
     dead = [
         m  # once per delivery of the poison record (other tests' records may be there too)
-        for m in receive(local_aws, "ShipmentDeadLetterQueue", 3, seconds=3)
+        for m in receive(local_aws, "FulfillmentDeadLetterQueue", 3, seconds=3)
         if json.loads(json.loads(m["Body"])["body"])["detail"]["event_id"] == "e2"
     ]
     assert len(dead) == 2

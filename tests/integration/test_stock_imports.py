@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from inventory.adapters.dynamodb import DynamoDbRepository
 from inventory.models import LedgerEntry, LedgerKind
 from local.stack import LocalAws
-from tests.conftest import FakeContext, http_event, load_handler, sqs_event
+from tests.conftest import FakeContext, http_event, load_handler, record_ledger_entry, sqs_event
 
 pytestmark = pytest.mark.integration
 
@@ -204,7 +204,8 @@ def test_under_an_erp_shipments_after_the_import_lower_stock_and_are_explained(
     now = datetime.now(UTC)
 
     def ship(entry_id: str, timestamp: int, quantity: int, product: str = "erp-1") -> bool:
-        return repo.record_ledger_entry(
+        return record_ledger_entry(
+            repo,
             "erp-store",
             product,
             LedgerEntry(

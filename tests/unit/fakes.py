@@ -7,6 +7,7 @@ tests free of sockets.
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +21,9 @@ from inventory.errors import (
     NotFound,
 )
 from inventory.models import (
+    Allocation,
+    AllocationStatus,
+    CountersChange,
     CountReason,
     CountStatus,
     CycleCount,
@@ -27,12 +31,12 @@ from inventory.models import (
     ImportRecord,
     ImportStatus,
     InventoryMaster,
-    LedgerEntry,
     Location,
     LocationChanges,
     LocationType,
     OutboxEvent,
     Page,
+    ProductCounters,
     StockRow,
     VisibleImport,
     product_order,
@@ -59,7 +63,9 @@ class MemoryRepository:
         self.imports: dict[tuple[str, str], ImportRecord] = {}
         self.import_seq: dict[str, int] = {}
         self.rows: dict[tuple[str, int], dict[tuple[str, str], StockRow]] = {}
-        self.ledgers: dict[tuple[str, str], dict[str, LedgerEntry]] = {}
+        self.counters: dict[tuple[str, str], ProductCounters] = {}
+        self.allocations: dict[tuple[str, str], Allocation] = {}
+        self.lock = threading.RLock()
         self.counts: dict[tuple[str, str], CycleCount] = {}
         self.outbox: dict[str, list[OutboxEvent]] = {}
 
@@ -231,28 +237,99 @@ class MemoryRepository:
     def get_import(self, location_id: str, import_id: str) -> ImportRecord | None:
         return self.imports.get((location_id, import_id))
 
-    # ---- ledgers
-    def record_ledger_entry(self, location_id: str, product_id: str, entry: LedgerEntry) -> bool:
-        ledger = self.ledgers.setdefault((location_id, product_id), {})
-        if entry.entry_id in ledger:
-            return False
-        ledger[entry.entry_id] = entry
-        return True
+    # ---- counters
+    def counters_of(self, location_id: str, product_id: str) -> ProductCounters:
+        with self.lock:
+            return self.counters.get((location_id, product_id)) or ProductCounters(product_id=product_id)
 
-    def ledger_of(self, location_id: str, product_id: str) -> list[LedgerEntry]:
-        return sorted(
-            self.ledgers.get((location_id, product_id), {}).values(), key=lambda e: (e.applied_at, e.entry_id)
-        )
-
-    def ledgers_page(
+    def counters_page(
         self, location_id: str, shard: int, after_product: str | None, limit: int
-    ) -> tuple[dict[str, list[LedgerEntry]], bool]:
+    ) -> tuple[list[ProductCounters], bool]:
         if shard != 0:
-            return {}, False
-        products = sorted((p for (loc, p) in self.ledgers if loc == location_id), key=product_order)
+            return [], False
+        products = sorted((p for (loc, p) in self.counters if loc == location_id), key=product_order)
         if after_product is not None:
             products = [p for p in products if product_order(p) > product_order(after_product)]
-        return {p: self.ledger_of(location_id, p) for p in products[:limit]}, len(products) > limit
+        return [self.counters[(location_id, p)] for p in products[:limit]], len(products) > limit
+
+    def change_counters(self, location_id: str, change: CountersChange) -> bool:
+        expected = change.expected
+        with self.lock:
+            current = self.counters.get((location_id, expected.product_id))
+            if not expected.exists:
+                if current is not None:
+                    return False
+                current = ProductCounters(product_id=expected.product_id, exists=True)
+            elif current is None:
+                return False
+            elif change.open_limit is not None:
+                if (
+                    current.stock_version != expected.stock_version
+                    or current.allocated > change.open_limit
+                    or any(current.allocation(a) for a in change.allocations)
+                ):
+                    return False
+            elif current.version != expected.version:
+                return False
+            allocations = {a.allocation_id: a for a in current.allocations}
+            for allocation_id, new in change.allocations.items():
+                if new is None:
+                    allocations.pop(allocation_id, None)
+                else:
+                    allocations[allocation_id] = new
+            entry = change.entry
+            self.counters[(location_id, expected.product_id)] = current.model_copy(
+                update={
+                    "version": current.version + 1,
+                    "stock_version": current.stock_version + (1 if entry else 0),
+                    "ledger": (*current.ledger, entry) if entry else current.ledger,
+                    "allocations": tuple(sorted(allocations.values(), key=lambda a: (a.received, a.allocation_id))),
+                }
+            )
+            if change.event:
+                self.outbox.setdefault(location_id, []).append(change.event)
+            return True
+
+    # ---- allocations
+    def get_allocation(self, location_id: str, allocation_id: str) -> Allocation | None:
+        return self.allocations.get((location_id, allocation_id))
+
+    def put_allocation(self, allocation: Allocation) -> bool:
+        with self.lock:
+            key = (allocation.location_id, allocation.allocation_id)
+            if key in self.allocations:
+                return False
+            self.allocations[key] = allocation
+            return True
+
+    def settle_allocation(
+        self,
+        allocation: Allocation,
+        *,
+        status: AllocationStatus,
+        expected: AllocationStatus,
+        event: OutboxEvent | None = None,
+    ) -> bool:
+        with self.lock:
+            key = (allocation.location_id, allocation.allocation_id)
+            current = self.allocations.get(key)
+            if current is None or current.status is not expected:
+                return False
+            self.allocations[key] = current.model_copy(
+                update={"status": status, "updated_at": allocation.updated_at, "refused": allocation.refused}
+            )
+            if event:
+                self.outbox.setdefault(allocation.location_id, []).append(event)
+            return True
+
+    def forget_allocation(self, allocation: Allocation, *, expected: AllocationStatus) -> bool:
+        with self.lock:
+            key = (allocation.location_id, allocation.allocation_id)
+            current = self.allocations.get(key)
+            if current is None or current.status is not expected:
+                return False
+            del self.allocations[key]
+            return True
 
     # ---- cycle counts
     def open_cycle_count(self, count: CycleCount) -> CycleCount:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from inventory.models import ImportKind, LedgerEntry, LedgerKind, StockRow
 from inventory.services.imports import ImportRequest
+from tests.conftest import record_ledger_entry
 from tests.unit.reference import ErpProduct, Import, Shipment
 from tests.unit.test_import_service import World
 
@@ -34,7 +35,8 @@ def test_erp_stock_on_hand_is_the_last_import_plus_the_shipments_it_did_not_incl
         world.clock.advance(seconds=1)
         if kind == "ship":
             quantity, timestamp = a, b
-            world.repo.record_ledger_entry(
+            record_ledger_entry(
+                world.repo,
                 "s1",
                 "p",
                 LedgerEntry(
@@ -71,8 +73,8 @@ def test_the_explanation_lists_the_entries_since_the_base() -> None:
             applied_at=world.clock.now(),
             reference=f"shipment-{n}",
         )
-        assert world.repo.record_ledger_entry("s1", "p", entry)
-        assert not world.repo.record_ledger_entry("s1", "p", entry)  # once per id
+        assert record_ledger_entry(world.repo, "s1", "p", entry)
+        assert not record_ledger_entry(world.repo, "s1", "p", entry)  # once per id
     world.clock.advance(seconds=1)
     world.import_inline("i1", ImportKind.INITIAL, {"p": 10}, shipments_included_through=9)
 
@@ -87,7 +89,8 @@ def test_the_explanation_lists_the_entries_since_the_base() -> None:
 
 def test_a_shipment_of_a_product_no_import_knows_makes_stock_negative() -> None:
     world = World()
-    world.repo.record_ledger_entry(
+    record_ledger_entry(
+        world.repo,
         "s1",
         "ghost",
         LedgerEntry(

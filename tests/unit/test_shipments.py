@@ -7,11 +7,17 @@ from typing import Any
 
 import pytest
 
-from inventory.api.events import parse_shipment
-from inventory.errors import InvalidInput
+from inventory.api.events import parse_fulfillment_event
+from inventory.errors import EventIdReused, InvalidInput
 from inventory.models import ImportKind, InventoryMaster, LedgerKind
-from inventory.services.shipments import EventIdReused, ShipmentService
+from inventory.services.shipments import Shipment, ShipmentService
 from tests.unit.test_import_service import World
+
+
+def parse_shipment(message: str) -> Shipment:
+    event = parse_fulfillment_event(message)
+    assert isinstance(event, Shipment)
+    return event
 
 
 def bus_message(

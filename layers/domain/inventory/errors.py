@@ -76,6 +76,18 @@ class CountIdReused(Conflict):
     code = "count_id_reused"
 
 
+class AllocationIdReused(Conflict):
+    code = "allocation_id_reused"
+
+
+class InsufficientStock(Conflict):
+    code = "insufficient_stock"
+
+
+class EventIdReused(Conflict):
+    code = "event_id_reused"
+
+
 # ---- a dependency failed in a way that a retry may fix (503, or the record is retried)
 class TemporarilyUnavailable(InventoryError):
     code = "temporarily_unavailable"

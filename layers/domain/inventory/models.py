@@ -220,6 +220,80 @@ class LedgerEntry(Frozen):
         return self.applied_at > base.accepted_at
 
 
+class AllocationStatus(StrEnum):
+    PENDING = "pending"  # being opened, product by product; a retry of the same request completes it
+    OPEN = "open"  # holds units until shipped, handed over or released
+    REFUSED = "refused"  # not enough available: nothing is held
+    RELEASED = "released"  # released (what was still open is free again), or released before it was created
+
+
+class AllocationLine(Frozen):
+    product_id: str
+    quantity: int
+
+
+class Allocation(Frozen):
+    """What an order asked of a location. The units still open per product live on the products'
+    counters (the one figure that shipments and releases change), not here."""
+
+    location_id: str
+    allocation_id: str
+    order_id: str | None = None
+    items: tuple[AllocationLine, ...] = ()
+    status: AllocationStatus
+    content_hash: str | None = None  # of the request that created it; None for a release that came first
+    created_at: datetime
+    updated_at: datetime
+    caller: str | None = None
+    refused: tuple[dict[str, Any], ...] = ()  # per short product: requested and available
+
+
+class OpenAllocation(Frozen):
+    """Units of one allocation still open for one product."""
+
+    allocation_id: str
+    order_id: str | None = None
+    quantity: int
+    received: int  # the order in which the service received it, per product (oldest first)
+
+
+class ProductCounters(Frozen):
+    """What moves a product between two imports, in one item per location and product: the
+    ledger, the open allocations, and the versions that guard every change of them."""
+
+    product_id: str
+    exists: bool = False  # whether the item is stored (the first write creates it)
+    version: int = 0  # grows with every change (the `version` of published figures)
+    stock_version: int = 0  # grows with every ledger entry: allocation checks are guarded by it
+    ledger: tuple[LedgerEntry, ...] = ()  # in the order the service applied them
+    allocations: tuple[OpenAllocation, ...] = ()  # oldest first
+
+    @property
+    def allocated(self) -> int:
+        return sum(a.quantity for a in self.allocations)
+
+    def allocation(self, allocation_id: str) -> OpenAllocation | None:
+        return next((a for a in self.allocations if a.allocation_id == allocation_id), None)
+
+    def entry(self, entry_id: str) -> LedgerEntry | None:
+        return next((e for e in self.ledger if e.entry_id == entry_id), None)
+
+
+class CountersChange(Frozen):
+    """One atomic change of a product's counters, guarded by what the service read.
+
+    Every change requires the item to be at `expected.version`, except allocation openings
+    (`open_limit` set), which only require the stock to be unchanged (`stock_version`) and the
+    product's allocated total to stay at or below `open_limit`: concurrent allocations of the same
+    product then never refuse each other for a mere version change, and never oversell."""
+
+    expected: ProductCounters
+    entry: LedgerEntry | None = None
+    allocations: dict[str, OpenAllocation | None] = Field(default_factory=dict)  # None: closed
+    open_limit: int | None = None  # for an opening: the most the product may have allocated before it
+    event: OutboxEvent | None = None
+
+
 class StockRow(Frozen):
     """One row of an import: the base of a product in one stock location."""
 
@@ -258,3 +332,5 @@ def readiness_cutoff(now: datetime, window_minutes: int) -> datetime:
 
 
 Location.model_rebuild()
+
+CountersChange.model_rebuild()

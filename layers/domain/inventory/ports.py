@@ -11,15 +11,18 @@ from datetime import datetime
 from typing import BinaryIO, Protocol
 
 from inventory.models import (
+    Allocation,
+    AllocationStatus,
+    CountersChange,
     CountStatus,
     CycleCount,
     ImportCounts,
     ImportRecord,
-    LedgerEntry,
     Location,
     LocationChanges,
     OutboxEvent,
     Page,
+    ProductCounters,
     StockRow,
 )
 
@@ -109,21 +112,45 @@ class ImportRepository(Protocol):
         ...
 
 
-class LedgerRepository(Protocol):
-    """Each product's movements between bases (shipments and handovers today)."""
+class CountersRepository(Protocol):
+    """Each product's counters: its ledger between bases, its open allocations, its versions."""
 
-    def record_ledger_entry(self, location_id: str, product_id: str, entry: LedgerEntry) -> bool:
-        """Add the entry once (by `entry_id`); False when it was there already."""
+    def counters_of(self, location_id: str, product_id: str) -> ProductCounters:
+        """The product's counters, read strongly consistently (empty when none are stored)."""
         ...
 
-    def ledger_of(self, location_id: str, product_id: str) -> list[LedgerEntry]:
-        """The product's entries, in the order the service applied them."""
-        ...
-
-    def ledgers_page(
+    def counters_page(
         self, location_id: str, shard: int, after_product: str | None, limit: int
-    ) -> tuple[dict[str, list[LedgerEntry]], bool]:
-        """The ledgers of one shard's products in product order after `after_product`; and whether more follow."""
+    ) -> tuple[list[ProductCounters], bool]:
+        """The counters of one shard's products in product order after `after_product`; and whether more follow."""
+        ...
+
+    def change_counters(self, location_id: str, change: CountersChange) -> bool:
+        """Apply `change` in one conditional write; False when its guard no longer holds (re-read, decide again)."""
+        ...
+
+
+class AllocationRepository(Protocol):
+    def get_allocation(self, location_id: str, allocation_id: str) -> Allocation | None: ...
+
+    def put_allocation(self, allocation: Allocation) -> bool:
+        """Record a new allocation; False when one with its id exists."""
+        ...
+
+    def settle_allocation(
+        self,
+        allocation: Allocation,
+        *,
+        status: AllocationStatus,
+        expected: AllocationStatus,
+        event: OutboxEvent | None = None,
+    ) -> bool:
+        """Move the allocation from `expected` to `status` (with its `refused` figures and `event`,
+        in the same write); False when it is no longer `expected`."""
+        ...
+
+    def forget_allocation(self, allocation: Allocation, *, expected: AllocationStatus) -> bool:
+        """Delete the allocation's record if it is still `expected` (a refused request leaves nothing)."""
         ...
 
 

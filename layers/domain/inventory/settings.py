@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     import_bucket_name: str = ""
     import_queue_url: str = ""
     dead_letter_queue_url: str = ""
-    shipment_dead_letter_queue_url: str = ""
+    fulfillment_dead_letter_queue_url: str = ""
     import_max_receives: int = Field(default=5, ge=1)  # the import queue's maxReceiveCount
 
 

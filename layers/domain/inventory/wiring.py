@@ -9,6 +9,7 @@ from inventory.adapters.dynamodb import DynamoDbRepository
 from inventory.adapters.eventbridge import EventBridgePublisher
 from inventory.adapters.s3 import S3FileStore
 from inventory.adapters.sqs import SqsWorkQueue
+from inventory.services.allocations import AllocationService
 from inventory.services.imports import ImportService
 from inventory.services.locations import LocationService
 from inventory.services.outbox import OutboxRelay
@@ -62,5 +63,10 @@ def shipment_service() -> ShipmentService:
 
 
 @lru_cache(maxsize=1)
-def shipment_dead_letters() -> SqsWorkQueue:
-    return SqsWorkQueue(get_settings().shipment_dead_letter_queue_url)
+def fulfillment_dead_letters() -> SqsWorkQueue:
+    return SqsWorkQueue(get_settings().fulfillment_dead_letter_queue_url)
+
+
+@lru_cache(maxsize=1)
+def allocation_service() -> AllocationService:
+    return AllocationService(repository(), SystemClock())

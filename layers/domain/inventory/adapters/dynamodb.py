@@ -5,6 +5,9 @@ Key design (docs/data-design.md has every access pattern and its cost):
     location        pk LOC#<location_id>   sk LOCATION           gsi1pk LOCATIONS  gsi1sk <location_id>
     import record   pk LOC#<location_id>   sk IMPORT#<import_id>
     cycle count     pk LOC#<location_id>   sk COUNT#<count_id>
+    allocation      pk LOC#<location_id>   sk ALLOC#<allocation_id>
+    import row      pk IMP#<location_id>#<import seq>#S<nn>   sk P#<product>#<stock location>
+    counters        pk LOC#<location_id>#S<nn>                sk P#<product>
 
 Every item that reports a change carries it in its own `outbox` map (event id -> event), written
 in the same conditional update as the change; `outbox_pk`/`outbox_sk` put the item in the sparse
@@ -44,6 +47,9 @@ from inventory.errors import (
     TemporarilyUnavailable,
 )
 from inventory.models import (
+    Allocation,
+    AllocationStatus,
+    CountersChange,
     CountReason,
     CountStatus,
     CycleCount,
@@ -55,8 +61,10 @@ from inventory.models import (
     Location,
     LocationChanges,
     LocationType,
+    OpenAllocation,
     OutboxEvent,
     Page,
+    ProductCounters,
     StockRow,
     VisibleImport,
     epoch_ms,
@@ -115,6 +123,10 @@ def _shard_of(order: str) -> int:
 def import_row_key(location_id: str, seq: int, product_id: str, stock_location: str) -> dict[str, str]:
     order = product_order(product_id)
     return {"pk": f"IMP#{location_id}#{seq}#S{_shard_of(order):02d}", "sk": f"P#{order}#{stock_location}"}
+
+
+def allocation_key(location_id: str, allocation_id: str) -> dict[str, str]:
+    return {"pk": f"LOC#{location_id}", "sk": f"ALLOC#{allocation_id}"}
 
 
 def counters_key(location_id: str, product_id: str) -> dict[str, str]:
@@ -314,6 +326,34 @@ def _import_record(item: Mapping[str, Any]) -> ImportRecord:
 def _cycle_count(item: Mapping[str, Any]) -> CycleCount:
     fields = {name: item[name] for name in CycleCount.model_fields if name in item}
     return CycleCount.model_validate(fields)
+
+
+def _stored_entry(entry: LedgerEntry) -> dict[str, Any]:
+    return entry.model_dump(mode="json", exclude={"entry_id"}, exclude_none=True)
+
+
+def _stored_allocation(allocation: OpenAllocation) -> dict[str, Any]:
+    return allocation.model_dump(mode="json", exclude={"allocation_id"}, exclude_none=True)
+
+
+def _counters(item: Mapping[str, Any]) -> ProductCounters:
+    ledger = [LedgerEntry.model_validate({"entry_id": k, **v}) for k, v in item.get("ledger", {}).items()]
+    allocations = [
+        OpenAllocation.model_validate({"allocation_id": k, **v}) for k, v in item.get("allocations", {}).items()
+    ]
+    return ProductCounters(
+        product_id=item["product_id"],
+        exists=True,
+        version=item.get("version", 0),
+        stock_version=item.get("stock_version", 0),
+        ledger=tuple(sorted(ledger, key=lambda e: (e.applied_at, e.entry_id))),
+        allocations=tuple(sorted(allocations, key=lambda a: (a.received, a.allocation_id))),
+    )
+
+
+def _allocation(item: Mapping[str, Any]) -> Allocation:
+    fields = {name: item[name] for name in Allocation.model_fields if name in item}
+    return Allocation.model_validate(fields)
 
 
 class DynamoDbRepository:
@@ -658,39 +698,105 @@ class DynamoDbRepository:
         return [_stock_row(item) for item in items], more
 
     # ------------------------------------------------------------ product counters
-    def record_ledger_entry(self, location_id: str, product_id: str, entry: LedgerEntry) -> bool:
-        """Add `entry` to the product's ledger, once: False when an entry with its id is there."""
-        key = counters_key(location_id, product_id)
-        stored = entry.model_dump(mode="json", exclude={"entry_id"}, exclude_none=True)
-        update = _Update().set_path(("ledger", entry.entry_id), stored).set("product_id", product_id)
-        ledger, this_entry = update.name("ledger"), update.name("ledger", entry.entry_id)
-        if self._update(update, key, f"attribute_exists({ledger}) AND attribute_not_exists({this_entry})"):
-            return True
-        # The product's first entry creates its ledger; if the ledger exists, this entry is a repeat.
-        first = _Update().set("ledger", {entry.entry_id: stored}).set("product_id", product_id)
-        return self._update(first, key, f"attribute_not_exists({first.name('ledger')})") is not None
+    def counters_of(self, location_id: str, product_id: str) -> ProductCounters:
+        item = self._get(counters_key(location_id, product_id))
+        return _counters(item) if item else ProductCounters(product_id=product_id)
 
-    def ledger_of(self, location_id: str, product_id: str) -> list[LedgerEntry]:
-        """The product's ledger, in the order the service applied it."""
-        item = self._get(counters_key(location_id, product_id)) or {}
-        entries = [
-            LedgerEntry.model_validate({"entry_id": entry_id, **stored})
-            for entry_id, stored in item.get("ledger", {}).items()
-        ]
-        return sorted(entries, key=lambda e: (e.applied_at, e.entry_id))
-
-    def ledgers_page(
+    def counters_page(
         self, location_id: str, shard: int, after_product: str | None, limit: int
-    ) -> tuple[dict[str, list[LedgerEntry]], bool]:
-        """The ledgers of one shard's products, in product order after `after_product`; and whether more follow."""
+    ) -> tuple[list[ProductCounters], bool]:
         items, more = self._products_after(f"LOC#{location_id}#S{shard:02d}", after_product, limit)
-        ledgers: dict[str, list[LedgerEntry]] = {}
-        for raw in items:
-            item = _from_ddb(raw)
-            if "ledger" in item:
-                entries = [LedgerEntry.model_validate({"entry_id": k, **v}) for k, v in item["ledger"].items()]
-                ledgers[item["product_id"]] = sorted(entries, key=lambda e: (e.applied_at, e.entry_id))
-        return ledgers, more
+        return [_counters(_from_ddb(item)) for item in items], more
+
+    def change_counters(self, location_id: str, change: CountersChange) -> bool:
+        expected, entry = change.expected, change.entry
+        key = counters_key(location_id, expected.product_id)
+        allocated_delta = sum(
+            (new.quantity if new else 0) - (old.quantity if (old := expected.allocation(allocation_id)) else 0)
+            for allocation_id, new in change.allocations.items()
+        )
+        if not expected.exists:  # the product's first change writes the whole item
+            item: dict[str, Any] = {
+                **key,
+                "product_id": expected.product_id,
+                "version": 1,
+                "stock_version": 1 if entry else 0,
+                "allocated": allocated_delta,
+                "ledger": {entry.entry_id: _stored_entry(entry)} if entry else {},
+                "allocations": {a: _stored_allocation(new) for a, new in change.allocations.items() if new},
+                "outbox": {},
+            }
+            if change.event:
+                item |= {
+                    "outbox": {change.event.event_id: _encode_event(change.event)},
+                    "outbox_pk": outbox_shard(key["pk"]),
+                    "outbox_sk": iso(change.event.occurred_at),
+                }
+            return self._put_new(item)
+        update = _Update().increment("version")
+        if change.open_limit is not None:  # an opening: concurrent openings do not refuse each other
+            conditions = [
+                f"{update.name('stock_version')} = {update.value(expected.stock_version)}",
+                f"{update.name('allocated')} <= {update.value(change.open_limit)}",
+                *(f"attribute_not_exists({update.name('allocations', a)})" for a in change.allocations),
+            ]
+        else:
+            conditions = [f"{update.name('version')} = {update.value(expected.version)}"]
+        if entry:
+            update.set_path(("ledger", entry.entry_id), _stored_entry(entry)).increment("stock_version")
+        for allocation_id, new in change.allocations.items():
+            if new:
+                update.set_path(("allocations", allocation_id), _stored_allocation(new))
+            else:
+                update.remove("allocations", allocation_id)
+        if allocated_delta:
+            update.increment("allocated", allocated_delta)
+        if change.event:
+            update.record_event(key["pk"], change.event)
+        return self._update(update, key, " AND ".join(conditions), returns="NONE") is not None
+
+    # ------------------------------------------------------------ allocations
+    def get_allocation(self, location_id: str, allocation_id: str) -> Allocation | None:
+        item = self._get(allocation_key(location_id, allocation_id))
+        return _allocation(item) if item else None
+
+    def put_allocation(self, allocation: Allocation) -> bool:
+        stored = allocation.model_dump(mode="json", exclude_none=True)
+        key = allocation_key(allocation.location_id, allocation.allocation_id)
+        return self._put_new({**key, **stored, "outbox": {}})
+
+    def settle_allocation(
+        self,
+        allocation: Allocation,
+        *,
+        status: AllocationStatus,
+        expected: AllocationStatus,
+        event: OutboxEvent | None = None,
+    ) -> bool:
+        key = allocation_key(allocation.location_id, allocation.allocation_id)
+        update = _Update().set("status", status.value).set("updated_at", iso(allocation.updated_at))
+        if allocation.refused:
+            update.set("refused", [dict(r) for r in allocation.refused])
+        if event:
+            update.record_event(key["pk"], event)
+        condition = f"{update.name('status')} = {update.value(expected.value)}"
+        return self._update(update, key, condition, returns="NONE") is not None
+
+    def forget_allocation(self, allocation: Allocation, *, expected: AllocationStatus) -> bool:
+        try:
+            with _translated():
+                self.client.delete_item(
+                    TableName=self._table,
+                    Key=_to_ddb(allocation_key(allocation.location_id, allocation.allocation_id)),
+                    ConditionExpression="#status = :expected",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues=_to_ddb({":expected": expected.value}),
+                )
+        except ClientError as error:
+            if _condition_failed(error):
+                return False
+            raise
+        return True
 
     # ------------------------------------------------------------ cycle counts
     def open_cycle_count(self, count: CycleCount) -> CycleCount:

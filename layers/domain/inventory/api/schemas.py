@@ -25,6 +25,8 @@ from inventory.models import (
     CLIENT_ID_PATTERN,
     MAIN,
     STOCK_LOCATIONS,
+    AllocationLine,
+    AllocationStatus,
     ImportCounts,
     ImportKind,
     ImportRecord,
@@ -39,11 +41,13 @@ from inventory.models import (
     StockRow,
     iso,
 )
+from inventory.services.allocations import AllocationRequest, AllocationView
 from inventory.services.imports import ImportRequest
-from inventory.services.stock import ProductStock
+from inventory.services.stock import ProductAvailability, ProductStock
 
 UtcTime = Annotated[datetime, PlainSerializer(iso, return_type=str)]
 Quantity = Annotated[StrictInt, Field(ge=0, le=1_000_000_000)]
+MAX_ALLOCATION_ITEMS = 100  # products per allocation: each is one conditional write
 
 
 class Request(BaseModel):
@@ -306,4 +310,87 @@ def _decode_ledger_cursor(cursor: str) -> tuple[str, str]:
 
 class StockList(Reply):
     items: list[ProductStockOut]
+    next_cursor: str | None
+
+
+# ---------------------------------------------------------------- allocations and availability
+AllocatedQuantity = Annotated[StrictInt, Field(gt=0, le=1_000_000_000)]
+
+
+class AllocationItemBody(Request):
+    product_id: ProductId
+    quantity: AllocatedQuantity
+
+
+class PostAllocationBody(Request):
+    allocation_id: ClientId
+    order_id: Annotated[StrictStr, Field(min_length=1, max_length=128)]
+    items: Annotated[list[AllocationItemBody], Field(min_length=1, max_length=MAX_ALLOCATION_ITEMS)]
+
+    @field_validator("items")
+    @classmethod
+    def _each_product_once(cls, items: list[AllocationItemBody]) -> list[AllocationItemBody]:
+        seen: set[str] = set()
+        for item in items:
+            if item.product_id in seen:
+                raise ValueError(f"product {item.product_id!r} is listed twice")
+            seen.add(item.product_id)
+        return items
+
+    def request(self) -> AllocationRequest:
+        return AllocationRequest(
+            allocation_id=self.allocation_id,
+            order_id=self.order_id,
+            items=tuple(AllocationLine(product_id=i.product_id, quantity=i.quantity) for i in self.items),
+        )
+
+
+class AllocationItemOut(Reply):
+    product_id: str
+    quantity: int  # requested
+    open: int  # still held: shipments, handovers and releases lower it
+
+
+class AllocationOut(Reply):
+    location_id: str
+    allocation_id: str
+    order_id: str | None
+    status: AllocationStatus
+    items: list[AllocationItemOut]
+    created_at: UtcTime
+    updated_at: UtcTime
+
+    @classmethod
+    def of(cls, view: AllocationView) -> AllocationOut:
+        allocation = view.allocation
+        return cls(
+            location_id=allocation.location_id,
+            allocation_id=allocation.allocation_id,
+            order_id=allocation.order_id,
+            status=allocation.status,
+            items=[
+                AllocationItemOut(product_id=i.product_id, quantity=i.quantity, open=view.open.get(i.product_id, 0))
+                for i in allocation.items
+            ],
+            created_at=allocation.created_at,
+            updated_at=allocation.updated_at,
+        )
+
+
+class AvailabilityOut(Reply):
+    product_id: str
+    stock_on_hand: int
+    allocated: int
+    safety_stock: int
+    available: int
+    uncounted: bool
+    version: int
+
+    @classmethod
+    def of(cls, figures: ProductAvailability) -> AvailabilityOut:
+        return cls(**asdict(figures))
+
+
+class AvailabilityList(Reply):
+    items: list[AvailabilityOut]
     next_cursor: str | None

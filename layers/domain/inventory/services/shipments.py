@@ -5,16 +5,33 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from inventory.errors import Conflict, InvalidInput
-from inventory.models import MAIN, LedgerEntry, LedgerKind
-from inventory.ports import Clock, LedgerRepository, LocationRepository
+from inventory.errors import EventIdReused, InvalidInput
+from inventory.models import (
+    MAIN,
+    Allocation,
+    AllocationStatus,
+    CountersChange,
+    LedgerEntry,
+    LedgerKind,
+    Location,
+    OpenAllocation,
+    OutboxEvent,
+)
+from inventory.ports import Clock
+from inventory.services.allocations import AllocationRepositories
+from inventory.services.counters import until_written
+from inventory.services.stock import ProductAvailability, StockService, availability
 
 EVENT_SHIPPED = "Fulfillment Items Shipped"
 EVENT_HANDED_OVER = "Fulfillment Items Handed Over"
+EVENT_APPLIED = "Shipment Applied"
+SCHEMA_VERSION = 1
 KIND_OF = {EVENT_SHIPPED: LedgerKind.SHIPMENT, EVENT_HANDED_OVER: LedgerKind.HANDOVER}
 
 
@@ -42,12 +59,8 @@ class Shipment:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class EventIdReused(Conflict):
-    code = "event_id_reused"
-
-
-class ShipmentRepositories(LocationRepository, LedgerRepository, Protocol):
-    """What applying shipments needs of storage (the DynamoDB adapter is both)."""
+class ShipmentRepositories(AllocationRepositories, Protocol):
+    """What applying shipments needs of storage (the DynamoDB adapter is all of it)."""
 
 
 @dataclass(frozen=True)
@@ -60,35 +73,139 @@ class ShipmentService:
     def __init__(self, repository: ShipmentRepositories, clock: Clock) -> None:
         self._repo = repository
         self._clock = clock
+        self._stock = StockService(repository)
 
     def apply(self, shipment: Shipment) -> Applied:
-        """Apply every line not applied yet; a retry after a crash completes the rest."""
-        if self._repo.get_location(shipment.location_id) is None:
+        """Apply every line not applied yet; a retry after a crash completes the rest.
+
+        Each line is one conditional write on its product's counters: the ledger entry (keyed by the
+        event id and line, which makes it exactly once), the allocations it closes, and its part of
+        the `Shipment Applied` event, together.
+        """
+        location = self._repo.get_location(shipment.location_id)
+        if location is None:
             raise InvalidInput(f"location {shipment.location_id!r} does not exist")
+        self._remember_shipped_allocations(shipment)
         applied = repeated = 0
         for index, line in enumerate(shipment.lines):
+            if self._apply_line(location, shipment, index, line):
+                applied += 1
+            else:
+                repeated += 1
+        return Applied(applied, repeated)
+
+    def _remember_shipped_allocations(self, shipment: Shipment) -> None:
+        """A shipment can overtake the creation of the allocation it names (events are unordered):
+        the allocation is then recorded as released, so that its late creation opens nothing."""
+        for allocation_id in sorted({line.allocation_id for line in shipment.lines if line.allocation_id}):
+            if self._repo.get_allocation(shipment.location_id, allocation_id) is None:
+                now = self._clock.now()
+                self._repo.put_allocation(
+                    Allocation(
+                        location_id=shipment.location_id,
+                        allocation_id=allocation_id,
+                        status=AllocationStatus.RELEASED,
+                        created_at=now,
+                        updated_at=now,
+                        caller=f"shipment {shipment.shipment_id}",
+                    )
+                )  # False: created meanwhile, and then the line below closes it
+
+    def _apply_line(self, location: Location, shipment: Shipment, index: int, line: ShipmentLine) -> bool:
+        """Whether the line was applied now (False: an earlier delivery applied it)."""
+        entry_id = f"{shipment.event_id}:{index}"
+
+        def step() -> bool | None:
+            stock, counters = self._stock.figures(location, line.product_id)
+            earlier = counters.entry(entry_id)
+            if earlier is not None:
+                if earlier.source_hash != shipment.body_hash:
+                    raise EventIdReused(f"event {shipment.event_id!r} was applied with another body")
+                return False
+            now = self._clock.now()
             entry = LedgerEntry(
-                entry_id=f"{shipment.event_id}:{index}",
+                entry_id=entry_id,
                 kind=shipment.kind,
                 quantity=-line.quantity,
                 stock_location=MAIN,
                 logical_timestamp=shipment.logical_timestamp,
-                applied_at=self._clock.now(),
+                applied_at=now,
                 reference=shipment.shipment_id,
                 source_hash=shipment.body_hash,
             )
-            if self._repo.record_ledger_entry(shipment.location_id, line.product_id, entry):
-                applied += 1
-                continue
-            earlier = next(
-                (
-                    e
-                    for e in self._repo.ledger_of(shipment.location_id, line.product_id)
-                    if e.entry_id == entry.entry_id
-                ),
-                None,
+            closing = allocations_closed(counters.allocations, line)
+            after = counters.model_copy(
+                update={
+                    "version": counters.version + 1,
+                    "ledger": (*counters.ledger, entry),
+                    "allocations": tuple(
+                        closing.get(a.allocation_id, a) for a in counters.allocations if closing.get(a.allocation_id, a)
+                    ),
+                }
             )
-            if earlier is None or earlier.source_hash != shipment.body_hash:
-                raise EventIdReused(f"event {shipment.event_id!r} was applied with another body")
-            repeated += 1
-        return Applied(applied, repeated)
+            figures = availability(location, self._stock.stock_of(location, after), after)
+            known = counters.exists or stock.imported
+            event = self._applied_event(shipment, index, line, figures, known, now)
+            change = CountersChange(expected=counters, entry=entry, allocations=closing, event=event)
+            return True if self._repo.change_counters(location.location_id, change) else None
+
+        return until_written(step, f"applying {entry_id!r}")
+
+    @staticmethod
+    def _applied_event(  # noqa: PLR0917 - one part of one event, from what the line's write computed
+        shipment: Shipment, index: int, line: ShipmentLine, figures: ProductAvailability, known: bool, now: datetime
+    ) -> OutboxEvent:
+        warnings = [] if known else ["unknown_product"]
+        if figures.stock_on_hand < 0:
+            warnings.append("negative_stock_on_hand")
+        return OutboxEvent(
+            event_id=str(
+                uuid.uuid5(uuid.NAMESPACE_URL, f"shipment-applied/{shipment.location_id}/{shipment.event_id}/{index}")
+            ),
+            detail_type=EVENT_APPLIED,
+            occurred_at=now,
+            detail={
+                "schema_version": SCHEMA_VERSION,
+                "location_id": shipment.location_id,
+                "occurred_at": now.isoformat(),
+                "source_event_id": shipment.event_id,
+                "kind": shipment.kind.value,
+                "shipment_id": shipment.shipment_id,
+                "logical_timestamp": shipment.logical_timestamp,
+                "part": index + 1,  # one part per line: each is written with the line it reports
+                "parts": len(shipment.lines),
+                "products": [
+                    {
+                        "product_id": line.product_id,
+                        "quantity": -line.quantity,
+                        "stock_on_hand": figures.stock_on_hand,
+                        "allocated": figures.allocated,
+                        "safety_stock": figures.safety_stock,
+                        "available": figures.available,
+                        "uncounted": figures.uncounted,
+                        "version": figures.version,
+                        "warnings": warnings,
+                    }
+                ],
+            },
+        )
+
+
+def allocations_closed(
+    open_allocations: Sequence[OpenAllocation], line: ShipmentLine
+) -> dict[str, OpenAllocation | None]:
+    """What a line removes: up to its quantity from the allocation it names, or else from the
+    product's oldest open allocations; the new open quantity of each (None: nothing left)."""
+    if line.allocation_id is not None:
+        targets = [a for a in open_allocations if a.allocation_id == line.allocation_id]
+    else:
+        targets = sorted(open_allocations, key=lambda a: (a.received, a.allocation_id))
+    left, changes = line.quantity, {}
+    for allocation in targets:
+        if left <= 0:
+            break
+        taken = min(left, allocation.quantity)
+        left -= taken
+        rest = allocation.quantity - taken
+        changes[allocation.allocation_id] = allocation.model_copy(update={"quantity": rest}) if rest else None
+    return changes

@@ -15,18 +15,21 @@ from inventory.errors import InvalidInput, NotFound
 from inventory.models import (
     STOCK_LOCATIONS,
     ImportKind,
+    InventoryMaster,
     LedgerEntry,
     Location,
     Page,
+    ProductCounters,
     StockRow,
     VisibleImport,
     product_order,
 )
-from inventory.ports import ImportRepository, LedgerRepository, LocationRepository
+from inventory.ports import CountersRepository, ImportRepository, LocationRepository
 
 
 @dataclass(frozen=True)
 class Base:
+    seq: int
     import_id: str
     kind: ImportKind
     quantity: int
@@ -47,6 +50,7 @@ class ProductStock:
     stock_on_hand: int
     stock_locations: list[StockLocationFigure]
     ledger: list[LedgerEntry] = field(default_factory=list)  # the entries since each base, applied order
+    imported: bool = False  # whether a visible import has a row for it (not just a full import's 0)
 
 
 def product_stock(
@@ -76,6 +80,7 @@ def product_stock(
     for imported in newest_first:
         for row in rows.get(imported.seq, ()):
             bases.setdefault(row.stock_location, (imported, row.quantity))
+    has_rows = bool(bases)
     moved = {entry.stock_location for entry in ledger if entry.kind.moves_stock_under_erp}
     if baseline is not None:
         for stock_location in moved | ({"main"} if not bases else set()):
@@ -96,13 +101,47 @@ def product_stock(
         base = None
         if imported_base is not None:
             source, base_quantity = imported_base
-            base = Base(source.import_id, source.kind, base_quantity, source.shipments_included_through)
+            base = Base(source.seq, source.import_id, source.kind, base_quantity, source.shipments_included_through)
         figures.append(StockLocationFigure(stock_location, quantity, STOCK_LOCATIONS.get(stock_location, False), base))
     since.sort(key=lambda e: (e.applied_at, e.entry_id))
-    return ProductStock(product_id, sum(f.quantity for f in figures if f.salable), figures, since)
+    return ProductStock(product_id, sum(f.quantity for f in figures if f.salable), figures, since, has_rows)
 
 
-class StockReadRepositories(ImportRepository, LocationRepository, LedgerRepository, Protocol):
+@dataclass(frozen=True)
+class ProductAvailability:
+    """What can be sold of one product at a location (SPEC.md section 3)."""
+
+    product_id: str
+    stock_on_hand: int
+    allocated: int
+    safety_stock: int
+    available: int
+    uncounted: bool
+    version: int  # the product's counters version: grows with every change the service publishes
+
+
+def is_uncounted(location: Location, stock: ProductStock) -> bool:
+    """Stock that came, at the switch, from an import with a quantity above 0 and that no full count
+    under platform master has covered since (SPEC.md section 1)."""
+    if location.inventory_master is not InventoryMaster.PLATFORM or location.trust_imported_stock:
+        return False
+    before = location.imports_before_switch
+    return before is not None and any(
+        f.salable and f.base is not None and f.base.seq <= before and f.base.quantity > 0 for f in stock.stock_locations
+    )
+
+
+def availability(location: Location, stock: ProductStock, counters: ProductCounters) -> ProductAvailability:
+    safety = location.default_safety_stock
+    uncounted = is_uncounted(location, stock)
+    allocated = counters.allocated
+    available = 0 if uncounted else max(0, stock.stock_on_hand - safety - allocated)
+    return ProductAvailability(
+        stock.product_id, stock.stock_on_hand, allocated, safety, available, uncounted, counters.version
+    )
+
+
+class StockReadRepositories(ImportRepository, LocationRepository, CountersRepository, Protocol):
     """What reading stock needs of storage (the DynamoDB adapter is both)."""
 
 
@@ -110,39 +149,66 @@ class StockService:
     def __init__(self, repository: StockReadRepositories) -> None:
         self._repo = repository
 
-    def _location(self, location_id: str) -> Location:
+    def location(self, location_id: str) -> Location:
         location = self._repo.get_location(location_id)
         if location is None:
             raise NotFound(f"location {location_id!r} does not exist")
         return location
 
-    def product(self, location_id: str, product_id: str) -> ProductStock:
-        location = self._location(location_id)
+    def figures(self, location: Location, product_id: str) -> tuple[ProductStock, ProductCounters]:
+        """One product's stock and counters: the counters read strongly consistently, then its bases."""
+        counters = self._repo.counters_of(location.location_id, product_id)
+        return self.stock_of(location, counters), counters
+
+    def stock_of(self, location: Location, counters: ProductCounters) -> ProductStock:
         seqs = [v.seq for v in location.visible_imports]
-        rows = self._repo.import_rows_of_product(location_id, seqs, product_id) if seqs else {}
-        ledger = self._repo.ledger_of(location_id, product_id)
-        return product_stock(product_id, location.visible_imports, rows, ledger, location.master_switched_at)
+        rows = self._repo.import_rows_of_product(location.location_id, seqs, counters.product_id) if seqs else {}
+        return product_stock(
+            counters.product_id, location.visible_imports, rows, counters.ledger, location.master_switched_at
+        )
+
+    def product(self, location_id: str, product_id: str) -> ProductStock:
+        stock, _ = self.figures(self.location(location_id), product_id)
+        return stock
 
     def page(self, location_id: str, limit: int, cursor: str | None) -> Page[ProductStock]:
-        """Every product a visible import holds a row for, shard by shard, in key order."""
-        location = self._location(location_id)
+        """Every product a visible import holds a row for, or that has counters, in key order."""
+        _, pairs, next_cursor = self._pairs(location_id, limit, cursor)
+        return Page(items=[stock for stock, _ in pairs], next_cursor=next_cursor)
+
+    def availability_page(
+        self, location_id: str, limit: int, cursor: str | None, product_id: str | None = None
+    ) -> Page[ProductAvailability]:
+        """What can be sold: every product with stock or allocations, or the one asked for."""
+        if product_id is not None:
+            location = self.location(location_id)
+            stock, counters = self.figures(location, product_id)
+            known = counters.exists or stock.imported
+            return Page(items=[availability(location, stock, counters)] if known else [])
+        location, pairs, next_cursor = self._pairs(location_id, limit, cursor)
+        return Page(items=[availability(location, s, c) for s, c in pairs], next_cursor=next_cursor)
+
+    def _pairs(
+        self, location_id: str, limit: int, cursor: str | None
+    ) -> tuple[Location, list[tuple[ProductStock, ProductCounters]], str | None]:
+        location = self.location(location_id)
         shard, after = _decode_cursor(cursor, self._repo.product_shards) if cursor else (0, None)
-        items: list[ProductStock] = []
+        items: list[tuple[ProductStock, ProductCounters]] = []
         shards = self._repo.product_shards
         while shard < shards and len(items) < limit:
             products, complete = self._shard_page(location, shard, after, limit - len(items))
             items += products
             if products:
-                after = products[-1].product_id
+                after = products[-1][0].product_id
             elif not complete:
                 raise RuntimeError(f"no progress reading shard {shard} of {location_id!r}")
             if complete:
                 shard, after = shard + 1, None
-        return Page(items=items, next_cursor=_encode_cursor(shard, after) if shard < shards else None)
+        return location, items, _encode_cursor(shard, after) if shard < shards else None
 
     def _shard_page(
         self, location: Location, shard: int, after: str | None, limit: int
-    ) -> tuple[list[ProductStock], bool]:
+    ) -> tuple[list[tuple[ProductStock, ProductCounters]], bool]:
         """Up to `limit` products of one shard after `after`; and whether the shard is done."""
         location_id, visible = location.location_id, location.visible_imports
         page = max(limit * 4, 100)
@@ -159,25 +225,27 @@ class StockService:
             by_seq[imported.seq] = rows
             if more and rows:
                 bounded_by(rows[-1].product_id)
-        ledgers, more = self._repo.ledgers_page(location_id, shard, after, page)
-        if more and ledgers:
-            bounded_by(max(ledgers, key=product_order))
+        counters_list, more = self._repo.counters_page(location_id, shard, after, page)
+        counters = {c.product_id: c for c in counters_list}
+        if more and counters_list:
+            bounded_by(counters_list[-1].product_id)
         products = sorted(
-            {row.product_id for rows in by_seq.values() for row in rows} | ledgers.keys(), key=product_order
+            {row.product_id for rows in by_seq.values() for row in rows} | counters.keys(), key=product_order
         )
         if bound is not None:
             products = [p for p in products if product_order(p) < bound]
         taken = products[:limit]
-        result = [
-            product_stock(
+        result = []
+        for product in taken:
+            product_counters = counters.get(product) or ProductCounters(product_id=product)
+            stock = product_stock(
                 product,
                 visible,
                 {seq: [r for r in rows if r.product_id == product] for seq, rows in by_seq.items()},
-                ledgers.get(product, ()),
+                product_counters.ledger,
                 location.master_switched_at,
             )
-            for product in taken
-        ]
+            result.append((stock, product_counters))
         complete = bound is None and len(products) <= limit
         return result, complete
 

@@ -1,0 +1,62 @@
+"""Applies fulfilment's events from the bus (through the fulfilment queue): shipments and in-store
+pickup handovers leave main stock and close allocations once per event line; allocations are
+opened (or refused, with an `Allocation Refused` event) and released once per allocation id."""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from inventory.api.events import AllocationCreated, AllocationReleased, FulfillmentEvent, parse_fulfillment_event
+from inventory.errors import InventoryError, TemporarilyUnavailable
+from inventory.observability import logger, metrics
+from inventory.wiring import allocation_service, fulfillment_dead_letters, shipment_service
+
+processor = BatchProcessor(event_type=EventType.SQS)
+CALLER = "fulfillment-events"
+
+
+def apply(event: FulfillmentEvent) -> None:
+    if isinstance(event, AllocationCreated):
+        view, _ = allocation_service().create(event.location_id, event.request, CALLER, from_bus=True)
+        logger.info(
+            "allocation created",
+            extra={
+                "event_id": event.event_id,
+                "allocation_id": event.request.allocation_id,
+                "status": view.allocation.status,
+            },
+        )
+    elif isinstance(event, AllocationReleased):
+        allocation_service().release(event.location_id, event.allocation_id, CALLER, from_bus=True)
+        logger.info("allocation released", extra={"event_id": event.event_id, "allocation_id": event.allocation_id})
+    else:
+        applied = shipment_service().apply(event)
+        metrics.add_metric(name="ShipmentLinesApplied", unit=MetricUnit.Count, value=applied.lines)
+        logger.info(
+            "shipment applied",
+            extra={"event_id": event.event_id, "lines": applied.lines, "repeated": applied.repeated},
+        )
+
+
+def handle(record: SQSRecord) -> None:
+    try:
+        apply(parse_fulfillment_event(record.body))
+    except TemporarilyUnavailable:
+        raise  # retried by the queue; its redrive policy dead-letters what never succeeds
+    except InventoryError as error:
+        # Can never succeed (invalid, unknown location, an id reused with another body): to the
+        # dead-letter queue with its reason, acknowledged, without holding back the batch.
+        reason: dict[str, Any] = {"code": error.code, "message": error.message, "details": error.details}
+        logger.warning("fulfilment record dead-lettered", extra={"reason": reason, "message_id": record.message_id})
+        metrics.add_metric(name="FulfillmentRecordsDeadLettered", unit=MetricUnit.Count, value=1)
+        fulfillment_dead_letters().send({"reason": reason, "body": record.body})
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(event=event, record_handler=handle, processor=processor, context=context)

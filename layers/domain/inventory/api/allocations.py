@@ -1,0 +1,64 @@
+"""POST /locations/{location_id}/allocations, GET and DELETE .../allocations/{allocation_id}."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+
+from inventory.api.http import caller_identity, errors_for
+from inventory.api.locations import LocationId
+from inventory.api.schemas import AllocationOut, PostAllocationBody
+from inventory.models import CLIENT_ID_PATTERN
+from inventory.wiring import allocation_service
+
+router = Router()
+
+AllocationId = Annotated[str, Path(pattern=CLIENT_ID_PATTERN, description="The allocation's id, chosen by the client")]
+
+
+@router.post(
+    "/locations/<location_id>/allocations",
+    summary="Allocate units of products to an order, whole or not at all",
+    description=(
+        "201 with the allocation, open for every item. Each product's available figure (stock on "
+        "hand minus safety stock minus open allocations, 0 while uncounted) must cover its "
+        "quantity, else 409 insufficient_stock with the short products in details, and nothing "
+        "is held; a location with allow_backorders takes any quantity. Allocations that race for "
+        "the last units never both succeed. Repeating the same request answers 200 with the "
+        "allocation as it is now; the same allocation_id with other content answers 409 "
+        "allocation_id_reused. Each product may be listed once, up to 100 products."
+    ),
+    responses={200: {"description": "The same allocation, repeated"}, **errors_for(409, 404)},
+    tags=["allocations"],
+)
+def post_allocation(location_id: LocationId, body: Annotated[PostAllocationBody, Body()]) -> Response[Any]:
+    view, created = allocation_service().create(location_id, body.request(), caller_identity(router))
+    return Response(
+        status_code=201 if created else 200,
+        content_type="application/json",
+        body=AllocationOut.of(view).model_dump_json(),
+    )
+
+
+@router.get(
+    "/locations/<location_id>/allocations/<allocation_id>",
+    summary="An allocation: what it asked for and what is still open per product",
+    responses=errors_for(404),
+    tags=["allocations"],
+)
+def get_allocation(location_id: LocationId, allocation_id: AllocationId) -> AllocationOut:
+    return AllocationOut.of(allocation_service().get(location_id, allocation_id))
+
+
+@router.delete(
+    "/locations/<location_id>/allocations/<allocation_id>",
+    summary="Release what the allocation still holds",
+    description="200 with the allocation, now released (repeating it changes nothing); unknown allocation: 404.",
+    responses=errors_for(404),
+    tags=["allocations"],
+)
+def delete_allocation(location_id: LocationId, allocation_id: AllocationId) -> AllocationOut:
+    return AllocationOut.of(allocation_service().release(location_id, allocation_id, caller_identity(router)))

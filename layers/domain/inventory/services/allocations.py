@@ -1,0 +1,284 @@
+"""Allocations: units of products promised to an order at a location, from the API and from the bus.
+
+An allocation is opened product by product (one conditional write per product's counters, no
+transaction), between two writes of its record:
+
+1. the record is put as `pending` (a repeat of the same request finds it and completes the work);
+2. each product's counters get the allocation, on the condition that the stock is unchanged since
+   it was read and that the product's allocated total still leaves room for it (no oversell, I3);
+3. the record becomes `open`. When any product is short, what was opened is released again and
+   the allocation is refused whole: on the API nothing is left behind (409 `insufficient_stock`);
+   from the bus the refusal is recorded, with an `Allocation Refused` event in the same write.
+
+A release moves the record to `released` first, then frees each product; a creation that was
+still opening then finds its record released and frees what it had opened. A release that arrives
+before its creation (events are unordered) leaves a `released` record, so the creation opens nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from inventory.errors import AllocationIdReused, InsufficientStock, InvalidInput, NotFound
+from inventory.models import (
+    Allocation,
+    AllocationLine,
+    AllocationStatus,
+    CountersChange,
+    Location,
+    OpenAllocation,
+    OutboxEvent,
+    product_order,
+)
+from inventory.ports import AllocationRepository, Clock
+from inventory.services.counters import close_allocation, until_written
+from inventory.services.stock import ProductAvailability, StockReadRepositories, StockService, availability
+
+SCHEMA_VERSION = 1
+EVENT_REFUSED = "Allocation Refused"
+NO_LIMIT = 10**15  # allocated totals never come near it: backorders are not limited
+
+
+@dataclass(frozen=True)
+class AllocationRequest:
+    allocation_id: str
+    order_id: str
+    items: tuple[AllocationLine, ...]
+
+    def content_hash(self) -> str:
+        body = [self.order_id, [[i.product_id, i.quantity] for i in self.items]]
+        return hashlib.sha256(json.dumps(body, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AllocationView:
+    allocation: Allocation
+    open: dict[str, int]  # per product, the units still open (shipments and releases lower them)
+
+
+class AllocationRepositories(AllocationRepository, StockReadRepositories, Protocol):
+    """What allocations need of storage (the DynamoDB adapter is all of it)."""
+
+
+class AllocationService:
+    def __init__(self, repository: AllocationRepositories, clock: Clock) -> None:
+        self._repo = repository
+        self._clock = clock
+        self._stock = StockService(repository)
+
+    # ------------------------------------------------------------------ reading
+    def get(self, location_id: str, allocation_id: str) -> AllocationView:
+        allocation = self._repo.get_allocation(location_id, allocation_id)
+        if allocation is None or allocation.content_hash is None:  # unknown, or only its early release
+            raise NotFound(f"allocation {allocation_id!r} does not exist at location {location_id!r}")
+        return self._view(allocation)
+
+    def _view(self, allocation: Allocation) -> AllocationView:
+        still_open = {}
+        for line in allocation.items:
+            counters = self._repo.counters_of(allocation.location_id, line.product_id)
+            held = counters.allocation(allocation.allocation_id)
+            still_open[line.product_id] = held.quantity if held else 0
+        return AllocationView(allocation, still_open)
+
+    # ------------------------------------------------------------------ creating
+    def create(
+        self, location_id: str, request: AllocationRequest, caller: str, *, from_bus: bool = False
+    ) -> tuple[AllocationView, bool]:
+        """Open the allocation whole or refuse it; (view, False) for a repeat of the same request.
+
+        On the API a refusal raises InsufficientStock and leaves nothing; from the bus it is recorded
+        (status `refused`, an `Allocation Refused` event) and returned.
+        """
+        products = [line.product_id for line in request.items]
+        if len(set(products)) != len(products):
+            raise InvalidInput(
+                "each product may appear once in an allocation",
+                details=[{"field": "body.items", "code": "duplicate_product", "message": "a product is listed twice"}],
+            )
+        location = self._stock.location(location_id)
+        content_hash = request.content_hash()
+        while True:
+            existing = self._repo.get_allocation(location_id, request.allocation_id)
+            if existing is not None:
+                break
+            now = self._clock.now()
+            pending = Allocation(
+                location_id=location_id,
+                allocation_id=request.allocation_id,
+                order_id=request.order_id,
+                items=request.items,
+                status=AllocationStatus.PENDING,
+                content_hash=content_hash,
+                created_at=now,
+                updated_at=now,
+                caller=caller,
+            )
+            if self._repo.put_allocation(pending):
+                return self._open(location, pending, from_bus=from_bus), True
+            # another request with this id came first: decide on what it wrote
+        if existing.content_hash is None:  # released before it was created: it opens nothing
+            return self._view(existing), False
+        if existing.content_hash != content_hash:
+            raise AllocationIdReused(f"allocation {request.allocation_id!r} exists with other content")
+        if existing.status is AllocationStatus.PENDING:  # an earlier attempt stopped half-way
+            return self._open(location, existing, from_bus=from_bus), False
+        return self._view(existing), False
+
+    def _open(self, location: Location, allocation: Allocation, *, from_bus: bool) -> AllocationView:
+        lines = sorted(allocation.items, key=lambda i: product_order(i.product_id))
+        # Every short product is named, and nothing is opened for a request that is short anyway;
+        # the openings below decide again, each on the figures it is written against.
+        shortages = [s for line in lines if (s := self._shortage(location, allocation, line)) is not None]
+        for line in lines if not shortages else ():
+            shortage = self._open_line(location, allocation, line)
+            if shortage is not None:
+                shortages.append(shortage)
+                break  # refused whole: no need to look further
+        if shortages:
+            return self._refuse(allocation, shortages, from_bus=from_bus)
+        opened = allocation.model_copy(update={"status": AllocationStatus.OPEN, "updated_at": self._clock.now()})
+        if not self._repo.settle_allocation(opened, status=AllocationStatus.OPEN, expected=AllocationStatus.PENDING):
+            # Released (or completed by a concurrent retry) meanwhile: the record decides.
+            current = self._repo.get_allocation(allocation.location_id, allocation.allocation_id)
+            if current is not None and current.status is AllocationStatus.RELEASED:
+                self._close_all(allocation)
+                return self._view(current)
+            if current is not None:
+                return self._view(current)
+        return self._view(opened)
+
+    def _shortage(self, location: Location, allocation: Allocation, line: AllocationLine) -> dict[str, Any] | None:
+        stock, counters = self._stock.figures(location, line.product_id)
+        if location.allow_backorders or counters.allocation(allocation.allocation_id) is not None:
+            return None
+        return _short(line, availability(location, stock, counters))
+
+    def _open_line(self, location: Location, allocation: Allocation, line: AllocationLine) -> dict[str, Any] | None:
+        """Open one product's part; the shortage when the product cannot take it."""
+        location_id, allocation_id = location.location_id, allocation.allocation_id
+
+        def step() -> dict[str, Any] | bool | None:
+            stock, counters = self._stock.figures(location, line.product_id)
+            if counters.allocation(allocation_id) is not None:
+                return True  # opened by an earlier attempt
+            figures = availability(location, stock, counters)
+            if location.allow_backorders:
+                limit = NO_LIMIT
+            else:
+                shortage = _short(line, figures)
+                if shortage is not None:
+                    return shortage
+                # The most the product may have allocated, its stock unchanged, for this one to fit.
+                limit = figures.allocated + figures.available - line.quantity
+            opening = OpenAllocation(
+                allocation_id=allocation_id,
+                order_id=allocation.order_id,
+                quantity=line.quantity,
+                received=received_order(allocation.created_at),
+            )
+            change = CountersChange(expected=counters, allocations={allocation_id: opening}, open_limit=limit)
+            return True if self._repo.change_counters(location_id, change) else None
+
+        result = until_written(step, f"allocating {line.product_id!r}")
+        return None if result is True else result  # type: ignore[return-value]
+
+    def _refuse(self, allocation: Allocation, shortages: list[dict[str, Any]], *, from_bus: bool) -> AllocationView:
+        self._close_all(allocation)
+        now = self._clock.now()
+        if not from_bus:
+            # Nothing stays behind a refused request: the pending record goes too.
+            self._repo.forget_allocation(allocation, expected=AllocationStatus.PENDING)
+            raise InsufficientStock(
+                "not enough available stock for the allocation",
+                details=[
+                    {
+                        "field": "body.items",
+                        "code": "insufficient_stock",
+                        "message": f"{s['product_id']!r}: {s['requested']} requested, {s['available']} available",
+                        **s,
+                    }
+                    for s in shortages
+                ],
+            )
+        refused = allocation.model_copy(
+            update={"status": AllocationStatus.REFUSED, "updated_at": now, "refused": tuple(shortages)}
+        )
+        event = OutboxEvent(
+            event_id=str(
+                uuid.uuid5(
+                    uuid.NAMESPACE_URL, f"allocation-refused/{allocation.location_id}/{allocation.allocation_id}"
+                )
+            ),
+            detail_type=EVENT_REFUSED,
+            occurred_at=now,
+            detail={
+                "schema_version": SCHEMA_VERSION,
+                "location_id": allocation.location_id,
+                "occurred_at": now.isoformat(),
+                "allocation_id": allocation.allocation_id,
+                "order_id": allocation.order_id,
+                "items": [{"product_id": i.product_id, "quantity": i.quantity} for i in allocation.items],
+                "shortages": shortages,
+            },
+        )
+        if not self._repo.settle_allocation(
+            refused, status=AllocationStatus.REFUSED, expected=AllocationStatus.PENDING, event=event
+        ):
+            current = self._repo.get_allocation(allocation.location_id, allocation.allocation_id)
+            return self._view(current or refused)
+        return self._view(refused)
+
+    # ------------------------------------------------------------------ releasing
+    def release(self, location_id: str, allocation_id: str, caller: str, *, from_bus: bool = False) -> AllocationView:
+        """Free what the allocation still holds. Unknown on the API: 404; from the bus: remembered."""
+        self._stock.location(location_id)
+        while True:
+            current = self._repo.get_allocation(location_id, allocation_id)
+            if current is None:
+                if not from_bus:
+                    raise NotFound(f"allocation {allocation_id!r} does not exist at location {location_id!r}")
+                now = self._clock.now()
+                early = Allocation(
+                    location_id=location_id,
+                    allocation_id=allocation_id,
+                    status=AllocationStatus.RELEASED,
+                    created_at=now,
+                    updated_at=now,
+                    caller=caller,
+                )
+                if self._repo.put_allocation(early):
+                    return AllocationView(early, {})
+                continue  # created meanwhile: release that
+            if current.status in (AllocationStatus.RELEASED, AllocationStatus.REFUSED):
+                self._close_all(current)  # completes a release that stopped half-way
+                return self._view(current)
+            released = current.model_copy(update={"status": AllocationStatus.RELEASED, "updated_at": self._clock.now()})
+            if self._repo.settle_allocation(released, status=AllocationStatus.RELEASED, expected=current.status):
+                self._close_all(released)
+                return self._view(released)
+
+    def _close_all(self, allocation: Allocation) -> None:
+        for line in allocation.items:
+            close_allocation(self._repo, allocation.location_id, line.product_id, allocation.allocation_id)
+
+
+def _short(line: AllocationLine, figures: ProductAvailability) -> dict[str, Any] | None:
+    if figures.available >= line.quantity:
+        return None
+    return {
+        "product_id": line.product_id,
+        "requested": line.quantity,
+        "available": figures.available,
+        "uncounted": figures.uncounted,
+    }
+
+
+def received_order(created_at: datetime) -> int:
+    """Allocations of a product are served oldest first: by the time the service received them."""
+    return int(created_at.timestamp() * 1_000_000)

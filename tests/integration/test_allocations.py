@@ -1,0 +1,209 @@
+"""Allocations and availability through the real handlers on dynalite; and the races of I3 and I2
+with callers in processes of their own that really run at once (dynalite applies concurrent
+conditional writes correctly: docs/data-design.md has the measurements)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import pytest
+
+from tests.conftest import FakeContext, http_event, load_handler, sqs_event
+from tests.integration.test_outbox_relay import received
+
+pytestmark = pytest.mark.integration
+CALLERS = 16
+
+
+def call(
+    function: str, method: str, path: str, body: Any = None, query: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    response = load_handler(function).lambda_handler(http_event(method, path, body, query), FakeContext())
+    return response["statusCode"], json.loads(response["body"])
+
+
+def load(location: str, stock: dict[str, int], **settings: Any) -> None:
+    """A store whose initial import, run by the real worker, gave it `stock`."""
+    assert call("locations", "PUT", f"/locations/{location}", {"type": "store", **settings})[0] in (200, 201)
+    body = {
+        "import_id": "load",
+        "kind": "initial",
+        "items": [{"product_id": p, "quantity": q} for p, q in stock.items()],
+    }
+    status, record = call("stock_imports", "POST", f"/locations/{location}/stock-imports", body)
+    if status == 200:  # loaded by an earlier test of this module
+        return
+    assert status == 202, record
+    from inventory.wiring import import_service  # the worker's service, on the same backends
+
+    assert import_service().run(location, "load", lambda: 10**9).value == "completed"
+
+
+def availability(location: str, product: str) -> dict[str, Any]:
+    status, page = call("stock", "GET", f"/locations/{location}/availability", query={"product_id": product})
+    assert status == 200, page
+    (row,) = page["items"]
+    return dict(row)
+
+
+def test_allocate_read_and_release_over_the_handlers() -> None:
+    load("alloc-api", {"a": 5, "b": 1})
+    body = {"allocation_id": "al-1", "order_id": "o-1", "items": [{"product_id": "a", "quantity": 2}]}
+
+    created = call("allocations", "POST", "/locations/alloc-api/allocations", body)
+    repeated = call("allocations", "POST", "/locations/alloc-api/allocations", body)
+    reused = call("allocations", "POST", "/locations/alloc-api/allocations", {**body, "order_id": "o-2"})
+    short = call(
+        "allocations",
+        "POST",
+        "/locations/alloc-api/allocations",
+        {
+            "allocation_id": "al-2",
+            "order_id": "o-2",
+            "items": [{"product_id": "a", "quantity": 1}, {"product_id": "b", "quantity": 2}],
+        },
+    )
+
+    assert created[0] == 201
+    assert created[1]["status"] == "open"
+    assert created[1]["items"] == [{"product_id": "a", "quantity": 2, "open": 2}]
+    assert repeated == (200, created[1])
+    assert (reused[0], reused[1]["error"]["code"]) == (409, "allocation_id_reused")
+    assert (short[0], short[1]["error"]["code"]) == (409, "insufficient_stock")
+    assert short[1]["error"]["details"][0]["product_id"] == "b"
+    assert call("allocations", "GET", "/locations/alloc-api/allocations/al-2")[0] == 404  # a refusal leaves nothing
+    assert availability("alloc-api", "a") == {
+        "product_id": "a",
+        "stock_on_hand": 5,
+        "allocated": 2,
+        "safety_stock": 0,
+        "available": 3,
+        "uncounted": False,
+        "version": 1,
+    }
+
+    released = call("allocations", "DELETE", "/locations/alloc-api/allocations/al-1")
+    assert released[0] == 200
+    assert released[1]["status"] == "released"
+    assert released[1]["items"][0]["open"] == 0
+    assert availability("alloc-api", "a")["available"] == 5
+    assert call("allocations", "DELETE", "/locations/alloc-api/allocations/nope")[0] == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"allocation_id": "x", "order_id": "o", "items": []}, "body.items"),
+        (
+            {"allocation_id": "x", "order_id": "o", "items": [{"product_id": "a", "quantity": 0}]},
+            "body.items[0].quantity",
+        ),
+        (
+            {"allocation_id": "x", "order_id": "o", "items": [{"product_id": "a", "quantity": "1"}]},
+            "body.items[0].quantity",
+        ),
+        (
+            {"allocation_id": "bad id", "order_id": "o", "items": [{"product_id": "a", "quantity": 1}]},
+            "body.allocation_id",
+        ),
+        ({"allocation_id": "x", "order_id": "o", "items": [{"product_id": "a", "quantity": 1}] * 2}, "body.items"),
+        (
+            {"allocation_id": "x", "order_id": "o", "items": [{"product_id": "a", "quantity": 1}], "extra": 1},
+            "body.extra",
+        ),
+    ],
+)
+def test_invalid_allocations_are_a_422_naming_the_field_and_write_nothing(body: dict[str, Any], field: str) -> None:
+    load("alloc-bad", {"a": 5})
+    status, answer = call("allocations", "POST", "/locations/alloc-bad/allocations", body)
+
+    assert status == 422
+    assert answer["error"]["code"] == "validation_error"
+    assert field in [d["field"] for d in answer["error"]["details"]]
+    assert availability("alloc-bad", "a")["allocated"] == 0
+
+
+def md5(body: str) -> str:
+    return hashlib.md5(body.encode()).hexdigest()
+
+
+def _allocate_one(location: str, n: int, barrier: Any) -> int:
+    barrier.wait()
+    body = {"allocation_id": f"race-{n}", "order_id": f"o-{n}", "items": [{"product_id": "last", "quantity": 1}]}
+    return call("allocations", "POST", f"/locations/{location}/allocations", body)[0]
+
+
+def _deliver(body: str, queue_arn: str, barrier: Any) -> dict[str, Any]:
+    message = {"MessageId": str(uuid.uuid4()), "ReceiptHandle": "r", "Body": body, "MD5OfBody": md5(body)}
+    barrier.wait()
+    return dict(load_handler("fulfillment_events").lambda_handler(sqs_event([message], queue_arn), FakeContext()))
+
+
+def test_sixteen_allocations_for_ten_units_at_once_then_one_shipment_sixteen_times_at_once(
+    handler_environment: dict[str, str],
+) -> None:
+    location = f"race-{uuid.uuid4().hex[:8]}"
+    load(location, {"last": 10})
+    context = multiprocessing.get_context("spawn")  # fresh interpreters, as Lambda sandboxes are
+    with multiprocessing.Manager() as manager, ProcessPoolExecutor(CALLERS, mp_context=context) as pool:
+        barrier = manager.Barrier(CALLERS)
+        statuses = list(pool.map(_allocate_one, [location] * CALLERS, range(CALLERS), [barrier] * CALLERS))
+
+        assert sorted(statuses) == [201] * 10 + [409] * 6
+        assert availability(location, "last")["allocated"] == 10
+
+        shipment = {
+            "event_id": f"ship-{location}",
+            "location_id": location,
+            "shipment_id": "s-1",
+            "logical_timestamp": 1,
+            "occurred_at": "2026-11-27T09:00:00Z",
+            "items": [{"product_id": "last", "quantity": 3}],
+        }
+        body = json.dumps(
+            {"version": "0", "id": "e", "detail-type": "Fulfillment Items Shipped", "source": "oms", "detail": shipment}
+        )
+        barrier = manager.Barrier(CALLERS)
+        arn = "arn:aws:sqs:eu-west-1:123456789012:local-fulfillmentqueue"
+        answers = list(pool.map(_deliver, [body] * CALLERS, [arn] * CALLERS, [barrier] * CALLERS))
+
+    assert all(answer == {"batchItemFailures": []} for answer in answers)
+    figures = availability(location, "last")
+    assert (figures["stock_on_hand"], figures["allocated"], figures["available"]) == (7, 7, 0)
+    status, explained = call("stock", "GET", f"/locations/{location}/stock/last")
+    assert status == 200
+    assert len(explained["ledger"]["items"]) == 1
+
+
+def test_a_refusal_from_the_bus_is_an_allocation_refused_event(bus_queue: Any) -> None:
+    load("alloc-bus", {"a": 1})
+    detail = {
+        "event_id": "c-1",
+        "location_id": "alloc-bus",
+        "allocation_id": "bus-1",
+        "order_id": "o",
+        "items": [{"product_id": "a", "quantity": 2}],
+    }
+    body = json.dumps(
+        {"version": "0", "id": "e", "detail-type": "Allocation Created", "source": "oms", "detail": detail}
+    )
+    message = {"MessageId": "m-1", "ReceiptHandle": "r", "Body": body, "MD5OfBody": md5(body)}
+    handler = load_handler("fulfillment_events")
+    arn = "arn:aws:sqs:eu-west-1:123456789012:local-fulfillmentqueue"
+
+    assert handler.lambda_handler(sqs_event([message, {**message, "MessageId": "m-2"}], arn), FakeContext()) == {
+        "batchItemFailures": []
+    }
+    load_handler("outbox_relay").lambda_handler({}, FakeContext(remaining_ms=5_300))
+    seen = [e for e in received(bus_queue, 10, seconds=3) if e["detail"]["location_id"] == "alloc-bus"]
+    refused = [e for e in seen if e["detail-type"] == "Allocation Refused"]
+    assert len(refused) == 1
+    assert refused[0]["detail"]["shortages"] == [
+        {"product_id": "a", "requested": 2, "available": 1, "uncounted": False}
+    ]
+    assert call("allocations", "GET", "/locations/alloc-bus/allocations/bus-1")[1]["status"] == "refused"

@@ -1,0 +1,233 @@
+"""Allocations, availability, and what shipments do to them, on the in-memory repository."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+
+from inventory.errors import AllocationIdReused, InsufficientStock, InvalidInput, NotFound
+from inventory.models import (
+    AllocationLine,
+    AllocationStatus,
+    ImportKind,
+    InventoryMaster,
+    LocationChanges,
+    LocationType,
+)
+from inventory.services.allocations import AllocationRequest, AllocationService
+from inventory.services.shipments import ShipmentService
+from tests.unit.test_import_service import World
+from tests.unit.test_shipments import bus_message, parse_shipment
+
+
+class Shop(World):
+    def __init__(self, stock: dict[str, int] | None = None, **location: Any) -> None:
+        super().__init__()
+        self.allocations = AllocationService(self.repo, self.clock)
+        self.shipments = ShipmentService(self.repo, self.clock)
+        if location:
+            self.locations.put("s1", LocationChanges(type=LocationType.STORE, **location))
+        if stock:
+            self.import_inline("base", ImportKind.INITIAL, stock)
+
+    def allocate(self, allocation_id: str, from_bus: bool = False, **items: int) -> Any:
+        lines = tuple(AllocationLine(product_id=p, quantity=q) for p, q in items.items())
+        request = AllocationRequest(allocation_id, f"order-{allocation_id}", lines)
+        self.clock.advance(seconds=1)
+        return self.allocations.create("s1", request, "tester", from_bus=from_bus)
+
+    def ship(self, event_id: str, *lines: dict[str, Any], handover: bool = False) -> None:
+        detail = {
+            "event_id": event_id,
+            "location_id": "s1",
+            "shipment_id": f"sh-{event_id}",
+            "logical_timestamp": 100,
+            "occurred_at": "2026-11-27T09:00:00Z",
+            "items": list(lines),
+        }
+        kind = "Fulfillment Items Handed Over" if handover else "Fulfillment Items Shipped"
+        self.clock.advance(seconds=1)
+        self.shipments.apply(parse_shipment(bus_message(detail, kind)))
+
+    def figures(self, product_id: str) -> tuple[int, int, int]:
+        (row,) = self.stock.availability_page("s1", 10, None, product_id).items
+        return row.stock_on_hand, row.allocated, row.available
+
+
+def test_an_allocation_holds_units_until_released() -> None:
+    shop = Shop({"a": 5, "b": 2})
+
+    view, created = shop.allocate("al-1", a=3, b=2)
+
+    assert created
+    assert view.allocation.status is AllocationStatus.OPEN
+    assert view.open == {"a": 3, "b": 2}
+    assert shop.figures("a") == (5, 3, 2)
+    assert shop.figures("b") == (2, 2, 0)
+    released = shop.allocations.release("s1", "al-1", "tester")
+    assert released.allocation.status is AllocationStatus.RELEASED
+    assert released.open == {"a": 0, "b": 0}
+    assert shop.figures("a") == (5, 0, 5)
+
+
+def test_an_allocation_short_of_one_product_is_refused_whole_and_leaves_nothing() -> None:
+    shop = Shop({"a": 5, "b": 1})
+
+    with pytest.raises(InsufficientStock) as refused:
+        shop.allocate("al-1", a=3, b=2)
+
+    assert refused.value.details[0]["product_id"] == "b"
+    assert refused.value.details[0]["available"] == 1
+    assert shop.figures("a") == (5, 0, 5)
+    with pytest.raises(NotFound):
+        shop.allocations.get("s1", "al-1")
+    assert shop.repo.allocations == {}
+    assert not [e for e in shop.repo.outbox.get("s1", []) if e.detail_type == "Allocation Refused"]
+
+
+def test_safety_stock_is_held_back_and_backorders_take_any_quantity() -> None:
+    shop = Shop({"a": 5}, default_safety_stock=2)
+    with pytest.raises(InsufficientStock):
+        shop.allocate("al-1", a=4)
+    shop.allocate("al-2", a=3)
+    assert shop.figures("a") == (5, 3, 0)
+
+    shop.locations.put("s1", LocationChanges(type=LocationType.STORE, allow_backorders=True))
+    view, _ = shop.allocate("al-3", a=10, ghost=1)
+    assert view.open == {"a": 10, "ghost": 1}
+    assert shop.figures("a") == (5, 13, 0)
+    assert shop.figures("ghost") == (0, 1, 0)
+
+
+def test_repeats_answer_the_first_result_and_other_content_is_refused() -> None:
+    shop = Shop({"a": 5})
+    first, created = shop.allocate("al-1", a=2)
+    again, created_again = shop.allocate("al-1", a=2)
+
+    assert created
+    assert not created_again
+    assert again.allocation.created_at == first.allocation.created_at
+    assert shop.figures("a") == (5, 2, 3)
+    with pytest.raises(AllocationIdReused):
+        shop.allocate("al-1", a=3)
+    with pytest.raises(InvalidInput):
+        shop.allocations.create(
+            "s1", AllocationRequest("al-2", "o", (AllocationLine(product_id="a", quantity=1),) * 2), "tester"
+        )
+
+
+def test_from_the_bus_a_refusal_is_recorded_with_an_allocation_refused_event() -> None:
+    shop = Shop({"a": 1})
+
+    view, _ = shop.allocate("al-1", from_bus=True, a=2)
+    again, _ = shop.allocate("al-1", from_bus=True, a=2)
+
+    assert view.allocation.status is AllocationStatus.REFUSED
+    assert again.allocation.status is AllocationStatus.REFUSED
+    refused = [e for e in shop.repo.outbox["s1"] if e.detail_type == "Allocation Refused"]
+    assert len(refused) == 1
+    assert refused[0].detail["shortages"] == [{"product_id": "a", "requested": 2, "available": 1, "uncounted": False}]
+    assert shop.figures("a") == (1, 0, 1)
+
+
+def test_a_release_that_arrives_first_is_remembered_and_the_late_creation_opens_nothing() -> None:
+    shop = Shop({"a": 5})
+    shop.allocations.release("s1", "al-1", "bus", from_bus=True)
+
+    view, _ = shop.allocate("al-1", from_bus=True, a=2)
+
+    assert view.allocation.status is AllocationStatus.RELEASED
+    assert shop.figures("a") == (5, 0, 5)
+    with pytest.raises(NotFound):
+        shop.allocations.release("s1", "al-9", "tester")  # on the API an unknown allocation is 404
+
+
+def test_a_shipment_closes_the_named_allocation_or_else_the_oldest() -> None:
+    shop = Shop({"a": 10})
+    shop.allocate("old", a=2)
+    shop.allocate("named", a=3)
+    shop.allocate("young", a=4)
+
+    shop.ship("e1", {"product_id": "a", "quantity": 2, "allocation_id": "named"})
+    assert shop.allocations.get("s1", "named").open == {"a": 1}
+    shop.ship("e2", {"product_id": "a", "quantity": 3})  # oldest first: all of "old", then 1 of "named"
+    assert shop.allocations.get("s1", "old").open == {"a": 0}
+    assert shop.allocations.get("s1", "named").open == {"a": 0}
+    assert shop.allocations.get("s1", "young").open == {"a": 4}
+    assert shop.figures("a") == (5, 4, 1)
+    shop.ship("e2", {"product_id": "a", "quantity": 3})  # a redelivery changes nothing
+    assert shop.figures("a") == (5, 4, 1)
+
+
+def test_a_shipment_ahead_of_its_allocation_keeps_the_late_creation_from_opening() -> None:
+    shop = Shop({"a": 10})
+    shop.ship("e1", {"product_id": "a", "quantity": 2, "allocation_id": "al-1"}, handover=True)
+
+    view, _ = shop.allocate("al-1", from_bus=True, a=2)
+
+    assert view.allocation.status is AllocationStatus.RELEASED
+    assert shop.figures("a") == (8, 0, 8)
+
+
+def test_shipment_applied_carries_the_new_figures_version_and_what_went_wrong() -> None:
+    shop = Shop({"a": 1})
+    shop.allocate("al-1", a=1)
+    shop.ship("e1", {"product_id": "a", "quantity": 3}, {"product_id": "ghost", "quantity": 1})
+
+    parts = sorted(
+        (e for events in shop.repo.outbox.values() for e in events if e.detail_type == "Shipment Applied"),
+        key=lambda e: e.detail["part"],
+    )
+    assert [(p.detail["part"], p.detail["parts"]) for p in parts] == [(1, 2), (2, 2)]
+    a, ghost = (p.detail["products"][0] for p in parts)
+    assert (a["stock_on_hand"], a["allocated"], a["available"], a["warnings"]) == (
+        -2,
+        0,
+        0,
+        ["negative_stock_on_hand"],
+    )
+    assert a["version"] == 2  # opened (1), shipped (2)
+    assert ghost["warnings"] == ["unknown_product", "negative_stock_on_hand"]
+    assert len({p.event_id for p in parts}) == 2
+    json.dumps([p.detail for p in parts])  # what the relay publishes is JSON
+
+
+def test_uncounted_stock_is_not_available_until_counted() -> None:
+    shop = Shop()
+    shop.import_inline("i1", ImportKind.INITIAL, {"a": 4})
+    shop.locations.switch("s1", InventoryMaster.PLATFORM, "tester")
+    row = shop.stock.availability_page("s1", 10, None).items[0]
+    assert (row.stock_on_hand, row.available, row.uncounted) == (4, 0, True)
+    with pytest.raises(InsufficientStock):
+        shop.allocate("al-1", a=1)
+
+    shop.import_inline("count", ImportKind.FULL_COUNT, {"a": 3})
+    row = shop.stock.availability_page("s1", 10, None).items[0]
+    assert (row.stock_on_hand, row.available, row.uncounted) == (3, 3, False)
+
+
+def test_sixteen_callers_for_ten_units_never_oversell() -> None:
+    shop = Shop({"a": 10})
+    outcomes: list[str] = []
+    start = threading.Barrier(16)
+
+    def caller(n: int) -> None:
+        lines = (AllocationLine(product_id="a", quantity=1),)
+        start.wait()
+        try:
+            shop.allocations.create("s1", AllocationRequest(f"al-{n}", f"o-{n}", lines), "tester")
+            outcomes.append("open")
+        except InsufficientStock:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=caller, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes).count("open") == 10
+    assert shop.figures("a") == (10, 10, 0)
