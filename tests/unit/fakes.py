@@ -282,7 +282,11 @@ class MemoryRepository:
                 update={
                     "version": current.version + 1,
                     "stock_version": current.stock_version + (1 if entry else 0),
-                    "ledger": (*current.ledger, entry) if entry else current.ledger,
+                    "ledger": tuple(
+                        e
+                        for e in ((*current.ledger, entry) if entry else current.ledger)
+                        if e.entry_id not in change.pruned
+                    ),
                     "allocations": tuple(sorted(allocations.values(), key=lambda a: (a.received, a.allocation_id))),
                 }
             )

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from inventory.errors import AllocationIdReused, InsufficientStock, InvalidInput, NotFound
+from inventory.errors import AllocationIdReused, EventTooOld, InsufficientStock, InvalidInput, NotFound
 from inventory.models import (
     AllocationLine,
     AllocationStatus,
@@ -39,17 +39,19 @@ class Shop(World):
         self.clock.advance(seconds=1)
         return self.allocations.create("s1", request, "tester", from_bus=from_bus)
 
-    def ship(self, event_id: str, *lines: dict[str, Any], handover: bool = False) -> None:
+    def ship(
+        self, event_id: str, *lines: dict[str, Any], handover: bool = False, timestamp: int = 100, at: str = ""
+    ) -> None:
+        self.clock.advance(seconds=1)
         detail = {
             "event_id": event_id,
             "location_id": "s1",
             "shipment_id": f"sh-{event_id}",
-            "logical_timestamp": 100,
-            "occurred_at": "2026-11-27T09:00:00Z",
+            "logical_timestamp": timestamp,
+            "occurred_at": at or "2026-11-27T09:00:00Z",
             "items": list(lines),
         }
         kind = "Fulfillment Items Handed Over" if handover else "Fulfillment Items Shipped"
-        self.clock.advance(seconds=1)
         self.shipments.apply(parse_shipment(bus_message(detail, kind)))
 
     def figures(self, product_id: str) -> tuple[int, int, int]:
@@ -231,3 +233,31 @@ def test_sixteen_callers_for_ten_units_never_oversell() -> None:
 
     assert sorted(outcomes).count("open") == 10
     assert shop.figures("a") == (10, 10, 0)
+
+
+def test_entries_a_base_includes_are_pruned_after_the_retention_and_older_events_are_refused() -> None:
+    shop = Shop({"a": 10})
+    shop.ship("e1", {"product_id": "a", "quantity": 1}, timestamp=1)
+    shop.import_inline("i2", ImportKind.PARTIAL, {"a": 9}, shipments_included_through=1)  # includes e1
+    shop.ship("e2", {"product_id": "a", "quantity": 1}, timestamp=2)
+    late = parse_shipment(
+        bus_message(
+            {
+                "event_id": "e1",
+                "location_id": "s1",
+                "shipment_id": "sh-e1",
+                "logical_timestamp": 1,
+                "occurred_at": shop.clock.now().isoformat(),
+                "items": [{"product_id": "a", "quantity": 1}],
+            }
+        )
+    )
+
+    shop.clock.advance(days=36)
+    shop.ship("e3", {"product_id": "a", "quantity": 1}, timestamp=3, at=shop.clock.now().isoformat())
+
+    assert [e.entry_id for e in shop.repo.counters_of("s1", "a").ledger] == ["e2:0", "e3:0"]  # e1: pruned
+    assert shop.figures("a") == (7, 0, 7)
+    with pytest.raises(EventTooOld):
+        shop.shipments.apply(late)  # could be a redelivery of e1, whose record is gone
+    assert shop.figures("a") == (7, 0, 7)

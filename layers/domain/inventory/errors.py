@@ -25,6 +25,12 @@ class InvalidInput(InventoryError):
     code = "validation_error"
 
 
+class EventTooOld(InvalidInput):
+    """An event older than the ledger's retention: whether it was applied can no longer be told."""
+
+    code = "event_too_old"
+
+
 # ---- the resource does not exist (404)
 class NotFound(InventoryError):
     code = "not_found"

@@ -290,6 +290,7 @@ class CountersChange(Frozen):
     expected: ProductCounters
     entry: LedgerEntry | None = None
     allocations: dict[str, OpenAllocation | None] = Field(default_factory=dict)  # None: closed
+    pruned: tuple[str, ...] = ()  # ledger entries to remove: they no longer count, and are past retention
     open_limit: int | None = None  # for an opening: the most the product may have allocated before it
     event: OutboxEvent | None = None
 

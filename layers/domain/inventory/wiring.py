@@ -59,7 +59,7 @@ def dead_letters() -> SqsWorkQueue:
 
 @lru_cache(maxsize=1)
 def shipment_service() -> ShipmentService:
-    return ShipmentService(repository(), SystemClock())
+    return ShipmentService(repository(), SystemClock(), get_settings().ledger_retention_days)
 
 
 @lru_cache(maxsize=1)

@@ -749,6 +749,8 @@ class DynamoDbRepository:
                 update.set_path(("allocations", allocation_id), _stored_allocation(new))
             else:
                 update.remove("allocations", allocation_id)
+        for entry_id in change.pruned:
+            update.remove("ledger", entry_id)
         if allocated_delta:
             update.increment("allocated", allocated_delta)
         if change.event:

@@ -8,10 +8,10 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from inventory.errors import EventIdReused, InvalidInput
+from inventory.errors import EventIdReused, EventTooOld, InvalidInput
 from inventory.models import (
     MAIN,
     Allocation,
@@ -22,15 +22,17 @@ from inventory.models import (
     Location,
     OpenAllocation,
     OutboxEvent,
+    ProductCounters,
 )
 from inventory.ports import Clock
 from inventory.services.allocations import AllocationRepositories
 from inventory.services.counters import until_written
-from inventory.services.stock import ProductAvailability, StockService, availability
+from inventory.services.stock import ProductAvailability, ProductStock, StockService, availability
 
 EVENT_SHIPPED = "Fulfillment Items Shipped"
 EVENT_HANDED_OVER = "Fulfillment Items Handed Over"
 EVENT_APPLIED = "Shipment Applied"
+PRUNE_PER_WRITE = 50
 SCHEMA_VERSION = 1
 KIND_OF = {EVENT_SHIPPED: LedgerKind.SHIPMENT, EVENT_HANDED_OVER: LedgerKind.HANDOVER}
 
@@ -70,10 +72,11 @@ class Applied:
 
 
 class ShipmentService:
-    def __init__(self, repository: ShipmentRepositories, clock: Clock) -> None:
+    def __init__(self, repository: ShipmentRepositories, clock: Clock, retention_days: int = 35) -> None:
         self._repo = repository
         self._clock = clock
         self._stock = StockService(repository)
+        self._retention = timedelta(days=retention_days)
 
     def apply(self, shipment: Shipment) -> Applied:
         """Apply every line not applied yet; a retry after a crash completes the rest.
@@ -85,6 +88,11 @@ class ShipmentService:
         location = self._repo.get_location(shipment.location_id)
         if location is None:
             raise InvalidInput(f"location {shipment.location_id!r} does not exist")
+        if shipment.occurred_at < self._clock.now() - self._retention:
+            raise EventTooOld(
+                f"event {shipment.event_id!r} occurred over {self._retention.days} days ago: whether it was "
+                "applied can no longer be told, so it is not applied"
+            )
         self._remember_shipped_allocations(shipment)
         applied = repeated = 0
         for index, line in enumerate(shipment.lines):
@@ -146,10 +154,24 @@ class ShipmentService:
             figures = availability(location, self._stock.stock_of(location, after), after)
             known = counters.exists or stock.imported
             event = self._applied_event(shipment, index, line, figures, known, now)
-            change = CountersChange(expected=counters, entry=entry, allocations=closing, event=event)
+            change = CountersChange(
+                expected=counters,
+                entry=entry,
+                allocations=closing,
+                event=event,
+                pruned=self._prunable(counters, stock, now),
+            )
             return True if self._repo.change_counters(location.location_id, change) else None
 
         return until_written(step, f"applying {entry_id!r}")
+
+    def _prunable(self, counters: ProductCounters, stock: ProductStock, now: datetime) -> tuple[str, ...]:
+        """Entries a base has made part of itself (they no longer count) and that are older than the
+        retention: removed in the same write, so that the item stays small (at most PRUNE_PER_WRITE)."""
+        counting = {e.entry_id for e in stock.ledger}
+        cutoff = now - self._retention
+        old = [e.entry_id for e in counters.ledger if e.applied_at < cutoff and e.entry_id not in counting]
+        return tuple(old[:PRUNE_PER_WRITE])
 
     @staticmethod
     def _applied_event(  # noqa: PLR0917 - one part of one event, from what the line's write computed
