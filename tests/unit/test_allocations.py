@@ -261,3 +261,31 @@ def test_entries_a_base_includes_are_pruned_after_the_retention_and_older_events
     with pytest.raises(EventTooOld):
         shop.shipments.apply(late)  # could be a redelivery of e1, whose record is gone
     assert shop.figures("a") == (7, 0, 7)
+
+
+def test_a_shipment_interrupted_between_its_lines_is_completed_by_the_retry_and_applies_nothing_twice() -> None:
+    shop = Shop({"a": 5, "b": 5})
+    shop.allocate("al-1", a=1, b=1)
+    writes = shop.repo.change_counters
+    calls = 0
+
+    def crash_after_the_first_line(location_id: str, change: Any) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ConnectionError("the function timed out between two lines")
+        return writes(location_id, change)
+
+    shop.repo.change_counters = crash_after_the_first_line  # type: ignore[method-assign]
+    lines = ({"product_id": "a", "quantity": 1}, {"product_id": "b", "quantity": 1})
+    with pytest.raises(ConnectionError):
+        shop.ship("e1", *lines)
+    assert shop.figures("a") == (4, 0, 4)
+    assert shop.figures("b") == (5, 1, 4)
+
+    shop.ship("e1", *lines)  # the queue delivers it again
+
+    assert shop.figures("a") == (4, 0, 4)
+    assert shop.figures("b") == (4, 0, 4)
+    applied = [e for events in shop.repo.outbox.values() for e in events if e.detail_type == "Shipment Applied"]
+    assert sorted(e.detail["part"] for e in applied) == [1, 2]
