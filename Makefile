@@ -11,7 +11,7 @@ export AWS_DEFAULT_REGION ?= eu-west-1
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help run test install lint types template unit integration e2e bench bench-backend bench-cold-import bench-imports clean
+.PHONY: help run test install lint types template unit integration e2e bench bench-backend bench-cold-import bench-imports bench-shipments soak-imports clean
 
 help:
 	@echo "make run    start the service locally (HTTP API on http://127.0.0.1:3000)"
@@ -70,7 +70,7 @@ e2e: install
 	$(PY) -m pytest tests/e2e
 
 # ------------------------------------------------------------------ benchmarks (not in make test)
-bench: bench-backend bench-cold-import bench-imports
+bench: bench-backend bench-cold-import bench-imports bench-shipments
 
 bench-backend: install
 	$(PY) -m bench.backend
@@ -78,9 +78,18 @@ bench-backend: install
 bench-cold-import: install
 	$(PY) -m bench.cold_import
 
+# the end-to-end import tests with files of 1,000,000 rows (about 30 minutes)
+soak-imports: install
+	E2E_IMPORT_ROWS=1000000 $(PY) -m pytest tests/e2e/test_stock_imports_e2e.py --no-cov --timeout=3600
+
 # 100,000 and 1,000,000-row imports against raw BatchWriteItem on the same backend (about 10 minutes)
 bench-imports: install
 	$(PY) -m bench.imports
+
+# 5,000 shipment events through the fulfilment handler, 100,000 products at the location, against raw
+# conditional writes of the same changes on the same backend (about 3 minutes)
+bench-shipments: install
+	$(PY) -m bench.shipments
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage
