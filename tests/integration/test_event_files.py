@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model, EventBridgeModel, SqsModel
+from botocore.client import BaseClient
 
 from local.stack import LocalAws
 from tests.conftest import ROOT, FakeContext, load_handler
@@ -62,7 +63,48 @@ def test_every_event_file_belongs_to_a_function_and_to_the_scenario() -> None:
         assert function_of(stem) in FOLDERS
 
 
-def test_each_handler_answers_its_sample_events_in_order(local_aws: LocalAws) -> None:
+def allowed_actions(function: str) -> set[tuple[str, str]]:
+    """(IAM action, resource) pairs the function's policy allows: "table", "index/<name>", or the
+    logical id of a queue, bucket or bus."""
+    folder = {Path(f["Properties"]["CodeUri"]).name: name for name, f in FUNCTIONS.items()}[function]
+    allowed = set()
+    for policy in FUNCTIONS[folder]["Properties"].get("Policies", []):
+        for statement in policy.get("Statement", []):
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            for resource in resources:
+                text = json.dumps(resource)
+                name = "table" if "InventoryTable" in text else next(iter(resource.values()))
+                if isinstance(name, list):
+                    name = name[0]
+                if "/index/" in text:
+                    name = "index/" + text.split("/index/")[1].split('"')[0]
+                allowed |= {(action, str(name).split("/*")[0].split(".")[0]) for action in statement["Action"]}
+    return allowed
+
+
+IAM_ACTION_OF = {"s3:HeadObject": "s3:GetObject"}  # HeadObject is authorized as GetObject
+
+
+def test_each_handler_answers_its_sample_events_in_order(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> None:
+    """... and calls only what its function's policy in the template allows (locally nothing
+    enforces IAM: a missing action would only show on AWS)."""
+    current: list[str] = []
+    calls: set[tuple[str, str, str]] = set()
+    make_api_call = BaseClient._make_api_call
+
+    def recording(client: Any, operation: str, params: dict[str, Any]) -> Any:
+        service = client.meta.service_model.signing_name
+        action = IAM_ACTION_OF.get(f"{service}:{operation}", f"{service}:{operation}")
+        target = "table"
+        if service == "dynamodb" and params.get("IndexName"):
+            target = f"index/{params['IndexName']}"
+        if current and service == "dynamodb":
+            calls.add((current[-1], action, target))
+        elif current:
+            calls.add((current[-1], action, ""))
+        return make_api_call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
     dropped = json.loads(EVENT_FILES["import_worker_file_dropped"].read_text())
     s3_event = json.loads(dropped["Records"][0]["body"])["Records"][0]["s3"]
     local_aws.client("s3").put_object(
@@ -71,6 +113,7 @@ def test_each_handler_answers_its_sample_events_in_order(local_aws: LocalAws) ->
     for stem, expected in SCENARIO:
         event: dict[str, Any] = json.loads(EVENT_FILES[stem].read_text())
         handler = load_handler(function_of(stem))
+        current.append(function_of(stem))
         if event.get("version") == "2.0":
             APIGatewayProxyEventV2Model.model_validate(event)
             response = handler.lambda_handler(event, FakeContext())
@@ -85,5 +128,13 @@ def test_each_handler_answers_its_sample_events_in_order(local_aws: LocalAws) ->
             result = handler.lambda_handler(event, FakeContext(remaining_ms=5_300))
             assert (result["rounds"] >= 1, result["failed"]) == (True, 0)
 
+    current.clear()
     stock = load_handler("stock").lambda_handler(json.loads(EVENT_FILES["stock_get"].read_text()), FakeContext())
     assert json.loads(stock["body"])["stock_locations"][1]["stock_location"] == "display"
+
+    for function, action, target in sorted(calls):
+        allowed = allowed_actions(function)
+        if target:
+            assert (action, target) in allowed, f"{function} calls {action} on the {target}: add it to its policy"
+        else:
+            assert action in {a for a, _ in allowed}, f"{function} calls {action}: add it to its policy"

@@ -206,18 +206,6 @@ class MemoryRepository:
             fields["counts"] = counts
         return self._finish(location_id, import_id, ImportStatus.FAILED, failed_at, **fields)
 
-    def import_rows_of_product(
-        self, location_id: str, seqs: Sequence[int], product_id: str
-    ) -> dict[int, list[StockRow]]:
-        return {
-            seq: [
-                row
-                for (product, _), row in sorted(self.rows.get((location_id, seq), {}).items())
-                if product == product_id
-            ]
-            for seq in seqs
-        }
-
     def import_rows_of_shard(self, location_id: str, seq: int, shard: int) -> Iterator[StockRow]:
         return iter(self.rows.get((location_id, seq), {}).values() if shard == 0 else ())
 
@@ -241,6 +229,19 @@ class MemoryRepository:
     def counters_of(self, location_id: str, product_id: str) -> ProductCounters:
         with self.lock:
             return self.counters.get((location_id, product_id)) or ProductCounters(product_id=product_id)
+
+    def product_state(
+        self, location_id: str, product_id: str, seqs: Sequence[int]
+    ) -> tuple[ProductCounters, dict[int, list[StockRow]]]:
+        with self.lock:
+            rows = {
+                seq: sorted(
+                    (r for r in self.rows.get((location_id, seq), {}).values() if r.product_id == product_id),
+                    key=lambda r: r.stock_location,
+                )
+                for seq in seqs
+            }
+            return self.counters_of(location_id, product_id), rows
 
     def counters_page(
         self, location_id: str, shard: int, after_product: str | None, limit: int

@@ -95,12 +95,6 @@ class ImportRepository(Protocol):
 
     def get_import(self, location_id: str, import_id: str) -> ImportRecord | None: ...
 
-    def import_rows_of_product(
-        self, location_id: str, seqs: Sequence[int], product_id: str
-    ) -> dict[int, list[StockRow]]:
-        """The rows each of these imports holds for one product."""
-        ...
-
     def import_rows_of_shard(self, location_id: str, seq: int, shard: int) -> Iterator[StockRow]:
         """Every row of one import in one shard."""
         ...
@@ -117,6 +111,12 @@ class CountersRepository(Protocol):
 
     def counters_of(self, location_id: str, product_id: str) -> ProductCounters:
         """The product's counters, read strongly consistently (empty when none are stored)."""
+        ...
+
+    def product_state(
+        self, location_id: str, product_id: str, seqs: Sequence[int]
+    ) -> tuple[ProductCounters, dict[int, list[StockRow]]]:
+        """The product's counters and its rows in the imports `seqs`, in one consistent read."""
         ...
 
     def counters_page(

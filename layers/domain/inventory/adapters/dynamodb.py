@@ -47,6 +47,7 @@ from inventory.errors import (
     TemporarilyUnavailable,
 )
 from inventory.models import (
+    STOCK_LOCATIONS,
     Allocation,
     AllocationStatus,
     CountersChange,
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
 OUTBOX_SHARDS = 8
 PRODUCT_SHARDS = 32
 BATCH_WRITE_ITEMS = 25  # DynamoDB's limit per BatchWriteItem
+BATCH_GET_ITEMS = 100  # and per BatchGetItem
 WRITE_THREADS = 8
 LOCATIONS_PARTITION = "LOCATIONS"
 _RETRYABLE = {
@@ -632,26 +634,6 @@ class DynamoDbRepository:
         item = self._get(import_key(location_id, import_id))
         return _import_record(item) if item else None
 
-    def import_rows_of_product(
-        self, location_id: str, seqs: Sequence[int], product_id: str
-    ) -> dict[int, list[StockRow]]:
-        rows: dict[int, list[StockRow]] = {}
-        shard = product_shard(product_id)
-        for seq in seqs:
-            request: dict[str, Any] = {
-                "TableName": self._table,
-                "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
-                "ExpressionAttributeNames": {"#pk": "pk", "#sk": "sk"},
-                "ExpressionAttributeValues": _to_ddb(
-                    {":pk": f"IMP#{location_id}#{seq}#S{shard:02d}", ":prefix": f"P#{product_order(product_id)}#"}
-                ),
-                "ConsistentRead": True,
-            }
-            with _translated():
-                items = self.client.query(**request).get("Items", [])
-            rows[seq] = [_stock_row(item) for item in items]
-        return rows
-
     def import_rows_of_shard(self, location_id: str, seq: int, shard: int) -> Iterator[StockRow]:
         start: dict[str, Any] | None = None
         while True:
@@ -701,6 +683,46 @@ class DynamoDbRepository:
     def counters_of(self, location_id: str, product_id: str) -> ProductCounters:
         item = self._get(counters_key(location_id, product_id))
         return _counters(item) if item else ProductCounters(product_id=product_id)
+
+    def product_state(
+        self, location_id: str, product_id: str, seqs: Sequence[int]
+    ) -> tuple[ProductCounters, dict[int, list[StockRow]]]:
+        """The product's counters and its rows in imports `seqs`, in one consistent BatchGetItem
+        (its keys are all known: one row per stock location type and import)."""
+        counters = counters_key(location_id, product_id)
+        keys = [counters] + [
+            import_row_key(location_id, seq, product_id, stock_location)
+            for seq in seqs
+            for stock_location in STOCK_LOCATIONS
+        ]
+        items: list[dict[str, Any]] = []
+        for start in range(0, len(keys), BATCH_GET_ITEMS):
+            pending: dict[str, Any] = {
+                self._table: {
+                    "Keys": [_to_ddb(k) for k in keys[start : start + BATCH_GET_ITEMS]],
+                    "ConsistentRead": True,
+                }
+            }
+            for attempt in range(10):
+                with _translated():
+                    response = self.client.batch_get_item(RequestItems=pending)
+                items += response.get("Responses", {}).get(self._table, [])
+                pending = response.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())  # noqa: S311 - jitter, not secrets
+            else:
+                raise TemporarilyUnavailable("DynamoDB kept part of a read unprocessed; try again")
+        found = ProductCounters(product_id=product_id)
+        rows: dict[int, list[StockRow]] = {seq: [] for seq in seqs}
+        for item in items:
+            if item["pk"]["S"] == counters["pk"]:
+                found = _counters(_from_ddb(item))
+            else:
+                rows[int(item["pk"]["S"].split("#")[2])].append(_stock_row(item))
+        for seq_rows in rows.values():
+            seq_rows.sort(key=lambda r: r.stock_location)
+        return found, rows
 
     def counters_page(
         self, location_id: str, shard: int, after_product: str | None, limit: int

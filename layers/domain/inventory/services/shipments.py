@@ -124,7 +124,8 @@ class ShipmentService:
         entry_id = f"{shipment.event_id}:{index}"
 
         def step() -> bool | None:
-            stock, counters = self._stock.figures(location, line.product_id)
+            reading = self._stock.read(location, line.product_id)
+            stock, counters = reading.stock(), reading.counters
             earlier = counters.entry(entry_id)
             if earlier is not None:
                 if earlier.source_hash != shipment.body_hash:
@@ -151,7 +152,7 @@ class ShipmentService:
                     ),
                 }
             )
-            figures = availability(location, self._stock.stock_of(location, after), after)
+            figures = availability(location, reading.stock(after), after)
             known = counters.exists or stock.imported
             event = self._applied_event(shipment, index, line, figures, known, now)
             change = CountersChange(

@@ -141,6 +141,23 @@ def availability(location: Location, stock: ProductStock, counters: ProductCount
     )
 
 
+@dataclass(frozen=True)
+class ProductReading:
+    """What one consistent read of a product gives: its counters and its rows in the visible imports."""
+
+    location: Location
+    counters: ProductCounters
+    rows: Mapping[int, Sequence[StockRow]]
+
+    def stock(self, counters: ProductCounters | None = None) -> ProductStock:
+        """The product's stock with these counters, or with `counters` (what a write will leave)."""
+        counters = counters or self.counters
+        location = self.location
+        return product_stock(
+            counters.product_id, location.visible_imports, self.rows, counters.ledger, location.master_switched_at
+        )
+
+
 class StockReadRepositories(ImportRepository, LocationRepository, CountersRepository, Protocol):
     """What reading stock needs of storage (the DynamoDB adapter is both)."""
 
@@ -155,17 +172,15 @@ class StockService:
             raise NotFound(f"location {location_id!r} does not exist")
         return location
 
-    def figures(self, location: Location, product_id: str) -> tuple[ProductStock, ProductCounters]:
-        """One product's stock and counters: the counters read strongly consistently, then its bases."""
-        counters = self._repo.counters_of(location.location_id, product_id)
-        return self.stock_of(location, counters), counters
-
-    def stock_of(self, location: Location, counters: ProductCounters) -> ProductStock:
+    def read(self, location: Location, product_id: str) -> ProductReading:
+        """One consistent read of a product: its counters and its rows in the visible imports."""
         seqs = [v.seq for v in location.visible_imports]
-        rows = self._repo.import_rows_of_product(location.location_id, seqs, counters.product_id) if seqs else {}
-        return product_stock(
-            counters.product_id, location.visible_imports, rows, counters.ledger, location.master_switched_at
-        )
+        counters, rows = self._repo.product_state(location.location_id, product_id, seqs)
+        return ProductReading(location, counters, rows)
+
+    def figures(self, location: Location, product_id: str) -> tuple[ProductStock, ProductCounters]:
+        reading = self.read(location, product_id)
+        return reading.stock(), reading.counters
 
     def product(self, location_id: str, product_id: str) -> ProductStock:
         stock, _ = self.figures(self.location(location_id), product_id)
