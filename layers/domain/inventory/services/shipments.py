@@ -93,7 +93,6 @@ class ShipmentService:
                 f"event {shipment.event_id!r} occurred over {self._retention.days} days ago: whether it was "
                 "applied can no longer be told, so it is not applied"
             )
-        self._remember_shipped_allocations(shipment)
         applied = repeated = 0
         for index, line in enumerate(shipment.lines):
             if self._apply_line(location, shipment, index, line):
@@ -102,28 +101,29 @@ class ShipmentService:
                 repeated += 1
         return Applied(applied, repeated)
 
-    def _remember_shipped_allocations(self, shipment: Shipment) -> None:
+    def _remember_shipped_allocation(self, shipment: Shipment, allocation_id: str) -> None:
         """A shipment can overtake the creation of the allocation it names (events are unordered):
         the allocation is then recorded as released, so that its late creation opens nothing."""
-        for allocation_id in sorted({line.allocation_id for line in shipment.lines if line.allocation_id}):
-            if self._repo.get_allocation(shipment.location_id, allocation_id) is None:
-                now = self._clock.now()
-                self._repo.put_allocation(
-                    Allocation(
-                        location_id=shipment.location_id,
-                        allocation_id=allocation_id,
-                        status=AllocationStatus.RELEASED,
-                        created_at=now,
-                        updated_at=now,
-                        caller=f"shipment {shipment.shipment_id}",
-                    )
-                )  # False: created meanwhile, and then the line below closes it
+        if self._repo.get_allocation(shipment.location_id, allocation_id) is None:
+            now = self._clock.now()
+            self._repo.put_allocation(
+                Allocation(
+                    location_id=shipment.location_id,
+                    allocation_id=allocation_id,
+                    status=AllocationStatus.RELEASED,
+                    created_at=now,
+                    updated_at=now,
+                    caller=f"shipment {shipment.shipment_id}",
+                )
+            )  # False: created meanwhile, and then the line closes what it opened
 
     def _apply_line(self, location: Location, shipment: Shipment, index: int, line: ShipmentLine) -> bool:
         """Whether the line was applied now (False: an earlier delivery applied it)."""
         entry_id = f"{shipment.event_id}:{index}"
+        remembered = False
 
         def step() -> bool | None:
+            nonlocal remembered
             reading = self._stock.read(location, line.product_id)
             stock, counters = reading.stock(), reading.counters
             earlier = counters.entry(entry_id)
@@ -131,6 +131,10 @@ class ShipmentService:
                 if earlier.source_hash != shipment.body_hash:
                     raise EventIdReused(f"event {shipment.event_id!r} was applied with another body")
                 return False
+            if line.allocation_id and counters.allocation(line.allocation_id) is None and not remembered:
+                self._remember_shipped_allocation(shipment, line.allocation_id)
+                remembered = True
+                return None  # read again: the allocation may have opened meanwhile
             now = self._clock.now()
             entry = LedgerEntry(
                 entry_id=entry_id,
