@@ -55,11 +55,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     baseline = median_ms(None, "boto3", args.runs)
-    print(f"{'handler':<16} {'import ms':>10} {'x boto3':>8}")
-    print(f"{'import boto3':<16} {baseline:>10.1f} {1.0:>8.2f}")
+    print(f"{'handler':<20} {'import ms':>10} {'x boto3':>8}")
+    print(f"{'import boto3':<20} {baseline:>10.1f} {1.0:>8.2f}")
     for folder in sorted(p for p in (ROOT / "functions").iterdir() if (p / "app.py").exists()):
         took = median_ms(folder, "app", args.runs)
-        print(f"{folder.name:<16} {took:>10.1f} {took / baseline:>8.2f}")
+        print(f"{folder.name:<20} {took:>10.1f} {took / baseline:>8.2f}")
 
 
 if __name__ == "__main__":
