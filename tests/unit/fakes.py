@@ -65,6 +65,7 @@ class MemoryRepository:
         self.rows: dict[tuple[str, int], dict[tuple[str, str], StockRow]] = {}
         self.counters: dict[tuple[str, str], ProductCounters] = {}
         self.allocations: dict[tuple[str, str], Allocation] = {}
+        self.applied_events: dict[tuple[str, str], str] = {}
         self.lock = threading.RLock()
         self.counts: dict[tuple[str, str], CycleCount] = {}
         self.outbox: dict[str, list[OutboxEvent]] = {}
@@ -294,6 +295,14 @@ class MemoryRepository:
             if change.event:
                 self.outbox.setdefault(location_id, []).append(change.event)
             return True
+
+    # ---- applied events
+    def claim_event(self, location_id: str, event_id: str, body_hash: str, keep_until: datetime) -> str | None:
+        with self.lock:
+            existing = self.applied_events.get((location_id, event_id))
+            if existing is None:
+                self.applied_events[(location_id, event_id)] = body_hash
+            return existing
 
     # ---- allocations
     def get_allocation(self, location_id: str, allocation_id: str) -> Allocation | None:

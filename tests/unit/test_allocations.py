@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from inventory.errors import AllocationIdReused, EventTooOld, InsufficientStock, InvalidInput, NotFound
+from inventory.errors import AllocationIdReused, EventIdReused, EventTooOld, InsufficientStock, InvalidInput, NotFound
 from inventory.models import (
     AllocationLine,
     AllocationStatus,
@@ -289,3 +289,14 @@ def test_a_shipment_interrupted_between_its_lines_is_completed_by_the_retry_and_
     assert shop.figures("b") == (4, 0, 4)
     applied = [e for events in shop.repo.outbox.values() for e in events if e.detail_type == "Shipment Applied"]
     assert sorted(e.detail["part"] for e in applied) == [1, 2]
+
+
+def test_an_event_id_reused_with_other_products_is_refused_whole() -> None:
+    shop = Shop({"a": 5, "b": 5})
+    shop.ship("e1", {"product_id": "a", "quantity": 1})
+
+    with pytest.raises(EventIdReused):
+        shop.ship("e1", {"product_id": "b", "quantity": 1})  # found by Hypothesis: b was never checked
+
+    assert shop.figures("a") == (4, 0, 4)
+    assert shop.figures("b") == (5, 0, 5)

@@ -130,6 +130,13 @@ class CountersRepository(Protocol):
         ...
 
 
+class AppliedEvents(Protocol):
+    def claim_event(self, location_id: str, event_id: str, body_hash: str, keep_until: datetime) -> str | None:
+        """Record that the event is being applied, once per id: None when this call recorded it,
+        else the body hash it was first recorded with (kept at least until `keep_until`)."""
+        ...
+
+
 class AllocationRepository(Protocol):
     def get_allocation(self, location_id: str, allocation_id: str) -> Allocation | None: ...
 

@@ -6,6 +6,7 @@ Key design (docs/data-design.md has every access pattern and its cost):
     import record   pk LOC#<location_id>   sk IMPORT#<import_id>
     cycle count     pk LOC#<location_id>   sk COUNT#<count_id>
     allocation      pk LOC#<location_id>   sk ALLOC#<allocation_id>
+    applied event   pk EVT#<location_id>#S<nn>                sk EVENT#<event_id>
     import row      pk IMP#<location_id>#<import seq>#S<nn>   sk P#<product>#<stock location>
     counters        pk LOC#<location_id>#S<nn>                sk P#<product>
 
@@ -129,6 +130,11 @@ def import_row_key(location_id: str, seq: int, product_id: str, stock_location: 
 
 def allocation_key(location_id: str, allocation_id: str) -> dict[str, str]:
     return {"pk": f"LOC#{location_id}", "sk": f"ALLOC#{allocation_id}"}
+
+
+def event_key(location_id: str, event_id: str) -> dict[str, str]:
+    shard = zlib.crc32(event_id.encode()) % PRODUCT_SHARDS  # a location's events over 32 partitions
+    return {"pk": f"EVT#{location_id}#S{shard:02d}", "sk": f"EVENT#{event_id}"}
 
 
 def counters_key(location_id: str, product_id: str) -> dict[str, str]:
@@ -778,6 +784,15 @@ class DynamoDbRepository:
         if change.event:
             update.record_event(key["pk"], change.event)
         return self._update(update, key, " AND ".join(conditions), returns="NONE") is not None
+
+    # ------------------------------------------------------------ applied events
+    def claim_event(self, location_id: str, event_id: str, body_hash: str, keep_until: datetime) -> str | None:
+        key = event_key(location_id, event_id)
+        # expires_at is the table's TTL attribute: DynamoDB deletes the record some time after it.
+        if self._put_new({**key, "body_hash": body_hash, "expires_at": int(keep_until.timestamp())}):
+            return None
+        item = self._get(key)
+        return str(item["body_hash"]) if item else None
 
     # ------------------------------------------------------------ allocations
     def get_allocation(self, location_id: str, allocation_id: str) -> Allocation | None:

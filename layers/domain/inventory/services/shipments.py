@@ -24,7 +24,7 @@ from inventory.models import (
     OutboxEvent,
     ProductCounters,
 )
-from inventory.ports import Clock
+from inventory.ports import AppliedEvents, Clock
 from inventory.services.allocations import AllocationRepositories
 from inventory.services.counters import until_written
 from inventory.services.stock import ProductAvailability, ProductStock, StockService, availability
@@ -61,7 +61,7 @@ class Shipment:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class ShipmentRepositories(AllocationRepositories, Protocol):
+class ShipmentRepositories(AllocationRepositories, AppliedEvents, Protocol):
     """What applying shipments needs of storage (the DynamoDB adapter is all of it)."""
 
 
@@ -93,6 +93,14 @@ class ShipmentService:
                 f"event {shipment.event_id!r} occurred over {self._retention.days} days ago: whether it was "
                 "applied can no longer be told, so it is not applied"
             )
+        # One record per event, before any line: the same id with another body is refused whole,
+        # whatever products either body names. A retry after a crash finds its own record and
+        # completes the lines (each line is exactly once by itself).
+        first = self._repo.claim_event(
+            shipment.location_id, shipment.event_id, shipment.body_hash, self._clock.now() + self._retention
+        )
+        if first is not None and first != shipment.body_hash:
+            raise EventIdReused(f"event {shipment.event_id!r} was applied with another body")
         applied = repeated = 0
         for index, line in enumerate(shipment.lines):
             if self._apply_line(location, shipment, index, line):
