@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
@@ -10,6 +11,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
+EVENT_SCHEMA_VERSION = 1  # of every published event's detail
 LOCATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # Ids that clients choose for imports, counts, allocations and transactions.
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
@@ -321,6 +323,16 @@ class OutboxEvent(Frozen):
     detail_type: str
     occurred_at: datetime
     detail: dict[str, Any]
+
+    @classmethod
+    def of(
+        cls, detail_type: str, location_id: str, at: datetime, detail: dict[str, Any], *, key: str | None = None
+    ) -> OutboxEvent:
+        """An event with what every event carries (SPEC.md section 5). With `key`, its id derives from
+        it, so that writing the same event again gives the same id."""
+        event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{detail_type}/{key}")) if key else str(uuid.uuid4())
+        common = {"schema_version": EVENT_SCHEMA_VERSION, "location_id": location_id, "occurred_at": iso(at)}
+        return cls(event_id=event_id, detail_type=detail_type, occurred_at=at, detail=common | detail)
 
 
 class Page(BaseModel, Generic[T]):

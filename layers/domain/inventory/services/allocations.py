@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -39,7 +38,6 @@ from inventory.ports import AllocationRepository, Clock
 from inventory.services.counters import close_allocation, until_written
 from inventory.services.stock import ProductAvailability, StockReadRepositories, StockService, availability
 
-SCHEMA_VERSION = 1
 EVENT_REFUSED = "Allocation Refused"
 NO_LIMIT = 10**15  # allocated totals never come near it: backorders are not limited
 
@@ -209,23 +207,17 @@ class AllocationService:
         refused = allocation.model_copy(
             update={"status": AllocationStatus.REFUSED, "updated_at": now, "refused": tuple(shortages)}
         )
-        event = OutboxEvent(
-            event_id=str(
-                uuid.uuid5(
-                    uuid.NAMESPACE_URL, f"allocation-refused/{allocation.location_id}/{allocation.allocation_id}"
-                )
-            ),
-            detail_type=EVENT_REFUSED,
-            occurred_at=now,
-            detail={
-                "schema_version": SCHEMA_VERSION,
-                "location_id": allocation.location_id,
-                "occurred_at": now.isoformat(),
+        event = OutboxEvent.of(
+            EVENT_REFUSED,
+            allocation.location_id,
+            now,
+            {
                 "allocation_id": allocation.allocation_id,
                 "order_id": allocation.order_id,
                 "items": [{"product_id": i.product_id, "quantity": i.quantity} for i in allocation.items],
                 "shortages": shortages,
             },
+            key=f"{allocation.location_id}/{allocation.allocation_id}",
         )
         if not self._repo.settle_allocation(
             refused, status=AllocationStatus.REFUSED, expected=AllocationStatus.PENDING, event=event

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import uuid
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,11 +40,9 @@ from inventory.models import (
     OutboxEvent,
     StockRow,
     is_location_id,
-    iso,
 )
 from inventory.ports import Clock, FileStore, ImportRepository, LocationRepository, WorkQueue
 
-SCHEMA_VERSION = 1
 EVENT_IMPORTED = "Stock Imported"
 CHUNK_ROWS = 5_000  # rows written between two checkpoints
 MAX_ERRORS = 100  # errors kept on the import's status
@@ -313,14 +310,11 @@ class ImportService:
 
     @staticmethod
     def _imported_event(record: ImportRecord, counts: ImportCounts, now: datetime) -> OutboxEvent:
-        return OutboxEvent(
-            event_id=str(uuid.uuid4()),
-            detail_type=EVENT_IMPORTED,
-            occurred_at=now,
-            detail={
-                "schema_version": SCHEMA_VERSION,
-                "location_id": record.location_id,
-                "occurred_at": iso(now),
+        return OutboxEvent.of(
+            EVENT_IMPORTED,
+            record.location_id,
+            now,
+            {
                 "import_id": record.import_id,
                 "kind": record.kind.value,
                 "shipments_included_through": record.shipments_included_through,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from inventory.errors import LocationIsDc, NotFound, NotReady, SwitchIrreversible
@@ -20,7 +19,6 @@ from inventory.models import (
 )
 from inventory.ports import Clock, LocationRepository
 
-SCHEMA_VERSION = 1
 EVENT_SWITCHED = "Inventory Master Switched"
 
 
@@ -61,14 +59,11 @@ class LocationService:
 
         now = self._clock.now()
         self._refuse_unless_ready(location, now)
-        event = OutboxEvent(
-            event_id=str(uuid.uuid4()),
-            detail_type=EVENT_SWITCHED,
-            occurred_at=now,
-            detail={
-                "schema_version": SCHEMA_VERSION,
-                "location_id": location_id,
-                "occurred_at": iso(now),
+        event = OutboxEvent.of(
+            EVENT_SWITCHED,
+            location_id,
+            now,
+            {
                 "inventory_master": InventoryMaster.PLATFORM.value,
                 "previous_inventory_master": InventoryMaster.ERP.value,
                 "master_switched_at": iso(now),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,7 +32,6 @@ EVENT_SHIPPED = "Fulfillment Items Shipped"
 EVENT_HANDED_OVER = "Fulfillment Items Handed Over"
 EVENT_APPLIED = "Shipment Applied"
 PRUNE_PER_WRITE = 50
-SCHEMA_VERSION = 1
 KIND_OF = {EVENT_SHIPPED: LedgerKind.SHIPMENT, EVENT_HANDED_OVER: LedgerKind.HANDOVER}
 
 
@@ -193,16 +191,11 @@ class ShipmentService:
         warnings = [] if known else ["unknown_product"]
         if figures.stock_on_hand < 0:
             warnings.append("negative_stock_on_hand")
-        return OutboxEvent(
-            event_id=str(
-                uuid.uuid5(uuid.NAMESPACE_URL, f"shipment-applied/{shipment.location_id}/{shipment.event_id}/{index}")
-            ),
-            detail_type=EVENT_APPLIED,
-            occurred_at=now,
-            detail={
-                "schema_version": SCHEMA_VERSION,
-                "location_id": shipment.location_id,
-                "occurred_at": now.isoformat(),
+        return OutboxEvent.of(
+            EVENT_APPLIED,
+            shipment.location_id,
+            now,
+            {
                 "source_event_id": shipment.event_id,
                 "kind": shipment.kind.value,
                 "shipment_id": shipment.shipment_id,
@@ -223,6 +216,7 @@ class ShipmentService:
                     }
                 ],
             },
+            key=f"{shipment.location_id}/{shipment.event_id}/{index}",
         )
 
 
