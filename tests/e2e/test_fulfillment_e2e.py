@@ -52,15 +52,21 @@ def eventually(check: Any, seconds: float = 30) -> None:
         time.sleep(0.2)
 
 
-def test_an_event_on_the_bus_moves_stock_and_a_poison_record_is_dead_lettered(stack: RunningStack) -> None:
+def load(stack: RunningStack, location: str, product: str, quantity: int) -> None:
+    """A new store whose initial import gave `product` `quantity` units."""
     body = {
         "import_id": "load",
         "kind": "initial",
         "location_type": "store",
-        "items": [{"product_id": "x", "quantity": 9}],
+        "items": [{"product_id": product, "quantity": quantity}],
     }
-    assert stack.api.call("POST", "/locations/e2e-ships/stock-imports", body)[0] == 202
-    eventually(lambda: stack.api.call("GET", "/locations/e2e-ships/stock-imports/load")[1]["status"] == "completed")
+    assert stack.api.call("POST", f"/locations/{location}/stock-imports", body)[0] == 202
+    done = f"/locations/{location}/stock-imports/load"
+    eventually(lambda: stack.api.call("GET", done)[1]["status"] == "completed")
+
+
+def test_an_event_on_the_bus_moves_stock_and_a_poison_record_is_dead_lettered(stack: RunningStack) -> None:
+    load(stack, "e2e-ships", "x", 9)
 
     put(stack, shipped("ok-1", "x", 2))
     put(stack, shipped("poison-1", "x", -4))
@@ -94,14 +100,7 @@ def available(stack: RunningStack, product: str) -> tuple[int, int, int]:
 def test_allocations_over_http_and_from_the_bus_are_closed_by_the_shipments_that_name_them(
     stack: RunningStack,
 ) -> None:
-    body = {
-        "import_id": "load",
-        "kind": "initial",
-        "location_type": "store",
-        "items": [{"product_id": "y", "quantity": 8}],
-    }
-    assert stack.api.call("POST", "/locations/e2e-alloc/stock-imports", body)[0] == 202
-    eventually(lambda: stack.api.call("GET", "/locations/e2e-alloc/stock-imports/load")[1]["status"] == "completed")
+    load(stack, "e2e-alloc", "y", 8)
 
     order = {"allocation_id": "web-1", "order_id": "o-1", "items": [{"product_id": "y", "quantity": 3}]}
     assert stack.api.call("POST", "/locations/e2e-alloc/allocations", order)[0] == 201
