@@ -15,8 +15,11 @@ from inventory.errors import InventoryError, TemporarilyUnavailable
 from inventory.observability import logger, metrics
 from inventory.wiring import allocation_service, fulfillment_dead_letters, shipment_service
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record failed is answered as such (the queue delivers them again), not as an
+# error of the function: the queue's age and dead-letter alarms watch records that never succeed.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 CALLER = "fulfillment-events"
+MIN_REMAINING_MS = 10_000  # the longest record (1,000 lines) takes a few seconds
 
 
 def apply(event: FulfillmentEvent) -> None:
@@ -42,7 +45,11 @@ def apply(event: FulfillmentEvent) -> None:
         )
 
 
-def handle(record: SQSRecord) -> None:
+def handle(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    if lambda_context.get_remaining_time_in_millis() < MIN_REMAINING_MS:
+        # Not started, rather than cut off by the timeout with the whole batch: the queue delivers
+        # it again (each line is applied once, so a cut-off record would be safe too, only slower).
+        raise TimeoutError("too little time left in this invocation to start the record")
     try:
         apply(parse_fulfillment_event(record.body))
     except TemporarilyUnavailable:

@@ -141,7 +141,11 @@ def _allocate_one(location: str, n: int, barrier: Any) -> int:
 def _deliver(body: str, queue_arn: str, barrier: Any) -> dict[str, Any]:
     message = {"MessageId": str(uuid.uuid4()), "ReceiptHandle": "r", "Body": body, "MD5OfBody": md5(body)}
     barrier.wait()
-    return dict(load_handler("fulfillment_events").lambda_handler(sqs_event([message], queue_arn), FakeContext()))
+    return dict(
+        load_handler("fulfillment_events").lambda_handler(
+            sqs_event([message], queue_arn), FakeContext(remaining_ms=60_000)
+        )
+    )
 
 
 def test_sixteen_allocations_for_ten_units_at_once_then_one_shipment_sixteen_times_at_once(
@@ -196,9 +200,9 @@ def test_a_refusal_from_the_bus_is_an_allocation_refused_event(bus_queue: Any) -
     handler = load_handler("fulfillment_events")
     arn = "arn:aws:sqs:eu-west-1:123456789012:local-fulfillmentqueue"
 
-    assert handler.lambda_handler(sqs_event([message, {**message, "MessageId": "m-2"}], arn), FakeContext()) == {
-        "batchItemFailures": []
-    }
+    assert handler.lambda_handler(
+        sqs_event([message, {**message, "MessageId": "m-2"}], arn), FakeContext(remaining_ms=60_000)
+    ) == {"batchItemFailures": []}
     load_handler("outbox_relay").lambda_handler({}, FakeContext(remaining_ms=5_300))
     seen = [e for e in received(bus_queue, 10, seconds=3) if e["detail"]["location_id"] == "alloc-bus"]
     refused = [e for e in seen if e["detail-type"] == "Allocation Refused"]
@@ -207,3 +211,28 @@ def test_a_refusal_from_the_bus_is_an_allocation_refused_event(bus_queue: Any) -
         {"product_id": "a", "requested": 2, "available": 1, "uncounted": False}
     ]
     assert call("allocations", "GET", "/locations/alloc-bus/allocations/bus-1")[1]["status"] == "refused"
+
+
+def test_a_record_is_not_started_with_too_little_time_left_and_the_queue_delivers_it_again() -> None:
+    load("alloc-late", {"a": 3})
+    detail = {
+        "event_id": "late-1",
+        "location_id": "alloc-late",
+        "shipment_id": "s-1",
+        "logical_timestamp": 1,
+        "occurred_at": "2026-11-27T09:00:00Z",
+        "items": [{"product_id": "a", "quantity": 1}],
+    }
+    body = json.dumps(
+        {"version": "0", "id": "e", "detail-type": "Fulfillment Items Shipped", "source": "oms", "detail": detail}
+    )
+    message = {"MessageId": "m-late", "ReceiptHandle": "r", "Body": body, "MD5OfBody": md5(body)}
+    handler = load_handler("fulfillment_events")
+    event = sqs_event([message], "arn:aws:sqs:eu-west-1:123456789012:local-fulfillmentqueue")
+
+    assert handler.lambda_handler(event, FakeContext(remaining_ms=5_000)) == {
+        "batchItemFailures": [{"itemIdentifier": "m-late"}]
+    }
+    assert availability("alloc-late", "a")["stock_on_hand"] == 3
+    assert handler.lambda_handler(event, FakeContext(remaining_ms=60_000)) == {"batchItemFailures": []}
+    assert availability("alloc-late", "a")["stock_on_hand"] == 2
