@@ -59,7 +59,7 @@ from boto3.s3.transfer import TransferConfig
 from bench.gen_import_file import write_import_file
 from bench.imports import ROOT, WORKER, CallCounter, in_child, item_size, write_units  # and the layer on the path
 from inventory import wiring
-from inventory.adapters.dynamodb import PRODUCT_SHARDS, DynamoDbRepository, counters_key
+from inventory.adapters.dynamodb import PRODUCT_SHARDS, DynamoDbRepository, counters_key, event_key
 from inventory.models import AllocationLine, AllocationStatus, ImportKind, ImportStatus, LocationType
 from inventory.services.allocations import AllocationRequest
 from inventory.services.imports import ImportRequest
@@ -498,7 +498,15 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         floor_prep = in_function_child(aws.function_env(WORKER), prepare, source, args.products, plan.allocations)
         table = aws.function_env(FUNCTION)["TABLE_NAME"]
         requests = []
+        recorded = -1
         for line in plan.lines:
+            if line.event != recorded:  # the event's applied-event record, written before its lines
+                recorded = line.event
+                key = event_key(LOCATION, f"ship-{line.event:06d}")
+                record = service["after"].get((key["pk"], key["sk"]))
+                if record is None:
+                    raise RuntimeError(f"the service wrote no applied-event record for event {line.event}")
+                requests.append(floor_request(table, None, record, None))
             if line.key not in service["after"]:
                 raise RuntimeError(f"the service wrote no counters item for {line.product}")
             before = service_prep["counters"].get(line.key)
@@ -601,9 +609,14 @@ def report(args: argparse.Namespace, m: dict[str, Any]) -> bool:
         print(service["profile"])
 
     s = rows["service"]
-    every_line = s["applied"] == lines and s["items"] == lines and not service["failures"]
+    touched = lines + plan.events  # a counters item per line (a distinct product each), a record per event
+    every_line = s["applied"] == lines and s["items"] == touched and not service["failures"]
     checks = [
-        (every_line, f"every line applied once: {s['applied']} of {lines} ledger entries, {s['items']} items written"),
+        (
+            every_line,
+            f"every line applied once: {s['applied']} of {lines} ledger entries, {s['items']} items written "
+            f"({lines} products' counters and {plan.events} applied-event records)",
+        ),
         (
             s["writes_per_item"] <= WRITES_PER_ITEM_TARGET,
             f"{s['writes_per_item']:.2f} write requests per item touched (<= 1)",
