@@ -8,9 +8,11 @@ import hashlib
 import json
 import multiprocessing
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+import boto3
 import pytest
 
 from tests.conftest import FakeContext, http_event, load_handler, sqs_event
@@ -184,7 +186,29 @@ def test_sixteen_allocations_for_ten_units_at_once_then_one_shipment_sixteen_tim
     assert len(explained["ledger"]["items"]) == 1
 
 
-def test_a_refusal_from_the_bus_is_an_allocation_refused_event(bus_queue: Any) -> None:
+@pytest.fixture
+def refusals(handler_environment: dict[str, str]) -> Iterator[tuple[Any, str]]:
+    """A queue subscribed to this module's Allocation Refused events only: other tests may have left
+    thousands of events waiting in the outbox, which the relay publishes first."""
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    name = f"refusals-{uuid.uuid4().hex[:8]}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = handler_environment["EVENT_BUS_NAME"]
+    pattern = {
+        "source": ["inventory-master"],
+        "detail-type": ["Allocation Refused"],
+        "detail": {"location_id": ["alloc-bus"]},
+    }
+    events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+    yield sqs, url
+    events.remove_targets(Rule=name, EventBusName=bus, Ids=["q"])
+    events.delete_rule(Name=name, EventBusName=bus)
+    sqs.delete_queue(QueueUrl=url)
+
+
+def test_a_refusal_from_the_bus_is_an_allocation_refused_event(refusals: Any) -> None:
     load("alloc-bus", {"a": 1})
     detail = {
         "event_id": "c-1",
@@ -203,14 +227,13 @@ def test_a_refusal_from_the_bus_is_an_allocation_refused_event(bus_queue: Any) -
     assert handler.lambda_handler(
         sqs_event([message, {**message, "MessageId": "m-2"}], arn), FakeContext(remaining_ms=60_000)
     ) == {"batchItemFailures": []}
-    relay, seen = load_handler("outbox_relay"), []
-    for _ in range(30):  # other tests may have left many events waiting before this one
+    relay, refused = load_handler("outbox_relay"), []
+    for _ in range(60):  # until the backlog other tests left is out, and this event with it
         relay.lambda_handler({}, FakeContext(remaining_ms=5_300))
-        seen += [e for e in received(bus_queue, 100, seconds=1) if e["detail"]["location_id"] == "alloc-bus"]
-        if seen:
+        refused += received(refusals, 1, seconds=0.5)
+        if refused:
             break
-    seen += [e for e in received(bus_queue, 100, seconds=2) if e["detail"]["location_id"] == "alloc-bus"]
-    refused = [e for e in seen if e["detail-type"] == "Allocation Refused"]
+    refused += received(refusals, 1, seconds=2)  # and no second one
     assert len(refused) == 1
     assert refused[0]["detail"]["shortages"] == [
         {"product_id": "a", "requested": 2, "available": 1, "uncounted": False}
