@@ -130,8 +130,14 @@ def test_invalid_allocations_are_a_422_naming_the_field_and_write_nothing(body: 
     assert availability("alloc-bad", "a")["allocated"] == 0
 
 
-def md5(body: str) -> str:
-    return hashlib.md5(body.encode()).hexdigest()
+QUEUE_ARN = "arn:aws:sqs:eu-west-1:123456789012:local-fulfillmentqueue"
+
+
+def from_bus(detail_type: str, detail: dict[str, Any], message_id: str = "m-1") -> dict[str, Any]:
+    """The SQS message the fulfilment rule delivers for an event fulfilment put on the bus."""
+    body = json.dumps({"version": "0", "id": "e", "detail-type": detail_type, "source": "oms", "detail": detail})
+    md5 = hashlib.md5(body.encode()).hexdigest()
+    return {"MessageId": message_id, "ReceiptHandle": "r", "Body": body, "MD5OfBody": md5}
 
 
 def _allocate_one(location: str, n: int, barrier: Any) -> int:
@@ -140,12 +146,12 @@ def _allocate_one(location: str, n: int, barrier: Any) -> int:
     return call("allocations", "POST", f"/locations/{location}/allocations", body)[0]
 
 
-def _deliver(body: str, queue_arn: str, barrier: Any) -> dict[str, Any]:
-    message = {"MessageId": str(uuid.uuid4()), "ReceiptHandle": "r", "Body": body, "MD5OfBody": md5(body)}
+def _deliver(shipment: dict[str, Any], barrier: Any) -> dict[str, Any]:
+    message = from_bus("Fulfillment Items Shipped", shipment, str(uuid.uuid4()))
     barrier.wait()
     return dict(
         load_handler("fulfillment_events").lambda_handler(
-            sqs_event([message], queue_arn), FakeContext(remaining_ms=60_000)
+            sqs_event([message], QUEUE_ARN), FakeContext(remaining_ms=60_000)
         )
     )
 
@@ -171,12 +177,8 @@ def test_sixteen_allocations_for_ten_units_at_once_then_one_shipment_sixteen_tim
             "occurred_at": "2026-11-27T09:00:00Z",
             "items": [{"product_id": "last", "quantity": 3}],
         }
-        body = json.dumps(
-            {"version": "0", "id": "e", "detail-type": "Fulfillment Items Shipped", "source": "oms", "detail": shipment}
-        )
         barrier = manager.Barrier(CALLERS)
-        arn = "arn:aws:sqs:eu-west-1:123456789012:local-fulfillmentqueue"
-        answers = list(pool.map(_deliver, [body] * CALLERS, [arn] * CALLERS, [barrier] * CALLERS))
+        answers = list(pool.map(_deliver, [shipment] * CALLERS, [barrier] * CALLERS))
 
     assert all(answer == {"batchItemFailures": []} for answer in answers)
     figures = availability(location, "last")
@@ -217,15 +219,11 @@ def test_a_refusal_from_the_bus_is_an_allocation_refused_event(refusals: Any) ->
         "order_id": "o",
         "items": [{"product_id": "a", "quantity": 2}],
     }
-    body = json.dumps(
-        {"version": "0", "id": "e", "detail-type": "Allocation Created", "source": "oms", "detail": detail}
-    )
-    message = {"MessageId": "m-1", "ReceiptHandle": "r", "Body": body, "MD5OfBody": md5(body)}
+    message = from_bus("Allocation Created", detail)
     handler = load_handler("fulfillment_events")
-    arn = "arn:aws:sqs:eu-west-1:123456789012:local-fulfillmentqueue"
 
     assert handler.lambda_handler(
-        sqs_event([message, {**message, "MessageId": "m-2"}], arn), FakeContext(remaining_ms=60_000)
+        sqs_event([message, {**message, "MessageId": "m-2"}], QUEUE_ARN), FakeContext(remaining_ms=60_000)
     ) == {"batchItemFailures": []}
     relay, refused = load_handler("outbox_relay"), []
     for _ in range(60):  # until the backlog other tests left is out, and this event with it
@@ -251,12 +249,8 @@ def test_a_record_is_not_started_with_too_little_time_left_and_the_queue_deliver
         "occurred_at": "2026-11-27T09:00:00Z",
         "items": [{"product_id": "a", "quantity": 1}],
     }
-    body = json.dumps(
-        {"version": "0", "id": "e", "detail-type": "Fulfillment Items Shipped", "source": "oms", "detail": detail}
-    )
-    message = {"MessageId": "m-late", "ReceiptHandle": "r", "Body": body, "MD5OfBody": md5(body)}
     handler = load_handler("fulfillment_events")
-    event = sqs_event([message], "arn:aws:sqs:eu-west-1:123456789012:local-fulfillmentqueue")
+    event = sqs_event([from_bus("Fulfillment Items Shipped", detail, "m-late")], QUEUE_ARN)
 
     assert handler.lambda_handler(event, FakeContext(remaining_ms=5_000)) == {
         "batchItemFailures": [{"itemIdentifier": "m-late"}]
