@@ -32,11 +32,18 @@ from inventory.models import (
     Location,
     OpenAllocation,
     OutboxEvent,
+    ProductCounters,
     product_order,
 )
 from inventory.ports import AllocationRepository, Clock
 from inventory.services.counters import close_allocation, until_written
-from inventory.services.stock import ProductAvailability, StockReadRepositories, StockService, availability
+from inventory.services.stock import (
+    ProductAvailability,
+    ProductStock,
+    StockReadRepositories,
+    StockService,
+    availability,
+)
 
 EVENT_REFUSED = "Allocation Refused"
 NO_LIMIT = 10**15  # allocated totals never come near it: backorders are not limited
@@ -130,11 +137,13 @@ class AllocationService:
 
     def _open(self, location: Location, allocation: Allocation, *, from_bus: bool) -> AllocationView:
         lines = sorted(allocation.items, key=lambda i: product_order(i.product_id))
-        # Every short product is named, and nothing is opened for a request that is short anyway;
-        # the openings below decide again, each on the figures it is written against.
-        shortages = [s for line in lines if (s := self._shortage(location, allocation, line)) is not None]
+        # One read per product: every short product is named, and nothing is opened for a request
+        # that is short anyway. Each opening is written against these figures, and decides again on
+        # a fresh read only when another change of the product came first.
+        read = {line.product_id: self._stock.figures(location, line.product_id) for line in lines}
+        shortages = [s for line in lines if (s := self._shortage(location, allocation, line, *read[line.product_id]))]
         for line in lines if not shortages else ():
-            shortage = self._open_line(location, allocation, line)
+            shortage = self._open_line(location, allocation, line, read[line.product_id])
             if shortage is not None:
                 shortages.append(shortage)
                 break  # refused whole: no need to look further
@@ -151,18 +160,28 @@ class AllocationService:
                 return self._view(current)
         return self._view(opened)
 
-    def _shortage(self, location: Location, allocation: Allocation, line: AllocationLine) -> dict[str, Any] | None:
-        stock, counters = self._stock.figures(location, line.product_id)
+    @staticmethod
+    def _shortage(
+        location: Location, allocation: Allocation, line: AllocationLine, stock: ProductStock, counters: ProductCounters
+    ) -> dict[str, Any] | None:
         if location.allow_backorders or counters.allocation(allocation.allocation_id) is not None:
             return None
         return _short(line, availability(location, stock, counters))
 
-    def _open_line(self, location: Location, allocation: Allocation, line: AllocationLine) -> dict[str, Any] | None:
-        """Open one product's part; the shortage when the product cannot take it."""
+    def _open_line(
+        self,
+        location: Location,
+        allocation: Allocation,
+        line: AllocationLine,
+        first: tuple[ProductStock, ProductCounters],
+    ) -> dict[str, Any] | None:
+        """Open one product's part, first on the figures already read; the shortage when the product
+        cannot take it."""
         location_id, allocation_id = location.location_id, allocation.allocation_id
+        unused = [first]
 
         def step() -> dict[str, Any] | bool | None:
-            stock, counters = self._stock.figures(location, line.product_id)
+            stock, counters = unused.pop() if unused else self._stock.figures(location, line.product_id)
             if counters.allocation(allocation_id) is not None:
                 return True  # opened by an earlier attempt
             figures = availability(location, stock, counters)
@@ -184,7 +203,7 @@ class AllocationService:
             return True if self._repo.change_counters(location_id, change) else None
 
         result = until_written(step, f"allocating {line.product_id!r}")
-        return None if result is True else result  # type: ignore[return-value]
+        return result if isinstance(result, dict) else None
 
     def _refuse(self, allocation: Allocation, shortages: list[dict[str, Any]], *, from_bus: bool) -> AllocationView:
         self._close_all(allocation)
