@@ -87,7 +87,7 @@ bench-imports: install
 	$(PY) -m bench.imports
 
 # 5,000 shipment events through the fulfilment handler, 100,000 products at the location, against raw
-# conditional writes of the same changes on the same backend (about 3 minutes)
+# conditional writes of the same changes on the same backend, three times (about 8 minutes)
 bench-shipments: install
 	$(PY) -m bench.shipments
 

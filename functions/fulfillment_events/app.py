@@ -2,6 +2,7 @@
 pickup handovers leave main stock and close allocations once per event line; allocations are
 opened (or refused, with an `Allocation Refused` event) and released once per allocation id."""
 
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -22,6 +23,19 @@ CALLER = "fulfillment-events"
 MIN_REMAINING_MS = 10_000  # the longest record (1,000 lines) takes a few seconds
 
 
+@dataclass
+class BatchCounts:
+    shipments: int = 0
+    lines: int = 0
+    repeated: int = 0
+
+    def reset(self) -> None:
+        self.shipments = self.lines = self.repeated = 0
+
+
+batch = BatchCounts()  # of the invocation running: one at a time per execution environment
+
+
 def apply(event: FulfillmentEvent) -> None:
     if isinstance(event, AllocationCreated):
         view, _ = allocation_service().create(event.location_id, event.request, CALLER, from_bus=True)
@@ -38,8 +52,11 @@ def apply(event: FulfillmentEvent) -> None:
         logger.info("allocation released", extra={"event_id": event.event_id, "allocation_id": event.allocation_id})
     else:
         applied = shipment_service().apply(event)
-        metrics.add_metric(name="ShipmentLinesApplied", unit=MetricUnit.Count, value=applied.lines)
-        logger.info(
+        batch.lines += applied.lines
+        batch.repeated += applied.repeated
+        batch.shipments += 1
+        # Per record at DEBUG (the ledger keeps what each event did); the batch has one INFO line.
+        logger.debug(
             "shipment applied",
             extra={"event_id": event.event_id, "lines": applied.lines, "repeated": applied.repeated},
         )
@@ -66,4 +83,17 @@ def handle(record: SQSRecord, lambda_context: LambdaContext) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
+    batch.reset()
+    response = process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
+    metrics.add_metric(name="ShipmentLinesApplied", unit=MetricUnit.Count, value=batch.lines)
+    logger.info(
+        "batch done",
+        extra={
+            "records": len(event.get("Records", [])),
+            "failed": len(response.get("batchItemFailures", [])),
+            "shipments": batch.shipments,
+            "lines_applied": batch.lines,
+            "lines_repeated": batch.repeated,
+        },
+    )
+    return response

@@ -58,7 +58,7 @@ def test_a_switch_is_published_once_and_leaves_the_outbox(repo: DynamoDbReposito
     assert events[0]["source"] == "inventory-master"
     assert events[0]["detail"]["switched_by"] == "arn:aws:iam::123456789012:user/tester"
     assert events[0]["detail"]["event_id"]
-    assert repo.read_pending(("LOC#relay-store", "LOCATION")) == []
+    assert repo.read_pending(("LOC#relay-store", "LOCATION"))[0] == []
     assert ("LOC#relay-store", "LOCATION") not in {
         key for shard in range(repo.shards) for key in repo.pending_keys(shard, 100)
     }

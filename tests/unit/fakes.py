@@ -31,6 +31,7 @@ from inventory.models import (
     ImportRecord,
     ImportStatus,
     InventoryMaster,
+    LedgerEntry,
     Location,
     LocationChanges,
     LocationType,
@@ -69,6 +70,7 @@ class MemoryRepository:
         self.lock = threading.RLock()
         self.counts: dict[tuple[str, str], CycleCount] = {}
         self.outbox: dict[str, list[OutboxEvent]] = {}
+        self.outbox_seq: dict[str, int] = {}
 
     # ---- locations
     def put_location(self, location_id: str, changes: LocationChanges, now: datetime) -> tuple[Location, bool]:
@@ -115,7 +117,7 @@ class MemoryRepository:
             }
         )
         self.locations[location_id] = switched
-        self.outbox.setdefault(location_id, []).append(event)
+        self.record(location_id, event)
         return switched
 
     # ---- imports
@@ -190,7 +192,7 @@ class MemoryRepository:
         before = self.imports[(location_id, import_id)].status
         record = self._finish(location_id, import_id, ImportStatus.COMPLETED, completed_at, counts=counts)
         if event is not None and before is not ImportStatus.COMPLETED:
-            self.outbox.setdefault(location_id, []).append(event)
+            self.record(location_id, event)
         return record
 
     def fail_import(
@@ -293,7 +295,23 @@ class MemoryRepository:
                 }
             )
             if change.event:
-                self.outbox.setdefault(location_id, []).append(change.event)
+                self.record(location_id, change.event)
+            return True
+
+    def append_entry(self, location_id: str, product_id: str, entry: LedgerEntry, event: OutboxEvent) -> bool:
+        with self.lock:
+            key = (location_id, product_id)
+            current = self.counters.get(key) or ProductCounters(product_id=product_id, exists=True)
+            if current.entry(entry.entry_id) or current.allocated:
+                return False
+            self.counters[key] = current.model_copy(
+                update={
+                    "version": current.version + 1,
+                    "stock_version": current.stock_version + 1,
+                    "ledger": (*current.ledger, entry),
+                }
+            )
+            self.record(location_id, event)
             return True
 
     # ---- applied events
@@ -333,7 +351,7 @@ class MemoryRepository:
                 update={"status": status, "updated_at": allocation.updated_at, "refused": allocation.refused}
             )
             if event:
-                self.outbox.setdefault(allocation.location_id, []).append(event)
+                self.record(allocation.location_id, event)
             return True
 
     def forget_allocation(self, allocation: Allocation, *, expected: AllocationStatus) -> bool:
@@ -385,10 +403,14 @@ class MemoryRepository:
     def pending_keys(self, shard: int, limit: int) -> list[tuple[str, str]]:
         return [(location_id, "LOCATION") for location_id, events in self.outbox.items() if events][:limit]
 
-    def read_pending(self, key: tuple[str, str]) -> list[OutboxEvent]:
-        return list(self.outbox.get(key[0], []))
+    def record(self, location_id: str, event: OutboxEvent) -> None:
+        self.outbox.setdefault(location_id, []).append(event)
+        self.outbox_seq[location_id] = self.outbox_seq.get(location_id, 0) + 1
 
-    def mark_published(self, key: tuple[str, str], event_ids: Sequence[str], seen: int) -> None:
+    def read_pending(self, key: tuple[str, str]) -> tuple[list[OutboxEvent], int]:
+        return list(self.outbox.get(key[0], [])), self.outbox_seq.get(key[0], 0)
+
+    def mark_published(self, key: tuple[str, str], event_ids: Sequence[str], seq: int | None) -> None:
         self.outbox[key[0]] = [e for e in self.outbox.get(key[0], []) if e.event_id not in set(event_ids)]
 
 

@@ -16,9 +16,12 @@ from inventory.models import (
     InventoryMaster,
     LocationChanges,
     LocationType,
+    OutboxEvent,
 )
 from inventory.services.allocations import AllocationRequest, AllocationService
-from inventory.services.shipments import ShipmentService
+from inventory.services.outbox import OutboxRelay
+from inventory.services.shipments import EVENT_APPLIED, PRUNING_SAMPLE, ShipmentFigures, ShipmentService
+from tests.unit.fakes import MemoryPublisher
 from tests.unit.test_import_service import World
 from tests.unit.test_shipments import bus_message, parse_shipment
 
@@ -53,6 +56,13 @@ class Shop(World):
         }
         kind = "Fulfillment Items Handed Over" if handover else "Fulfillment Items Shipped"
         self.shipments.apply(parse_shipment(bus_message(detail, kind)))
+
+    def published(self, detail_type: str) -> list[OutboxEvent]:
+        """What the relay publishes now of `detail_type`, parts in order."""
+        bus = MemoryPublisher()
+        OutboxRelay(self.repo, bus, self.clock, finishers={EVENT_APPLIED: ShipmentFigures(self.stock)}).run_once()
+        events = [e for e in bus.published if e.detail_type == detail_type]
+        return sorted(events, key=lambda e: (e.detail.get("source_event_id", ""), e.detail.get("part", 0)))
 
     def figures(self, product_id: str) -> tuple[int, int, int]:
         (row,) = self.stock.availability_page("s1", 10, None, product_id).items
@@ -179,10 +189,7 @@ def test_shipment_applied_carries_the_new_figures_version_and_what_went_wrong() 
     shop.allocate("al-1", a=1)
     shop.ship("e1", {"product_id": "a", "quantity": 3}, {"product_id": "ghost", "quantity": 1})
 
-    parts = sorted(
-        (e for events in shop.repo.outbox.values() for e in events if e.detail_type == "Shipment Applied"),
-        key=lambda e: e.detail["part"],
-    )
+    parts = shop.published("Shipment Applied")
     assert [(p.detail["part"], p.detail["parts"]) for p in parts] == [(1, 2), (2, 2)]
     a, ghost = (p.detail["products"][0] for p in parts)
     assert (a["stock_on_hand"], a["allocated"], a["available"], a["warnings"]) == (
@@ -195,6 +202,20 @@ def test_shipment_applied_carries_the_new_figures_version_and_what_went_wrong() 
     assert ghost["warnings"] == ["unknown_product", "negative_stock_on_hand"]
     assert len({p.event_id for p in parts}) == 2
     json.dumps([p.detail for p in parts])  # what the relay publishes is JSON
+
+
+def test_shipment_applied_reports_the_figures_of_its_publication_with_their_version() -> None:
+    """Two shipments of a product before the relay runs: both events carry the figures after both,
+    with the version of the second, so a consumer that keeps the highest version is right."""
+    shop = Shop({"a": 10})
+    shop.ship("e1", {"product_id": "a", "quantity": 1})
+    shop.ship("e2", {"product_id": "a", "quantity": 2})
+
+    first, second = (p.detail["products"][0] for p in shop.published("Shipment Applied"))
+
+    assert (first["quantity"], second["quantity"]) == (-1, -2)
+    assert (first["stock_on_hand"], first["version"]) == (second["stock_on_hand"], second["version"]) == (7, 2)
+    assert shop.published("Shipment Applied") == []  # published once
 
 
 def test_uncounted_stock_is_not_available_until_counted() -> None:
@@ -236,9 +257,9 @@ def test_sixteen_callers_for_ten_units_never_oversell() -> None:
 
 
 def test_entries_a_base_includes_are_pruned_after_the_retention_and_older_events_are_refused() -> None:
-    shop = Shop({"a": 10})
+    shop = Shop({"a": 100})
     shop.ship("e1", {"product_id": "a", "quantity": 1}, timestamp=1)
-    shop.import_inline("i2", ImportKind.PARTIAL, {"a": 9}, shipments_included_through=1)  # includes e1
+    shop.import_inline("i2", ImportKind.PARTIAL, {"a": 99}, shipments_included_through=1)  # includes e1
     shop.ship("e2", {"product_id": "a", "quantity": 1}, timestamp=2)
     late = parse_shipment(
         bus_message(
@@ -254,13 +275,19 @@ def test_entries_a_base_includes_are_pruned_after_the_retention_and_older_events
     )
 
     shop.clock.advance(days=36)
-    shop.ship("e3", {"product_id": "a", "quantity": 1}, timestamp=3, at=shop.clock.now().isoformat())
+    # Most lines are written without reading the product, and cannot prune: one in PRUNING_SAMPLE does.
+    shipped = 0
+    while "e1:0" in {e.entry_id for e in shop.repo.counters_of("s1", "a").ledger}:
+        shipped += 1
+        assert shipped <= 5 * PRUNING_SAMPLE
+        shop.ship(f"u{shipped}", {"product_id": "a", "quantity": 1}, timestamp=3, at=shop.clock.now().isoformat())
 
-    assert [e.entry_id for e in shop.repo.counters_of("s1", "a").ledger] == ["e2:0", "e3:0"]  # e1: pruned
-    assert shop.figures("a") == (7, 0, 7)
+    assert "e2:0" in {e.entry_id for e in shop.repo.counters_of("s1", "a").ledger}  # it still counts
+    left = 99 - 1 - shipped
+    assert shop.figures("a") == (left, 0, left)
     with pytest.raises(EventTooOld):
         shop.shipments.apply(late)  # could be a redelivery of e1, whose record is gone
-    assert shop.figures("a") == (7, 0, 7)
+    assert shop.figures("a") == (left, 0, left)
 
 
 def test_a_shipment_interrupted_between_its_lines_is_completed_by_the_retry_and_applies_nothing_twice() -> None:

@@ -8,7 +8,7 @@ from tests.unit.switch_machine import SwitchMachine
 
 class MemorySwitchMachine(SwitchMachine):
     make_repository = MemoryRepository
-    pending_events = staticmethod(lambda repo, location_id: repo.read_pending((location_id, "LOCATION")))
+    pending_events = staticmethod(lambda repo, location_id: repo.read_pending((location_id, "LOCATION"))[0])
 
 
 MemorySwitchMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=40, deadline=None)

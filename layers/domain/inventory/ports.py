@@ -18,6 +18,7 @@ from inventory.models import (
     CycleCount,
     ImportCounts,
     ImportRecord,
+    LedgerEntry,
     Location,
     LocationChanges,
     OutboxEvent,
@@ -129,6 +130,12 @@ class CountersRepository(Protocol):
         """Apply `change` in one conditional write; False when its guard no longer holds (re-read, decide again)."""
         ...
 
+    def append_entry(self, location_id: str, product_id: str, entry: LedgerEntry, event: OutboxEvent) -> bool:
+        """Add `entry` and record `event` in one conditional write, without reading the counters first
+        (the write creates them when none are stored). It only applies when the entry is not there
+        yet and nothing of the product is allocated; False otherwise (then read and decide)."""
+        ...
+
 
 class AppliedEvents(Protocol):
     def claim_event(self, location_id: str, event_id: str, body_hash: str, keep_until: datetime) -> str | None:
@@ -208,10 +215,14 @@ class OutboxStore(Protocol):
         """Keys of items holding unpublished events, oldest first."""
         ...
 
-    def read_pending(self, key: tuple[str, str]) -> list[OutboxEvent]: ...
+    def read_pending(self, key: tuple[str, str]) -> tuple[list[OutboxEvent], int]:
+        """The item's unpublished events, and how many events it has recorded in all (a mark for
+        `mark_published`)."""
+        ...
 
-    def mark_published(self, key: tuple[str, str], event_ids: Sequence[str], seen: int) -> None:
-        """Drop published events; `seen` is how many the item held when read."""
+    def mark_published(self, key: tuple[str, str], event_ids: Sequence[str], seq: int | None) -> None:
+        """Drop published events. With `seq` (every event read was published, and the item had
+        recorded `seq` events then), the item also leaves the outbox unless it recorded one since."""
         ...
 
 

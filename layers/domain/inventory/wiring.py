@@ -13,7 +13,7 @@ from inventory.services.allocations import AllocationService
 from inventory.services.imports import ImportService
 from inventory.services.locations import LocationService
 from inventory.services.outbox import OutboxRelay
-from inventory.services.shipments import ShipmentService
+from inventory.services.shipments import EVENT_APPLIED, ShipmentFigures, ShipmentService
 from inventory.services.stock import StockService
 from inventory.settings import get_settings
 
@@ -35,7 +35,10 @@ def location_service() -> LocationService:
 
 @lru_cache(maxsize=1)
 def outbox_relay() -> OutboxRelay:
-    return OutboxRelay(repository(), EventBridgePublisher(get_settings().event_bus_name), SystemClock())
+    publisher = EventBridgePublisher(get_settings().event_bus_name)
+    return OutboxRelay(
+        repository(), publisher, SystemClock(), finishers={EVENT_APPLIED: ShipmentFigures(stock_service())}
+    )
 
 
 @lru_cache(maxsize=1)

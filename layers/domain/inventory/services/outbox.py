@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from inventory.models import OutboxEvent
 from inventory.ports import Clock, EventPublisher, OutboxStore
+
+Finisher = Callable[[OutboxEvent], OutboxEvent]
 
 
 @dataclass(frozen=True)
@@ -16,11 +20,25 @@ class RelayRound:
 
 
 class OutboxRelay:
-    def __init__(self, store: OutboxStore, publisher: EventPublisher, clock: Clock, batch: int = 100) -> None:
+    def __init__(
+        self,
+        store: OutboxStore,
+        publisher: EventPublisher,
+        clock: Clock,
+        batch: int = 100,
+        finishers: Mapping[str, Finisher] | None = None,
+    ) -> None:
+        """`finishers`, by detail type: what completes an event as it is published (the figures of
+        a `Shipment Applied` event are those of the moment it is published, with their version)."""
         self._store = store
         self._publisher = publisher
         self._clock = clock
         self._batch = batch
+        self._finishers = dict(finishers or {})
+
+    def _finished(self, event: OutboxEvent) -> OutboxEvent:
+        finish = self._finishers.get(event.detail_type)
+        return finish(event) if finish else event
 
     def run_once(self) -> RelayRound:
         """One pass over every shard: publish what waits, oldest first."""
@@ -28,14 +46,15 @@ class OutboxRelay:
         oldest: datetime | None = None
         for shard in range(self._store.shards):
             for key in self._store.pending_keys(shard, self._batch):
-                events = sorted(self._store.read_pending(key), key=lambda e: (e.occurred_at, e.event_id))
+                pending, seq = self._store.read_pending(key)
+                events = sorted(pending, key=lambda e: (e.occurred_at, e.event_id))
                 if not events:
-                    self._store.mark_published(key, [], 0)
+                    self._store.mark_published(key, [], seq)
                     continue
                 oldest = min(oldest, events[0].occurred_at) if oldest else events[0].occurred_at
-                accepted = self._publisher.publish(events)
+                accepted = self._publisher.publish([self._finished(e) for e in events])
                 published += len(accepted)
                 failed += len(events) - len(accepted)
-                self._store.mark_published(key, accepted, len(events))
+                self._store.mark_published(key, accepted, seq if len(accepted) == len(events) else None)
         lag = (self._clock.now() - oldest).total_seconds() if oldest else 0.0
         return RelayRound(published=published, failed=failed, oldest_pending_seconds=max(lag, 0.0))

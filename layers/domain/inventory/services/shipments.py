@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,12 +27,17 @@ from inventory.models import (
 from inventory.ports import AppliedEvents, Clock
 from inventory.services.allocations import AllocationRepositories
 from inventory.services.counters import until_written
-from inventory.services.stock import ProductAvailability, ProductStock, StockService, availability
+from inventory.services.stock import ProductStock, StockService, availability
 
 EVENT_SHIPPED = "Fulfillment Items Shipped"
 EVENT_HANDED_OVER = "Fulfillment Items Handed Over"
 EVENT_APPLIED = "Shipment Applied"
 PRUNE_PER_WRITE = 50
+# Most lines are written without reading their product, so they cannot prune its ledger. One line in
+# PRUNING_SAMPLE (chosen by a hash of its entry id, so a redelivery chooses the same) reads the
+# product whole and prunes it: a product's ledger keeps about PRUNING_SAMPLE entries past retention.
+PRUNING_SAMPLE = 64
+LOCATION_CACHE = timedelta(minutes=1)
 KIND_OF = {EVENT_SHIPPED: LedgerKind.SHIPMENT, EVENT_HANDED_OVER: LedgerKind.HANDOVER}
 
 
@@ -75,17 +81,17 @@ class ShipmentService:
         self._clock = clock
         self._stock = StockService(repository)
         self._retention = timedelta(days=retention_days)
+        self._locations: dict[str, tuple[Location, datetime]] = {}  # location id: (location, when read)
 
     def apply(self, shipment: Shipment) -> Applied:
         """Apply every line not applied yet; a retry after a crash completes the rest.
 
         Each line is one conditional write on its product's counters: the ledger entry (keyed by the
         event id and line, which makes it exactly once), the allocations it closes, and its part of
-        the `Shipment Applied` event, together.
+        the `Shipment Applied` event, together. A line that names no allocation, of a product that
+        has nothing allocated, is written without reading the counters first.
         """
-        location = self._repo.get_location(shipment.location_id)
-        if location is None:
-            raise InvalidInput(f"location {shipment.location_id!r} does not exist")
+        location = self._location(shipment.location_id)
         if shipment.occurred_at < self._clock.now() - self._retention:
             raise EventTooOld(
                 f"event {shipment.event_id!r} occurred over {self._retention.days} days ago: whether it was "
@@ -99,13 +105,35 @@ class ShipmentService:
         )
         if first is not None and first != shipment.body_hash:
             raise EventIdReused(f"event {shipment.event_id!r} was applied with another body")
+        redelivered = first is not None  # its lines may be applied already: read before writing
         applied = repeated = 0
         for index, line in enumerate(shipment.lines):
-            if self._apply_line(location, shipment, index, line):
+            entry, event = self._entry(shipment, index, line), self._applied_event(shipment, index, line)
+            prunes = zlib.crc32(entry.entry_id.encode()) % PRUNING_SAMPLE == 0
+            blind = not (redelivered or prunes or line.allocation_id)  # no read: most lines
+            if blind and self._repo.append_entry(shipment.location_id, line.product_id, entry, event):
+                applied += 1
+                continue
+            if self._apply_line(shipment, line, entry, event, location if prunes else None):
                 applied += 1
             else:
                 repeated += 1
         return Applied(applied, repeated)
+
+    def _location(self, location_id: str) -> Location:
+        """The location as read at most LOCATION_CACHE ago. Lines only need it to exist (locations are
+        never deleted) and, to prune, its visible imports: an entry pruned is older than the
+        retention, and a minute-old view of the imports counts every such entry the current view
+        counts, as long as imports' `shipments_included_through` does not go back (the assumption
+        pruning makes anyway: docs/data-design.md)."""
+        now = self._clock.now()
+        cached = self._locations.get(location_id)
+        if cached is None or now - cached[1] > LOCATION_CACHE:
+            location = self._repo.get_location(location_id)
+            if location is None:
+                raise InvalidInput(f"location {location_id!r} does not exist")
+            cached = self._locations[location_id] = (location, now)
+        return cached[0]
 
     def _remember_shipped_allocation(self, shipment: Shipment, allocation_id: str) -> None:
         """A shipment can overtake the creation of the allocation it names (events are unordered):
@@ -123,16 +151,23 @@ class ShipmentService:
                 )
             )  # False: created meanwhile, and then the line closes what it opened
 
-    def _apply_line(self, location: Location, shipment: Shipment, index: int, line: ShipmentLine) -> bool:
-        """Whether the line was applied now (False: an earlier delivery applied it)."""
-        entry_id = f"{shipment.event_id}:{index}"
+    def _apply_line(
+        self, shipment: Shipment, line: ShipmentLine, entry: LedgerEntry, event: OutboxEvent, pruning: Location | None
+    ) -> bool:
+        """Read, decide, write; whether the line was applied now (False: an earlier delivery applied it).
+        With `pruning` (the location), the read takes the product's stock too, and the write prunes."""
         remembered = False
 
         def step() -> bool | None:
             nonlocal remembered
-            reading = self._stock.read(location, line.product_id)
-            stock, counters = reading.stock(), reading.counters
-            earlier = counters.entry(entry_id)
+            pruned: tuple[str, ...] = ()
+            if pruning is None:
+                counters = self._repo.counters_of(shipment.location_id, line.product_id)
+            else:
+                reading = self._stock.read(pruning, line.product_id)
+                counters = reading.counters
+                pruned = self._prunable(counters, reading.stock(), self._clock.now())
+            earlier = counters.entry(entry.entry_id)
             if earlier is not None:
                 if earlier.source_hash != shipment.body_hash:
                     raise EventIdReused(f"event {shipment.event_id!r} was applied with another body")
@@ -141,40 +176,28 @@ class ShipmentService:
                 self._remember_shipped_allocation(shipment, line.allocation_id)
                 remembered = True
                 return None  # read again: the allocation may have opened meanwhile
-            now = self._clock.now()
-            entry = LedgerEntry(
-                entry_id=entry_id,
-                kind=shipment.kind,
-                quantity=-line.quantity,
-                stock_location=MAIN,
-                logical_timestamp=shipment.logical_timestamp,
-                applied_at=now,
-                reference=shipment.shipment_id,
-                source_hash=shipment.body_hash,
-            )
-            closing = allocations_closed(counters.allocations, line)
-            after = counters.model_copy(
-                update={
-                    "version": counters.version + 1,
-                    "ledger": (*counters.ledger, entry),
-                    "allocations": tuple(
-                        closing.get(a.allocation_id, a) for a in counters.allocations if closing.get(a.allocation_id, a)
-                    ),
-                }
-            )
-            figures = availability(location, reading.stock(after), after)
-            known = counters.exists or stock.imported
-            event = self._applied_event(shipment, index, line, figures, known, now)
             change = CountersChange(
                 expected=counters,
                 entry=entry,
-                allocations=closing,
+                allocations=allocations_closed(counters.allocations, line),
                 event=event,
-                pruned=self._prunable(counters, stock, now),
+                pruned=pruned,
             )
-            return True if self._repo.change_counters(location.location_id, change) else None
+            return True if self._repo.change_counters(shipment.location_id, change) else None
 
-        return until_written(step, f"applying {entry_id!r}")
+        return until_written(step, f"applying {entry.entry_id!r}")
+
+    def _entry(self, shipment: Shipment, index: int, line: ShipmentLine) -> LedgerEntry:
+        return LedgerEntry(
+            entry_id=f"{shipment.event_id}:{index}",
+            kind=shipment.kind,
+            quantity=-line.quantity,
+            stock_location=MAIN,
+            logical_timestamp=shipment.logical_timestamp,
+            applied_at=self._clock.now(),
+            reference=shipment.shipment_id,
+            source_hash=shipment.body_hash,
+        )
 
     def _prunable(self, counters: ProductCounters, stock: ProductStock, now: datetime) -> tuple[str, ...]:
         """Entries a base has made part of itself (they no longer count) and that are older than the
@@ -184,17 +207,13 @@ class ShipmentService:
         old = [e.entry_id for e in counters.ledger if e.applied_at < cutoff and e.entry_id not in counting]
         return tuple(old[:PRUNE_PER_WRITE])
 
-    @staticmethod
-    def _applied_event(  # noqa: PLR0917 - one part of one event, from what the line's write computed
-        shipment: Shipment, index: int, line: ShipmentLine, figures: ProductAvailability, known: bool, now: datetime
-    ) -> OutboxEvent:
-        warnings = [] if known else ["unknown_product"]
-        if figures.stock_on_hand < 0:
-            warnings.append("negative_stock_on_hand")
+    def _applied_event(self, shipment: Shipment, index: int, line: ShipmentLine) -> OutboxEvent:
+        """The line's part of the `Shipment Applied` event; the relay adds the product's figures
+        (`ShipmentFigures`) when it publishes it."""
         return OutboxEvent.of(
             EVENT_APPLIED,
             shipment.location_id,
-            now,
+            self._clock.now(),
             {
                 "source_event_id": shipment.event_id,
                 "kind": shipment.kind.value,
@@ -202,22 +221,47 @@ class ShipmentService:
                 "logical_timestamp": shipment.logical_timestamp,
                 "part": index + 1,  # one part per line: each is written with the line it reports
                 "parts": len(shipment.lines),
-                "products": [
-                    {
-                        "product_id": line.product_id,
-                        "quantity": -line.quantity,
-                        "stock_on_hand": figures.stock_on_hand,
-                        "allocated": figures.allocated,
-                        "safety_stock": figures.safety_stock,
-                        "available": figures.available,
-                        "uncounted": figures.uncounted,
-                        "version": figures.version,
-                        "warnings": warnings,
-                    }
-                ],
+                "products": [{"product_id": line.product_id, "quantity": -line.quantity}],
             },
             key=f"{shipment.location_id}/{shipment.event_id}/{index}",
         )
+
+
+class ShipmentFigures:
+    """Completes a `Shipment Applied` event as the relay publishes it: each product's figures and
+    `version` as one consistent read gives them at that moment (they include the line, and any
+    change after it, with the version of the last), and what went wrong.
+
+    The line's write does not carry them: most lines are written without reading the product."""
+
+    def __init__(self, stock: StockService) -> None:
+        self._stock = stock
+
+    def __call__(self, event: OutboxEvent) -> OutboxEvent:
+        location = self._stock.location(event.detail["location_id"])
+        products = []
+        for product in event.detail["products"]:
+            reading = self._stock.read(location, product["product_id"])
+            stock, counters = reading.stock(), reading.counters
+            figures = availability(location, stock, counters)
+            known = stock.imported or any(e.quantity > 0 for e in counters.ledger)
+            warnings = [] if known else ["unknown_product"]
+            if figures.stock_on_hand < 0:
+                warnings.append("negative_stock_on_hand")
+            products.append(
+                {
+                    "product_id": product["product_id"],
+                    "quantity": product["quantity"],
+                    "stock_on_hand": figures.stock_on_hand,
+                    "allocated": figures.allocated,
+                    "safety_stock": figures.safety_stock,
+                    "available": figures.available,
+                    "uncounted": figures.uncounted,
+                    "version": figures.version,
+                    "warnings": warnings,
+                }
+            )
+        return event.model_copy(update={"detail": {**event.detail, "products": products}})
 
 
 def allocations_closed(
