@@ -12,12 +12,17 @@ shipped product in ten, an open allocation (`AllocationService.create`). Then:
   instance), in a child process that has imported the handler with the function's environment, as
   Lambda would;
 - the floor: on backends of their own, prepared the same way, the same changes written by the fewest
-  raw single-item conditional writes, one after another like the handler's, from a child process of
-  its own: per line, one UpdateItem of the product's counters item on the condition of its version
-  (one PutItem on the condition that it does not exist, for a product that had none), setting exactly
-  the attribute paths that the service's write changed (the ledger entry, the allocation's quantity
-  or its removal, the outbox event and its index keys, the versions and the allocated total), with
-  the values read back from the items the service wrote.
+  raw single-item conditional updates, one after another like the handler's, from a child process of
+  its own: per event, its applied-event record (one PutItem on the condition that it does not exist,
+  as the service writes it); per line, one UpdateItem of the product's counters item, on the
+  condition of its version (on the condition that it does not exist, for a product that had none),
+  setting exactly the attribute paths that the service's write changed (the ledger entry, the
+  allocation's quantity or its removal, the outbox event and its index keys, the versions and the
+  allocated total), with the values read back from the items the service wrote;
+- the put floor, reported beside it: the same, except that a product that had no counters item
+  gets one PutItem of the whole item. Only a writer that knows the item is absent can do that (the
+  service would have to read first, which costs more); dynalite answers a PutItem faster than an
+  UpdateItem of the same item, so this floor is lower.
 
 Every DynamoDB call either makes is counted by operation. Write units are computed from item sizes
 with DynamoDB's rules (bench.imports' `write_units`): each single-item write costs the units of the
@@ -88,6 +93,8 @@ HANDLER_PATHS = r"inventory/|fulfillment_events/|aws_lambda_powertools/"
 PREFIXES = (ALLOCATION_PREFIX, EVENT_PREFIX, LEDGER_PREFIX)
 WRITE_OPERATIONS = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
 
+FLOORS = {"floor": "UpdateItem", "put floor": "PutItem"}  # how each writes a counters item that did not exist
+RUNS = ("service", *FLOORS)
 WRITES_PER_ITEM_TARGET = 1.0
 TIME_RATIO_TARGET = 1.2
 CPU_MS_PER_EVENT_TARGET = 2.0
@@ -388,11 +395,15 @@ def floor_request(
     service_before: dict[str, Any] | None,
     service_after: dict[str, Any],
     floor_before: dict[str, Any] | None,
+    new_item: str = "UpdateItem",
 ) -> tuple[str, dict[str, Any]]:
-    """One conditional write making, on the floor's item, the change the service made on its own."""
+    """One conditional write making, on the floor's item, the change the service made on its own;
+    an item that did not exist is written by `new_item` (UpdateItem or PutItem)."""
     if service_before is None:
         if floor_before is not None:
             raise RuntimeError(f"the floor has a counters item the service had not: {service_after['sk']}")
+        if new_item == "UpdateItem":
+            return "UpdateItem", update_request(table, {}, service_after, "attribute_not_exists(#pk)")
         request = {
             "TableName": table,
             "Item": service_after,
@@ -402,8 +413,15 @@ def floor_request(
         return "PutItem", request
     if floor_before is None or floor_before.get("version") != service_before.get("version"):
         raise RuntimeError(f"the floor's counters item differs from the service's: {service_after['sk']}")
-    sets, removes = changed_paths(service_before, service_after)
-    names: dict[str, str] = {}
+    return "UpdateItem", update_request(table, service_before, service_after, "#version = :expected")
+
+
+def update_request(table: str, before: dict[str, Any], after: dict[str, Any], condition: str) -> dict[str, Any]:
+    """An UpdateItem turning `before` into `after` on `condition` (its names: #pk, #version; :expected
+    is the version of `before`)."""
+    key = {"pk": after["pk"], "sk": after["sk"]}
+    sets, removes = changed_paths({**before, **key}, after)
+    names: dict[str, str] = {"#pk": "pk", "#version": "version"}
 
     def placeholder(path: tuple[str, ...]) -> str:
         parts = []
@@ -417,16 +435,17 @@ def floor_request(
     expression = "SET " + ", ".join(f"{placeholder(path)} = :v{i}" for i, (path, _) in enumerate(sets))
     if removes:
         expression += " REMOVE " + ", ".join(placeholder(path) for path in removes)
-    values[":expected"] = service_before["version"]
-    request = {
+    if ":expected" in condition:
+        values[":expected"] = before["version"]
+    used = {name for name in names if name in expression or name in condition}
+    return {
         "TableName": table,
-        "Key": {"pk": service_after["pk"], "sk": service_after["sk"]},
+        "Key": key,
         "UpdateExpression": expression,
-        "ConditionExpression": f"{placeholder(('version',))} = :expected",
-        "ExpressionAttributeNames": names,
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": {name: part for name, part in names.items() if name in used},
         "ExpressionAttributeValues": values,
     }
-    return "UpdateItem", request
 
 
 # ---------------------------------------------------------------- the parent
@@ -491,10 +510,10 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     path = workdir / f"stock-{args.products}.jsonl"
     with path.open("wb") as out:
         write_import_file(out, args.products, args.products)  # one row per product: SKU-n with n % 1000 units
-    pairs = [measure_pair(args, path) for _ in range(args.repeat)]
-    pairs.sort(key=lambda m: m["service"]["seconds"] / m["floor"]["seconds"])
-    median = pairs[len(pairs) // 2]
-    return {**median, "ratios": [m["service"]["seconds"] / m["floor"]["seconds"] for m in pairs]}
+    runs = [measure_pair(args, path) for _ in range(args.repeat)]
+    runs.sort(key=lambda m: m["service"]["seconds"] / m["floor"]["seconds"])
+    median = runs[len(runs) // 2]
+    return {**median, "ratios": [m["service"]["seconds"] / m["floor"]["seconds"] for m in runs]}
 
 
 def measure_pair(args: argparse.Namespace, path: Path) -> dict[str, Any]:
@@ -509,43 +528,50 @@ def measure_pair(args: argparse.Namespace, path: Path) -> dict[str, Any]:
         service_prep = in_function_child(aws.function_env(WORKER), prepare, source, args.products, plan.allocations)
         service = in_function_child(aws.function_env(FUNCTION), run_service, plan.batches, spec.timeout, args.profile)
 
-    with LocalAws(ROOT / "template.yaml") as aws:
-        source = upload_import(aws, path)
-        floor_prep = in_function_child(aws.function_env(WORKER), prepare, source, args.products, plan.allocations)
-        table = aws.function_env(FUNCTION)["TABLE_NAME"]
-        requests = []
-        recorded = -1
-        for line in plan.lines:
-            if line.event != recorded:  # the event's applied-event record, written before its lines
-                recorded = line.event
-                key = event_key(LOCATION, f"ship-{line.event:06d}")
-                record = service["after"].get((key["pk"], key["sk"]))
-                if record is None:
-                    raise RuntimeError(f"the service wrote no applied-event record for event {line.event}")
-                requests.append(floor_request(table, None, record, None))
-            if line.key not in service["after"]:
-                raise RuntimeError(f"the service wrote no counters item for {line.product}")
-            before = service_prep["counters"].get(line.key)
-            requests.append(
-                floor_request(table, before, service["after"][line.key], floor_prep["counters"].get(line.key))
-            )
-        floor = in_function_child(aws.function_env(FUNCTION), run_floor, requests)
-
-    return {
+    measured: dict[str, Any] = {
         "plan": plan,
         "batch_size": batch_size,
         "service": service,
-        "floor": floor,
         "service_prep": service_prep,
-        "floor_prep": floor_prep,
     }
+    for floor, new_item in FLOORS.items():
+        with LocalAws(ROOT / "template.yaml") as aws:
+            source = upload_import(aws, path)
+            prep = in_function_child(aws.function_env(WORKER), prepare, source, args.products, plan.allocations)
+            requests = floor_requests(
+                aws.function_env(FUNCTION)["TABLE_NAME"], plan, service, service_prep, prep, new_item
+            )
+            measured[floor] = in_function_child(aws.function_env(FUNCTION), run_floor, requests)
+            measured[f"{floor}_prep"] = prep
+    return measured
+
+
+def floor_requests(
+    table: str, plan: Plan, service: dict[str, Any], service_prep: dict[str, Any], prep: dict[str, Any], new_item: str
+) -> list[tuple[str, dict[str, Any]]]:
+    requests = []
+    recorded = -1
+    for line in plan.lines:
+        if line.event != recorded:  # the event's applied-event record, written before its lines
+            recorded = line.event
+            key = event_key(LOCATION, f"ship-{line.event:06d}")
+            record = service["after"].get((key["pk"], key["sk"]))
+            if record is None:
+                raise RuntimeError(f"the service wrote no applied-event record for event {line.event}")
+            requests.append(floor_request(table, None, record, None, "PutItem"))  # as the service writes it
+        if line.key not in service["after"]:
+            raise RuntimeError(f"the service wrote no counters item for {line.product}")
+        before = service_prep["counters"].get(line.key)
+        after = service["after"][line.key]
+        requests.append(floor_request(table, before, after, prep["counters"].get(line.key), new_item))
+    return requests
 
 
 def report(args: argparse.Namespace, m: dict[str, Any]) -> bool:
     plan: Plan = m["plan"]
     events, lines = plan.events, len(plan.lines)
     rows = {}
-    for who in ("service", "floor"):
+    for who in RUNS:
         r = m[who]
         calls = r["calls"]
         writes = sum(n for op, n in calls.items() if op in WRITE_OPERATIONS)
@@ -566,11 +592,12 @@ def report(args: argparse.Namespace, m: dict[str, Any]) -> bool:
         }
     service, floor = m["service"], m["floor"]
     ratio = service["seconds"] / floor["seconds"]
+    put_ratio = service["seconds"] / m["put floor"]["seconds"]
 
     columns = ["run", "seconds", "events/s", "lines/s", "requests", "req/line", "writes", "writes/item"]
     columns += ["WCU/line", "idxWCU/line", "cpu_ms/ev", "beyond_ms/ev"]
     print(" ".join(f"{c:>12}" for c in columns))
-    for who in ("service", "floor"):
+    for who in RUNS:
         r, x = m[who], rows[who]
         cells = [
             who,
@@ -597,8 +624,9 @@ def report(args: argparse.Namespace, m: dict[str, Any]) -> bool:
         f"{args.products} products at the location, {events} events of {lines} lines ({allocated} naming an open "
         f"allocation) in {len(plan.batches)} batches of up to {m['batch_size']}; time ratio service/floor {ratio:.2f}"
         + (f" (the median of {', '.join(f'{r:.2f}' for r in m['ratios'])})" if len(m["ratios"]) > 1 else "")
+        + f"; service/put floor {put_ratio:.2f}"
     )
-    for who in ("service", "floor"):
+    for who in RUNS:
         r, x, prep = m[who], rows[who], m[f"{who}_prep"]
         listed = ", ".join(f"{op} {n}" for op, n in sorted(r["calls"].items()))
         print(

@@ -3,8 +3,9 @@ and the handlers' environment pointing at them (the same backends the local stac
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -56,17 +57,35 @@ def repo(handler_environment: dict[str, str]) -> DynamoDbRepository:
 
 
 @pytest.fixture
-def bus_queue(local_aws: LocalAws, handler_environment: dict[str, str]) -> Iterator[Any]:
-    """A queue subscribed to everything this service publishes on the bus, as a consumer would."""
-    sqs = boto3.client("sqs")
-    events = boto3.client("events")
-    name = f"consumer-{os.urandom(4).hex()}"
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    bus = handler_environment["EVENT_BUS_NAME"]
-    events.put_rule(Name=name, EventBusName=bus, EventPattern='{"source": ["inventory-master"]}')
-    events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
-    yield sqs, url
-    events.remove_targets(Rule=name, EventBusName=bus, Ids=["q"])
-    events.delete_rule(Name=name, EventBusName=bus)
-    sqs.delete_queue(QueueUrl=url)
+def listen(handler_environment: dict[str, str]) -> Iterator[Callable[..., tuple[Any, str]]]:
+    """Queues subscribed, as a consumer's would be, to this service's events on the bus: all of them,
+    or those of one detail type at one location (other tests may have left thousands of events
+    waiting in the outbox, which the relay publishes first)."""
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    bus, made = handler_environment["EVENT_BUS_NAME"], []
+
+    def subscribe(detail_type: str | None = None, location_id: str | None = None) -> tuple[Any, str]:
+        name = f"consumer-{os.urandom(4).hex()}"
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        pattern: dict[str, Any] = {"source": ["inventory-master"]}
+        if detail_type:
+            pattern["detail-type"] = [detail_type]
+        if location_id:
+            pattern["detail"] = {"location_id": [location_id]}
+        events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
+        events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+        made.append((name, url))
+        return sqs, url
+
+    yield subscribe
+    for name, url in made:
+        events.remove_targets(Rule=name, EventBusName=bus, Ids=["q"])
+        events.delete_rule(Name=name, EventBusName=bus)
+        sqs.delete_queue(QueueUrl=url)
+
+
+@pytest.fixture
+def bus_queue(listen: Callable[..., tuple[Any, str]]) -> tuple[Any, str]:
+    """A queue subscribed to everything this service publishes on the bus."""
+    return listen()

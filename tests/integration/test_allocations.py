@@ -8,11 +8,9 @@ import hashlib
 import json
 import multiprocessing
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-import boto3
 import pytest
 
 from tests.conftest import FakeContext, http_event, load_handler, sqs_event
@@ -188,30 +186,20 @@ def test_sixteen_allocations_for_ten_units_at_once_then_one_shipment_sixteen_tim
     assert len(explained["ledger"]["items"]) == 1
 
 
-@pytest.fixture
-def refusals(handler_environment: dict[str, str]) -> Iterator[tuple[Any, str]]:
-    """A queue subscribed to this module's Allocation Refused events only: other tests may have left
-    thousands of events waiting in the outbox, which the relay publishes first."""
-    sqs, events = boto3.client("sqs"), boto3.client("events")
-    name = f"refusals-{uuid.uuid4().hex[:8]}"
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    bus = handler_environment["EVENT_BUS_NAME"]
-    pattern = {
-        "source": ["inventory-master"],
-        "detail-type": ["Allocation Refused"],
-        "detail": {"location_id": ["alloc-bus"]},
-    }
-    events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
-    events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
-    yield sqs, url
-    events.remove_targets(Rule=name, EventBusName=bus, Ids=["q"])
-    events.delete_rule(Name=name, EventBusName=bus)
-    sqs.delete_queue(QueueUrl=url)
+def relayed(queue: tuple[Any, str], wanted: int) -> list[dict[str, Any]]:
+    """Run the relay until `wanted` events reached `queue` (after any backlog), then wait for more."""
+    relay, got = load_handler("outbox_relay"), []
+    for _ in range(60):
+        relay.lambda_handler({}, FakeContext(remaining_ms=5_300))
+        got += received(queue, wanted - len(got), seconds=0.5)
+        if len(got) >= wanted:
+            break
+    return got + received(queue, 1, seconds=2)  # and no more
 
 
-def test_a_refusal_from_the_bus_is_an_allocation_refused_event(refusals: Any) -> None:
+def test_a_refusal_from_the_bus_is_an_allocation_refused_event(listen: Any) -> None:
     load("alloc-bus", {"a": 1})
+    refusals = listen("Allocation Refused", "alloc-bus")
     detail = {
         "event_id": "c-1",
         "location_id": "alloc-bus",
@@ -225,18 +213,54 @@ def test_a_refusal_from_the_bus_is_an_allocation_refused_event(refusals: Any) ->
     assert handler.lambda_handler(
         sqs_event([message, {**message, "MessageId": "m-2"}], QUEUE_ARN), FakeContext(remaining_ms=60_000)
     ) == {"batchItemFailures": []}
-    relay, refused = load_handler("outbox_relay"), []
-    for _ in range(60):  # until the backlog other tests left is out, and this event with it
-        relay.lambda_handler({}, FakeContext(remaining_ms=5_300))
-        refused += received(refusals, 1, seconds=0.5)
-        if refused:
-            break
-    refused += received(refusals, 1, seconds=2)  # and no second one
+    refused = relayed(refusals, 1)
     assert len(refused) == 1
     assert refused[0]["detail"]["shortages"] == [
         {"product_id": "a", "requested": 2, "available": 1, "uncounted": False}
     ]
     assert call("allocations", "GET", "/locations/alloc-bus/allocations/bus-1")[1]["status"] == "refused"
+
+
+def test_shipment_applied_is_published_with_the_figures_and_version_of_its_publication(listen: Any) -> None:
+    """A line that closes an allocation (read, decide, write) and one of a product nobody imported
+    (written without a read): the relay adds each product's figures as it publishes."""
+    load("alloc-pub", {"a": 5})
+    assert (
+        call(
+            "allocations",
+            "POST",
+            "/locations/alloc-pub/allocations",
+            {"allocation_id": "al-1", "order_id": "o-1", "items": [{"product_id": "a", "quantity": 2}]},
+        )[0]
+        == 201
+    )
+    applied = listen("Shipment Applied", "alloc-pub")
+    detail = {
+        "event_id": "pub-1",
+        "location_id": "alloc-pub",
+        "shipment_id": "s-1",
+        "logical_timestamp": 1,
+        "occurred_at": "2026-11-27T09:00:00Z",
+        "items": [{"product_id": "a", "quantity": 1}, {"product_id": "ghost", "quantity": 1}],
+    }
+    handler = load_handler("fulfillment_events")
+    message = from_bus("Fulfillment Items Shipped", detail)
+    assert handler.lambda_handler(sqs_event([message], QUEUE_ARN), FakeContext(remaining_ms=60_000)) == {
+        "batchItemFailures": []
+    }
+
+    parts = sorted(relayed(applied, 2), key=lambda e: e["detail"]["part"])
+
+    assert [(p["detail"]["part"], p["detail"]["parts"], p["detail"]["source_event_id"]) for p in parts] == [
+        (1, 2, "pub-1"),
+        (2, 2, "pub-1"),
+    ]
+    a, ghost = (p["detail"]["products"][0] for p in parts)
+    now = availability("alloc-pub", "a")
+    assert (a["quantity"], a["stock_on_hand"], a["allocated"], a["available"], a["warnings"]) == (-1, 4, 1, 3, [])
+    assert a["version"] == now["version"]
+    assert (ghost["stock_on_hand"], ghost["available"]) == (-1, 0)
+    assert ghost["warnings"] == ["unknown_product", "negative_stock_on_hand"]
 
 
 def test_a_record_is_not_started_with_too_little_time_left_and_the_queue_delivers_it_again() -> None:

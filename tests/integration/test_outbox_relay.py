@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from inventory.adapters.dynamodb import DynamoDbRepository
-from inventory.models import ImportCounts, ImportKind, ImportRecord, ImportStatus
+from inventory.adapters.dynamodb import DynamoDbRepository, counters_key
+from inventory.models import ImportCounts, ImportKind, ImportRecord, ImportStatus, LedgerEntry, LedgerKind, OutboxEvent
 from tests.conftest import FakeContext, http_event, load_handler
 
 pytestmark = pytest.mark.integration
@@ -62,3 +62,38 @@ def test_a_switch_is_published_once_and_leaves_the_outbox(repo: DynamoDbReposito
     assert ("LOC#relay-store", "LOCATION") not in {
         key for shard in range(repo.shards) for key in repo.pending_keys(shard, 100)
     }
+
+
+def test_an_event_recorded_after_the_relay_read_keeps_the_item_in_the_outbox(repo: DynamoDbRepository) -> None:
+    """The relay takes an item out of the outbox index only if no event was recorded since it read."""
+
+    def line(n: int) -> tuple[LedgerEntry, OutboxEvent]:
+        now = datetime.now(UTC)
+        entry = LedgerEntry(
+            entry_id=f"seq-{n}:0",
+            kind=LedgerKind.SHIPMENT,
+            quantity=-1,
+            stock_location="main",
+            logical_timestamp=n,
+            applied_at=now,
+            reference=f"s-{n}",
+            source_hash="h",
+        )
+        return entry, OutboxEvent.of("Shipment Applied", "seq-store", now, {"n": n}, key=f"seq-{n}")
+
+    key = tuple(counters_key("seq-store", "p").values())
+
+    def indexed() -> bool:
+        return key in {k for shard in range(repo.shards) for k in repo.pending_keys(shard, 1000)}
+
+    assert repo.append_entry("seq-store", "p", *line(1))
+    (first,), seq = repo.read_pending(key)
+    assert repo.append_entry("seq-store", "p", *line(2))  # while the relay publishes the first
+
+    repo.mark_published(key, [first.event_id], seq)
+
+    (second,), later = repo.read_pending(key)
+    assert (second.detail["n"], later, indexed()) == (2, seq + 1, True)
+    repo.mark_published(key, [second.event_id], later)
+    assert (repo.read_pending(key)[0], indexed()) == ([], False)
+    assert [e.entry_id for e in repo.counters_of("seq-store", "p").ledger] == ["seq-1:0", "seq-2:0"]

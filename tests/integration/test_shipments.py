@@ -77,8 +77,14 @@ def test_shipments_from_the_bus_apply_once_and_a_poison_record_is_dead_lettered_
         ]
         == 202
     )
-    for message in receive(local_aws, "ImportQueue", 1):
-        worker.lambda_handler(sqs_event([message], local_aws.arn("ImportQueue")), FakeContext(remaining_ms=300_000))
+    ours = False  # other tests may have left their import messages on the queue (they ran theirs directly)
+    for _ in range(10):
+        for message in receive(local_aws, "ImportQueue", 1):
+            worker.lambda_handler(sqs_event([message], local_aws.arn("ImportQueue")), FakeContext(remaining_ms=300_000))
+            ours = ours or json.loads(message["Body"]).get("import_id") == "ship-load"
+        if ours:
+            break
+    assert ours
     shipments = load_handler("fulfillment_events")
 
     put_on_bus(local_aws, detail("e1", 3))

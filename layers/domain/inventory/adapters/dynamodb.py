@@ -279,7 +279,7 @@ class _Update:
         """Put `event` in the item's outbox, in this same write, and the item in the outbox index."""
         self.set(EVENT_PREFIX + event.event_id, _encode_event(event))
         self.increment("outbox_seq")
-        self.set("outbox_pk", outbox_shard(pk), if_absent=True)
+        self.set("outbox_pk", outbox_shard(pk))  # the same for every write of the item
         self.set("outbox_sk", iso(event.occurred_at), if_absent=True)
         return self
 
