@@ -24,6 +24,10 @@ shipped product in ten, an open allocation (`AllocationService.create`). Then:
   service would have to read first, which costs more); dynalite answers a PutItem faster than an
   UpdateItem of the same item, so this floor is lower.
 
+The three runs take turns, 500 events at a time (the service first, then the floors, whose writes
+are built from the items the service's turn left), each in a process of its own that stays warm
+from turn to turn: a neighbour's load on these shared machines falls on all three alike.
+
 Every DynamoDB call either makes is counted by operation. Write units are computed from item sizes
 with DynamoDB's rules (bench.imports' `write_units`): each single-item write costs the units of the
 larger of its item before (read after the preparation) and after (read back after the run), plus,
@@ -52,9 +56,11 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +68,7 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 
 from bench.gen_import_file import write_import_file
-from bench.imports import ROOT, WORKER, CallCounter, in_child, item_size, write_units  # and the layer on the path
+from bench.imports import ROOT, WORKER, CallCounter, item_size, write_units  # and the layer on the path
 from inventory import wiring
 from inventory.adapters.dynamodb import (
     ALLOCATION_PREFIX,
@@ -93,6 +99,7 @@ HANDLER_PATHS = r"inventory/|fulfillment_events/|aws_lambda_powertools/"
 PREFIXES = (ALLOCATION_PREFIX, EVENT_PREFIX, LEDGER_PREFIX)
 WRITE_OPERATIONS = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
 
+CHUNK_EVENTS = 500  # the runs take turns after this many events each
 FLOORS = {"floor": "UpdateItem", "put floor": "PutItem"}  # how each writes a counters item that did not exist
 RUNS = ("service", *FLOORS)
 WRITES_PER_ITEM_TARGET = 1.0
@@ -296,74 +303,97 @@ class Context:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def run_service(env: dict[str, str], batches: list[dict[str, Any]], timeout_s: int, profile: int) -> dict[str, Any]:
-    """The handler, in this (fresh) process, given every batch in turn, as one Lambda instance would be."""
+# Each run's child process keeps its state between the parent's calls: the handler stays imported
+# and warm, as one Lambda instance is from batch to batch, and the times add up over the chunks.
+_RUN: dict[str, Any] = {}
+
+
+def service_start(env: dict[str, str], timeout_s: int, profile: int) -> None:
+    """Import the handler in this (fresh) process, with everything it loads at a cold start."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # the handler's JSON logs and metrics: CloudWatch's, in Lambda
     sys.path.insert(0, str(HANDLER_CODE))
-    handler = importlib.import_module("app")  # the handler module, with everything it loads at a cold start
-    counter = CallCounter(wiring.repository().client)
-    sdk = SdkTime()
-    profiler = cProfile.Profile() if profile else None
-    failures = 0
+    _RUN.update(
+        handler=importlib.import_module("app"),
+        env=env,
+        timeout_s=timeout_s,
+        counter=CallCounter(wiring.repository().client),
+        sdk=SdkTime(),
+        profiler=cProfile.Profile() if profile else None,
+        profile=profile,
+        seconds=0.0,
+        cpu=0.0,
+        failures=0,
+    )
 
+
+def service_chunk(batches: list[dict[str, Any]]) -> None:
+    """The next batches, one after another, as one Lambda instance is given them."""
+    run, profiler = _RUN, _RUN["profiler"]
     started, cpu = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
     for batch in batches:
-        response = handler.lambda_handler(batch, Context(env, timeout_s))
-        failures += len(response["batchItemFailures"])
+        response = run["handler"].lambda_handler(batch, Context(run["env"], run["timeout_s"]))
+        run["failures"] += len(response["batchItemFailures"])
     if profiler:
         profiler.disable()
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    sdk_cpu, sdk_wall, calls = sdk.cpu, sdk.wall, dict(counter.calls)
-    by_operation = {operation: list(totals) for operation, totals in sdk.by_operation.items()}
+    run["seconds"] += time.perf_counter() - started
+    run["cpu"] += time.process_time() - cpu
 
-    profile_text = ""
+
+def floor_start(env: dict[str, str]) -> None:
+    """The floor's client, with the adapter's configuration."""
+    client = DynamoDbRepository(env["TABLE_NAME"]).client
+    _RUN.update(
+        env=env,
+        counter=CallCounter(client),
+        sdk=SdkTime(),
+        send={"PutItem": client.put_item, "UpdateItem": client.update_item},
+        profiler=None,
+        seconds=0.0,
+        cpu=0.0,
+        failures=0,
+    )
+
+
+def floor_chunk(requests: list[tuple[str, dict[str, Any]]]) -> None:
+    """The floor's next writes, already built, one after another."""
+    run = _RUN
+    started, cpu = time.perf_counter(), time.process_time()
+    for operation, request in requests:
+        run["send"][operation](**request)  # a refused condition raises: every change of the floor must apply
+    run["seconds"] += time.perf_counter() - started
+    run["cpu"] += time.process_time() - cpu
+
+
+def finish() -> dict[str, Any]:
+    """A run's totals, and every item it wrote, read back."""
+    run, sdk, profiler = _RUN, _RUN["sdk"], _RUN["profiler"]
+    result = {
+        "seconds": run["seconds"],
+        "cpu": run["cpu"],
+        "sdk_cpu": sdk.cpu,
+        "sdk_wall": sdk.wall,
+        "by_operation": {operation: list(totals) for operation, totals in sdk.by_operation.items()},
+        "calls": dict(run["counter"].calls),
+        "failures": run["failures"],
+        "single_writes": run["counter"].single_writes,
+        "profile": "",
+    }
     if profiler:
         out = io.StringIO()
         stats = pstats.Stats(profiler, stream=out)
         print("Beyond the SDK: own time of the functions outside botocore and the modules it uses", file=out)
         print("(builtins such as isinstance or dict.get are counted wherever they are called from)", file=out)
-        stats.sort_stats("tottime").print_stats(SDK_CODE, profile)
+        stats.sort_stats("tottime").print_stats(SDK_CODE, run["profile"])
         print("The handler's code paths, by cumulative time (SDK calls included)", file=out)
-        stats.sort_stats("cumulative").print_stats(HANDLER_PATHS, profile)
-        profile_text = re.sub(r"\S*/(site-packages|python3\.\d+)/", "", out.getvalue().replace(str(ROOT) + os.sep, ""))
-    return {
-        "seconds": seconds,
-        "cpu": cpu,
-        "sdk_cpu": sdk_cpu,
-        "sdk_wall": sdk_wall,
-        "by_operation": by_operation,
-        "calls": calls,
-        "failures": failures,
-        "single_writes": counter.single_writes,
-        "after": read_items(env["TABLE_NAME"], set(counter.single_writes)),
-        "profile": profile_text,
-    }
-
-
-def run_floor(env: dict[str, str], requests: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    """The floor's writes, already built, one after another, with the adapter's client configuration."""
-    client = DynamoDbRepository(env["TABLE_NAME"]).client
-    counter = CallCounter(client)
-    sdk = SdkTime()
-    send = {"PutItem": client.put_item, "UpdateItem": client.update_item}
-    started, cpu = time.perf_counter(), time.process_time()
-    for operation, request in requests:
-        send[operation](**request)  # a refused condition raises: every change of the floor must apply
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    return {
-        "seconds": seconds,
-        "cpu": cpu,
-        "sdk_cpu": sdk.cpu,
-        "sdk_wall": sdk.wall,
-        "by_operation": {operation: list(totals) for operation, totals in sdk.by_operation.items()},
-        "calls": dict(counter.calls),
-        "failures": 0,
-        "single_writes": counter.single_writes,
-        "after": read_items(env["TABLE_NAME"], set(counter.single_writes)),
-    }
+        stats.sort_stats("cumulative").print_stats(HANDLER_PATHS, run["profile"])
+        result["profile"] = re.sub(
+            r"\S*/(site-packages|python3\.\d+)/", "", out.getvalue().replace(str(ROOT) + os.sep, "")
+        )
+    result["after"] = read_items(run["env"]["TABLE_NAME"], set(result["single_writes"]))
+    return result
 
 
 # ---------------------------------------------------------------- the floor's requests
@@ -451,18 +481,6 @@ def update_request(table: str, before: dict[str, Any], after: dict[str, Any], co
 # ---------------------------------------------------------------- the parent
 
 
-def in_function_child(env: dict[str, str], function: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
-    """bench.imports' `in_child`, started with the function's environment: as in Lambda, it is there
-    before any import (Powertools' Logger and Metrics, created when the domain layer is imported, read it)."""
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        return in_child(function, env, *args)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 def upload_import(aws: Any, path: Path) -> str:
     bucket, key = aws.name("ImportBucket"), f"bench/{path.name}"  # not under imports/: no S3 trigger
     # One PutObject: a multipart upload leaves parts that trip moto's /moto-api/data.json at the next start.
@@ -517,54 +535,124 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 
 def measure_pair(args: argparse.Namespace, path: Path) -> dict[str, Any]:
+    """The service and the floors, each on backends of its own and in a process of its own, taking
+    turns chunk by chunk (CHUNK_EVENTS events at a time), so that a neighbour's load falls on all."""
     from local.stack import LocalAws  # not in the children: they hold what the handler holds, no more
 
-    with LocalAws(ROOT / "template.yaml") as aws:
+    with ExitStack() as stack:
+        stacks = {run: stack.enter_context(LocalAws(ROOT / "template.yaml")) for run in RUNS}
+        aws = stacks["service"]
         spec = aws.functions[FUNCTION]
         queue = next(e for e in spec.events if e.type == "SQS")
         batch_size = int(queue.properties.get("BatchSize", 10))
         plan = make_plan(args.products, args.events, batch_size, aws.arn("FulfillmentQueue"), aws.region, args.seed)
-        source = upload_import(aws, path)
-        service_prep = in_function_child(aws.function_env(WORKER), prepare, source, args.products, plan.allocations)
-        service = in_function_child(aws.function_env(FUNCTION), run_service, plan.batches, spec.timeout, args.profile)
-
-    measured: dict[str, Any] = {
-        "plan": plan,
-        "batch_size": batch_size,
-        "service": service,
-        "service_prep": service_prep,
-    }
-    for floor, new_item in FLOORS.items():
-        with LocalAws(ROOT / "template.yaml") as aws:
-            source = upload_import(aws, path)
-            prep = in_function_child(aws.function_env(WORKER), prepare, source, args.products, plan.allocations)
-            requests = floor_requests(
-                aws.function_env(FUNCTION)["TABLE_NAME"], plan, service, service_prep, prep, new_item
-            )
-            measured[floor] = in_function_child(aws.function_env(FUNCTION), run_floor, requests)
-            measured[f"{floor}_prep"] = prep
+        measured: dict[str, Any] = {"plan": plan, "batch_size": batch_size}
+        children = {}
+        for run, local in stacks.items():
+            source = upload_import(local, path)
+            worker_env = local.function_env(WORKER)
+            with Child(worker_env) as worker:
+                measured[f"{run}_prep"] = worker.call(prepare, worker_env, source, args.products, plan.allocations)
+            children[run] = stack.enter_context(Child(local.function_env(FUNCTION)))
+        env = aws.function_env(FUNCTION)
+        children["service"].call(service_start, env, spec.timeout, args.profile)
+        for floor in FLOORS:
+            children[floor].call(floor_start, stacks[floor].function_env(FUNCTION))
+        reader, table = aws.client("dynamodb"), env["TABLE_NAME"]
+        per_chunk = max(1, CHUNK_EVENTS // batch_size)
+        for turn, start in enumerate(range(0, len(plan.batches), per_chunk)):
+            children["service"].call(service_chunk, plan.batches[start : start + per_chunk])
+            first, last = start * batch_size, (start + per_chunk) * batch_size
+            lines = [line for line in plan.lines if first <= line.event < last]
+            keys = sorted({line.key for line in lines} | {record_key(line.event) for line in lines})
+            after = read_back(reader, table, keys)
+            floors = list(FLOORS) if turn % 2 == 0 else list(reversed(FLOORS))
+            for floor in floors:
+                requests = floor_requests(
+                    table, lines, after, measured["service_prep"], measured[f"{floor}_prep"], FLOORS[floor]
+                )
+                children[floor].call(floor_chunk, requests)
+        for run, child in children.items():
+            measured[run] = child.call(finish)
     return measured
 
 
+class Child:
+    """A process of its own, spawned with `env` in its environment (as in Lambda, it is there before
+    any import: Powertools' Logger and Metrics read it when the domain layer is imported), that keeps
+    what it imported and holds between calls."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self._env = env
+        self._pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
+        self._spawned = False
+
+    def call(self, function: Callable[..., Any], *args: Any) -> Any:
+        if self._spawned:
+            return self._pool.submit(function, *args).result()
+        saved = dict(os.environ)
+        os.environ.update(self._env)
+        try:
+            future = self._pool.submit(function, *args)  # spawns the process, with this environment
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        self._spawned = True
+        return future.result()
+
+    def __enter__(self) -> Child:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._pool.shutdown()
+
+
 def floor_requests(
-    table: str, plan: Plan, service: dict[str, Any], service_prep: dict[str, Any], prep: dict[str, Any], new_item: str
+    table: str,
+    lines: list[Line],
+    after: dict[Key, dict[str, Any]],
+    service_prep: dict[str, Any],
+    prep: dict[str, Any],
+    new_item: str,
 ) -> list[tuple[str, dict[str, Any]]]:
+    """The floor's writes for `lines`, from the items the service left (`after`)."""
     requests = []
     recorded = -1
-    for line in plan.lines:
+    for line in lines:
         if line.event != recorded:  # the event's applied-event record, written before its lines
             recorded = line.event
-            key = event_key(LOCATION, f"ship-{line.event:06d}")
-            record = service["after"].get((key["pk"], key["sk"]))
+            record = after.get(record_key(line.event))
             if record is None:
                 raise RuntimeError(f"the service wrote no applied-event record for event {line.event}")
             requests.append(floor_request(table, None, record, None, "PutItem"))  # as the service writes it
-        if line.key not in service["after"]:
+        if line.key not in after:
             raise RuntimeError(f"the service wrote no counters item for {line.product}")
         before = service_prep["counters"].get(line.key)
-        after = service["after"][line.key]
-        requests.append(floor_request(table, before, after, prep["counters"].get(line.key), new_item))
+        requests.append(floor_request(table, before, after[line.key], prep["counters"].get(line.key), new_item))
     return requests
+
+
+def record_key(event: int) -> Key:
+    key = event_key(LOCATION, f"ship-{event:06d}")
+    return key["pk"], key["sk"]
+
+
+def read_back(client: Any, table: str, keys: list[Key]) -> dict[Key, dict[str, Any]]:
+    """The items of `keys`, by consistent BatchGetItem."""
+    found: dict[Key, dict[str, Any]] = {}
+    for start in range(0, len(keys), 100):
+        pending: dict[str, Any] = {
+            table: {
+                "Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in keys[start : start + 100]],
+                "ConsistentRead": True,
+            }
+        }
+        while pending:
+            response = client.batch_get_item(RequestItems=pending)
+            for item in response["Responses"].get(table, []):
+                found[(item["pk"]["S"], item["sk"]["S"])] = item
+            pending = response.get("UnprocessedKeys") or {}
+    return found
 
 
 def report(args: argparse.Namespace, m: dict[str, Any]) -> bool:

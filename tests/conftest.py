@@ -129,6 +129,21 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
     }
 
 
+def shipment_entry(entry_id: str, timestamp: int, at: Any, quantity: int = 1, handover: bool = False) -> Any:
+    """The ledger entry of a shipment (or handover) line of `quantity` units, applied at `at`."""
+    from inventory.models import LedgerEntry, LedgerKind
+
+    return LedgerEntry(
+        entry_id=entry_id,
+        kind=LedgerKind.HANDOVER if handover else LedgerKind.SHIPMENT,
+        quantity=-quantity,
+        stock_location="main",
+        logical_timestamp=timestamp,
+        applied_at=at,
+        reference=f"shipment-{entry_id}",
+    )
+
+
 def record_ledger_entry(repo: Any, location_id: str, product_id: str, entry: Any) -> bool:
     """Seed one ledger entry through a repository's real counters write (as the services write
     them); False when an entry with its id is there already."""

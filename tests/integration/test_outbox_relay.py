@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from inventory.adapters.dynamodb import DynamoDbRepository, counters_key
-from inventory.models import ImportCounts, ImportKind, ImportRecord, ImportStatus, LedgerEntry, LedgerKind, OutboxEvent
-from tests.conftest import FakeContext, http_event, load_handler
+from inventory.models import ImportCounts, ImportKind, ImportRecord, ImportStatus, LedgerEntry, OutboxEvent
+from tests.conftest import FakeContext, http_event, load_handler, shipment_entry
 
 pytestmark = pytest.mark.integration
 
@@ -69,17 +69,9 @@ def test_an_event_recorded_after_the_relay_read_keeps_the_item_in_the_outbox(rep
 
     def line(n: int) -> tuple[LedgerEntry, OutboxEvent]:
         now = datetime.now(UTC)
-        entry = LedgerEntry(
-            entry_id=f"seq-{n}:0",
-            kind=LedgerKind.SHIPMENT,
-            quantity=-1,
-            stock_location="main",
-            logical_timestamp=n,
-            applied_at=now,
-            reference=f"s-{n}",
-            source_hash="h",
+        return shipment_entry(f"seq-{n}:0", n, now), OutboxEvent.of(
+            "Shipment Applied", "seq-store", now, {"n": n}, key=f"seq-{n}"
         )
-        return entry, OutboxEvent.of("Shipment Applied", "seq-store", now, {"n": n}, key=f"seq-{n}")
 
     key = tuple(counters_key("seq-store", "p").values())
 

@@ -10,9 +10,8 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from inventory.adapters.dynamodb import DynamoDbRepository
-from inventory.models import LedgerEntry, LedgerKind
 from local.stack import LocalAws
-from tests.conftest import FakeContext, http_event, load_handler, record_ledger_entry, sqs_event
+from tests.conftest import FakeContext, http_event, load_handler, record_ledger_entry, shipment_entry, sqs_event
 
 pytestmark = pytest.mark.integration
 
@@ -204,20 +203,7 @@ def test_under_an_erp_shipments_after_the_import_lower_stock_and_are_explained(
     now = datetime.now(UTC)
 
     def ship(entry_id: str, timestamp: int, quantity: int, product: str = "erp-1") -> bool:
-        return record_ledger_entry(
-            repo,
-            "erp-store",
-            product,
-            LedgerEntry(
-                entry_id=entry_id,
-                kind=LedgerKind.SHIPMENT,
-                quantity=-quantity,
-                stock_location="main",
-                logical_timestamp=timestamp,
-                applied_at=now,
-                reference=f"shipment-{entry_id}",
-            ),
-        )
+        return record_ledger_entry(repo, "erp-store", product, shipment_entry(entry_id, timestamp, now, quantity))
 
     body = {
         "import_id": "erp-load",

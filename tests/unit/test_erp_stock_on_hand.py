@@ -8,9 +8,9 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inventory.models import ImportKind, LedgerEntry, LedgerKind, StockRow
+from inventory.models import ImportKind, StockRow
 from inventory.services.imports import ImportRequest
-from tests.conftest import record_ledger_entry
+from tests.conftest import record_ledger_entry, shipment_entry
 from tests.unit.reference import ErpProduct, Import, Shipment
 from tests.unit.test_import_service import World
 
@@ -36,17 +36,7 @@ def test_erp_stock_on_hand_is_the_last_import_plus_the_shipments_it_did_not_incl
         if kind == "ship":
             quantity, timestamp = a, b
             record_ledger_entry(
-                world.repo,
-                "s1",
-                "p",
-                LedgerEntry(
-                    entry_id=f"e{order}",
-                    kind=LedgerKind.SHIPMENT,
-                    quantity=-quantity,
-                    stock_location="main",
-                    logical_timestamp=timestamp,
-                    applied_at=world.clock.now(),
-                ),
+                world.repo, "s1", "p", shipment_entry(f"e{order}", timestamp, world.clock.now(), quantity)
             )
             reference.shipments.append(Shipment(order, timestamp, quantity))
         elif pending is None:
@@ -64,15 +54,7 @@ def test_the_explanation_lists_the_entries_since_the_base() -> None:
     world = World()
     for n, timestamp in enumerate((5, 9, 12)):
         world.clock.advance(seconds=1)
-        entry = LedgerEntry(
-            entry_id=f"ship-{n}",
-            kind=LedgerKind.SHIPMENT,
-            quantity=-1,
-            stock_location="main",
-            logical_timestamp=timestamp,
-            applied_at=world.clock.now(),
-            reference=f"shipment-{n}",
-        )
+        entry = shipment_entry(f"ship-{n}", timestamp, world.clock.now())
         assert record_ledger_entry(world.repo, "s1", "p", entry)
         assert not record_ledger_entry(world.repo, "s1", "p", entry)  # once per id
     world.clock.advance(seconds=1)
@@ -89,19 +71,7 @@ def test_the_explanation_lists_the_entries_since_the_base() -> None:
 
 def test_a_shipment_of_a_product_no_import_knows_makes_stock_negative() -> None:
     world = World()
-    record_ledger_entry(
-        world.repo,
-        "s1",
-        "ghost",
-        LedgerEntry(
-            entry_id="e1",
-            kind=LedgerKind.HANDOVER,
-            quantity=-2,
-            stock_location="main",
-            logical_timestamp=1,
-            applied_at=world.clock.now(),
-        ),
-    )
+    record_ledger_entry(world.repo, "s1", "ghost", shipment_entry("e1", 1, world.clock.now(), 2, handover=True))
 
     assert world.soh("ghost") == -2
     assert [(p.product_id, p.stock_on_hand) for p in world.stock.page("s1", 10, None).items] == [("ghost", -2)]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from inventory.models import OutboxEvent
 from inventory.ports import Clock, EventPublisher, OutboxStore
 
-Finisher = Callable[[OutboxEvent], OutboxEvent]
+# Completes the events of one detail type that one item holds, as they are published (together, so
+# that what they share is read once).
+Finisher = Callable[[Sequence[OutboxEvent]], list[OutboxEvent]]
 
 
 @dataclass(frozen=True)
@@ -36,9 +38,13 @@ class OutboxRelay:
         self._batch = batch
         self._finishers = dict(finishers or {})
 
-    def _finished(self, event: OutboxEvent) -> OutboxEvent:
-        finish = self._finishers.get(event.detail_type)
-        return finish(event) if finish else event
+    def _finished(self, events: Sequence[OutboxEvent]) -> list[OutboxEvent]:
+        finished = {e.event_id: e for e in events}
+        for detail_type, finish in self._finishers.items():
+            these = [e for e in events if e.detail_type == detail_type]
+            if these:
+                finished |= {e.event_id: e for e in finish(these)}
+        return [finished[e.event_id] for e in events]
 
     def run_once(self) -> RelayRound:
         """One pass over every shard: publish what waits, oldest first."""
@@ -52,7 +58,7 @@ class OutboxRelay:
                     self._store.mark_published(key, [], seq)
                     continue
                 oldest = min(oldest, events[0].occurred_at) if oldest else events[0].occurred_at
-                accepted = self._publisher.publish([self._finished(e) for e in events])
+                accepted = self._publisher.publish(self._finished(events))
                 published += len(accepted)
                 failed += len(events) - len(accepted)
                 self._store.mark_published(key, accepted, seq if len(accepted) == len(events) else None)

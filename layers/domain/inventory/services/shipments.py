@@ -237,31 +237,40 @@ class ShipmentFigures:
     def __init__(self, stock: StockService) -> None:
         self._stock = stock
 
-    def __call__(self, event: OutboxEvent) -> OutboxEvent:
-        location = self._stock.location(event.detail["location_id"])
-        products = []
-        for product in event.detail["products"]:
-            reading = self._stock.read(location, product["product_id"])
-            stock, counters = reading.stock(), reading.counters
-            figures = availability(location, stock, counters)
-            known = stock.imported or any(e.quantity > 0 for e in counters.ledger)
-            warnings = [] if known else ["unknown_product"]
-            if figures.stock_on_hand < 0:
-                warnings.append("negative_stock_on_hand")
-            products.append(
-                {
-                    "product_id": product["product_id"],
-                    "quantity": product["quantity"],
-                    "stock_on_hand": figures.stock_on_hand,
-                    "allocated": figures.allocated,
-                    "safety_stock": figures.safety_stock,
-                    "available": figures.available,
-                    "uncounted": figures.uncounted,
-                    "version": figures.version,
-                    "warnings": warnings,
-                }
-            )
-        return event.model_copy(update={"detail": {**event.detail, "products": products}})
+    def __call__(self, events: Sequence[OutboxEvent]) -> list[OutboxEvent]:
+        locations: dict[str, Location] = {}
+        figures: dict[tuple[str, str], dict[str, Any]] = {}  # each product read once
+        finished = []
+        for event in events:
+            location_id = event.detail["location_id"]
+            if location_id not in locations:
+                locations[location_id] = self._stock.location(location_id)
+            products = []
+            for product in event.detail["products"]:
+                key = (location_id, product["product_id"])
+                if key not in figures:
+                    figures[key] = self._figures(locations[location_id], product["product_id"])
+                products.append({"product_id": product["product_id"], "quantity": product["quantity"], **figures[key]})
+            finished.append(event.model_copy(update={"detail": {**event.detail, "products": products}}))
+        return finished
+
+    def _figures(self, location: Location, product_id: str) -> dict[str, Any]:
+        reading = self._stock.read(location, product_id)
+        stock, counters = reading.stock(), reading.counters
+        figures = availability(location, stock, counters)
+        known = stock.imported or any(e.quantity > 0 for e in counters.ledger)
+        warnings = [] if known else ["unknown_product"]
+        if figures.stock_on_hand < 0:
+            warnings.append("negative_stock_on_hand")
+        return {
+            "stock_on_hand": figures.stock_on_hand,
+            "allocated": figures.allocated,
+            "safety_stock": figures.safety_stock,
+            "available": figures.available,
+            "uncounted": figures.uncounted,
+            "version": figures.version,
+            "warnings": warnings,
+        }
 
 
 def allocations_closed(
