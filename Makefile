@@ -86,8 +86,8 @@ soak-imports: install
 bench-imports: install
 	$(PY) -m bench.imports
 
-# 5,000 shipment events through the fulfilment handler, 100,000 products at the location, against raw
-# conditional writes of the same changes on the same backend, three times (about 8 minutes)
+# 5,000 shipment events through the fulfilment handler, 100,000 products at the location, taking turns
+# with raw conditional writes of the same changes on backends of their own, three times (about 12 minutes)
 bench-shipments: install
 	$(PY) -m bench.shipments
 

@@ -70,7 +70,7 @@ class MemoryRepository:
         self.lock = threading.RLock()
         self.counts: dict[tuple[str, str], CycleCount] = {}
         self.outbox: dict[str, list[OutboxEvent]] = {}
-        self.outbox_seq: dict[str, int] = {}
+        self.outbox_version: dict[str, int] = {}
 
     # ---- locations
     def put_location(self, location_id: str, changes: LocationChanges, now: datetime) -> tuple[Location, bool]:
@@ -405,12 +405,12 @@ class MemoryRepository:
 
     def record(self, location_id: str, event: OutboxEvent) -> None:
         self.outbox.setdefault(location_id, []).append(event)
-        self.outbox_seq[location_id] = self.outbox_seq.get(location_id, 0) + 1
+        self.outbox_version[location_id] = self.outbox_version.get(location_id, 0) + 1
 
     def read_pending(self, key: tuple[str, str]) -> tuple[list[OutboxEvent], int]:
-        return list(self.outbox.get(key[0], [])), self.outbox_seq.get(key[0], 0)
+        return list(self.outbox.get(key[0], [])), self.outbox_version.get(key[0], 0)
 
-    def mark_published(self, key: tuple[str, str], event_ids: Sequence[str], seq: int | None) -> None:
+    def mark_published(self, key: tuple[str, str], event_ids: Sequence[str], version: int | None) -> None:
         self.outbox[key[0]] = [e for e in self.outbox.get(key[0], []) if e.event_id not in set(event_ids)]
 
 

@@ -216,13 +216,12 @@ class OutboxStore(Protocol):
         ...
 
     def read_pending(self, key: tuple[str, str]) -> tuple[list[OutboxEvent], int]:
-        """The item's unpublished events, and how many events it has recorded in all (a mark for
-        `mark_published`)."""
+        """The item's unpublished events, and its version (it grows with every event recorded)."""
         ...
 
-    def mark_published(self, key: tuple[str, str], event_ids: Sequence[str], seq: int | None) -> None:
-        """Drop published events. With `seq` (every event read was published, and the item had
-        recorded `seq` events then), the item also leaves the outbox unless it recorded one since."""
+    def mark_published(self, key: tuple[str, str], event_ids: Sequence[str], version: int | None) -> None:
+        """Drop published events. With `version` (every event read was published, and the item was
+        at `version` then), the item also leaves the outbox unless it changed since."""
         ...
 
 

@@ -12,9 +12,9 @@ Key design (docs/data-design.md has every access pattern and its cost):
 
 Every item that reports a change carries the event in an attribute of its own (`E#<event id>`),
 written in the same conditional update as the change; `outbox_pk`/`outbox_sk` put the item in the
-sparse `outbox` index until the relay has published everything it holds, and `outbox_seq` counts
-the events recorded, so that the relay only takes the item out of the index when none came after
-its read. A product's ledger entries are attributes too (`L#<entry id>`): a shipment line can then
+sparse `outbox` index until the relay has published everything it holds, and add 1 to the item's
+`version`, so that the relay only takes the item out of the index when no event came after its
+read. A product's ledger entries are attributes too (`L#<entry id>`): a shipment line can then
 create or extend the counters item in one write without reading it first. No multi-item
 transaction is used anywhere: each guarded change is one single-item conditional write.
 """
@@ -278,7 +278,7 @@ class _Update:
     def record_event(self, pk: str, event: OutboxEvent) -> _Update:
         """Put `event` in the item's outbox, in this same write, and the item in the outbox index."""
         self.set(EVENT_PREFIX + event.event_id, _encode_event(event))
-        self.increment("outbox_seq")
+        self.increment("version")  # the relay's guard: the item leaves the index only if unchanged
         self.set("outbox_pk", outbox_shard(pk))  # the same for every write of the item
         self.set("outbox_sk", iso(event.occurred_at), if_absent=True)
         return self
@@ -311,12 +311,11 @@ class _Update:
 
 
 def _event_attributes(pk: str, event: OutboxEvent | None) -> dict[str, Any]:
-    """What `record_event` sets, for an item written whole."""
+    """What `record_event` sets, for an item written whole (which sets its own `version`)."""
     if event is None:
         return {}
     return {
         EVENT_PREFIX + event.event_id: _encode_event(event),
-        "outbox_seq": 1,
         "outbox_pk": outbox_shard(pk),
         "outbox_sk": iso(event.occurred_at),
     }
@@ -816,7 +815,7 @@ class DynamoDbRepository:
                 **_event_attributes(key["pk"], change.event),
             }
             return self._put_new(item)
-        update = _Update().increment("version")
+        update = _Update()
         if change.open_limit is not None:  # an opening: concurrent openings do not refuse each other
             allocated = update.name("allocated")
             conditions = [
@@ -840,14 +839,16 @@ class DynamoDbRepository:
         elif allocated_delta:
             update.increment("allocated", allocated_delta)
         if change.event:
-            update.record_event(key["pk"], change.event)
+            update.record_event(key["pk"], change.event)  # which adds 1 to `version`
+        else:
+            update.increment("version")
         return self._update(update, key, " AND ".join(conditions), returns="NONE") is not None
 
     def append_entry(self, location_id: str, product_id: str, entry: LedgerEntry, event: OutboxEvent) -> bool:
         key = counters_key(location_id, product_id)
         name = LEDGER_PREFIX + entry.entry_id
-        update = _Update().set(name, _stored_entry(entry)).increment("version").increment("stock_version")
-        update.record_event(key["pk"], event)
+        update = _Update().set(name, _stored_entry(entry)).increment("stock_version")
+        update.record_event(key["pk"], event)  # which adds 1 to `version`
         # `allocated` is absent exactly when nothing of the product is allocated.
         condition = f"attribute_not_exists({update.name(name)}) AND attribute_not_exists({update.name('allocated')})"
         return self._update(update, key, condition, returns="NONE") is not None
@@ -966,9 +967,9 @@ class DynamoDbRepository:
             for name, stored in item.items()
             if name.startswith(EVENT_PREFIX)
         ]
-        return events, int(item.get("outbox_seq", 0))
+        return events, int(item.get("version", 0))
 
-    def mark_published(self, key: tuple[str, str], event_ids: Sequence[str], seq: int | None) -> None:
+    def mark_published(self, key: tuple[str, str], event_ids: Sequence[str], version: int | None) -> None:
         item_key = {"pk": key[0], "sk": key[1]}
 
         def removal(leave_index: bool) -> _Update:
@@ -979,13 +980,13 @@ class DynamoDbRepository:
                 update.remove("outbox_pk").remove("outbox_sk")
             return update
 
-        if seq is not None:
-            # Everything read was published: leave the index, unless an event was recorded meanwhile.
+        if version is not None:
+            # Everything read was published: leave the index, unless the item changed meanwhile.
             update = removal(leave_index=True)
-            recorded = update.name("outbox_seq")
+            name = update.name("version")
             condition = (
                 f"attribute_exists({update.name('pk')})"
-                f" AND (attribute_not_exists({recorded}) OR {recorded} = {update.value(seq)})"
+                f" AND (attribute_not_exists({name}) OR {name} = {update.value(version)})"
             )
             if self._update(update, item_key, condition, returns="NONE") is not None:
                 return

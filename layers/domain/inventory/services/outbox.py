@@ -52,15 +52,15 @@ class OutboxRelay:
         oldest: datetime | None = None
         for shard in range(self._store.shards):
             for key in self._store.pending_keys(shard, self._batch):
-                pending, seq = self._store.read_pending(key)
+                pending, version = self._store.read_pending(key)
                 events = sorted(pending, key=lambda e: (e.occurred_at, e.event_id))
                 if not events:
-                    self._store.mark_published(key, [], seq)
+                    self._store.mark_published(key, [], version)
                     continue
                 oldest = min(oldest, events[0].occurred_at) if oldest else events[0].occurred_at
                 accepted = self._publisher.publish(self._finished(events))
                 published += len(accepted)
                 failed += len(events) - len(accepted)
-                self._store.mark_published(key, accepted, seq if len(accepted) == len(events) else None)
+                self._store.mark_published(key, accepted, version if len(accepted) == len(events) else None)
         lag = (self._clock.now() - oldest).total_seconds() if oldest else 0.0
         return RelayRound(published=published, failed=failed, oldest_pending_seconds=max(lag, 0.0))
