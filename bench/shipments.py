@@ -497,7 +497,7 @@ def units_of(result: dict[str, Any], before: dict[Key, dict[str, Any]]) -> tuple
         was, now = (item is not None and "outbox_pk" in item for item in (old, new))
         if was != now:
             index_units += 1  # the item enters or leaves the KEYS_ONLY outbox index: a small index write
-        elif was and now and (old["outbox_pk"], old["outbox_sk"]) != (new["outbox_pk"], new["outbox_sk"]):
+        elif was and now and old["outbox_pk"] != new["outbox_pk"]:
             index_units += 2
     for new in result["after"].values():
         size += item_size(new)

@@ -400,8 +400,12 @@ class MemoryRepository:
         return self.counts.get((location_id, count_id))
 
     # ---- outbox
-    def pending_keys(self, shard: int, limit: int) -> list[tuple[str, str]]:
-        return [(location_id, "LOCATION") for location_id, events in self.outbox.items() if events][:limit]
+    def pending_keys(
+        self, shard: int, limit: int, after: tuple[str, str] | None = None
+    ) -> tuple[list[tuple[str, str]], tuple[str, str] | None]:
+        keys = sorted((location_id, "LOCATION") for location_id, events in self.outbox.items() if events)
+        keys = [key for key in keys if after is None or key > after]
+        return keys[:limit], keys[limit - 1] if len(keys) > limit else None
 
     def record(self, location_id: str, event: OutboxEvent) -> None:
         self.outbox.setdefault(location_id, []).append(event)

@@ -44,3 +44,16 @@ def test_an_event_the_bus_refused_stays_for_the_next_round() -> None:
     assert (result.published, result.failed) == (1, 1)
     assert retry.published == 1
     assert sorted(e.event_id for e in bus.published) == ["a", "b"]
+
+
+def test_the_relay_goes_round_each_shard_so_a_busy_item_keeps_no_other_waiting() -> None:
+    clock, repo, bus = FixedClock(), MemoryRepository(), MemoryPublisher()
+    relay = OutboxRelay(repo, bus, clock, batch=1)
+    for location in ("s1", "s2", "s3"):
+        repo.record(location, event(clock, f"{location}-0"))
+
+    for n in range(1, 4):
+        relay.run_once()
+        repo.record("s1", event(clock, f"s1-{n}"))  # s1 gets a new event after every round
+
+    assert [e.event_id for e in bus.published] == ["s1-0", "s2-0", "s3-0"]

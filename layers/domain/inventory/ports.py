@@ -211,8 +211,11 @@ class OutboxStore(Protocol):
 
     shards: int
 
-    def pending_keys(self, shard: int, limit: int) -> list[tuple[str, str]]:
-        """Keys of items holding unpublished events, oldest first."""
+    def pending_keys(
+        self, shard: int, limit: int, after: tuple[str, str] | None = None
+    ) -> tuple[list[tuple[str, str]], tuple[str, str] | None]:
+        """Up to `limit` keys of items holding unpublished events, in key order after `after`; and
+        where the next page starts (None: this page ends the shard)."""
         ...
 
     def read_pending(self, key: tuple[str, str]) -> tuple[list[OutboxEvent], int]:

@@ -11,12 +11,13 @@ Key design (docs/data-design.md has every access pattern and its cost):
     counters        pk LOC#<location_id>#S<nn>                sk P#<product>
 
 Every item that reports a change carries the event in an attribute of its own (`E#<event id>`),
-written in the same conditional update as the change; `outbox_pk`/`outbox_sk` put the item in the
-sparse `outbox` index until the relay has published everything it holds, and add 1 to the item's
-`version`, so that the relay only takes the item out of the index when no event came after its
-read. A product's ledger entries are attributes too (`L#<entry id>`): a shipment line can then
-create or extend the counters item in one write without reading it first. No multi-item
-transaction is used anywhere: each guarded change is one single-item conditional write.
+written in the same conditional update as the change, which also sets `outbox_pk` (the sparse
+`outbox` index is keyed by it and the item's `sk`: the item is there until the relay has published
+everything it holds) and adds 1 to the item's `version`, so that the relay only takes the item out
+of the index when it did not change after the relay's read. A product's ledger entries are
+attributes too (`L#<entry id>`): a shipment line can then create or extend the counters item in
+one write without reading it first. No multi-item transaction is used anywhere: each guarded
+change is one single-item conditional write.
 """
 
 from __future__ import annotations
@@ -280,7 +281,6 @@ class _Update:
         self.set(EVENT_PREFIX + event.event_id, _encode_event(event))
         self.increment("version")  # the relay's guard: the item leaves the index only if unchanged
         self.set("outbox_pk", outbox_shard(pk))  # the same for every write of the item
-        self.set("outbox_sk", iso(event.occurred_at), if_absent=True)
         return self
 
     def expression(self) -> str:
@@ -317,7 +317,6 @@ def _event_attributes(pk: str, event: OutboxEvent | None) -> dict[str, Any]:
     return {
         EVENT_PREFIX + event.event_id: _encode_event(event),
         "outbox_pk": outbox_shard(pk),
-        "outbox_sk": iso(event.occurred_at),
     }
 
 
@@ -948,17 +947,23 @@ class DynamoDbRepository:
         return _cycle_count(item) if item else None
 
     # ------------------------------------------------------------ outbox
-    def pending_keys(self, shard: int, limit: int) -> list[tuple[str, str]]:
+    def pending_keys(
+        self, shard: int, limit: int, after: tuple[str, str] | None = None
+    ) -> tuple[list[tuple[str, str]], tuple[str, str] | None]:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "outbox",
+            "KeyConditionExpression": "#p = :p",
+            "ExpressionAttributeNames": {"#p": "outbox_pk"},
+            "ExpressionAttributeValues": {":p": {"S": f"OUTBOX#{shard}"}},
+            "Limit": limit,
+        }
+        if after is not None:
+            request["ExclusiveStartKey"] = _to_ddb({"outbox_pk": f"OUTBOX#{shard}", "pk": after[0], "sk": after[1]})
         with _translated():
-            response = self.client.query(
-                TableName=self._table,
-                IndexName="outbox",
-                KeyConditionExpression="#p = :p",
-                ExpressionAttributeNames={"#p": "outbox_pk"},
-                ExpressionAttributeValues={":p": {"S": f"OUTBOX#{shard}"}},
-                Limit=limit,
-            )
-        return [(item["pk"]["S"], item["sk"]["S"]) for item in response.get("Items", [])]
+            response = self.client.query(**request)
+        keys = [(item["pk"]["S"], item["sk"]["S"]) for item in response.get("Items", [])]
+        return keys, keys[-1] if keys and "LastEvaluatedKey" in response else None
 
     def read_pending(self, key: tuple[str, str]) -> tuple[list[OutboxEvent], int]:
         item = self._get({"pk": key[0], "sk": key[1]}) or {}
@@ -977,7 +982,7 @@ class DynamoDbRepository:
             for event_id in event_ids:
                 update.remove(EVENT_PREFIX + event_id)
             if leave_index:
-                update.remove("outbox_pk").remove("outbox_sk")
+                update.remove("outbox_pk")
             return update
 
         if version is not None:

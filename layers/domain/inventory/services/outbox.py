@@ -37,6 +37,7 @@ class OutboxRelay:
         self._clock = clock
         self._batch = batch
         self._finishers = dict(finishers or {})
+        self._after: dict[int, tuple[str, str] | None] = {}  # per shard: where the next round goes on
 
     def _finished(self, events: Sequence[OutboxEvent]) -> list[OutboxEvent]:
         finished = {e.event_id: e for e in events}
@@ -47,11 +48,13 @@ class OutboxRelay:
         return [finished[e.event_id] for e in events]
 
     def run_once(self) -> RelayRound:
-        """One pass over every shard: publish what waits, oldest first."""
+        """One pass over every shard: publish what waits, up to `batch` items per shard, going on
+        where the last pass stopped (round each shard, so that no item waits behind busier ones)."""
         published = failed = 0
         oldest: datetime | None = None
         for shard in range(self._store.shards):
-            for key in self._store.pending_keys(shard, self._batch):
+            keys, self._after[shard] = self._store.pending_keys(shard, self._batch, self._after.get(shard))
+            for key in keys:
                 pending, version = self._store.read_pending(key)
                 events = sorted(pending, key=lambda e: (e.occurred_at, e.event_id))
                 if not events:
