@@ -332,8 +332,7 @@ class OutboxEvent(Frozen):
         it, so that writing the same event again gives the same id."""
         event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{detail_type}/{key}")) if key else str(uuid.uuid4())
         common = {"schema_version": EVENT_SCHEMA_VERSION, "location_id": location_id, "occurred_at": iso(at)}
-        # Every field is given here, of its type: nothing to validate (this runs for every event written).
-        return cls.model_construct(event_id=event_id, detail_type=detail_type, occurred_at=at, detail=common | detail)
+        return cls(event_id=event_id, detail_type=detail_type, occurred_at=at, detail=common | detail)
 
 
 class Page(BaseModel, Generic[T]):

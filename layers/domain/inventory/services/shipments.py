@@ -188,7 +188,7 @@ class ShipmentService:
         return until_written(step, f"applying {entry.entry_id!r}")
 
     def _entry(self, shipment: Shipment, index: int, line: ShipmentLine) -> LedgerEntry:
-        return LedgerEntry.model_construct(  # every field given, of its type, from a validated event
+        return LedgerEntry(
             entry_id=f"{shipment.event_id}:{index}",
             kind=shipment.kind,
             quantity=-line.quantity,
