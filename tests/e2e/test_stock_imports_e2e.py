@@ -40,6 +40,9 @@ def wait_for(
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         status, record = stack.api.call("GET", f"/locations/{location_id}/stock-imports/{import_id}")
+        if status == 503 and record["error"]["code"] == "temporarily_unavailable":
+            time.sleep(0.25)  # the service says to try again, and a client would (seen once, after a kill)
+            continue
         assert status == 200, record
         if until(record):
             return record
