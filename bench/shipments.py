@@ -214,18 +214,6 @@ def read_counters(table: str, location: str) -> dict[Key, dict[str, Any]]:
     return {(item["pk"]["S"], item["sk"]["S"]): item for items in shards for item in items}
 
 
-def read_items(table: str, keys: set[Key]) -> dict[Key, dict[str, Any]]:
-    """The items of `keys` that exist: the location's counters items by shard, any others one by one."""
-    counters = read_counters(table, LOCATION)
-    found = {key: counters[key] for key in keys if key in counters}
-    ddb = boto3.client("dynamodb")
-    for pk, sk in keys - counters.keys():
-        item = ddb.get_item(TableName=table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True).get("Item")
-        if item is not None:
-            found[(pk, sk)] = item
-    return found
-
-
 def prepare(env: dict[str, str], source: str, products: int, allocations: list[Any]) -> dict[str, Any]:
     """The location, its initial import of `products` products, the open allocations; then its counters items."""
     location = LOCATION
@@ -392,7 +380,8 @@ def finish() -> dict[str, Any]:
         result["profile"] = re.sub(
             r"\S*/(site-packages|python3\.\d+)/", "", out.getvalue().replace(str(ROOT) + os.sep, "")
         )
-    result["after"] = read_items(run["env"]["TABLE_NAME"], set(result["single_writes"]))
+    keys = sorted(set(result["single_writes"]))
+    result["after"] = read_back(boto3.client("dynamodb"), run["env"]["TABLE_NAME"], keys)
     return result
 
 
