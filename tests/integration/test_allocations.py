@@ -158,7 +158,7 @@ def test_sixteen_allocations_for_ten_units_at_once_then_one_shipment_sixteen_tim
     handler_environment: dict[str, str],
 ) -> None:
     location = f"race-{uuid.uuid4().hex[:8]}"
-    load(location, {"last": 10})
+    load(location, {"last": 10, "free": 10})
     context = multiprocessing.get_context("spawn")  # fresh interpreters, as Lambda sandboxes are
     with multiprocessing.Manager() as manager, ProcessPoolExecutor(CALLERS, mp_context=context) as pool:
         barrier = manager.Barrier(CALLERS)
@@ -173,7 +173,9 @@ def test_sixteen_allocations_for_ten_units_at_once_then_one_shipment_sixteen_tim
             "shipment_id": "s-1",
             "logical_timestamp": 1,
             "occurred_at": "2026-11-27T09:00:00Z",
-            "items": [{"product_id": "last", "quantity": 3}],
+            # "free" has nothing allocated: the first delivery writes its line without reading,
+            # racing the redeliveries that read before they write.
+            "items": [{"product_id": "last", "quantity": 3}, {"product_id": "free", "quantity": 2}],
         }
         barrier = manager.Barrier(CALLERS)
         answers = list(pool.map(_deliver, [shipment] * CALLERS, [barrier] * CALLERS))
@@ -181,9 +183,11 @@ def test_sixteen_allocations_for_ten_units_at_once_then_one_shipment_sixteen_tim
     assert all(answer == {"batchItemFailures": []} for answer in answers)
     figures = availability(location, "last")
     assert (figures["stock_on_hand"], figures["allocated"], figures["available"]) == (7, 7, 0)
-    status, explained = call("stock", "GET", f"/locations/{location}/stock/last")
-    assert status == 200
-    assert len(explained["ledger"]["items"]) == 1
+    assert availability(location, "free")["stock_on_hand"] == 8
+    for product in ("last", "free"):
+        status, explained = call("stock", "GET", f"/locations/{location}/stock/{product}")
+        assert status == 200
+        assert len(explained["ledger"]["items"]) == 1
 
 
 def relayed(queue: tuple[Any, str], wanted: int) -> list[dict[str, Any]]:

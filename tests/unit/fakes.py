@@ -66,7 +66,7 @@ class MemoryRepository:
         self.rows: dict[tuple[str, int], dict[tuple[str, str], StockRow]] = {}
         self.counters: dict[tuple[str, str], ProductCounters] = {}
         self.allocations: dict[tuple[str, str], Allocation] = {}
-        self.applied_events: dict[tuple[str, str], str] = {}
+        self.applied_events: dict[tuple[str, str], tuple[str, datetime]] = {}  # (body hash, keep until)
         self.lock = threading.RLock()
         self.counts: dict[tuple[str, str], CycleCount] = {}
         self.outbox: dict[str, list[OutboxEvent]] = {}
@@ -302,13 +302,14 @@ class MemoryRepository:
         with self.lock:
             key = (location_id, product_id)
             current = self.counters.get(key) or ProductCounters(product_id=product_id, exists=True)
-            if current.entry(entry.entry_id) or current.allocated:
+            if current.allocated:
                 return False
+            ledger = tuple(e for e in current.ledger if e.entry_id != entry.entry_id)  # set again, if there
             self.counters[key] = current.model_copy(
                 update={
                     "version": current.version + 1,
                     "stock_version": current.stock_version + 1,
-                    "ledger": (*current.ledger, entry),
+                    "ledger": (*ledger, entry),
                 }
             )
             self.record(location_id, event)
@@ -319,8 +320,16 @@ class MemoryRepository:
         with self.lock:
             existing = self.applied_events.get((location_id, event_id))
             if existing is None:
-                self.applied_events[(location_id, event_id)] = body_hash
-            return existing
+                self.applied_events[(location_id, event_id)] = (body_hash, keep_until)
+                return None
+            return existing[0]
+
+    def expire_applied_events(self, now: datetime) -> None:
+        """What the table's TTL does, some time after each record's keep-until."""
+        with self.lock:
+            for key, (_, keep_until) in list(self.applied_events.items()):
+                if keep_until < now:
+                    del self.applied_events[key]
 
     # ---- allocations
     def get_allocation(self, location_id: str, allocation_id: str) -> Allocation | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from inventory.models import (
 )
 from inventory.services.allocations import AllocationRequest, AllocationService
 from inventory.services.outbox import OutboxRelay
-from inventory.services.shipments import EVENT_APPLIED, PRUNING_SAMPLE, ShipmentFigures, ShipmentService
+from inventory.services.shipments import EVENT_APPLIED, PRUNING_SAMPLE, Applied, ShipmentFigures, ShipmentService
 from tests.unit.fakes import MemoryPublisher
 from tests.unit.test_import_service import World
 from tests.unit.test_shipments import bus_message, parse_shipment
@@ -44,7 +45,7 @@ class Shop(World):
 
     def ship(
         self, event_id: str, *lines: dict[str, Any], handover: bool = False, timestamp: int = 100, at: str = ""
-    ) -> None:
+    ) -> Applied:
         self.clock.advance(seconds=1)
         detail = {
             "event_id": event_id,
@@ -55,7 +56,7 @@ class Shop(World):
             "items": list(lines),
         }
         kind = "Fulfillment Items Handed Over" if handover else "Fulfillment Items Shipped"
-        self.shipments.apply(parse_shipment(bus_message(detail, kind)))
+        return self.shipments.apply(parse_shipment(bus_message(detail, kind)))
 
     def published(self, detail_type: str) -> list[OutboxEvent]:
         """What the relay publishes now of `detail_type`, parts in order."""
@@ -292,6 +293,24 @@ def test_entries_a_base_includes_are_pruned_after_the_retention_and_older_events
     with pytest.raises(EventTooOld):
         shop.shipments.apply(late)  # could be a redelivery of e1, whose record is gone
     assert shop.figures("a") == (left, 0, left)
+
+
+def test_a_shipment_dated_ahead_of_the_clock_is_remembered_until_it_is_too_old_to_apply() -> None:
+    shop = Shop({"a": 5})
+    ahead = (shop.clock.now() + timedelta(days=10)).isoformat()  # the sender's clock, or a typo
+    shop.ship("e1", {"product_id": "a", "quantity": 1}, at=ahead)
+
+    shop.clock.advance(days=36)  # past the retention from when it was received, not from its date
+    shop.repo.expire_applied_events(shop.clock.now())  # as the table's TTL would
+    redelivered = shop.ship("e1", {"product_id": "a", "quantity": 1}, at=ahead)
+    assert (redelivered.lines, redelivered.repeated) == (0, 1)  # known: applied before
+    assert shop.figures("a") == (4, 0, 4)
+
+    shop.clock.advance(days=10)  # past it from its date too: its record may be gone, so it is refused
+    shop.repo.expire_applied_events(shop.clock.now())
+    with pytest.raises(EventTooOld):
+        shop.ship("e1", {"product_id": "a", "quantity": 1}, at=ahead)
+    assert shop.figures("a") == (4, 0, 4)
 
 
 def test_a_shipment_interrupted_between_its_lines_is_completed_by_the_retry_and_applies_nothing_twice() -> None:

@@ -131,9 +131,13 @@ class CountersRepository(Protocol):
         ...
 
     def append_entry(self, location_id: str, product_id: str, entry: LedgerEntry, event: OutboxEvent) -> bool:
-        """Add `entry` and record `event` in one conditional write, without reading the counters first
-        (the write creates them when none are stored). It only applies when the entry is not there
-        yet and nothing of the product is allocated; False otherwise (then read and decide)."""
+        """Set `entry` and record `event` in one conditional write, without reading the counters first
+        (the write creates them when none are stored). It only applies when nothing of the product is
+        allocated; False otherwise (then read and decide). An entry already there is set again, which
+        changes no figure (entries are keyed by what caused them): only the first delivery of an
+        event writes blind, so this happens when a redelivery racing it wrote the line first, or when
+        the SDK retries a write that had applied; the event is then recorded again, and published
+        at least once, as every event is."""
         ...
 
 

@@ -848,8 +848,9 @@ class DynamoDbRepository:
         name = LEDGER_PREFIX + entry.entry_id
         update = _Update().set(name, _stored_entry(entry)).increment("stock_version")
         update.record_event(key["pk"], event)  # which adds 1 to `version`
-        # `allocated` is absent exactly when nothing of the product is allocated.
-        condition = f"attribute_not_exists({update.name(name)}) AND attribute_not_exists({update.name('allocated')})"
+        # `allocated` is absent exactly when nothing of the product is allocated. The entry needs no
+        # guard of its own: written again, it is the same attribute (see the port).
+        condition = f"attribute_not_exists({update.name('allocated')})"
         return self._update(update, key, condition, returns="NONE") is not None
 
     # ------------------------------------------------------------ applied events

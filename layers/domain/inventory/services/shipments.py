@@ -100,9 +100,10 @@ class ShipmentService:
         # One record per event, before any line: the same id with another body is refused whole,
         # whatever products either body names. A retry after a crash finds its own record and
         # completes the lines (each line is exactly once by itself).
-        first = self._repo.claim_event(
-            shipment.location_id, shipment.event_id, shipment.body_hash, self._clock.now() + self._retention
-        )
+        # Kept while a redelivery is not too old: past the retention from when it occurred, for an
+        # event dated ahead of this clock.
+        keep_until = max(self._clock.now(), shipment.occurred_at) + self._retention
+        first = self._repo.claim_event(shipment.location_id, shipment.event_id, shipment.body_hash, keep_until)
         if first is not None and first != shipment.body_hash:
             raise EventIdReused(f"event {shipment.event_id!r} was applied with another body")
         redelivered = first is not None  # its lines may be applied already: read before writing
