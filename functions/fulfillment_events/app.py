@@ -2,7 +2,7 @@
 pickup handovers leave main stock and close allocations once per event line; allocations are
 opened (or refused, with an `Allocation Refused` event) and released once per allocation id."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from inventory.api.events import AllocationCreated, AllocationReleased, FulfillmentEvent, parse_fulfillment_event
 from inventory.errors import InventoryError, TemporarilyUnavailable
 from inventory.observability import logger, metrics
+from inventory.services.shipments import Shipment
 from inventory.wiring import allocation_service, fulfillment_dead_letters, shipment_service
 
 # A batch whose every record failed is answered as such (the queue delivers them again), not as an
@@ -24,16 +25,37 @@ MIN_REMAINING_MS = 10_000  # the longest record (1,000 lines) takes a few second
 
 
 @dataclass
-class BatchCounts:
+class Batch:
+    """The invocation running (one at a time per execution environment): its records, parsed once,
+    and what it applied."""
+
+    parsed: dict[str, FulfillmentEvent | InventoryError] = field(default_factory=dict)  # by message id
     shipments: int = 0
     lines: int = 0
     repeated: int = 0
 
-    def reset(self) -> None:
+    def start(self, records: list[dict[str, Any]]) -> None:
+        self.parsed = {record["messageId"]: parse(record["body"]) for record in records}
         self.shipments = self.lines = self.repeated = 0
 
 
-batch = BatchCounts()  # of the invocation running: one at a time per execution environment
+batch = Batch()
+
+
+def parse(body: str) -> FulfillmentEvent | InventoryError:
+    try:
+        return parse_fulfillment_event(body)
+    except InventoryError as error:
+        return error  # raised when its record is handled: to the dead-letter queue
+
+
+def read_ahead() -> None:
+    """One read for what the batch's shipment lines would each read; only a saving, so a failure
+    leaves each line to read for itself."""
+    try:
+        shipment_service().read_ahead([event for event in batch.parsed.values() if isinstance(event, Shipment)])
+    except TemporarilyUnavailable as error:
+        logger.warning("reading ahead failed: each line reads for itself", extra={"error": str(error)})
 
 
 def apply(event: FulfillmentEvent) -> None:
@@ -67,8 +89,11 @@ def handle(record: SQSRecord, lambda_context: LambdaContext) -> None:
         # Not started, rather than cut off by the timeout with the whole batch: the queue delivers
         # it again (each line is applied once, so a cut-off record would be safe too, only slower).
         raise TimeoutError("too little time left in this invocation to start the record")
+    event = batch.parsed.pop(record.message_id, None) or parse(record.body)
     try:
-        apply(parse_fulfillment_event(record.body))
+        if isinstance(event, InventoryError):
+            raise event
+        apply(event)
     except TemporarilyUnavailable:
         raise  # retried by the queue; its redrive policy dead-letters what never succeeds
     except InventoryError as error:
@@ -83,7 +108,8 @@ def handle(record: SQSRecord, lambda_context: LambdaContext) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
-    batch.reset()
+    batch.start(event.get("Records", []))
+    read_ahead()
     response = process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
     metrics.add_metric(name="ShipmentLinesApplied", unit=MetricUnit.Count, value=batch.lines)
     logger.info(

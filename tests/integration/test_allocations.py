@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from inventory.errors import TemporarilyUnavailable
 from tests.conftest import FakeContext, http_event, load_handler, sqs_event
 from tests.integration.test_outbox_relay import received
 
@@ -286,3 +287,85 @@ def test_a_record_is_not_started_with_too_little_time_left_and_the_queue_deliver
     assert availability("alloc-late", "a")["stock_on_hand"] == 3
     assert handler.lambda_handler(event, FakeContext(remaining_ms=60_000)) == {"batchItemFailures": []}
     assert availability("alloc-late", "a")["stock_on_hand"] == 2
+
+
+def test_a_batch_reads_the_allocations_its_lines_close_in_one_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines that close allocations must read first: the handler reads them all at once for its batch.
+    A read ahead that fails, or that a change made stale, costs time, never a wrong figure."""
+    from inventory import wiring
+
+    location = f"ahead-{uuid.uuid4().hex[:8]}"
+    load(location, {f"p{n}": 10 for n in range(4)})
+    for n in range(4):
+        allocation = {
+            "allocation_id": f"al-{n}",
+            "order_id": f"o-{n}",
+            "items": [{"product_id": f"p{n}", "quantity": 2}],
+        }
+        assert call("allocations", "POST", f"/locations/{location}/allocations", allocation)[0] == 201
+
+    def record(event: str, product: str, quantity: int, allocation: str, at: str = location) -> dict[str, Any]:
+        items = [{"product_id": product, "quantity": quantity, "allocation_id": allocation}]
+        detail = {"event_id": event, "location_id": at, "shipment_id": event, "logical_timestamp": 1,
+                  "occurred_at": "2026-11-27T09:00:00Z", "items": items}  # fmt: skip
+        return from_bus("Fulfillment Items Shipped", detail, event)
+
+    handler, reads, counting = load_handler("fulfillment_events"), [], [True]
+    client = wiring.repository().client
+
+    def count(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if not counting[0]:
+            return
+        keys = (
+            [params["Key"]]
+            if "Key" in params
+            else [k for t in params.get("RequestItems", {}).values() for k in t["Keys"]]
+        )
+        if any(key["sk"]["S"].startswith("P#") for key in keys):
+            reads.append(model.name)
+
+    client.meta.events.register("provide-client-params.dynamodb.GetItem", count)
+    client.meta.events.register("provide-client-params.dynamodb.BatchGetItem", count)
+    try:
+        batch = [
+            record("e-0", "p0", 2, "al-0"),
+            record("e-1", "p1", 1, "al-1"),
+            record("e-x", "p0", 1, "al-0", "nowhere"),
+        ]
+        assert handler.lambda_handler(sqs_event(batch, QUEUE_ARN), FakeContext(remaining_ms=60_000)) == {
+            "batchItemFailures": []  # the record of a location that does not exist is dead-lettered
+        }
+        assert reads == ["BatchGetItem"]
+
+        # A change between the read ahead and the line's write: the write is refused, the line reads again.
+        service, read_ahead = wiring.shipment_service(), wiring.shipment_service().read_ahead
+
+        def then_allocate(shipments: Any) -> None:
+            read_ahead(shipments)
+            more = {"allocation_id": "al-9", "order_id": "o-9", "items": [{"product_id": "p2", "quantity": 1}]}
+            counting[0] = False  # the allocation's own reads
+            assert call("allocations", "POST", f"/locations/{location}/allocations", more)[0] == 201
+            counting[0] = True
+
+        monkeypatch.setattr(service, "read_ahead", then_allocate)
+        reads.clear()
+        assert handler.lambda_handler(
+            sqs_event([record("e-2", "p2", 1, "al-2")], QUEUE_ARN), FakeContext(remaining_ms=60_000)
+        ) == {"batchItemFailures": []}
+        assert reads == ["BatchGetItem", "GetItem"]
+
+        def unavailable(shipments: Any) -> None:
+            raise TemporarilyUnavailable("throttled")
+
+        monkeypatch.setattr(service, "read_ahead", unavailable)
+        reads.clear()
+        assert handler.lambda_handler(
+            sqs_event([record("e-3", "p3", 2, "al-3")], QUEUE_ARN), FakeContext(remaining_ms=60_000)
+        ) == {"batchItemFailures": []}
+        assert reads == ["GetItem"]  # the line read for itself
+    finally:
+        client.meta.events.unregister("provide-client-params.dynamodb.GetItem", count)
+        client.meta.events.unregister("provide-client-params.dynamodb.BatchGetItem", count)
+
+    figures = [availability(location, f"p{n}") for n in range(4)]
+    assert [(f["stock_on_hand"], f["allocated"]) for f in figures] == [(8, 0), (9, 1), (9, 2), (8, 0)]

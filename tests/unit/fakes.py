@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from inventory.errors import (
@@ -233,18 +233,23 @@ class MemoryRepository:
         with self.lock:
             return self.counters.get((location_id, product_id)) or ProductCounters(product_id=product_id)
 
-    def product_state(
-        self, location_id: str, product_id: str, seqs: Sequence[int]
-    ) -> tuple[ProductCounters, dict[int, list[StockRow]]]:
+    def product_states(
+        self, location_id: str, wanted: Mapping[str, Sequence[int]]
+    ) -> dict[str, tuple[ProductCounters, dict[int, list[StockRow]]]]:
         with self.lock:
-            rows = {
-                seq: sorted(
-                    (r for r in self.rows.get((location_id, seq), {}).values() if r.product_id == product_id),
-                    key=lambda r: r.stock_location,
+            return {
+                product_id: (
+                    self.counters_of(location_id, product_id),
+                    {
+                        seq: sorted(
+                            (r for r in self.rows.get((location_id, seq), {}).values() if r.product_id == product_id),
+                            key=lambda r: r.stock_location,
+                        )
+                        for seq in seqs
+                    },
                 )
-                for seq in seqs
+                for product_id, seqs in wanted.items()
             }
-            return self.counters_of(location_id, product_id), rows
 
     def counters_page(
         self, location_id: str, shard: int, after_product: str | None, limit: int

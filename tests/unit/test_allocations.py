@@ -56,7 +56,9 @@ class Shop(World):
             "items": list(lines),
         }
         kind = "Fulfillment Items Handed Over" if handover else "Fulfillment Items Shipped"
-        return self.shipments.apply(parse_shipment(bus_message(detail, kind)))
+        shipment = parse_shipment(bus_message(detail, kind))
+        self.shipments.read_ahead([shipment])  # as the handler does for its batch
+        return self.shipments.apply(shipment)
 
     def published(self, detail_type: str) -> list[OutboxEvent]:
         """What the relay publishes now of `detail_type`, parts in order."""
@@ -211,8 +213,8 @@ def test_shipment_applied_reports_the_figures_of_its_publication_with_their_vers
     shop = Shop({"a": 10})
     shop.ship("e1", {"product_id": "a", "quantity": 1})
     shop.ship("e2", {"product_id": "a", "quantity": 2})
-    reads, read = [], shop.repo.product_state
-    shop.repo.product_state = lambda *args: reads.append(args) or read(*args)  # type: ignore[method-assign]
+    reads, read = [], shop.repo.product_states
+    shop.repo.product_states = lambda *args: reads.append(args) or read(*args)  # type: ignore[method-assign]
 
     first, second = (p.detail["products"][0] for p in shop.published("Shipment Applied"))
 

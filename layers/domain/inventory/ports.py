@@ -6,7 +6,7 @@ tests implement them in memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import BinaryIO, Protocol
 
@@ -114,10 +114,11 @@ class CountersRepository(Protocol):
         """The product's counters, read strongly consistently (empty when none are stored)."""
         ...
 
-    def product_state(
-        self, location_id: str, product_id: str, seqs: Sequence[int]
-    ) -> tuple[ProductCounters, dict[int, list[StockRow]]]:
-        """The product's counters and its rows in the imports `seqs`, in one consistent read."""
+    def product_states(
+        self, location_id: str, wanted: Mapping[str, Sequence[int]]
+    ) -> dict[str, tuple[ProductCounters, dict[int, list[StockRow]]]]:
+        """Each wanted product's counters and its rows in the imports listed for it (none listed: its
+        counters only), read strongly consistently, in as few requests as the backend allows."""
         ...
 
     def counters_page(

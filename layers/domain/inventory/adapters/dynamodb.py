@@ -750,17 +750,22 @@ class DynamoDbRepository:
         item = self._get(counters_key(location_id, product_id))
         return _counters(item) if item else ProductCounters(product_id=product_id)
 
-    def product_state(
-        self, location_id: str, product_id: str, seqs: Sequence[int]
-    ) -> tuple[ProductCounters, dict[int, list[StockRow]]]:
-        """The product's counters and its rows in imports `seqs`, in one consistent BatchGetItem
-        (its keys are all known: one row per stock location type and import)."""
-        counters = counters_key(location_id, product_id)
-        keys = [counters] + [
-            import_row_key(location_id, seq, product_id, stock_location)
-            for seq in seqs
-            for stock_location in STOCK_LOCATIONS
-        ]
+    def product_states(
+        self, location_id: str, wanted: Mapping[str, Sequence[int]]
+    ) -> dict[str, tuple[ProductCounters, dict[int, list[StockRow]]]]:
+        """Each wanted product's counters and its rows in the imports listed for it, by consistent
+        BatchGetItem (their keys are all known: one row per stock location type and import)."""
+        counters_of: dict[tuple[str, str], str] = {}  # the key of each counters item: its product
+        keys = []
+        for product_id, seqs in wanted.items():
+            counters = counters_key(location_id, product_id)
+            counters_of[(counters["pk"], counters["sk"])] = product_id
+            keys.append(counters)
+            keys += [
+                import_row_key(location_id, seq, product_id, stock_location)
+                for seq in seqs
+                for stock_location in STOCK_LOCATIONS
+            ]
         items: list[dict[str, Any]] = []
         for start in range(0, len(keys), BATCH_GET_ITEMS):
             pending: dict[str, Any] = {
@@ -779,16 +784,21 @@ class DynamoDbRepository:
                 time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())  # noqa: S311 - jitter, not secrets
             else:
                 raise TemporarilyUnavailable("DynamoDB kept part of a read unprocessed; try again")
-        found = ProductCounters(product_id=product_id)
-        rows: dict[int, list[StockRow]] = {seq: [] for seq in seqs}
+        found: dict[str, tuple[ProductCounters, dict[int, list[StockRow]]]] = {
+            product_id: (ProductCounters(product_id=product_id), {seq: [] for seq in seqs})
+            for product_id, seqs in wanted.items()
+        }
         for item in items:
-            if item["pk"]["S"] == counters["pk"]:
-                found = _counters(_from_ddb(item))
+            counters_product = counters_of.get((item["pk"]["S"], item["sk"]["S"]))
+            if counters_product is not None:
+                found[counters_product] = (_counters(_from_ddb(item)), found[counters_product][1])
             else:
-                rows[int(item["pk"]["S"].split("#")[2])].append(_stock_row(item))
-        for seq_rows in rows.values():
-            seq_rows.sort(key=lambda r: r.stock_location)
-        return found, rows
+                row = _stock_row(item)
+                found[row.product_id][1][int(item["pk"]["S"].split("#")[2])].append(row)
+        for _, rows in found.values():
+            for seq_rows in rows.values():
+                seq_rows.sort(key=lambda r: r.stock_location)
+        return found
 
     def counters_page(
         self, location_id: str, shard: int, after_product: str | None, limit: int

@@ -23,11 +23,12 @@ from inventory.models import (
     OpenAllocation,
     OutboxEvent,
     ProductCounters,
+    StockRow,
 )
 from inventory.ports import AppliedEvents, Clock
 from inventory.services.allocations import AllocationRepositories
 from inventory.services.counters import until_written
-from inventory.services.stock import ProductStock, StockService, availability
+from inventory.services.stock import ProductReading, ProductStock, StockService, availability
 
 EVENT_SHIPPED = "Fulfillment Items Shipped"
 EVENT_HANDED_OVER = "Fulfillment Items Handed Over"
@@ -82,6 +83,33 @@ class ShipmentService:
         self._stock = StockService(repository)
         self._retention = timedelta(days=retention_days)
         self._locations: dict[str, tuple[Location, datetime]] = {}  # location id: (location, when read)
+        self._ahead: dict[tuple[str, str], tuple[ProductCounters, dict[int, list[StockRow]]]] = {}
+
+    def read_ahead(self, shipments: Sequence[Shipment]) -> None:
+        """Read at once what the lines of these shipments would each read before writing (their
+        product's counters when they name an allocation; its rows too when they prune): one request
+        for a batch of events instead of one per such line. Each line takes what was read for it
+        once: when the product changed since, its conditional write fails and it reads again, as
+        after any lost race. A shipment that cannot be applied is left for `apply` to refuse."""
+        wanted: dict[str, dict[str, Sequence[int]]] = {}
+        for shipment in shipments:
+            try:
+                location = self._location(shipment.location_id)
+            except InvalidInput:
+                continue
+            seqs = [v.seq for v in location.visible_imports]
+            products = wanted.setdefault(shipment.location_id, {})
+            for index, line in enumerate(shipment.lines):
+                if _prunes(_entry_id(shipment, index)):
+                    products[line.product_id] = seqs
+                elif line.allocation_id:
+                    products.setdefault(line.product_id, ())
+        self._ahead = {
+            (location_id, product_id): state
+            for location_id, products in wanted.items()
+            if products
+            for product_id, state in self._repo.product_states(location_id, products).items()
+        }
 
     def apply(self, shipment: Shipment) -> Applied:
         """Apply every line not applied yet; a retry after a crash completes the rest.
@@ -110,7 +138,7 @@ class ShipmentService:
         applied = repeated = 0
         for index, line in enumerate(shipment.lines):
             entry, event = self._entry(shipment, index, line), self._applied_event(shipment, index, line)
-            prunes = zlib.crc32(entry.entry_id.encode()) % PRUNING_SAMPLE == 0
+            prunes = _prunes(entry.entry_id)
             blind = not (redelivered or prunes or line.allocation_id)  # no read: most lines
             if blind and self._repo.append_entry(shipment.location_id, line.product_id, entry, event):
                 applied += 1
@@ -162,10 +190,14 @@ class ShipmentService:
         def step() -> bool | None:
             nonlocal remembered
             pruned: tuple[str, ...] = ()
+            ahead = self._ahead.pop((shipment.location_id, line.product_id), None)  # its first attempt only
             if pruning is None:
-                counters = self._repo.counters_of(shipment.location_id, line.product_id)
+                counters = ahead[0] if ahead else self._repo.counters_of(shipment.location_id, line.product_id)
             else:
-                reading = self._stock.read(pruning, line.product_id)
+                if ahead and ahead[1].keys() == {v.seq for v in pruning.visible_imports}:
+                    reading = ProductReading(pruning, *ahead)
+                else:
+                    reading = self._stock.read(pruning, line.product_id)
                 counters = reading.counters
                 pruned = self._prunable(counters, reading.stock(), self._clock.now())
             earlier = counters.entry(entry.entry_id)
@@ -190,7 +222,7 @@ class ShipmentService:
 
     def _entry(self, shipment: Shipment, index: int, line: ShipmentLine) -> LedgerEntry:
         return LedgerEntry(
-            entry_id=f"{shipment.event_id}:{index}",
+            entry_id=_entry_id(shipment, index),
             kind=shipment.kind,
             quantity=-line.quantity,
             stock_location=MAIN,
@@ -272,6 +304,15 @@ class ShipmentFigures:
             "version": figures.version,
             "warnings": warnings,
         }
+
+
+def _entry_id(shipment: Shipment, index: int) -> str:
+    return f"{shipment.event_id}:{index}"
+
+
+def _prunes(entry_id: str) -> bool:
+    """Whether the line of this entry is one of those that prune (a redelivery chooses the same)."""
+    return zlib.crc32(entry_id.encode()) % PRUNING_SAMPLE == 0
 
 
 def allocations_closed(

@@ -175,7 +175,7 @@ class StockService:
     def read(self, location: Location, product_id: str) -> ProductReading:
         """One consistent read of a product: its counters and its rows in the visible imports."""
         seqs = [v.seq for v in location.visible_imports]
-        counters, rows = self._repo.product_state(location.location_id, product_id, seqs)
+        ((counters, rows),) = self._repo.product_states(location.location_id, {product_id: seqs}).values()
         return ProductReading(location, counters, rows)
 
     def figures(self, location: Location, product_id: str) -> tuple[ProductStock, ProductCounters]:
