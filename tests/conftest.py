@@ -151,7 +151,7 @@ def record_ledger_entry(repo: Any, location_id: str, product_id: str, entry: Any
 
     while True:
         counters = repo.counters_of(location_id, product_id)
-        if counters.entry(entry.entry_id) is not None:
+        if counters.entry(entry.entry_id, entry.source_hash) is not None:
             return False
         if repo.change_counters(location_id, CountersChange(expected=counters, entry=entry)):
             return True

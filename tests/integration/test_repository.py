@@ -31,6 +31,7 @@ from inventory.models import (
     LocationType,
     OutboxEvent,
 )
+from tests.conftest import shipment_entry
 from tests.unit.switch_machine import SwitchMachine
 
 pytestmark = pytest.mark.integration
@@ -199,3 +200,23 @@ def test_the_switch_state_machine_holds_through_the_real_adapter(handler_environ
     DynamoSwitchMachine.make_repository = staticmethod(lambda: DynamoDbRepository(handler_environment["TABLE_NAME"]))  # type: ignore[assignment]
     DynamoSwitchMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
     DynamoSwitchMachine.TestCase().runTest()
+
+
+def test_an_entry_is_its_id_and_the_body_that_caused_it(repo: DynamoDbRepository) -> None:
+    """Written again, an entry is the same attribute; the same id from another body is another entry."""
+    now, store = datetime.now(UTC), f"entry-{uuid.uuid4().hex[:8]}"
+    first = shipment_entry("ev-1:0", 1, now, quantity=1).model_copy(update={"source_hash": "a" * 64})
+    other = shipment_entry("ev-1:0", 1, now, quantity=2).model_copy(update={"source_hash": "b" * 64})
+
+    def event(n: int) -> OutboxEvent:
+        return OutboxEvent.of("Shipment Applied", store, now, {"n": n}, key=f"ev-{n}")
+
+    for entry, n in ((first, 1), (first, 2), (other, 3)):
+        assert repo.append_entry(store, "p", entry, event(n))
+
+    ledger = repo.counters_of(store, "p").ledger
+    assert sorted((e.entry_id, e.source_hash, e.quantity) for e in ledger) == [
+        ("ev-1:0", "a" * 64, -1),
+        ("ev-1:0", "b" * 64, -2),
+    ]
+    assert repo.counters_of(store, "p").entry("ev-1:0", "b" * 64) == other

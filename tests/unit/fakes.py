@@ -292,9 +292,7 @@ class MemoryRepository:
                     "version": current.version + 1,
                     "stock_version": current.stock_version + (1 if entry else 0),
                     "ledger": tuple(
-                        e
-                        for e in ((*current.ledger, entry) if entry else current.ledger)
-                        if e.entry_id not in change.pruned
+                        e for e in ((*current.ledger, entry) if entry else current.ledger) if e not in change.pruned
                     ),
                     "allocations": tuple(sorted(allocations.values(), key=lambda a: (a.received, a.allocation_id))),
                 }
@@ -309,7 +307,8 @@ class MemoryRepository:
             current = self.counters.get(key) or ProductCounters(product_id=product_id, exists=True)
             if current.allocated:
                 return False
-            ledger = tuple(e for e in current.ledger if e.entry_id != entry.entry_id)  # set again, if there
+            same = (entry.entry_id, entry.source_hash)
+            ledger = tuple(e for e in current.ledger if (e.entry_id, e.source_hash) != same)  # set again, if there
             self.counters[key] = current.model_copy(
                 update={
                     "version": current.version + 1,

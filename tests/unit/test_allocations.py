@@ -315,6 +315,18 @@ def test_a_shipment_dated_ahead_of_the_clock_is_remembered_until_it_is_too_old_t
     assert shop.figures("a") == (4, 0, 4)
 
 
+def test_an_event_id_reused_with_another_body_once_its_first_use_is_forgotten_is_another_event() -> None:
+    shop = Shop({"a": 10})
+    shop.ship("e1", {"product_id": "a", "quantity": 1}, at=shop.clock.now().isoformat())
+
+    shop.clock.advance(days=36)  # its record is gone; its entry is held (no import has included it)
+    shop.repo.expire_applied_events(shop.clock.now())
+    shop.ship("e1", {"product_id": "a", "quantity": 2}, at=shop.clock.now().isoformat())
+
+    assert shop.figures("a") == (7, 0, 7)  # both count: the second did not replace the first
+    assert sorted(e.quantity for e in shop.repo.counters_of("s1", "a").ledger) == [-2, -1]
+
+
 def test_a_shipment_interrupted_between_its_lines_is_completed_by_the_retry_and_applies_nothing_twice() -> None:
     shop = Shop({"a": 5, "b": 5})
     shop.allocate("al-1", a=1, b=1)

@@ -213,7 +213,7 @@ class LedgerEntry(Frozen):
     logical_timestamp: int | None = None  # shipments and handovers
     applied_at: datetime
     reference: str | None = None  # e.g. the shipment id
-    source_hash: str | None = None  # of the event that caused it: the same id with another body is refused
+    source_hash: str | None = None  # of the body of what caused it: with the id, what makes the entry itself
 
     def after(self, base: VisibleImport) -> bool:
         """Whether the import behind a base did not include this entry (SPEC.md section 3)."""
@@ -277,8 +277,10 @@ class ProductCounters(Frozen):
     def allocation(self, allocation_id: str) -> OpenAllocation | None:
         return next((a for a in self.allocations if a.allocation_id == allocation_id), None)
 
-    def entry(self, entry_id: str) -> LedgerEntry | None:
-        return next((e for e in self.ledger if e.entry_id == entry_id), None)
+    def entry(self, entry_id: str, source_hash: str | None) -> LedgerEntry | None:
+        """The entry of this id caused by this body (an id reused with another body once its first
+        use is forgotten is another entry)."""
+        return next((e for e in self.ledger if e.entry_id == entry_id and e.source_hash == source_hash), None)
 
 
 class CountersChange(Frozen):
@@ -292,7 +294,7 @@ class CountersChange(Frozen):
     expected: ProductCounters
     entry: LedgerEntry | None = None
     allocations: dict[str, OpenAllocation | None] = Field(default_factory=dict)  # None: closed
-    pruned: tuple[str, ...] = ()  # ledger entries to remove: they no longer count, and are past retention
+    pruned: tuple[LedgerEntry, ...] = ()  # to remove: they no longer count, and are past retention
     open_limit: int | None = None  # for an opening: the most the product may have allocated before it
     event: OutboxEvent | None = None
 

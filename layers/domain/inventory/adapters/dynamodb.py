@@ -88,7 +88,7 @@ BATCH_GET_ITEMS = 100  # and per BatchGetItem
 WRITE_THREADS = 8
 LOCATIONS_PARTITION = "LOCATIONS"
 EVENT_PREFIX = "E#"  # an outbox event, by event id
-LEDGER_PREFIX = "L#"  # a ledger entry of a product's counters, by entry id
+LEDGER_PREFIX = "L#"  # a ledger entry of a product's counters, by entry id and source hash: L#<id>#<hash>
 ALLOCATION_PREFIX = "A#"  # what an open allocation holds of a product, by allocation id
 _RETRYABLE = {
     "ProvisionedThroughputExceededException",
@@ -393,8 +393,13 @@ def _cycle_count(item: Mapping[str, Any]) -> CycleCount:
     return CycleCount.model_validate(fields)
 
 
+def _entry_name(entry: LedgerEntry) -> str:
+    """An entry's attribute: its id and the hash of what caused it (the last '#' separates them)."""
+    return f"{LEDGER_PREFIX}{entry.entry_id}#{entry.source_hash or ''}"
+
+
 def _stored_entry(entry: LedgerEntry) -> dict[str, Any]:
-    return entry.model_dump(mode="json", exclude={"entry_id"}, exclude_none=True)
+    return entry.model_dump(mode="json", exclude={"entry_id", "source_hash"}, exclude_none=True)
 
 
 def _stored_allocation(allocation: OpenAllocation) -> dict[str, Any]:
@@ -405,7 +410,9 @@ def _counters(item: Mapping[str, Any]) -> ProductCounters:
     ledger, allocations = [], []
     for name, value in item.items():
         if name.startswith(LEDGER_PREFIX):
-            ledger.append(LedgerEntry.model_validate({"entry_id": name.removeprefix(LEDGER_PREFIX), **value}))
+            entry_id, _, source_hash = name.removeprefix(LEDGER_PREFIX).rpartition("#")
+            stored = {"entry_id": entry_id, "source_hash": source_hash or None, **value}
+            ledger.append(LedgerEntry.model_validate(stored))
         elif name.startswith(ALLOCATION_PREFIX):
             allocations.append(
                 OpenAllocation.model_validate({"allocation_id": name.removeprefix(ALLOCATION_PREFIX), **value})
@@ -820,7 +827,7 @@ class DynamoDbRepository:
                 "stock_version": 1 if entry else 0,
                 "allocated": allocated_delta or None,  # absent when nothing is allocated (see append_entry)
                 **{ALLOCATION_PREFIX + a: _stored_allocation(new) for a, new in change.allocations.items() if new},
-                **({LEDGER_PREFIX + entry.entry_id: _stored_entry(entry)} if entry else {}),
+                **({_entry_name(entry): _stored_entry(entry)} if entry else {}),
                 **_event_attributes(key["pk"], change.event),
             }
             return self._put_new(item)
@@ -835,14 +842,14 @@ class DynamoDbRepository:
         else:
             conditions = [f"{update.name('version')} = {update.value(expected.version)}"]
         if entry:
-            update.set(LEDGER_PREFIX + entry.entry_id, _stored_entry(entry)).increment("stock_version")
+            update.set(_entry_name(entry), _stored_entry(entry)).increment("stock_version")
         for allocation_id, new in change.allocations.items():
             if new:
                 update.set(ALLOCATION_PREFIX + allocation_id, _stored_allocation(new))
             else:
                 update.remove(ALLOCATION_PREFIX + allocation_id)
-        for entry_id in change.pruned:
-            update.remove(LEDGER_PREFIX + entry_id)
+        for pruned in change.pruned:
+            update.remove(_entry_name(pruned))
         if change.open_limit is None and allocated_delta and expected.allocated + allocated_delta == 0:
             update.remove("allocated")  # the version guard makes the total exact
         elif allocated_delta:
@@ -855,11 +862,11 @@ class DynamoDbRepository:
 
     def append_entry(self, location_id: str, product_id: str, entry: LedgerEntry, event: OutboxEvent) -> bool:
         key = counters_key(location_id, product_id)
-        name = LEDGER_PREFIX + entry.entry_id
-        update = _Update().set(name, _stored_entry(entry)).increment("stock_version")
+        update = _Update().set(_entry_name(entry), _stored_entry(entry)).increment("stock_version")
         update.record_event(key["pk"], event)  # which adds 1 to `version`
         # `allocated` is absent exactly when nothing of the product is allocated. The entry needs no
-        # guard of its own: written again, it is the same attribute (see the port).
+        # guard of its own: written again, it is the same attribute (see the port), and the same id
+        # with another body is another attribute.
         condition = f"attribute_not_exists({update.name('allocated')})"
         return self._update(update, key, condition, returns="NONE") is not None
 

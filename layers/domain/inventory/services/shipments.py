@@ -189,7 +189,7 @@ class ShipmentService:
 
         def step() -> bool | None:
             nonlocal remembered
-            pruned: tuple[str, ...] = ()
+            pruned: tuple[LedgerEntry, ...] = ()
             ahead = self._ahead.pop((shipment.location_id, line.product_id), None)  # its first attempt only
             if pruning is None:
                 counters = ahead[0] if ahead else self._repo.counters_of(shipment.location_id, line.product_id)
@@ -200,11 +200,8 @@ class ShipmentService:
                     reading = self._stock.read(pruning, line.product_id)
                 counters = reading.counters
                 pruned = self._prunable(counters, reading.stock(), self._clock.now())
-            earlier = counters.entry(entry.entry_id)
-            if earlier is not None:
-                if earlier.source_hash != shipment.body_hash:
-                    raise EventIdReused(f"event {shipment.event_id!r} was applied with another body")
-                return False
+            if counters.entry(entry.entry_id, entry.source_hash) is not None:
+                return False  # applied by an earlier delivery
             if line.allocation_id and counters.allocation(line.allocation_id) is None and not remembered:
                 self._remember_shipped_allocation(shipment, line.allocation_id)
                 remembered = True
@@ -232,12 +229,12 @@ class ShipmentService:
             source_hash=shipment.body_hash,
         )
 
-    def _prunable(self, counters: ProductCounters, stock: ProductStock, now: datetime) -> tuple[str, ...]:
+    def _prunable(self, counters: ProductCounters, stock: ProductStock, now: datetime) -> tuple[LedgerEntry, ...]:
         """Entries a base has made part of itself (they no longer count) and that are older than the
         retention: removed in the same write, so that the item stays small (at most PRUNE_PER_WRITE)."""
-        counting = {e.entry_id for e in stock.ledger}
+        counting = set(stock.ledger)
         cutoff = now - self._retention
-        old = [e.entry_id for e in counters.ledger if e.applied_at < cutoff and e.entry_id not in counting]
+        old = [e for e in counters.ledger if e.applied_at < cutoff and e not in counting]
         return tuple(old[:PRUNE_PER_WRITE])
 
     def _applied_event(self, shipment: Shipment, index: int, line: ShipmentLine) -> OutboxEvent:
