@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -110,3 +111,35 @@ def test_shipments_from_the_bus_apply_once_and_a_poison_record_is_dead_lettered_
         reason = json.loads(message["Body"])["reason"]
         assert reason["code"] == "validation_error"
         assert reason["details"][0]["field"] == "detail.items[0].quantity"
+
+
+def test_a_line_that_would_overfill_its_product_record_is_dead_lettered_with_its_reason(local_aws: LocalAws) -> None:
+    from inventory.adapters.dynamodb import counters_key
+    from inventory.settings import get_settings
+    from tests.integration.test_allocations import QUEUE_ARN, availability, from_bus, load
+
+    location = f"full-{uuid.uuid4().hex[:8]}"
+    load(location, {"full": 5, "fine": 5})
+    key = counters_key(location, "full")
+    item = {"pk": {"S": key["pk"]}, "sk": {"S": key["sk"]}, "version": {"N": "1"}, "stock_version": {"N": "0"}}
+    # as if years of entries filled it: the next write would pass 400 KB
+    local_aws.client("dynamodb").put_item(
+        TableName=get_settings().table_name, Item={**item, "filler": {"S": "x" * 409_100}}
+    )
+    records = [
+        from_bus("Fulfillment Items Shipped", {**detail("full-1", 1, "full", location)}, "m-full"),
+        from_bus("Fulfillment Items Shipped", {**detail("fine-1", 1, "fine", location)}, "m-fine"),
+    ]
+
+    answer = load_handler("fulfillment_events").lambda_handler(
+        sqs_event(records, QUEUE_ARN), FakeContext(remaining_ms=60_000)
+    )
+
+    assert answer == {"batchItemFailures": []}  # dead-lettered at once: no retry can make room
+    assert (availability(location, "full")["stock_on_hand"], availability(location, "fine")["stock_on_hand"]) == (5, 4)
+    dead = [
+        json.loads(m["Body"])
+        for m in receive(local_aws, "FulfillmentDeadLetterQueue", 5, seconds=3)
+        if json.loads(json.loads(m["Body"])["body"])["detail"]["event_id"] == "full-1"
+    ]
+    assert [d["reason"]["code"] for d in dead] == ["item_too_large"]

@@ -94,6 +94,13 @@ class EventIdReused(Conflict):
     code = "event_id_reused"
 
 
+class ItemTooLarge(Conflict):
+    """The write would take a stored item past DynamoDB's 400 KB (a product's ledger at one
+    location: docs/data-design.md)."""
+
+    code = "item_too_large"
+
+
 # ---- a dependency failed in a way that a retry may fix (503, or the record is retried)
 class TemporarilyUnavailable(InventoryError):
     code = "temporarily_unavailable"

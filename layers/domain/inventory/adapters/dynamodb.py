@@ -47,6 +47,7 @@ from inventory.errors import (
     ImportIdReused,
     ImportInProgress,
     InvalidInput,
+    ItemTooLarge,
     LocationTypeImmutable,
     NotFound,
     TemporarilyUnavailable,
@@ -340,13 +341,20 @@ def _decode_event(event_id: str, stored: Mapping[str, Any]) -> OutboxEvent:
 
 @contextmanager
 def _translated() -> Iterator[None]:
-    """Throttling and outages become TemporarilyUnavailable (retried by the caller or its queue)."""
+    """Throttling and outages become TemporarilyUnavailable (retried by the caller or its queue); a
+    write past the item size limit, which no retry fixes, ItemTooLarge."""
     try:
         yield
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
         if code in _RETRYABLE:
             raise TemporarilyUnavailable(f"DynamoDB is unavailable for now ({code})") from error
+        if code == "ValidationException" and "exceeded the maximum allowed size" in str(error):
+            # DynamoDB's only signal for it (the code covers every invalid request).
+            raise ItemTooLarge(
+                "the write would take a stored record past DynamoDB's 400 KB item limit (a product's "
+                "ledger at one location holds about 2,800 entries)"
+            ) from error
         raise
     except BotoCoreError as error:
         raise TemporarilyUnavailable(f"DynamoDB could not be reached ({type(error).__name__})") from error
