@@ -58,7 +58,7 @@ def test_a_switch_is_published_once_and_leaves_the_outbox(repo: DynamoDbReposito
     assert events[0]["source"] == "inventory-master"
     assert events[0]["detail"]["switched_by"] == "arn:aws:iam::123456789012:user/tester"
     assert events[0]["detail"]["event_id"]
-    assert repo.read_pending(("LOC#relay-store", "LOCATION"))[0] == []
+    assert repo.read_pending([("LOC#relay-store", "LOCATION")])[("LOC#relay-store", "LOCATION")][0] == []
     assert ("LOC#relay-store", "LOCATION") not in {
         key for shard in range(repo.shards) for key in repo.pending_keys(shard, 1000)[0]
     }
@@ -79,13 +79,13 @@ def test_an_event_recorded_after_the_relay_read_keeps_the_item_in_the_outbox(rep
         return key in {k for shard in range(repo.shards) for k in repo.pending_keys(shard, 1000)[0]}
 
     assert repo.append_entry("seq-store", "p", *line(1))
-    (first,), version = repo.read_pending(key)
+    (first,), version = repo.read_pending([key])[key]
     assert repo.append_entry("seq-store", "p", *line(2))  # while the relay publishes the first
 
     repo.mark_published(key, [first.event_id], version)
 
-    (second,), later = repo.read_pending(key)
+    (second,), later = repo.read_pending([key])[key]
     assert (second.detail["n"], later, indexed()) == (2, version + 1, True)
     repo.mark_published(key, [second.event_id], later)
-    assert (repo.read_pending(key)[0], indexed()) == ([], False)
+    assert (repo.read_pending([key])[key][0], indexed()) == ([], False)
     assert [e.entry_id for e in repo.counters_of("seq-store", "p").ledger] == ["seq-1:0", "seq-2:0"]

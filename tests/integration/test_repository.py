@@ -112,7 +112,8 @@ def test_a_switched_store_stays_platform_whatever_is_written_after(repo: DynamoD
         "renamed",
     )
     assert location.imports_before_switch == 1  # what makes imported stock uncounted after the switch
-    assert len(repo.read_pending((f"LOC#{store}", "LOCATION"))[0]) == 1
+    key = (f"LOC#{store}", "LOCATION")
+    assert len(repo.read_pending([key])[key][0]) == 1
 
 
 def test_imports_claim_the_location_one_at_a_time(repo: DynamoDbRepository) -> None:
@@ -191,9 +192,14 @@ def test_pages_cover_every_location_once(repo: DynamoDbRepository) -> None:
     assert len(seen) == len(set(seen))
 
 
+def location_events(repo: DynamoDbRepository, location_id: str) -> list[OutboxEvent]:
+    key = (f"LOC#{location_id}", "LOCATION")
+    return repo.read_pending([key])[key][0]
+
+
 class DynamoSwitchMachine(SwitchMachine):
     make_repository = None  # set by the test, once the environment points at dynalite
-    pending_events = staticmethod(lambda repo, location_id: repo.read_pending((f"LOC#{location_id}", "LOCATION"))[0])
+    pending_events = staticmethod(location_events)
 
 
 def test_the_switch_state_machine_holds_through_the_real_adapter(handler_environment: dict[str, str]) -> None:

@@ -424,8 +424,8 @@ class MemoryRepository:
         self.outbox.setdefault(location_id, []).append(event)
         self.outbox_version[location_id] = self.outbox_version.get(location_id, 0) + 1
 
-    def read_pending(self, key: tuple[str, str]) -> tuple[list[OutboxEvent], int]:
-        return list(self.outbox.get(key[0], [])), self.outbox_version.get(key[0], 0)
+    def read_pending(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[list[OutboxEvent], int]]:
+        return {key: (list(self.outbox.get(key[0], [])), self.outbox_version.get(key[0], 0)) for key in keys}
 
     def mark_published(self, key: tuple[str, str], event_ids: Sequence[str], version: int | None) -> None:
         self.outbox[key[0]] = [e for e in self.outbox.get(key[0], []) if e.event_id not in set(event_ids)]

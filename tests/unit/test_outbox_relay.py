@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from inventory.models import OutboxEvent
 from inventory.services.outbox import OutboxRelay
@@ -57,3 +58,32 @@ def test_the_relay_goes_round_each_shard_so_a_busy_item_keeps_no_other_waiting()
         repo.record("s1", event(clock, f"s1-{n}"))  # s1 gets a new event after every round
 
     assert [e.event_id for e in bus.published] == ["s1-0", "s2-0", "s3-0"]
+
+
+def test_a_round_reads_its_items_together_and_publishes_their_events_together() -> None:
+    clock, repo = FixedClock(), MemoryRepository()
+    for location in ("s1", "s2", "s3"):
+        repo.record(location, event(clock, f"{location}-a"))
+    repo.record("s2", event(clock, "s2-b"))
+    bus, calls = MemoryPublisher(refuse={"s2-b"}), {"read": 0, "publish": 0}
+    read, publish = repo.read_pending, bus.publish
+
+    def counted(name: str, call: Any) -> Any:
+        def inner(*args: Any) -> Any:
+            calls[name] += 1
+            return call(*args)
+
+        return inner
+
+    repo.read_pending = counted("read", read)  # type: ignore[method-assign]
+    bus.publish = counted("publish", publish)  # type: ignore[method-assign]
+
+    result = OutboxRelay(repo, bus, clock).run_once()
+
+    assert calls == {"read": 1, "publish": 1}  # the fake has one shard
+    assert (result.published, result.failed) == (3, 1)
+    assert {location: [e.event_id for e in events] for location, events in repo.outbox.items()} == {
+        "s1": [],
+        "s2": ["s2-b"],  # each item keeps what the bus refused of its own
+        "s3": [],
+    }

@@ -2,13 +2,19 @@
 
 from hypothesis import settings
 
+from inventory.models import OutboxEvent
 from tests.unit.fakes import MemoryRepository
 from tests.unit.switch_machine import SwitchMachine
 
 
+def location_events(repo: MemoryRepository, location_id: str) -> list[OutboxEvent]:
+    key = (location_id, "LOCATION")
+    return repo.read_pending([key])[key][0]
+
+
 class MemorySwitchMachine(SwitchMachine):
     make_repository = MemoryRepository
-    pending_events = staticmethod(lambda repo, location_id: repo.read_pending((location_id, "LOCATION"))[0])
+    pending_events = staticmethod(location_events)
 
 
 MemorySwitchMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=40, deadline=None)

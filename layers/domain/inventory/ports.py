@@ -223,8 +223,9 @@ class OutboxStore(Protocol):
         where the next page starts (None: this page ends the shard)."""
         ...
 
-    def read_pending(self, key: tuple[str, str]) -> tuple[list[OutboxEvent], int]:
-        """The item's unpublished events, and its version (it grows with every event recorded)."""
+    def read_pending(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[list[OutboxEvent], int]]:
+        """Each item's unpublished events, and its version (it grows with every event recorded),
+        read strongly consistently in as few requests as the backend allows."""
         ...
 
     def mark_published(self, key: tuple[str, str], event_ids: Sequence[str], version: int | None) -> None:

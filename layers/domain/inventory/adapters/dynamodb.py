@@ -470,6 +470,29 @@ class DynamoDbRepository:
         item = response.get("Item")
         return _from_ddb(item) if item else None
 
+    def _get_many(self, keys: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+        """The items found at `keys` (distinct), as DynamoDB returns them, by consistent
+        BatchGetItem (100 keys each; what it leaves unprocessed is asked again)."""
+        items: list[dict[str, Any]] = []
+        for start in range(0, len(keys), BATCH_GET_ITEMS):
+            pending: dict[str, Any] = {
+                self._table: {
+                    "Keys": [_to_ddb(k) for k in keys[start : start + BATCH_GET_ITEMS]],
+                    "ConsistentRead": True,
+                }
+            }
+            for attempt in range(10):
+                with _translated():
+                    response = self.client.batch_get_item(RequestItems=pending)
+                items += response.get("Responses", {}).get(self._table, [])
+                pending = response.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())  # noqa: S311 - jitter, not secrets
+            else:
+                raise TemporarilyUnavailable("DynamoDB kept part of a read unprocessed; try again")
+        return items
+
     def _update(
         self, update: _Update, key: Mapping[str, str], condition: str | None = None, returns: str = "ALL_NEW"
     ) -> dict[str, Any] | None:
@@ -781,24 +804,7 @@ class DynamoDbRepository:
                 for seq in seqs
                 for stock_location in STOCK_LOCATIONS
             ]
-        items: list[dict[str, Any]] = []
-        for start in range(0, len(keys), BATCH_GET_ITEMS):
-            pending: dict[str, Any] = {
-                self._table: {
-                    "Keys": [_to_ddb(k) for k in keys[start : start + BATCH_GET_ITEMS]],
-                    "ConsistentRead": True,
-                }
-            }
-            for attempt in range(10):
-                with _translated():
-                    response = self.client.batch_get_item(RequestItems=pending)
-                items += response.get("Responses", {}).get(self._table, [])
-                pending = response.get("UnprocessedKeys") or {}
-                if not pending:
-                    break
-                time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())  # noqa: S311 - jitter, not secrets
-            else:
-                raise TemporarilyUnavailable("DynamoDB kept part of a read unprocessed; try again")
+        items = self._get_many(keys)
         found: dict[str, tuple[ProductCounters, dict[int, list[StockRow]]]] = {
             product_id: (ProductCounters(product_id=product_id), {seq: [] for seq in seqs})
             for product_id, seqs in wanted.items()
@@ -991,14 +997,21 @@ class DynamoDbRepository:
         keys = [(item["pk"]["S"], item["sk"]["S"]) for item in response.get("Items", [])]
         return keys, keys[-1] if keys and "LastEvaluatedKey" in response else None
 
-    def read_pending(self, key: tuple[str, str]) -> tuple[list[OutboxEvent], int]:
-        item = self._get({"pk": key[0], "sk": key[1]}) or {}
-        events = [
-            _decode_event(name.removeprefix(EVENT_PREFIX), stored)
-            for name, stored in item.items()
-            if name.startswith(EVENT_PREFIX)
-        ]
-        return events, int(item.get("version", 0))
+    def read_pending(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[list[OutboxEvent], int]]:
+        found = {
+            (item["pk"]["S"], item["sk"]["S"]): _from_ddb(item)
+            for item in self._get_many([{"pk": pk, "sk": sk} for pk, sk in dict.fromkeys(keys)])
+        }
+        pending = {}
+        for key in keys:
+            item = found.get(key, {})
+            events = [
+                _decode_event(name.removeprefix(EVENT_PREFIX), stored)
+                for name, stored in item.items()
+                if name.startswith(EVENT_PREFIX)
+            ]
+            pending[key] = (events, int(item.get("version", 0)))
+        return pending
 
     def mark_published(self, key: tuple[str, str], event_ids: Sequence[str], version: int | None) -> None:
         item_key = {"pk": key[0], "sk": key[1]}

@@ -268,25 +268,27 @@ class ShipmentFigures:
         self._stock = stock
 
     def __call__(self, events: Sequence[OutboxEvent]) -> list[OutboxEvent]:
-        locations: dict[str, Location] = {}
-        figures: dict[tuple[str, str], dict[str, Any]] = {}  # each product read once
+        products: dict[str, set[str]] = {}  # by location: each product read once, with the others
+        for event in events:
+            products.setdefault(event.detail["location_id"], set()).update(
+                product["product_id"] for product in event.detail["products"]
+            )
+        figures: dict[tuple[str, str], dict[str, Any]] = {}
+        for location_id, product_ids in products.items():
+            for product_id, reading in self._stock.read_many(self._stock.location(location_id), product_ids).items():
+                figures[(location_id, product_id)] = self._figures(reading)
         finished = []
         for event in events:
             location_id = event.detail["location_id"]
-            if location_id not in locations:
-                locations[location_id] = self._stock.location(location_id)
-            products = []
-            for product in event.detail["products"]:
-                key = (location_id, product["product_id"])
-                if key not in figures:
-                    figures[key] = self._figures(locations[location_id], product["product_id"])
-                products.append({"product_id": product["product_id"], "quantity": product["quantity"], **figures[key]})
-            finished.append(event.model_copy(update={"detail": {**event.detail, "products": products}}))
+            completed = [
+                {"product_id": p["product_id"], "quantity": p["quantity"], **figures[(location_id, p["product_id"])]}
+                for p in event.detail["products"]
+            ]
+            finished.append(event.model_copy(update={"detail": {**event.detail, "products": completed}}))
         return finished
 
-    def _figures(self, location: Location, product_id: str) -> dict[str, Any]:
-        reading = self._stock.read(location, product_id)
-        stock, counters = reading.stock(), reading.counters
+    def _figures(self, reading: ProductReading) -> dict[str, Any]:
+        location, stock, counters = reading.location, reading.stock(), reading.counters
         figures = availability(location, stock, counters)
         known = stock.imported or any(e.quantity > 0 for e in counters.ledger)
         warnings = [] if known else ["unknown_product"]
