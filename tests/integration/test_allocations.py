@@ -9,6 +9,7 @@ import json
 import multiprocessing
 import uuid
 from concurrent.futures import ProcessPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -369,3 +370,35 @@ def test_a_batch_reads_the_allocations_its_lines_close_in_one_request(monkeypatc
 
     figures = [availability(location, f"p{n}") for n in range(4)]
     assert [(f["stock_on_hand"], f["allocated"]) for f in figures] == [(8, 0), (9, 1), (9, 2), (8, 0)]
+
+
+def test_the_abandoned_allocations_run_releases_what_an_api_request_left_pending(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from inventory import wiring
+    from inventory.models import AllocationLine
+    from inventory.services import allocations
+    from inventory.services.allocations import AllocationRequest
+
+    location = f"abandon-{uuid.uuid4().hex[:8]}"
+    load(location, {"a": 5})
+    repo = wiring.repository()
+
+    def time_out(*args: Any, **kwargs: Any) -> bool:
+        raise ConnectionError("the function timed out before the allocation was settled")
+
+    monkeypatch.setattr(allocations, "ABANDONED_AFTER", timedelta(0))  # abandoned as soon as it is left
+    monkeypatch.setattr(repo, "settle_allocation", time_out)
+    request = AllocationRequest("ab-1", "o-1", (AllocationLine(product_id="a", quantity=2),))
+    with pytest.raises(ConnectionError):
+        wiring.allocation_service().create(location, request, "tester")
+    monkeypatch.undo()
+    assert availability(location, "a")["allocated"] == 2
+
+    result = load_handler("abandoned_allocations").lambda_handler({}, FakeContext(remaining_ms=60_000))
+
+    assert result["released"] >= 1  # ours, and any other test left
+    assert availability(location, "a")["allocated"] == 0
+    status, allocation = call("allocations", "GET", f"/locations/{location}/allocations/ab-1")
+    assert (status, allocation["status"]) == (200, "released")
+    assert load_handler("abandoned_allocations").lambda_handler({}, FakeContext(remaining_ms=60_000)) == {"released": 0}

@@ -376,6 +376,15 @@ class MemoryRepository:
             del self.allocations[key]
             return True
 
+    def abandoned_allocations(self, now: datetime, limit: int) -> list[Allocation]:
+        with self.lock:
+            abandoned = [
+                a
+                for a in self.allocations.values()
+                if a.status is AllocationStatus.PENDING and a.abandon_at is not None and a.abandon_at < now
+            ]
+            return sorted(abandoned, key=lambda a: (a.abandon_at, a.allocation_id))[:limit]
+
     # ---- cycle counts
     def open_cycle_count(self, count: CycleCount) -> CycleCount:
         location = self.locations.get(count.location_id)

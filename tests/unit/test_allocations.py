@@ -364,3 +364,30 @@ def test_an_event_id_reused_with_other_products_is_refused_whole() -> None:
 
     assert shop.figures("a") == (4, 0, 4)
     assert shop.figures("b") == (5, 0, 5)
+
+
+def test_an_api_allocation_left_pending_is_released_after_15_minutes_and_one_from_the_bus_is_not() -> None:
+    shop = Shop({"a": 10})
+    settle = shop.repo.settle_allocation
+
+    def time_out(*args: Any, **kwargs: Any) -> bool:
+        raise ConnectionError("the function timed out before the allocation was settled")
+
+    shop.repo.settle_allocation = time_out  # type: ignore[method-assign]
+    for allocation_id, from_bus in (("api-1", False), ("bus-1", True)):
+        with pytest.raises(ConnectionError):
+            shop.allocate(allocation_id, from_bus=from_bus, a=2)
+    shop.repo.settle_allocation = settle  # type: ignore[method-assign]
+    assert shop.figures("a") == (10, 4, 6)  # both hold their units, pending
+
+    shop.clock.advance(minutes=14)
+    assert shop.allocations.release_abandoned() == []  # its client may still retry
+    shop.clock.advance(minutes=2)
+    (released,) = shop.allocations.release_abandoned()
+
+    assert (released.allocation_id, released.status) == ("api-1", AllocationStatus.RELEASED)
+    assert shop.figures("a") == (10, 2, 8)  # the bus's waits for its redelivery
+    assert shop.allocations.release_abandoned() == []
+    view, created = shop.allocate("api-1", a=2)  # a retry after that: the allocation is released
+    assert (view.allocation.status, created) == (AllocationStatus.RELEASED, False)
+    assert shop.figures("a") == (10, 2, 8)

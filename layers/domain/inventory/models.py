@@ -248,6 +248,7 @@ class Allocation(Frozen):
     updated_at: datetime
     caller: str | None = None
     refused: tuple[dict[str, Any], ...] = ()  # per short product: requested and available
+    abandon_at: datetime | None = None  # an API request's: released if still pending then (not retried)
 
 
 class OpenAllocation(Frozen):

@@ -172,6 +172,12 @@ class AllocationRepository(Protocol):
         """Delete the allocation's record if it is still `expected` (a refused request leaves nothing)."""
         ...
 
+    def abandoned_allocations(self, now: datetime, limit: int) -> list[Allocation]:
+        """Up to `limit` allocations still `pending` whose `abandon_at` is before `now`, of every
+        location, the longest abandoned first (read eventually consistently: one may have settled
+        since)."""
+        ...
+
 
 class FileStore(Protocol):
     """Where import files are (S3 on AWS)."""

@@ -6,6 +6,7 @@ Key design (docs/data-design.md has every access pattern and its cost):
     import record   pk LOC#<location_id>   sk IMPORT#<import_id>
     cycle count     pk LOC#<location_id>   sk COUNT#<count_id>
     allocation      pk LOC#<location_id>   sk ALLOC#<allocation_id>
+                    pending from the API:                gsi1pk ABANDON#<nn>  gsi1sk <abandon_at>#<location_id>
     applied event   pk EVT#<location_id>#S<nn>                sk EVENT#<event_id>
     import row      pk IMP#<location_id>#<import seq>#S<nn>   sk P#<product>#<stock location>
     counters        pk LOC#<location_id>#S<nn>                sk P#<product>
@@ -88,6 +89,7 @@ BATCH_WRITE_ITEMS = 25  # DynamoDB's limit per BatchWriteItem
 BATCH_GET_ITEMS = 100  # and per BatchGetItem
 WRITE_THREADS = 8
 LOCATIONS_PARTITION = "LOCATIONS"
+PENDING_SHARDS = 8  # pending allocations are listed by `abandon_at`, over this many gsi1 partitions
 EVENT_PREFIX = "E#"  # an outbox event, by event id
 LEDGER_PREFIX = "L#"  # a ledger entry of a product's counters, by entry id and source hash: L#<id>#<hash>
 ALLOCATION_PREFIX = "A#"  # what an open allocation holds of a product, by allocation id
@@ -901,7 +903,28 @@ class DynamoDbRepository:
     def put_allocation(self, allocation: Allocation) -> bool:
         stored = allocation.model_dump(mode="json", exclude_none=True)
         key = allocation_key(allocation.location_id, allocation.allocation_id)
+        if allocation.status is AllocationStatus.PENDING and allocation.abandon_at is not None:
+            # Listed by when it would be abandoned, until it settles (which removes these).
+            shard = zlib.crc32(f"{allocation.location_id}/{allocation.allocation_id}".encode()) % PENDING_SHARDS
+            stored |= {"gsi1pk": f"ABANDON#{shard}", "gsi1sk": f"{iso(allocation.abandon_at)}#{allocation.location_id}"}
         return self._put_new({**key, **stored})
+
+    def abandoned_allocations(self, now: datetime, limit: int) -> list[Allocation]:
+        found: list[Allocation] = []
+        for shard in range(PENDING_SHARDS):
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": "gsi1",
+                "KeyConditionExpression": "#p = :p AND #s < :now",
+                "ExpressionAttributeNames": {"#p": "gsi1pk", "#s": "gsi1sk"},
+                "ExpressionAttributeValues": _to_ddb({":p": f"ABANDON#{shard}", ":now": iso(now)}),
+                "Limit": limit,
+            }
+            with _translated():
+                response = self.client.query(**request)
+            found += [_allocation(_from_ddb(item)) for item in response.get("Items", [])]
+        abandoned = [a for a in found if a.status is AllocationStatus.PENDING]  # settled since: not yet unlisted
+        return sorted(abandoned, key=lambda a: (a.abandon_at, a.allocation_id))[:limit]
 
     def settle_allocation(
         self,
@@ -913,6 +936,7 @@ class DynamoDbRepository:
     ) -> bool:
         key = allocation_key(allocation.location_id, allocation.allocation_id)
         update = _Update().set("status", status.value).set("updated_at", iso(allocation.updated_at))
+        update.remove("gsi1pk").remove("gsi1sk")  # no longer pending
         if allocation.refused:
             update.set("refused", [dict(r) for r in allocation.refused])
         if event:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from inventory.errors import AllocationIdReused, InsufficientStock, InvalidInput, NotFound
@@ -46,6 +46,10 @@ from inventory.services.stock import (
 )
 
 EVENT_REFUSED = "Allocation Refused"
+# An API request's allocation still pending this long after it was created was abandoned (a request
+# lasts at most 30 s; a client that retries, with the same allocation id, does so within minutes).
+ABANDONED_AFTER = timedelta(minutes=15)
+ABANDONED_CALLER = "abandoned-allocations"  # who releases them
 NO_LIMIT = 10**15  # allocated totals never come near it: backorders are not limited
 
 
@@ -123,6 +127,7 @@ class AllocationService:
                 created_at=now,
                 updated_at=now,
                 caller=caller,
+                abandon_at=None if from_bus else now + ABANDONED_AFTER,
             )
             if self._repo.put_allocation(pending):
                 return self._open(location, pending, from_bus=from_bus), True
@@ -273,6 +278,20 @@ class AllocationService:
             if self._repo.settle_allocation(released, status=AllocationStatus.RELEASED, expected=current.status):
                 self._close_all(released)
                 return self._view(released)
+
+    def release_abandoned(self, limit: int = 100) -> list[Allocation]:
+        """Release the API allocations still `pending` past their `abandon_at`: the request that
+        opened them stopped half-way (the function timed out, the client gave up) and was not
+        retried, so they hold units that no order will ship. A retry of the request after this
+        answers the allocation as released; a retry before it completes it, as always. Allocations
+        from the bus have no `abandon_at`: the queue redelivers their creation until it completes."""
+        released = []
+        for allocation in self._repo.abandoned_allocations(self._clock.now(), limit):
+            try:
+                released.append(self.release(allocation.location_id, allocation.allocation_id, ABANDONED_CALLER))
+            except NotFound:
+                continue  # refused meanwhile by a retry of its request, which leaves nothing
+        return [view.allocation for view in released]
 
     def _close_all(self, allocation: Allocation) -> None:
         for line in allocation.items:
