@@ -29,7 +29,7 @@ class Batch:
     """The invocation running (one at a time per execution environment): its records, parsed once,
     and what it applied."""
 
-    parsed: dict[str, FulfillmentEvent | InventoryError] = field(default_factory=dict)  # by message id
+    parsed: dict[str, FulfillmentEvent | Exception] = field(default_factory=dict)  # by message id
     shipments: int = 0
     lines: int = 0
     repeated: int = 0
@@ -42,20 +42,22 @@ class Batch:
 batch = Batch()
 
 
-def parse(body: str) -> FulfillmentEvent | InventoryError:
+def parse(body: str) -> FulfillmentEvent | Exception:
+    """The record's event, or what parsing it raised: raised again when the record is handled, so
+    that it fails that record alone (to the dead-letter queue when it can never succeed)."""
     try:
         return parse_fulfillment_event(body)
-    except InventoryError as error:
-        return error  # raised when its record is handled: to the dead-letter queue
+    except Exception as error:  # kept for its record, not swallowed
+        return error
 
 
 def read_ahead() -> None:
-    """One read for what the batch's shipment lines would each read; only a saving, so a failure
-    leaves each line to read for itself."""
+    """One read for what the batch's shipment lines would each read; only a saving, so whatever it
+    fails with leaves each line to read for itself (and fail, if it must, with its own record)."""
     try:
         shipment_service().read_ahead([event for event in batch.parsed.values() if isinstance(event, Shipment)])
-    except TemporarilyUnavailable as error:
-        logger.warning("reading ahead failed: each line reads for itself", extra={"error": str(error)})
+    except Exception:  # logged; the lines read again
+        logger.warning("reading ahead failed: each line reads for itself", exc_info=True)
 
 
 def apply(event: FulfillmentEvent) -> None:
@@ -91,7 +93,7 @@ def handle(record: SQSRecord, lambda_context: LambdaContext) -> None:
         raise TimeoutError("too little time left in this invocation to start the record")
     event = batch.parsed.pop(record.message_id, None) or parse(record.body)
     try:
-        if isinstance(event, InventoryError):
+        if isinstance(event, Exception):
             raise event
         apply(event)
     except TemporarilyUnavailable:
