@@ -214,7 +214,12 @@ class ImportService:
         if record is None:
             raise NotFound(f"import {import_id!r} does not exist at location {location_id!r}")
         if record.status in (ImportStatus.COMPLETED, ImportStatus.FAILED):
-            return record.status  # a repeated delivery
+            self._release_if_claimed(record)  # a repeated delivery, or a retry after half an ending
+            return record.status
+        return self._advance(record, remaining_ms)
+
+    def _advance(self, record: ImportRecord, remaining_ms: Callable[[], int]) -> ImportStatus:
+        location_id, import_id = record.location_id, record.import_id
         assert record.source is not None
         assert record.seq is not None
         if record.status is ImportStatus.ACCEPTED:
@@ -291,10 +296,30 @@ class ImportService:
             zeroed += sum(1 for pair, quantity in before.items() if quantity > 0 and pair not in present)
         return zeroed
 
+    def _release_if_claimed(self, record: ImportRecord) -> None:
+        """An import ends in two writes: its record, then the location (the claim released, the rows
+        made visible). When the second failed (throttled, timed out) the record has ended but still
+        holds the location: end it again, which only repeats the location's write."""
+        location = self._repo.get_location(record.location_id)
+        if location is None or location.running_import_id != record.import_id:
+            return
+        at = record.completed_at or self._clock.now()
+        if record.status is ImportStatus.COMPLETED:
+            event = self._imported_event(record, record.counts, at)
+            self._repo.complete_import(
+                record.location_id, record.import_id, completed_at=at, counts=record.counts, event=event
+            )
+        else:
+            self._repo.fail_import(record.location_id, record.import_id, failed_at=at, errors=record.errors)
+
     def abandon(self, location_id: str, import_id: str, reason: str) -> None:
-        """Fail an import that will not be run again, so that it releases its location."""
+        """Fail an import that will not be run again, so that it releases its location (or, when it
+        ended already but still holds it, finish its ending)."""
         record = self._repo.get_import(location_id, import_id)
-        if record is None or record.status in (ImportStatus.COMPLETED, ImportStatus.FAILED):
+        if record is None:
+            return
+        if record.status in (ImportStatus.COMPLETED, ImportStatus.FAILED):
+            self._release_if_claimed(record)
             return
         error = {"line": 0, "code": "abandoned", "message": f"the import failed on every attempt: {reason}"}
         self._repo.fail_import(location_id, import_id, failed_at=self._clock.now(), errors=[error])
@@ -320,6 +345,7 @@ class ImportService:
                 "shipments_included_through": record.shipments_included_through,
                 "counts": counts.model_dump(),
             },
+            key=f"{record.location_id}/{record.import_id}",  # ending it again records the same event
         )
 
     # ------------------------------------------------------------------ files dropped in the bucket

@@ -1,0 +1,116 @@
+"""Faults injected at the AWS client boundary, with botocore's event hooks: no domain code is patched.
+
+A fault matches one operation of one client (`UpdateItem`, `PutEvents`, ...) and, optionally, a
+predicate over the request's parameters; it fires a given number of times, then the client is
+itself again. Kinds:
+
+- `throttled` / `unavailable`: the call is refused before it reaches the service, as DynamoDB
+  answers when its retries are exhausted (the adapter's own retries see the error once);
+- `timeout`: the call reaches the service and is applied, then the answer is lost (a read
+  timeout): the caller cannot tell whether its write happened;
+- `crash`: the function stops there, before the call (`when="before"`) or after it was applied
+  (`when="after"`), by an exception that no domain code catches (it derives from BaseException,
+  as the end of a Lambda invocation does not run `except Exception` blocks either).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from botocore.exceptions import ClientError, ReadTimeoutError
+
+Kind = Literal["throttled", "unavailable", "timeout", "crash"]
+_CODES = {"throttled": "ThrottlingException", "unavailable": "InternalServerError"}
+
+
+class Crash(BaseException):
+    """The function stopped here (a timeout, an out-of-memory kill, a lost execution environment)."""
+
+
+@dataclass
+class Fault:
+    operation: str
+    kind: Kind
+    match: Callable[[Mapping[str, Any]], bool] | None = None
+    times: int = 1
+    when: Literal["before", "after"] = "before"
+    fired: int = 0
+    calls: list[Mapping[str, Any]] = field(default_factory=list)
+
+    def wanted(self, operation: str, params: Mapping[str, Any]) -> bool:
+        return self.fired < self.times and operation == self.operation and (self.match is None or self.match(params))
+
+
+class Faults:
+    """The faults armed on one boto3 client."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._faults: list[Fault] = []
+        events = client.meta.events
+        events.register_first("before-parameter-build", self._remember)
+        events.register_first("before-call", self._before)
+        events.register_first("after-call", self._after)
+
+    def close(self) -> None:
+        events = self._client.meta.events
+        events.unregister("before-parameter-build", self._remember)
+        events.unregister("before-call", self._before)
+        events.unregister("after-call", self._after)
+
+    def inject(
+        self,
+        operation: str,
+        kind: Kind,
+        *,
+        match: Callable[[Mapping[str, Any]], bool] | None = None,
+        times: int = 1,
+        when: Literal["before", "after"] | None = None,
+    ) -> Fault:
+        """Arm a fault; `timeout` always fires after the call, the others before unless told."""
+        fault = Fault(operation, kind, match, times, when or ("after" if kind == "timeout" else "before"))
+        self._faults.append(fault)
+        return fault
+
+    def _fire(self, when: str, operation: str, params: Mapping[str, Any]) -> None:
+        for fault in self._faults:
+            if fault.when == when and fault.wanted(operation, params):
+                fault.fired += 1
+                fault.calls.append(params)
+                if fault.kind == "crash":
+                    raise Crash(f"stopped {when} {operation}")
+                if fault.kind == "timeout":
+                    raise ReadTimeoutError(endpoint_url=f"injected://{operation}")
+                code = _CODES[fault.kind]
+                raise ClientError({"Error": {"Code": code, "Message": f"injected {code}"}}, operation)
+
+    @staticmethod
+    def _remember(params: Mapping[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context[_PARAMS] = dict(params)  # the request as the caller gave it, before serialization
+
+    def _before(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+        self._fire("before", model.name, context.get(_PARAMS, {}))
+
+    def _after(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+        self._fire("after", model.name, context.get(_PARAMS, {}))
+
+
+_PARAMS = "injected_faults_params"
+
+
+@contextmanager
+def faults_on(client: Any) -> Iterator[Faults]:
+    faults = Faults(client)
+    try:
+        yield faults
+    finally:
+        faults.close()
+
+
+def item_key(params: Mapping[str, Any]) -> tuple[str, str]:
+    """The (pk, sk) of a single-item request, in its wire form."""
+    key = params.get("Key") or params.get("Item") or {}
+    return key.get("pk", {}).get("S", ""), key.get("sk", {}).get("S", "")
