@@ -12,15 +12,18 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from inventory.api.events import AllocationCreated, AllocationReleased, FulfillmentEvent, parse_fulfillment_event
+from inventory.batch import dead_letter, last_delivery, reason_of
 from inventory.errors import InventoryError, TemporarilyUnavailable
 from inventory.observability import logger, metrics
 from inventory.services.shipments import Shipment
+from inventory.settings import get_settings
 from inventory.wiring import allocation_service, fulfillment_dead_letters, shipment_service
 
 # A batch whose every record failed is answered as such (the queue delivers them again), not as an
 # error of the function: the queue's age and dead-letter alarms watch records that never succeed.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 CALLER = "fulfillment-events"
+DEAD_LETTERED = "FulfillmentRecordsDeadLettered"
 MIN_REMAINING_MS = 10_000  # the longest record (1,000 lines) takes a few seconds
 
 
@@ -87,24 +90,32 @@ def apply(event: FulfillmentEvent) -> None:
 
 
 def handle(record: SQSRecord, lambda_context: LambdaContext) -> None:
-    if lambda_context.get_remaining_time_in_millis() < MIN_REMAINING_MS:
-        # Not started, rather than cut off by the timeout with the whole batch: the queue delivers
-        # it again (each line is applied once, so a cut-off record would be safe too, only slower).
-        raise TimeoutError("too little time left in this invocation to start the record")
-    event = batch.parsed.pop(record.message_id, None) or parse(record.body)
     try:
+        if lambda_context.get_remaining_time_in_millis() < MIN_REMAINING_MS:
+            # Not started, rather than cut off by the timeout with the whole batch: the queue delivers
+            # it again (each line is applied once, so a cut-off record would be safe too, only slower).
+            raise TimeoutError("too little time left in this invocation to start the record")
+        event = batch.parsed.pop(record.message_id, None) or parse(record.body)
         if isinstance(event, Exception):
             raise event
         apply(event)
-    except TemporarilyUnavailable:
-        raise  # retried by the queue; its redrive policy dead-letters what never succeeds
     except InventoryError as error:
-        # Can never succeed (invalid, unknown location, an id reused with another body): to the
-        # dead-letter queue with its reason, acknowledged, without holding back the batch.
-        reason: dict[str, Any] = {"code": error.code, "message": error.message, "details": error.details}
-        logger.warning("fulfilment record dead-lettered", extra={"reason": reason, "message_id": record.message_id})
-        metrics.add_metric(name="FulfillmentRecordsDeadLettered", unit=MetricUnit.Count, value=1)
-        fulfillment_dead_letters().send({"reason": reason, "body": record.body})
+        if isinstance(error, TemporarilyUnavailable):
+            retry_or_dead_letter(record, error)
+        else:
+            # Can never succeed (invalid, unknown location, an id reused with another body): to the
+            # dead-letter queue with its reason, acknowledged, without holding back the batch.
+            dead_letter(fulfillment_dead_letters(), record, reason_of(error), DEAD_LETTERED)
+    except Exception as error:
+        retry_or_dead_letter(record, error)
+
+
+def retry_or_dead_letter(record: SQSRecord, error: Exception) -> None:
+    """Raise, so that the queue delivers the record again; on its last delivery, dead-letter it
+    with the reason (the queue's redrive would move it there without one)."""
+    if not last_delivery(record, get_settings().fulfillment_max_receives):
+        raise error
+    dead_letter(fulfillment_dead_letters(), record, reason_of(error), DEAD_LETTERED)
 
 
 @logger.inject_lambda_context

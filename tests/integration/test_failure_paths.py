@@ -4,9 +4,11 @@ backends, with faults injected at the DynamoDB client's boundary (tests/faults.p
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_plus
 
 import pytest
 
@@ -30,21 +32,23 @@ def call(handler: Any, method: str, path: str, body: Any = None) -> tuple[int, A
     return response["statusCode"], json.loads(response["body"])
 
 
-def import_steps(local_aws: LocalAws, import_id: str) -> list[dict[str, Any]]:
-    """The import queue's messages for one import, taken off the queue (as Lambda's poller would)."""
+def import_steps(local_aws: LocalAws, wanted: str, seconds: float = 10) -> list[dict[str, Any]]:
+    """The import queue's messages whose body names `wanted`, taken off the queue (as Lambda's
+    poller would); other tests' messages are left there."""
     sqs = local_aws.client("sqs")
     url = local_aws.queue_url("ImportQueue")
-    taken = []
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages"):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        taken = [m for m in messages if wanted in unquote_plus(m["Body"])]  # S3 encodes the keys it names
         for message in messages:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            if import_id in message["Body"]:
-                taken.append(message)
-            else:  # another test's: back on the queue
-                sqs.send_message(QueueUrl=url, MessageBody=message["Body"])
+            if message in taken:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            else:
+                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
         if taken:
             return taken
-    return taken
+    return []
 
 
 def ends_import_at(location_id: str) -> Any:
@@ -90,6 +94,7 @@ def test_an_import_whose_location_write_fails_at_completion_completes_on_redeliv
     assert (location["last_import"]["import_id"], location["last_import"]["status"]) == ("load-1", "completed")
     body["import_id"] = "load-2"
     assert call(imports, "POST", f"/locations/{location_id}/stock-imports", body)[0] == 202
+    assert import_steps(local_aws, location_id)  # taken off the queue: nobody runs it
     assert [e.event_id for e in outbox_events("Stock Imported", location_id)] == [imported_event_id(location_id)]
 
 
@@ -138,11 +143,121 @@ def test_an_import_abandoned_after_its_record_completed_is_finished_not_failed(
     event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "5"
     faults.inject("UpdateItem", "throttled", match=ends_import_at(location_id))
 
-    with pytest.raises(Exception, match="failed processing"):
-        worker.lambda_handler(event, FakeContext(remaining_ms=300_000))
+    answer = worker.lambda_handler(event, FakeContext(remaining_ms=300_000))
 
+    assert answer == {"batchItemFailures": []}  # nothing to dead-letter: the import is complete
     done = call(imports, "GET", f"/locations/{location_id}/stock-imports/load-1")[1]
     assert (done["status"], done["errors"]) == ("completed", [])
     assert call(stock, "GET", f"/locations/{location_id}/stock/p1")[1]["stock_on_hand"] == 4
     body["import_id"] = "load-2"
     assert call(imports, "POST", f"/locations/{location_id}/stock-imports", body)[0] == 202
+    assert import_steps(local_aws, location_id)  # taken off the queue: nobody runs it
+
+
+def dead_letters(local_aws: LocalAws, queue: str, wanted: Any, seconds: float = 3) -> list[dict[str, Any]]:
+    """The dead-letter queue's messages whose record `wanted(body)` picks, taken off the queue."""
+    from tests.integration.test_shipments import receive
+
+    found = []
+    for message in receive(local_aws, queue, 100, seconds=seconds):
+        dead = json.loads(message["Body"])
+        if not isinstance(dead, dict) or "reason" not in dead:
+            dead = {"reason": None, "body": message["Body"]}  # moved by the queue's redrive, as it came
+        if wanted(dead["body"]):
+            found.append(dead)
+    return found
+
+
+def shipped(event_id: str, location: str, occurred_at: str = "2026-11-27T09:00:00Z") -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "location_id": location,
+        "shipment_id": f"shipment-{event_id}",
+        "logical_timestamp": 5,
+        "occurred_at": occurred_at,
+        "items": [{"product_id": "p1", "quantity": 1}],
+    }
+
+
+def test_a_shipment_dated_without_a_time_zone_is_dead_lettered_at_once_with_its_field(local_aws: LocalAws) -> None:
+    """Given an `occurred_at` with no time zone (it used to raise TypeError when compared with the
+    clock, and reach the dead-letter queue by redrive five deliveries later, without a reason)."""
+    from tests.integration.test_allocations import QUEUE_ARN, from_bus, load
+
+    load("naive-time", {"p1": 3})
+    record = from_bus("Fulfillment Items Shipped", shipped("naive-1", "naive-time", "2026-11-27T09:00:00"))
+
+    answer = load_handler("fulfillment_events").lambda_handler(
+        sqs_event([record], QUEUE_ARN), FakeContext(remaining_ms=60_000)
+    )
+
+    assert answer == {"batchItemFailures": []}
+    (dead,) = dead_letters(local_aws, "FulfillmentDeadLetterQueue", lambda body: "naive-1" in body)
+    assert dead["reason"]["code"] == "validation_error"
+    assert [d["field"] for d in dead["reason"]["details"]] == ["detail.occurred_at"]
+
+
+def test_a_shipment_throttled_on_its_last_delivery_is_dead_lettered_with_the_reason(
+    local_aws: LocalAws, faults: Faults
+) -> None:
+    """Given DynamoDB throttling every write of a shipment, the first deliveries are retried, and the
+    last one moves the record to the dead-letter queue itself, saying why (a redrive would not)."""
+    from tests.integration.test_allocations import QUEUE_ARN, from_bus, load
+
+    load("throttled-store", {"p1": 3})
+    record = from_bus("Fulfillment Items Shipped", shipped("throttled-1", "throttled-store"))
+    event = sqs_event([record], QUEUE_ARN)
+    faults.inject("PutItem", "throttled", times=10**6)
+    handler = load_handler("fulfillment_events")
+
+    retried = handler.lambda_handler(event, FakeContext(remaining_ms=60_000))
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "5"
+    last = handler.lambda_handler(event, FakeContext(remaining_ms=60_000))
+
+    assert retried == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    assert last == {"batchItemFailures": []}
+    (dead,) = dead_letters(local_aws, "FulfillmentDeadLetterQueue", lambda body: "throttled-1" in body)
+    assert dead["reason"]["code"] == "temporarily_unavailable"
+
+
+@pytest.mark.parametrize(
+    ("metadata", "field"),
+    [
+        ({"shipments-included-through": "twelve"}, "metadata.shipments-included-through"),
+        ({"location-type": "warehouse"}, "metadata.location-type"),
+        ({"force": "maybe"}, "metadata.force"),
+    ],
+)
+def test_a_dropped_file_with_malformed_metadata_is_dead_lettered_at_once_and_imports_nothing(
+    local_aws: LocalAws, metadata: dict[str, str], field: str
+) -> None:
+    """Given object metadata the worker cannot read (it used to raise ValueError five times over)."""
+    worker = load_handler("import_worker")
+    location_id = f"meta-{field.rsplit('.', 1)[1]}"
+    call(load_handler("locations"), "PUT", f"/locations/{location_id}", {"type": "store"})
+    bucket, key = local_aws.name("ImportBucket"), f"imports/{location_id}/partial/meta-1.csv"
+    local_aws.client("s3").put_object(Bucket=bucket, Key=key, Body=b"product_id,quantity\np1,4\n", Metadata=metadata)
+    (notification,) = import_steps(local_aws, key)
+
+    answer = worker.lambda_handler(sqs_event([notification], local_aws.arn("ImportQueue")), FakeContext())
+
+    assert answer == {"batchItemFailures": []}
+    (dead,) = dead_letters(local_aws, "ImportDeadLetterQueue", lambda body: key in unquote_plus(body))
+    assert dead["reason"]["code"] == "validation_error"
+    assert [d["field"] for d in dead["reason"]["details"]] == [field]
+    assert call(load_handler("stock_imports"), "GET", f"/locations/{location_id}/stock-imports/meta-1")[0] == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["not json", "[1]", '{"location_id": "x"}', '{"Records": [{"s3": {"bucket": {}}}]}'],
+)
+def test_an_import_queue_message_that_is_not_one_is_dead_lettered_at_once(local_aws: LocalAws, body: str) -> None:
+    worker = load_handler("import_worker")
+    message = {"MessageId": "bad-1", "ReceiptHandle": "r", "Body": body, "MD5OfBody": "0"}
+
+    answer = worker.lambda_handler(sqs_event([message], local_aws.arn("ImportQueue")), FakeContext())
+
+    assert answer == {"batchItemFailures": []}
+    (dead,) = dead_letters(local_aws, "ImportDeadLetterQueue", lambda dead_body: dead_body == body)
+    assert dead["reason"]["code"] == "validation_error"

@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     dead_letter_queue_url: str = ""
     fulfillment_dead_letter_queue_url: str = ""
     import_max_receives: int = Field(default=5, ge=1)  # the import queue's maxReceiveCount
+    fulfillment_max_receives: int = Field(default=5, ge=1)  # the fulfilment queue's maxReceiveCount
     # How long the id of an applied event line is kept: the queues' retention (14 days) plus a
     # redrive window. Older events are dead-lettered, never applied a second time.
     ledger_retention_days: int = Field(default=35, ge=15, le=365)

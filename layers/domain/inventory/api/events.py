@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from inventory.api.http import field_path
 from inventory.api.schemas import ClientId, ProductId
@@ -38,7 +37,7 @@ class ShipmentDetail(Inbound):
     location_id: Annotated[StrictStr, Field(pattern=LOCATION_ID_PATTERN)]
     shipment_id: Annotated[StrictStr, Field(min_length=1, max_length=128)]
     logical_timestamp: Annotated[StrictInt, Field(ge=0)]
-    occurred_at: datetime
+    occurred_at: AwareDatetime  # with its time zone: compared with the service's clock
     items: Annotated[list[ShipmentLineIn], Field(min_length=1, max_length=1000)]
 
 

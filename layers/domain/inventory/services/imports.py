@@ -27,6 +27,7 @@ from inventory.errors import (
     OpenMispickCounts,
 )
 from inventory.import_rows import FileFormat, Row, RowError, read_rows, sniff_format
+from inventory.messages.import_work import parse_file_metadata
 from inventory.models import (
     CLIENT_ID_PATTERN,
     STOCK_LOCATIONS,
@@ -312,17 +313,18 @@ class ImportService:
         else:
             self._repo.fail_import(record.location_id, record.import_id, failed_at=at, errors=record.errors)
 
-    def abandon(self, location_id: str, import_id: str, reason: str) -> None:
+    def abandon(self, location_id: str, import_id: str, reason: str) -> ImportStatus | None:
         """Fail an import that will not be run again, so that it releases its location (or, when it
-        ended already but still holds it, finish its ending)."""
+        ended already but still holds it, finish its ending); the status it ends with."""
         record = self._repo.get_import(location_id, import_id)
         if record is None:
-            return
+            return None
         if record.status in (ImportStatus.COMPLETED, ImportStatus.FAILED):
             self._release_if_claimed(record)
-            return
+            return record.status
         error = {"line": 0, "code": "abandoned", "message": f"the import failed on every attempt: {reason}"}
         self._repo.fail_import(location_id, import_id, failed_at=self._clock.now(), errors=[error])
+        return ImportStatus.FAILED
 
     def _write(self, record: ImportRecord, chunk: list[Row]) -> None:
         assert record.seq is not None
@@ -360,15 +362,15 @@ class ImportService:
             raise InvalidInput(f"{kind!r} is not an import kind: initial, full_count or partial")
         if not is_location_id(location_id) or not re.fullmatch(CLIENT_ID_PATTERN, import_id):
             raise InvalidInput(f"{key!r} does not name a valid location id and import id")
-        metadata = self._files.metadata(f"s3://{bucket}/{key}")
-        sit = metadata.get("shipments-included-through")
+        metadata = parse_file_metadata(self._files.metadata(f"s3://{bucket}/{key}"))
+        sit = metadata.shipments_included_through
         request = ImportRequest(
             import_id=import_id,
             kind=ImportKind(kind),
-            shipments_included_through=int(sit) if sit else None,
-            force=metadata.get("force", "").lower() == "true",
+            shipments_included_through=int(sit) if sit is not None else None,
+            force=(metadata.force or "").lower() == "true",
             source=f"s3://{bucket}/{key}",
-            location_type=LocationType(metadata["location-type"]) if metadata.get("location-type") else None,
+            location_type=metadata.location_type,
         )
         record, _ = self.accept(location_id, request, caller=f"s3://{bucket}")
         return record

@@ -1,0 +1,37 @@
+"""What every SQS-fed handler does with a record it cannot apply.
+
+A record that can never succeed (invalid, or refused by a rule) goes to the function's
+dead-letter queue at once, with its reason, and is acknowledged. A record that failed for now
+(throttled, unreachable, or a defect) is retried by the queue; on its last delivery it goes to the
+dead-letter queue with the reason of that last failure rather than by the queue's redrive, which
+would move it there without one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from inventory.errors import InventoryError
+from inventory.observability import logger, metrics
+from inventory.ports import WorkQueue
+
+
+def reason_of(error: BaseException) -> dict[str, Any]:
+    if isinstance(error, InventoryError):
+        return {"code": error.code, "message": error.message, "details": error.details}
+    return {"code": "unexpected_error", "message": f"{type(error).__name__}: {error}", "details": []}
+
+
+def last_delivery(record: SQSRecord, max_receives: int) -> bool:
+    return int(record.attributes.approximate_receive_count or 1) >= max_receives
+
+
+def dead_letter(queue: WorkQueue, record: SQSRecord, reason: dict[str, Any], metric: str) -> None:
+    """Send the record, as it came, with its reason; raises (and the record is retried) when the
+    dead-letter queue cannot take it."""
+    logger.warning("record dead-lettered", extra={"reason": reason, "message_id": record.message_id})
+    queue.send({"reason": reason, "body": record.body})
+    metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)

@@ -1,0 +1,110 @@
+"""What the import queue carries: an import's next step (from the API, or handed on by the worker
+itself), and S3's notifications of files dropped in the import bucket."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote_plus
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+
+from inventory.errors import InvalidInput
+from inventory.models import CLIENT_ID_PATTERN, LOCATION_ID_PATTERN, LocationType
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ImportStep(_Message):
+    """Run (or go on with) one import."""
+
+    location_id: Annotated[StrictStr, Field(pattern=LOCATION_ID_PATTERN)]
+    import_id: Annotated[StrictStr, Field(pattern=CLIENT_ID_PATTERN)]
+
+
+class _S3Bucket(_Message):
+    name: Annotated[StrictStr, Field(min_length=1)]
+
+
+class _S3Object(_Message):
+    key: Annotated[StrictStr, Field(min_length=1)]
+
+
+class _S3Entity(_Message):
+    bucket: _S3Bucket
+    object: _S3Object
+
+
+class _S3Record(_Message):
+    s3: _S3Entity
+
+
+class FilesDropped(_Message):
+    """S3's `ObjectCreated` notification. Only what the worker reads is required (Powertools'
+    `S3Model` requires every field AWS sends, which S3-compatible local stores leave out)."""
+
+    records: list[_S3Record] = Field(alias="Records", min_length=1)
+
+    def files(self) -> list[tuple[str, str]]:
+        """(bucket, key) of each file, the key URL-decoded as S3 notifications encode it."""
+        return [(r.s3.bucket.name, unquote_plus(r.s3.object.key)) for r in self.records]
+
+
+class S3TestEvent(_Message):
+    """What S3 sends once when a notification is configured; nothing to do."""
+
+    event: Literal["s3:TestEvent"] = Field(alias="Event")
+
+
+ImportWork = ImportStep | FilesDropped | S3TestEvent
+
+
+class FileMetadata(_Message):
+    """The object metadata a dropped file may carry (S3 lower-cases user metadata names)."""
+
+    shipments_included_through: Annotated[str, Field(pattern=r"^[0-9]{1,18}$")] | None = Field(
+        default=None, alias="shipments-included-through"
+    )
+    force: Annotated[str, Field(pattern=r"(?i)^(true|false)$")] | None = None
+    location_type: LocationType | None = Field(default=None, alias="location-type")
+
+
+def invalid(error: ValidationError, prefix: str, message: str) -> InvalidInput:
+    """A validation error as InvalidInput, each problem with its field path under `prefix`."""
+    details = []
+    for problem in error.errors():
+        path = prefix
+        for part in problem["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else f".{part}"
+        details.append({"field": path, "code": problem["type"], "message": problem["msg"]})
+    return InvalidInput(message, details=details)
+
+
+def parse_import_work(body: str) -> ImportWork:
+    """The import queue's message, or InvalidInput naming what is wrong with it."""
+    try:
+        raw: Any = json.loads(body)
+    except ValueError as error:
+        raise InvalidInput("the message is not JSON") from error
+    if not isinstance(raw, dict):
+        raise InvalidInput("the message is not a JSON object")
+    model: type[ImportWork]
+    if "Records" in raw:
+        model = FilesDropped
+    elif "Event" in raw:
+        model = S3TestEvent
+    else:
+        model = ImportStep
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        raise invalid(error, "message", "the import queue's message is not valid") from error
+
+
+def parse_file_metadata(metadata: dict[str, str]) -> FileMetadata:
+    try:
+        return FileMetadata.model_validate(metadata)
+    except ValidationError as error:
+        raise invalid(error, "metadata", "the file's object metadata is not valid") from error
