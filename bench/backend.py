@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -28,7 +29,10 @@ from botocore.exceptions import ClientError
 
 from local.backends import Dynalite, MotoServer
 
-SHARDS = 32
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "layers" / "domain"))  # the domain layer, for its keys
+
+from inventory.adapters.dynamodb.keys import PRODUCT_SHARDS, counters_key, counters_partition
+
 THREADS = 8
 UNITS = 400
 
@@ -56,8 +60,10 @@ def create_table(ddb: Any) -> None:
     )
 
 
-def shard(product: str) -> str:
-    return f"S{zlib.crc32(product.encode()) % SHARDS:02d}"
+def counters_item(location: str, product: str) -> dict[str, Any]:
+    """What a product's counters item is keyed by, with a figure and a source."""
+    key = counters_key(location, product)
+    return {"pk": {"S": key["pk"]}, "sk": {"S": key["sk"]}, "qty": {"N": "7"}, "src": {"S": "import-1"}}
 
 
 def concurrent_decrements(endpoint: str) -> tuple[int, int]:
@@ -95,10 +101,7 @@ def concurrent_decrements(endpoint: str) -> tuple[int, int]:
 
 def load(endpoint: str, location: str, products: int) -> float:
     """BatchWriteItem of 25 items per call from 4 threads; seconds taken."""
-    items = [
-        {"pk": {"S": f"LOC#{location}#{shard(p)}"}, "sk": {"S": f"P#{p}"}, "qty": {"N": "7"}, "src": {"S": "import-1"}}
-        for p in (f"product-{n:07d}" for n in range(products))
-    ]
+    items = [counters_item(location, f"product-{n:07d}") for n in range(products)]
     batches = [items[i : i + 25] for i in range(0, len(items), 25)]
     local = threading.local()
 
@@ -149,13 +152,12 @@ def measure(name: str, backend: Any, products: int, other_rows: int) -> dict[str
     load_s = load(endpoint, "other", other_rows)  # what other locations and imports already hold
     load_s += load(endpoint, "store", products)
     product = "product-0050000" if products > 50000 else "product-0000001"
-    get_s = timed(
-        lambda: ddb.get_item(
-            TableName="bench", Key={"pk": {"S": f"LOC#store#{shard(product)}"}, "sk": {"S": f"P#{product}"}}
-        )
+    key = {name: {"S": value} for name, value in counters_key("store", product).items()}
+    get_s = timed(lambda: ddb.get_item(TableName="bench", Key=key))
+    partition_s = timed(lambda: query_all(ddb, counters_partition("store", 7)))
+    location_s = timed(
+        lambda: sum(query_all(ddb, counters_partition("store", n)) for n in range(PRODUCT_SHARDS)), repeat=2
     )
-    partition_s = timed(lambda: query_all(ddb, "LOC#store#S07"))
-    location_s = timed(lambda: sum(query_all(ddb, f"LOC#store#S{n:02d}") for n in range(SHARDS)), repeat=2)
     return {
         "backend": name,
         "lost_or_oversold": abs(sold - UNITS) + abs(left),

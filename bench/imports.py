@@ -50,13 +50,10 @@ WORKER_CODE = ROOT / "functions" / "import_worker"
 sys.path.insert(0, str(ROOT / "layers" / "domain"))  # the domain layer, where Lambda puts it
 
 from inventory import settings, wiring  # noqa: E402
-from inventory.adapters.dynamodb import (  # noqa: E402
-    BATCH_WRITE_ITEMS,
-    PRODUCT_SHARDS,
-    WRITE_THREADS,
-    DynamoDbRepository,
-    import_row_key,
-)
+from inventory.adapters.dynamodb import DynamoDbRepository  # noqa: E402
+from inventory.adapters.dynamodb.imports import WRITE_THREADS  # noqa: E402
+from inventory.adapters.dynamodb.keys import PRODUCT_SHARDS, import_partition, import_row_key  # noqa: E402
+from inventory.adapters.dynamodb.table import BATCH_WRITE_ITEMS  # noqa: E402
 from inventory.models import ImportKind, ImportStatus, LocationType  # noqa: E402
 from inventory.services.imports import ImportRequest  # noqa: E402
 
@@ -184,7 +181,7 @@ def read_back_rows(ddb: Any, location: str, seq: int, table: str) -> tuple[int, 
         pages = ddb.get_paginator("query").paginate(
             TableName=table,
             KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": f"IMP#{location}#{seq}#S{n:02d}"}},
+            ExpressionAttributeValues={":pk": {"S": import_partition(location, seq, n)}},
             ConsistentRead=True,
         )
         for page in pages:

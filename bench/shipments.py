@@ -70,13 +70,15 @@ from boto3.s3.transfer import TransferConfig
 from bench.gen_import_file import write_import_file
 from bench.imports import ROOT, WORKER, CallCounter, item_size, write_units  # and the layer on the path
 from inventory import wiring
-from inventory.adapters.dynamodb import (
+from inventory.adapters.dynamodb import DynamoDbRepository
+from inventory.adapters.dynamodb.keys import (
     ALLOCATION_PREFIX,
     EVENT_PREFIX,
     LEDGER_PREFIX,
     PRODUCT_SHARDS,
-    DynamoDbRepository,
     counters_key,
+    counters_partition,
+    entry_attribute_prefix,
     event_key,
 )
 from inventory.models import AllocationLine, AllocationStatus, ImportKind, ImportStatus, LocationType
@@ -204,7 +206,7 @@ def read_counters(table: str, location: str) -> dict[Key, dict[str, Any]]:
         pages = ddb.get_paginator("query").paginate(
             TableName=table,
             KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": f"LOC#{location}#S{n:02d}"}},
+            ExpressionAttributeValues={":pk": {"S": counters_partition(location, n)}},
             ConsistentRead=True,
         )
         return [item for page in pages for item in page["Items"]]
@@ -508,7 +510,7 @@ def check_applied(plan: Plan, after: dict[Key, dict[str, Any]]) -> int:
     """How many lines have their ledger entry in the counters items read back."""
 
     def applied(line: Line) -> bool:
-        name = f"{LEDGER_PREFIX}ship-{line.event:06d}:{line.index}#"  # then the hash of the event's body
+        name = entry_attribute_prefix(f"ship-{line.event:06d}:{line.index}")  # then the hash of the event's body
         return any(attribute.startswith(name) for attribute in after.get(line.key, {}))
 
     return sum(1 for line in plan.lines if applied(line))

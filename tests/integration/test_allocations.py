@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from inventory.adapters.dynamodb.keys import PRODUCT_PREFIX
 from inventory.errors import TemporarilyUnavailable
 from tests.conftest import FakeContext, http_event, load_handler, sqs_event
 from tests.integration.test_outbox_relay import received
@@ -322,7 +323,7 @@ def test_a_batch_reads_the_allocations_its_lines_close_in_one_request(monkeypatc
             if "Key" in params
             else [k for t in params.get("RequestItems", {}).values() for k in t["Keys"]]
         )
-        if any(key["sk"]["S"].startswith("P#") for key in keys):
+        if any(key["sk"]["S"].startswith(PRODUCT_PREFIX) for key in keys):
             reads.append(model.name)
 
     client.meta.events.register("provide-client-params.dynamodb.GetItem", count)

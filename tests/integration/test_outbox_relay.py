@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from inventory.adapters.dynamodb import DynamoDbRepository, counters_key
+from inventory.adapters.dynamodb import DynamoDbRepository
+from inventory.adapters.dynamodb.keys import counters_key, location_key
 from inventory.models import ImportCounts, ImportKind, ImportRecord, ImportStatus, LedgerEntry, OutboxEvent
 from tests.conftest import FakeContext, http_event, load_handler, shipment_entry
 
@@ -58,10 +59,10 @@ def test_a_switch_is_published_once_and_leaves_the_outbox(repo: DynamoDbReposito
     assert events[0]["source"] == "inventory-master"
     assert events[0]["detail"]["switched_by"] == "arn:aws:iam::123456789012:user/tester"
     assert events[0]["detail"]["event_id"]
-    assert repo.read_pending([("LOC#relay-store", "LOCATION")])[("LOC#relay-store", "LOCATION")][0] == []
-    assert ("LOC#relay-store", "LOCATION") not in {
-        key for shard in range(repo.shards) for key in repo.pending_keys(shard, 1000)[0]
-    }
+    key = location_key("relay-store")
+    item = (key["pk"], key["sk"])
+    assert repo.read_pending([item])[item][0] == []
+    assert item not in {key for shard in range(repo.shards) for key in repo.pending_keys(shard, 1000)[0]}
 
 
 def test_an_event_recorded_after_the_relay_read_keeps_the_item_in_the_outbox(repo: DynamoDbRepository) -> None:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import settings
 
 from inventory.adapters.dynamodb import DynamoDbRepository
+from inventory.adapters.dynamodb.keys import location_key
 from inventory.errors import (
     Conflict,
     CountIdReused,
@@ -112,7 +113,7 @@ def test_a_switched_store_stays_platform_whatever_is_written_after(repo: DynamoD
         "renamed",
     )
     assert location.imports_before_switch == 1  # what makes imported stock uncounted after the switch
-    key = (f"LOC#{store}", "LOCATION")
+    key = (location_key(store)["pk"], location_key(store)["sk"])
     assert len(repo.read_pending([key])[key][0]) == 1
 
 
@@ -193,7 +194,7 @@ def test_pages_cover_every_location_once(repo: DynamoDbRepository) -> None:
 
 
 def location_events(repo: DynamoDbRepository, location_id: str) -> list[OutboxEvent]:
-    key = (f"LOC#{location_id}", "LOCATION")
+    key = (location_key(location_id)["pk"], location_key(location_id)["sk"])
     return repo.read_pending([key])[key][0]
 
 

@@ -114,7 +114,7 @@ def test_shipments_from_the_bus_apply_once_and_a_poison_record_is_dead_lettered_
 
 
 def test_a_line_that_would_overfill_its_product_record_is_dead_lettered_with_its_reason(local_aws: LocalAws) -> None:
-    from inventory.adapters.dynamodb import counters_key
+    from inventory.adapters.dynamodb.keys import counters_key
     from inventory.settings import get_settings
     from tests.integration.test_allocations import QUEUE_ARN, availability, from_bus, load
 

@@ -1,0 +1,212 @@
+"""Imports: the import record (`keys.import_key`), the claim and release of its location, and its
+rows (`keys.import_row_key`), in partitions of their own import.
+
+Rows are immutable items of their own import, written by BatchWriteItem: an import never updates a
+product's counters, and its rows stay invisible until the one write on the location item that
+completes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from inventory.adapters.dynamodb.codec import to_ddb
+from inventory.adapters.dynamodb.expressions import Update
+from inventory.adapters.dynamodb.keys import (
+    PRODUCT_SHARDS,
+    import_key,
+    import_partition,
+    import_row_key,
+    import_row_of,
+    location_key,
+    location_pk,
+    past_product,
+)
+from inventory.adapters.dynamodb.locations import read_location
+from inventory.adapters.dynamodb.outbox import record_event
+from inventory.adapters.dynamodb.table import BATCH_WRITE_ITEMS, Table
+from inventory.errors import Conflict, ImportIdReused, ImportInProgress, NotFound
+from inventory.models import (
+    ImportCounts,
+    ImportRecord,
+    ImportStatus,
+    OutboxEvent,
+    StockRow,
+    VisibleImport,
+    epoch_ms,
+    iso,
+)
+
+WRITE_THREADS = 8  # BatchWriteItem calls of one chunk of rows in flight at once
+_UNFINISHED = (ImportStatus.ACCEPTED.value, ImportStatus.RUNNING.value)
+
+
+def import_record_of(item: Mapping[str, Any]) -> ImportRecord:
+    fields = {name: item[name] for name in ImportRecord.model_fields if name in item}
+    return ImportRecord.model_validate(fields)
+
+
+def stock_row_of(item: Mapping[str, Any]) -> StockRow:
+    """An import row, as DynamoDB returns it."""
+    product_id, stock_location = import_row_of(item["sk"]["S"])
+    return StockRow(product_id=product_id, stock_location=stock_location, quantity=int(item["q"]["N"]))
+
+
+class Imports:
+    """Implements ImportRepository."""
+
+    _table: Table
+    product_shards = PRODUCT_SHARDS
+
+    def begin_import(self, record: ImportRecord) -> ImportRecord:
+        key = location_key(record.location_id)
+        if self._table.get(import_key(record.location_id, record.import_id)) is not None:
+            raise ImportIdReused(f"import {record.import_id!r} exists already")
+        claim = Update()
+        claim.set("running_import_id", record.import_id)
+        claim.set("last_import", record.summary().model_dump(mode="json", exclude_none=True))
+        claim.set("updated_at", iso(record.accepted_at))
+        claim.increment("import_seq")
+        condition = f"{claim.exists('pk')} AND {claim.absent('running_import_id')}"
+        before = self._table.update(claim, key, condition, returns="ALL_OLD")
+        if before is None:
+            location = read_location(self._table, record.location_id)
+            if location is None:
+                raise NotFound(f"location {record.location_id!r} does not exist")
+            raise ImportInProgress(f"import {location.running_import_id!r} is still running for this location")
+        record = record.model_copy(update={"seq": int(before.get("import_seq", 0)) + 1})
+        key_of_record = import_key(record.location_id, record.import_id)
+        if not self._table.put_new({**key_of_record, "entity": "import", **record.model_dump(mode="json")}):
+            # Another request created the same import id in between: give the location back as it was.
+            release = Update().remove("running_import_id")
+            if before.get("last_import"):
+                release.set("last_import", before["last_import"])
+            else:
+                release.remove("last_import")
+            self._table.update(release, key, release.equals("running_import_id", record.import_id))
+            raise ImportIdReused(f"import {record.import_id!r} exists already")
+        return record
+
+    def record_progress(self, location_id: str, import_id: str, *, written_through_line: int) -> None:
+        update = Update().set("status", ImportStatus.RUNNING.value).set("written_through_line", written_through_line)
+        if self._table.update(update, import_key(location_id, import_id), update.is_in("status", _UNFINISHED)) is None:
+            raise Conflict(f"import {import_id!r} is no longer running")
+
+    def write_import_rows(self, location_id: str, seq: int, rows: Sequence[StockRow]) -> None:
+        items = []
+        for row in rows:  # the hot loop of a 1,000,000-row import: attribute values built directly
+            key = import_row_key(location_id, seq, row.product_id, row.stock_location)
+            item = {"pk": {"S": key["pk"]}, "sk": {"S": key["sk"]}, "q": {"N": str(row.quantity)}}
+            items.append({"PutRequest": {"Item": item}})
+        batches = [items[start : start + BATCH_WRITE_ITEMS] for start in range(0, len(items), BATCH_WRITE_ITEMS)]
+        if len(batches) <= 1:
+            for batch in batches:
+                self._write_rows(batch)
+            return
+        with ThreadPoolExecutor(max_workers=min(WRITE_THREADS, len(batches))) as pool:
+            list(pool.map(self._write_rows, batches))
+
+    def _write_rows(self, requests: list[dict[str, Any]]) -> None:
+        gave_up = "DynamoDB kept part of a batch unprocessed; the import resumes from its checkpoint"
+        self._table.write_batch(requests, gave_up)
+
+    def complete_import(
+        self,
+        location_id: str,
+        import_id: str,
+        *,
+        completed_at: datetime,
+        counts: ImportCounts,
+        event: OutboxEvent | None = None,
+    ) -> ImportRecord:
+        record = self._finish_import(
+            location_id, import_id, ImportStatus.COMPLETED, completed_at, counts=counts.model_dump()
+        )
+        release = _release(record)
+        visible = VisibleImport(
+            seq=record.seq or 0,
+            import_id=record.import_id,
+            kind=record.kind,
+            shipments_included_through=record.shipments_included_through,
+            accepted_at=record.accepted_at,
+            completed_at=completed_at,
+        ).model_dump(mode="json")
+        if record.kind.is_baseline:
+            # A whole-location import supersedes every earlier one: readers need only it, and later ones.
+            release.set("visible_imports", {str(record.seq): visible})
+            release.set("last_baseline_import_at", iso(completed_at))
+            release.set("last_baseline_import_ms", epoch_ms(completed_at))
+        else:
+            release.set_path(("visible_imports", str(record.seq)), visible)
+        if event is not None:
+            record_event(release, location_pk(location_id), event)
+        self._apply_release(record, release)
+        return record
+
+    def fail_import(
+        self,
+        location_id: str,
+        import_id: str,
+        *,
+        failed_at: datetime,
+        errors: list[dict[str, object]],
+        counts: ImportCounts | None = None,
+    ) -> ImportRecord:
+        fields: dict[str, Any] = {"errors": errors}
+        if counts is not None:
+            fields["counts"] = counts.model_dump()
+        record = self._finish_import(location_id, import_id, ImportStatus.FAILED, failed_at, **fields)
+        self._apply_release(record, _release(record))
+        return record
+
+    def _finish_import(
+        self, location_id: str, import_id: str, status: ImportStatus, at: datetime, **fields: Any
+    ) -> ImportRecord:
+        key = import_key(location_id, import_id)
+        update = Update().set("status", status.value).set("completed_at", iso(at))
+        for name, value in fields.items():
+            update.set(name, value)
+        unfinished = update.is_in("status", _UNFINISHED)
+        item = self._table.update(update, key, f"{update.exists('pk')} AND {unfinished}")
+        if item is None:
+            existing = self._table.get(key)
+            if existing is None:
+                raise NotFound(f"import {import_id!r} does not exist")
+            if existing["status"] != status.value:
+                raise Conflict(f"import {import_id!r} has already ended as {existing['status']}")
+            item = existing  # a retry after a crash: finish the release below
+        return import_record_of(item)
+
+    def _apply_release(self, record: ImportRecord, update: Update) -> None:
+        condition = update.equals("running_import_id", record.import_id)
+        self._table.update(update, location_key(record.location_id), condition)
+
+    def get_import(self, location_id: str, import_id: str) -> ImportRecord | None:
+        item = self._table.get(import_key(location_id, import_id))
+        return import_record_of(item) if item else None
+
+    def import_rows_of_shard(self, location_id: str, seq: int, shard: int) -> Iterator[StockRow]:
+        items = self._table.query_all(
+            KeyConditionExpression="#pk = :pk",
+            ExpressionAttributeNames={"#pk": "pk"},
+            ExpressionAttributeValues=to_ddb({":pk": import_partition(location_id, seq, shard)}),
+            ConsistentRead=True,
+        )
+        return (stock_row_of(item) for item in items)
+
+    def import_rows_page(
+        self, location_id: str, seq: int, shard: int, after_product: str | None, limit: int
+    ) -> tuple[list[StockRow], bool]:
+        after = past_product(after_product) if after_product is not None else None
+        items, more = self._table.partition_after(import_partition(location_id, seq, shard), after, limit)
+        return [stock_row_of(item) for item in items], more
+
+
+def _release(record: ImportRecord) -> Update:
+    """Give the location back: no import running, this one the last."""
+    update = Update().remove("running_import_id")
+    update.set("last_import", record.summary().model_dump(mode="json", exclude_none=True))
+    return update.set("updated_at", iso(record.completed_at or record.accepted_at))

@@ -1,0 +1,194 @@
+"""The table's keys: the key table of docs/data-design.md, in code, and the only place a key string
+(pk, sk, an index's partition or sort value) or an attribute-name prefix is built or parsed.
+
+    location        pk LOC#<location_id>   sk LOCATION           gsi1pk LOCATIONS  gsi1sk <location_id>
+    import record   pk LOC#<location_id>   sk IMPORT#<import_id>
+    cycle count     pk LOC#<location_id>   sk COUNT#<count_id>
+    allocation      pk LOC#<location_id>   sk ALLOC#<allocation_id>
+                    pending from the API:                gsi1pk ABANDON#<nn>  gsi1sk <abandon_at>#<location_id>
+    applied event   pk EVT#<location_id>#S<nn>                sk EVENT#<event_id>
+    import row      pk IMP#<location_id>#<import seq>#S<nn>   sk P#<product>#<stock location>
+    counters        pk LOC#<location_id>#S<nn>                sk P#<product>
+    any item with unpublished events:                    outbox_pk OUTBOX#<n> (and its own sk)
+
+`<product>` is the percent-encoded product id (`product_order`), which never holds a '#'. Attributes
+whose names carry an id: `E#<event id>` (an outbox event), `L#<entry id>#<source hash>` (a ledger
+entry of a product's counters), `A#<allocation id>` (what an open allocation holds of a product).
+"""
+
+from __future__ import annotations
+
+import zlib
+from datetime import datetime
+from urllib.parse import unquote
+
+from inventory.models import iso, product_order
+
+PRODUCT_SHARDS = 32  # each location's counters, and each import's rows, over this many partitions
+EVENT_SHARDS = 32  # each location's applied-event records, by the crc32 of the event id
+OUTBOX_SHARDS = 8  # partitions of the outbox index, by the crc32 of the item's pk
+PENDING_SHARDS = 8  # pending allocations are listed by `abandon_at`, over this many gsi1 partitions
+
+LOCATIONS_PARTITION = "LOCATIONS"  # gsi1: every location, by id
+LOCATION_SK = "LOCATION"
+PRODUCT_PREFIX = "P#"  # the sort key of a product's counters and of its import rows
+EVENT_PREFIX = "E#"  # an outbox event, by event id
+LEDGER_PREFIX = "L#"  # a ledger entry of a product's counters, by entry id and source hash: L#<id>#<hash>
+ALLOCATION_PREFIX = "A#"  # what an open allocation holds of a product, by allocation id
+
+Key = dict[str, str]
+
+
+# ---------------------------------------------------------------- items of a location's partition
+def location_pk(location_id: str) -> str:
+    return f"LOC#{location_id}"
+
+
+def location_key(location_id: str) -> Key:
+    return {"pk": location_pk(location_id), "sk": LOCATION_SK}
+
+
+def import_key(location_id: str, import_id: str) -> Key:
+    return {"pk": location_pk(location_id), "sk": f"IMPORT#{import_id}"}
+
+
+def count_key(location_id: str, count_id: str) -> Key:
+    return {"pk": location_pk(location_id), "sk": f"COUNT#{count_id}"}
+
+
+def allocation_key(location_id: str, allocation_id: str) -> Key:
+    return {"pk": location_pk(location_id), "sk": f"ALLOC#{allocation_id}"}
+
+
+# ---------------------------------------------------------------- products: counters and import rows
+def product_shard(product_id: str) -> int:
+    return _shard_of(product_order(product_id))
+
+
+def _shard_of(order: str) -> int:
+    return zlib.crc32(order.encode()) % PRODUCT_SHARDS
+
+
+def product_sk(product_id: str) -> str:
+    return f"{PRODUCT_PREFIX}{product_order(product_id)}"
+
+
+def past_product(product_id: str) -> str:
+    """A sort key above every sort key of `product_id` (its counters, its rows) and below the next product's."""
+    return f"{product_sk(product_id)}#\uffff"
+
+
+def product_of(sk: str) -> str:
+    """The product id of a counters item's sort key."""
+    return unquote(sk.removeprefix(PRODUCT_PREFIX))
+
+
+def counters_partition(location_id: str, shard: int) -> str:
+    return f"{location_pk(location_id)}#S{shard:02d}"
+
+
+def counters_key(location_id: str, product_id: str) -> Key:
+    return {"pk": counters_partition(location_id, product_shard(product_id)), "sk": product_sk(product_id)}
+
+
+def import_partition(location_id: str, seq: int, shard: int) -> str:
+    return f"IMP#{location_id}#{seq}#S{shard:02d}"
+
+
+def import_row_key(location_id: str, seq: int, product_id: str, stock_location: str) -> Key:
+    order = product_order(product_id)
+    return {
+        "pk": import_partition(location_id, seq, _shard_of(order)),
+        "sk": f"{PRODUCT_PREFIX}{order}#{stock_location}",
+    }
+
+
+def import_row_of(sk: str) -> tuple[str, str]:
+    """(product id, stock location) of an import row's sort key."""
+    _, encoded, stock_location = sk.split("#")
+    return unquote(encoded), stock_location
+
+
+def import_seq_of(pk: str) -> int:
+    """The import sequence number of an import row's partition key."""
+    return int(pk.split("#")[2])
+
+
+# ---------------------------------------------------------------- applied events
+def event_shard(event_id: str) -> int:
+    return zlib.crc32(event_id.encode()) % EVENT_SHARDS
+
+
+def event_key(location_id: str, event_id: str) -> Key:
+    return {"pk": f"EVT#{location_id}#S{event_shard(event_id):02d}", "sk": f"EVENT#{event_id}"}
+
+
+# ---------------------------------------------------------------- the outbox index
+def outbox_shard(pk: str) -> int:
+    return zlib.crc32(pk.encode()) % OUTBOX_SHARDS
+
+
+def outbox_partition(shard: int) -> str:
+    return f"OUTBOX#{shard}"
+
+
+def outbox_pk_of(pk: str) -> str:
+    """The outbox index partition of an item: the same for every write of it."""
+    return outbox_partition(outbox_shard(pk))
+
+
+# ---------------------------------------------------------------- pending allocations, in gsi1
+def pending_shard(location_id: str, allocation_id: str) -> int:
+    return zlib.crc32(f"{location_id}/{allocation_id}".encode()) % PENDING_SHARDS
+
+
+def pending_partition(shard: int) -> str:
+    return f"ABANDON#{shard}"
+
+
+def pending_index_keys(location_id: str, allocation_id: str, abandon_at: datetime) -> Key:
+    """The gsi1 keys that list a pending allocation by when it would be abandoned."""
+    return {
+        "gsi1pk": pending_partition(pending_shard(location_id, allocation_id)),
+        "gsi1sk": f"{iso(abandon_at)}#{location_id}",
+    }
+
+
+def abandoned_before(now: datetime) -> str:
+    """A gsi1 sort key above those of the pending allocations abandoned before `now`."""
+    return iso(now)
+
+
+# ---------------------------------------------------------------- attributes named by an id
+def event_attribute(event_id: str) -> str:
+    return EVENT_PREFIX + event_id
+
+
+def event_id_of(name: str) -> str:
+    """The event id of an outbox event's attribute."""
+    return name.removeprefix(EVENT_PREFIX)
+
+
+def entry_attribute_prefix(entry_id: str) -> str:
+    """What the attribute of every entry of `entry_id` starts with, whatever the hash of its source."""
+    return f"{LEDGER_PREFIX}{entry_id}#"
+
+
+def entry_attribute(entry_id: str, source_hash: str | None) -> str:
+    """An entry's attribute: its id and the hash of what caused it (the last '#' separates them)."""
+    return entry_attribute_prefix(entry_id) + (source_hash or "")
+
+
+def entry_of(name: str) -> tuple[str, str | None]:
+    """(entry id, source hash or None) of an entry's attribute."""
+    entry_id, _, source_hash = name.removeprefix(LEDGER_PREFIX).rpartition("#")
+    return entry_id, source_hash or None
+
+
+def allocation_attribute(allocation_id: str) -> str:
+    return ALLOCATION_PREFIX + allocation_id
+
+
+def allocation_id_of(name: str) -> str:
+    """The allocation id of an open allocation's attribute."""
+    return name.removeprefix(ALLOCATION_PREFIX)

@@ -1,0 +1,142 @@
+"""Locations: one item each (`keys.location_key`), all listed in one gsi1 partition.
+
+The location item also carries what the switch and the imports guard on (`running_import_id`,
+`open_mispick_count_ids`, `last_baseline_import_ms`) and which imports are visible, so that each
+of those rules is one conditional write of this item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from inventory.adapters.dynamodb.codec import from_ddb, to_ddb
+from inventory.adapters.dynamodb.expressions import Update
+from inventory.adapters.dynamodb.keys import LOCATIONS_PARTITION, location_key
+from inventory.adapters.dynamodb.outbox import record_event
+from inventory.adapters.dynamodb.table import Table, decode_cursor, encode_cursor
+from inventory.errors import LocationTypeImmutable
+from inventory.models import (
+    InventoryMaster,
+    Location,
+    LocationChanges,
+    LocationType,
+    OutboxEvent,
+    Page,
+    VisibleImport,
+    epoch_ms,
+    iso,
+)
+
+_LOCATION_DEFAULTS: dict[str, Any] = {
+    "name": None,
+    "enabled": True,
+    "trust_imported_stock": False,
+    "default_safety_stock": 0,
+    "allow_backorders": False,
+}
+
+
+def location_of(item: Mapping[str, Any]) -> Location:
+    last_import = item.get("last_import")
+    return Location(
+        location_id=item["location_id"],
+        type=LocationType(item["type"]),
+        name=item.get("name"),
+        enabled=item.get("enabled", True),
+        trust_imported_stock=item.get("trust_imported_stock", False),
+        default_safety_stock=item.get("default_safety_stock", 0),
+        allow_backorders=item.get("allow_backorders", False),
+        inventory_master=InventoryMaster(item.get("inventory_master", InventoryMaster.ERP.value)),
+        master_switched_at=item.get("master_switched_at"),
+        master_switched_by=item.get("master_switched_by"),
+        created_at=item["created_at"],
+        updated_at=item["updated_at"],
+        last_import=last_import or None,
+        running_import_id=item.get("running_import_id"),
+        last_baseline_import_at=item.get("last_baseline_import_at"),
+        open_mispick_count_ids=frozenset(item.get("open_mispick_count_ids", set())),
+        imports_before_switch=item.get("imports_before_switch"),
+        visible_imports=tuple(
+            VisibleImport.model_validate(meta)
+            for _, meta in sorted(item.get("visible_imports", {}).items(), key=lambda entry: int(entry[0]))
+        ),
+    )
+
+
+def read_location(table: Table, location_id: str) -> Location | None:
+    item = table.get(location_key(location_id))
+    return location_of(item) if item else None
+
+
+class Locations:
+    """Implements LocationRepository."""
+
+    _table: Table
+
+    def put_location(self, location_id: str, changes: LocationChanges, now: datetime) -> tuple[Location, bool]:
+        update = Update()
+        update.set("location_id", location_id).set("type", changes.type.value)
+        update.set("gsi1pk", LOCATIONS_PARTITION).set("gsi1sk", location_id)
+        update.set("created_at", iso(now), if_absent=True).set("updated_at", iso(now))
+        # The only other write of inventory_master is the guarded switch; here it is only defaulted.
+        update.set("inventory_master", InventoryMaster.ERP.value, if_absent=True)
+        update.set("visible_imports", {}, if_absent=True)
+        update.increment("revision")
+        for field, default in _LOCATION_DEFAULTS.items():
+            value = getattr(changes, field)
+            if value is not None:
+                update.set(field, value)
+            elif default is not None:
+                update.set(field, default, if_absent=True)
+        condition = f"{update.absent('pk')} OR {update.equals('type', changes.type.value)}"
+        item = self._table.update(update, location_key(location_id), condition)
+        if item is None:
+            raise LocationTypeImmutable(
+                f"location {location_id!r} exists with another type; a location's type never changes",
+                details=[{"field": "body.type", "code": "immutable", "message": "type cannot change"}],
+            )
+        return location_of(item), item["revision"] == 1
+
+    def get_location(self, location_id: str) -> Location | None:
+        return read_location(self._table, location_id)
+
+    def list_locations(self, limit: int, cursor: str | None) -> Page[Location]:
+        request: dict[str, Any] = {
+            "IndexName": "gsi1",
+            "KeyConditionExpression": "#p = :p",
+            "ExpressionAttributeNames": {"#p": "gsi1pk"},
+            "ExpressionAttributeValues": {":p": {"S": LOCATIONS_PARTITION}},
+            "Limit": limit,
+        }
+        if cursor:
+            request["ExclusiveStartKey"] = to_ddb(decode_cursor(cursor, {"pk", "sk", "gsi1pk", "gsi1sk"}))
+        items, last = self._table.query(**request)
+        return Page(
+            items=[location_of(from_ddb(item)) for item in items],
+            next_cursor=encode_cursor(from_ddb(last)) if last else None,
+        )
+
+    def switch_to_platform(
+        self, location_id: str, *, now: datetime, caller: str, baseline_cutoff: datetime, event: OutboxEvent
+    ) -> Location | None:
+        key = location_key(location_id)
+        update = Update()
+        update.set("inventory_master", InventoryMaster.PLATFORM.value)
+        update.set("master_switched_at", iso(now)).set("master_switched_by", caller).set("updated_at", iso(now))
+        # Stock whose base comes from these imports is uncounted until a count covers it.
+        update.copy("imports_before_switch", "import_seq")
+        update.increment("revision")
+        record_event(update, key["pk"], event)
+        condition = " AND ".join(
+            [
+                update.equals("inventory_master", InventoryMaster.ERP.value),
+                update.equals("type", LocationType.STORE.value),
+                update.absent("running_import_id"),
+                update.absent("open_mispick_count_ids"),
+                f"{update.name('last_baseline_import_ms')} >= {update.value(epoch_ms(baseline_cutoff))}",
+            ]
+        )
+        item = self._table.update(update, key, condition)
+        return location_of(item) if item else None
