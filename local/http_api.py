@@ -303,7 +303,12 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+    def __getattr__(self, name: str) -> Any:
+        """Every method goes to the router, as on API Gateway, whose `$default` route takes the
+        methods no route names (TRACE, CONNECT, made-up ones), rather than the server's own 501."""
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
 
     def log_message(self, format: str, *args: Any) -> None:
         print(f"http | {self.address_string()} {format % args}", file=sys.stderr, flush=True)

@@ -193,6 +193,7 @@ def test_greedy_paths_default_route_and_bodies(stack):
     echo = request(stack.api_url, "POST", "/echo", b'{"k": "v"}', [("Content-Type", "application/json; charset=utf-8")])
     unknown = request(stack.api_url, "GET", "/nothing/here")
     wrong_method = request(stack.api_url, "DELETE", "/echo")
+    unrouted_methods = [request(stack.api_url, method, "/echo") for method in ("TRACE", "PROPFIND")]
 
     assert files.status == 200
     event = files.json()["event"]
@@ -207,6 +208,8 @@ def test_greedy_paths_default_route_and_bodies(stack):
     assert unknown.json()["event"]["routeKey"] == "$default"
     assert "pathParameters" not in unknown.json()["event"]
     assert wrong_method.json()["event"]["routeKey"] == "$default"
+    assert [r.json()["event"]["routeKey"] for r in unrouted_methods] == ["$default", "$default"]
+    assert [r.json()["event"]["requestContext"]["http"]["method"] for r in unrouted_methods] == ["TRACE", "PROPFIND"]
 
 
 def test_a_plain_result_is_a_json_200(stack):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
 
 from inventory import errors
 from inventory.api.http import MAX_BODY_BYTES, field_path, make_resolver, status_of
-from tests.conftest import FakeContext, http_event
+from tests.conftest import FakeContext, http_event, load_handler
 
 
 @pytest.mark.parametrize(
@@ -71,3 +72,36 @@ def test_an_unexpected_failure_is_a_500_without_internals() -> None:
     body = json.loads(response["body"])
     assert body["error"]["code"] == "internal_error"
     assert "secret" not in response["body"]
+
+
+@pytest.mark.parametrize(
+    ("function", "method", "path"),
+    [
+        ("locations", "PUT", "/locations/s1"),
+        ("master_switch", "PUT", "/locations/s1/inventory-master"),
+        ("stock_imports", "POST", "/locations/s1/stock-imports"),
+        ("allocations", "POST", "/locations/s1/allocations"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (base64.b64encode(b'{"type": "store", "name": "\xff\xfe"}').decode(), "invalid_utf8"),
+        ("not base64 at all!", "invalid_base64"),
+    ],
+)
+def test_a_body_that_is_not_utf8_text_is_a_422_on_every_route_that_takes_one(
+    function: str, method: str, path: str, body: str, code: str
+) -> None:
+    """API Gateway hands over a body that is not valid UTF-8 base64-encoded; it used to crash the
+    body decoding with a 500 before validation ran."""
+    event = http_event(method, path) | {"body": body, "isBase64Encoded": True}
+
+    response = load_handler(function).lambda_handler(event, FakeContext())
+
+    assert response["statusCode"] == 422
+    error = json.loads(response["body"])["error"]
+    assert (error["code"], [(d["field"], d["code"]) for d in error["details"]]) == (
+        "validation_error",
+        [("body", code)],
+    )

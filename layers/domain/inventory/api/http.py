@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 from collections.abc import Mapping
 from typing import Any
 
@@ -91,23 +92,52 @@ def errors_for(code: int, *extra: int) -> dict[int, OpenAPIResponse]:
     }
 
 
-def body_size(event: Mapping[str, Any]) -> int:
+def body_bytes(event: Mapping[str, Any]) -> bytes:
+    """The body as the client sent it. API Gateway base64-encodes a body that is not valid UTF-8
+    text (or not of a text type); InvalidInput when that encoding is broken."""
     body = event.get("body") or ""
-    return len(base64.b64decode(body)) if event.get("isBase64Encoded") else len(body.encode())
+    if not event.get("isBase64Encoded"):
+        return str(body).encode()
+    try:
+        return base64.b64decode(body, validate=True)
+    except binascii.Error as error:
+        raise InvalidInput("the body is not valid base64") from error
+
+
+def _refused_before_routing(event: Mapping[str, Any]) -> Response[Any] | None:
+    """What is refused before anything else looks at the body (validation included): a body
+    over the limit, and one that is not UTF-8 text (JSON must be)."""
+    try:
+        body = body_bytes(event)
+    except InvalidInput as error:
+        return error_response(
+            422, InvalidInput.code, "the request is not valid", [_body_problem("invalid_base64", error.message)]
+        )
+    if len(body) > MAX_BODY_BYTES:
+        message = f"the body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}"
+        return error_response(413, PayloadTooLarge.code, message)
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        message = f"the body is not UTF-8 text (byte {error.start})"
+        return error_response(
+            422, InvalidInput.code, "the request is not valid", [_body_problem("invalid_utf8", message)]
+        )
+    return None
+
+
+def _body_problem(code: str, message: str) -> dict[str, str]:
+    return {"field": "body", "code": code, "message": message}
 
 
 class InventoryResolver(APIGatewayHttpResolver):
-    """Refuses oversized bodies before anything else looks at them (validation included)."""
-
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
-        size = body_size(event)
-        if size > MAX_BODY_BYTES:
-            message = f"the body is {size} bytes; the limit is {MAX_BODY_BYTES}"
-            response = error_response(413, PayloadTooLarge.code, message)
+        refused = _refused_before_routing(event)
+        if refused is not None:
             return {
-                "statusCode": response.status_code,
+                "statusCode": refused.status_code,
                 "headers": {"Content-Type": "application/json"},
-                "body": response.body,
+                "body": refused.body,
                 "isBase64Encoded": False,
             }
         return super().resolve(event, context)
