@@ -23,6 +23,7 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError, ReadTimeoutError
 
 Kind = Literal["throttled", "unavailable", "timeout", "crash"]
+WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 _CODES = {"throttled": "ThrottlingException", "unavailable": "InternalServerError"}
 
 
@@ -50,6 +51,7 @@ class Faults:
     def __init__(self, client: Any) -> None:
         self._client = client
         self._faults: list[Fault] = []
+        self.calls: list[tuple[str, Mapping[str, Any]]] = []  # every call the client made, in order
         events = client.meta.events
         events.register_first("before-parameter-build", self._remember)
         events.register_first("before-call", self._before)
@@ -92,7 +94,12 @@ class Faults:
         context[_PARAMS] = dict(params)  # the request as the caller gave it, before serialization
 
     def _before(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+        self.calls.append((model.name, context.get(_PARAMS, {})))
         self._fire("before", model.name, context.get(_PARAMS, {}))
+
+    def writes(self) -> list[str]:
+        """The write operations called so far."""
+        return [operation for operation, _ in self.calls if operation in WRITES]
 
     def _after(self, model: Any, context: dict[str, Any], **_: Any) -> None:
         self._fire("after", model.name, context.get(_PARAMS, {}))

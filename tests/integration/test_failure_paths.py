@@ -261,3 +261,72 @@ def test_an_import_queue_message_that_is_not_one_is_dead_lettered_at_once(local_
     assert answer == {"batchItemFailures": []}
     (dead,) = dead_letters(local_aws, "ImportDeadLetterQueue", lambda dead_body: dead_body == body)
     assert dead["reason"]["code"] == "validation_error"
+
+
+def test_an_import_whose_claim_is_throttled_creates_no_location_and_no_file(
+    local_aws: LocalAws, faults: Faults
+) -> None:
+    """Given an import that would create its location, and the claim of the location throttled:
+    503, and nothing a client can see (the location, the inline file) is left behind."""
+    imports = load_handler("stock_imports")
+    body = {
+        "import_id": "i-1",
+        "kind": "initial",
+        "location_type": "store",
+        "items": [{"product_id": "p", "quantity": 1}],
+    }
+
+    def claims(params: Mapping[str, Any]) -> bool:
+        return item_key(params)[0] == "LOC#claim-throttled"
+
+    faults.inject("UpdateItem", "throttled", match=claims)
+    status, answer = call(imports, "POST", "/locations/claim-throttled/stock-imports", body)
+
+    assert (status, answer["error"]["code"]) == (503, "temporarily_unavailable")
+    assert call(load_handler("locations"), "GET", "/locations/claim-throttled")[0] == 404
+    files = local_aws.client("s3").list_objects_v2(
+        Bucket=local_aws.name("ImportBucket"), Prefix="inline/claim-throttled/"
+    )
+    assert files.get("KeyCount", 0) == 0
+    assert faults.writes() == ["UpdateItem"]  # the refused claim, and nothing else
+    assert call(imports, "POST", "/locations/claim-throttled/stock-imports", body)[0] == 202  # the retry
+    assert import_steps(local_aws, "claim-throttled")
+
+
+def test_an_allocation_short_on_the_first_read_writes_nothing(local_aws: LocalAws, faults: Faults) -> None:
+    """Given 2 units and an API allocation of 3 with another product that has enough: 409, and no
+    write at all (no pending record, no counters opened and released)."""
+    from tests.integration.test_allocations import load
+
+    load("short-first", {"few": 2, "many": 50})
+    allocations = load_handler("allocations")
+    body = {
+        "allocation_id": "a-1",
+        "order_id": "o-1",
+        "items": [{"product_id": "many", "quantity": 1}, {"product_id": "few", "quantity": 3}],
+    }
+    faults.calls.clear()
+
+    status, answer = call(allocations, "POST", "/locations/short-first/allocations", body)
+
+    assert (status, answer["error"]["code"]) == (409, "insufficient_stock")
+    assert [(d["product_id"], d["available"]) for d in answer["error"]["details"]] == [("few", 2)]
+    assert faults.writes() == []
+    assert call(allocations, "GET", "/locations/short-first/allocations/a-1")[0] == 404
+
+
+def test_a_location_put_again_unchanged_writes_nothing(local_aws: LocalAws, faults: Faults) -> None:
+    locations = load_handler("locations")
+    body = {"type": "store", "name": "Main Street", "default_safety_stock": 2}
+    status, created = call(locations, "PUT", "/locations/put-twice", body)
+    faults.calls.clear()
+
+    again = call(locations, "PUT", "/locations/put-twice", body)
+    partial = call(locations, "PUT", "/locations/put-twice", {"type": "store", "name": "Main Street"})
+
+    assert status == 201
+    assert again == (200, created)
+    assert partial == (200, created)
+    assert faults.writes() == []
+    changed = call(locations, "PUT", "/locations/put-twice", {"type": "store", "name": "High Street"})
+    assert (changed[0], changed[1]["name"], faults.writes()) == (200, "High Street", ["UpdateItem"])

@@ -121,14 +121,16 @@ class MemoryRepository:
         return switched
 
     # ---- imports
-    def begin_import(self, record: ImportRecord) -> ImportRecord:
+    def begin_import(self, record: ImportRecord, create_as: LocationType | None = None) -> ImportRecord:
         location = self.locations.get(record.location_id)
-        if location is None:
-            raise NotFound("no location")
         if (record.location_id, record.import_id) in self.imports:
             raise ImportIdReused("exists")
-        if location.running_import_id is not None:
+        if location is not None and location.running_import_id is not None:
             raise ImportInProgress("another import runs")
+        if location is None:
+            if create_as is None:
+                raise NotFound("no location")
+            location, _ = self.put_location(record.location_id, LocationChanges(type=create_as), record.accepted_at)
         seq = self.import_seq[record.location_id] = self.import_seq.get(record.location_id, 0) + 1
         record = record.model_copy(update={"seq": seq})
         self.imports[(record.location_id, record.import_id)] = record
@@ -456,8 +458,11 @@ class MemoryFiles:
         self.objects: dict[str, bytes] = {}
         self.user_metadata: dict[str, dict[str, str]] = {}
 
+    def uri(self, key: str) -> str:
+        return f"s3://imports/{key}"
+
     def put(self, key: str, data: bytes) -> str:
-        uri = f"s3://imports/{key}"
+        uri = self.uri(key)
         self.objects[uri] = data
         return uri
 

@@ -21,6 +21,7 @@ from inventory.models import (
     LedgerEntry,
     Location,
     LocationChanges,
+    LocationType,
     OutboxEvent,
     Page,
     ProductCounters,
@@ -59,9 +60,11 @@ class LocationRepository(Protocol):
 class ImportRepository(Protocol):
     product_shards: int  # the partitions each location's products, and each import's rows, are spread over
 
-    def begin_import(self, record: ImportRecord) -> ImportRecord:
+    def begin_import(self, record: ImportRecord, create_as: LocationType | None = None) -> ImportRecord:
         """Claim the location for this import and record it with the location's next sequence
-        number; ImportInProgress if another runs, ImportIdReused if the id exists."""
+        number; ImportInProgress if another runs, ImportIdReused if the id exists. With
+        `create_as`, the claim creates the location (of that type) when it does not exist, in the
+        same write, so that a refused claim creates nothing; without it, NotFound."""
         ...
 
     def record_progress(self, location_id: str, import_id: str, *, written_through_line: int) -> None:
@@ -181,6 +184,10 @@ class AllocationRepository(Protocol):
 
 class FileStore(Protocol):
     """Where import files are (S3 on AWS)."""
+
+    def uri(self, key: str) -> str:
+        """The s3:// uri of `key` in the import bucket."""
+        ...
 
     def put(self, key: str, data: bytes) -> str:
         """Store `data` in the import bucket; returns its s3:// uri."""

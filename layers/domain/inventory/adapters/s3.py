@@ -51,12 +51,15 @@ class S3FileStore:
             self._client = boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 8}))
         return self._client
 
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
     def put(self, key: str, data: bytes) -> str:
         try:
             self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/x-ndjson")
         except (ClientError, BotoCoreError) as error:
             raise TemporarilyUnavailable(f"S3 refused the import file ({type(error).__name__})") from error
-        return f"s3://{self.bucket}/{key}"
+        return self.uri(key)
 
     def holds(self, uri: str) -> bool:
         return split_uri(uri)[0] == self.bucket

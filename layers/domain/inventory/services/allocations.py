@@ -70,6 +70,9 @@ class AllocationView:
     open: dict[str, int]  # per product, the units still open (shipments and releases lower them)
 
 
+Figures = dict[str, tuple[ProductStock, ProductCounters]]  # per product, as one read found it
+
+
 class AllocationRepositories(AllocationRepository, StockReadRepositories, Protocol):
     """What allocations need of storage (the DynamoDB adapter is all of it)."""
 
@@ -112,10 +115,16 @@ class AllocationService:
             )
         location = self._stock.location(location_id)
         content_hash = request.content_hash()
+        read: Figures | None = None
         while True:
             existing = self._repo.get_allocation(location_id, request.allocation_id)
             if existing is not None:
                 break
+            if read is None:
+                read = self._read(location, request.items)
+                shortages = self._shortages(location, None, request.items, read)
+                if shortages and not from_bus:
+                    raise _insufficient(shortages)  # known from the first read: nothing is written
             now = self._clock.now()
             pending = Allocation(
                 location_id=location_id,
@@ -130,7 +139,7 @@ class AllocationService:
                 abandon_at=None if from_bus else now + ABANDONED_AFTER,
             )
             if self._repo.put_allocation(pending):
-                return self._open(location, pending, from_bus=from_bus), True
+                return self._open(location, pending, from_bus=from_bus, read=read), True
             # another request with this id came first: decide on what it wrote
         if existing.content_hash is None:  # released before it was created: it opens nothing
             return self._view(existing), False
@@ -140,13 +149,18 @@ class AllocationService:
             return self._open(location, existing, from_bus=from_bus), False
         return self._view(existing), False
 
-    def _open(self, location: Location, allocation: Allocation, *, from_bus: bool) -> AllocationView:
+    def _read(self, location: Location, items: tuple[AllocationLine, ...]) -> Figures:
+        """One read per product: every short product is named, and nothing is opened for a request
+        that is short anyway. Each opening is written against these figures, and decides again on
+        a fresh read only when another change of the product came first."""
+        return {line.product_id: self._stock.figures(location, line.product_id) for line in items}
+
+    def _open(
+        self, location: Location, allocation: Allocation, *, from_bus: bool, read: Figures | None = None
+    ) -> AllocationView:
         lines = sorted(allocation.items, key=lambda i: product_order(i.product_id))
-        # One read per product: every short product is named, and nothing is opened for a request
-        # that is short anyway. Each opening is written against these figures, and decides again on
-        # a fresh read only when another change of the product came first.
-        read = {line.product_id: self._stock.figures(location, line.product_id) for line in lines}
-        shortages = [s for line in lines if (s := self._shortage(location, allocation, line, *read[line.product_id]))]
+        read = read or self._read(location, allocation.items)
+        shortages = self._shortages(location, allocation, allocation.items, read)
         for line in lines if not shortages else ():
             shortage = self._open_line(location, allocation, line, read[line.product_id])
             if shortage is not None:
@@ -166,12 +180,19 @@ class AllocationService:
         return self._view(opened)
 
     @staticmethod
-    def _shortage(
-        location: Location, allocation: Allocation, line: AllocationLine, stock: ProductStock, counters: ProductCounters
-    ) -> dict[str, Any] | None:
-        if location.allow_backorders or counters.allocation(allocation.allocation_id) is not None:
-            return None
-        return _short(line, availability(location, stock, counters))
+    def _shortages(
+        location: Location, allocation: Allocation | None, items: tuple[AllocationLine, ...], read: Figures
+    ) -> list[dict[str, Any]]:
+        """Each line's shortage on the figures read, in product order, but for the lines the
+        allocation (None: not recorded yet) holds already."""
+        shortages = []
+        for line in sorted(items, key=lambda i: product_order(i.product_id)):
+            stock, counters = read[line.product_id]
+            if location.allow_backorders or (allocation and counters.allocation(allocation.allocation_id)):
+                continue
+            if (shortage := _short(line, availability(location, stock, counters))) is not None:
+                shortages.append(shortage)
+        return shortages
 
     def _open_line(
         self,
@@ -216,18 +237,7 @@ class AllocationService:
         if not from_bus:
             # Nothing stays behind a refused request: the pending record goes too.
             self._repo.forget_allocation(allocation, expected=AllocationStatus.PENDING)
-            raise InsufficientStock(
-                "not enough available stock for the allocation",
-                details=[
-                    {
-                        "field": "body.items",
-                        "code": "insufficient_stock",
-                        "message": f"{s['product_id']!r}: {s['requested']} requested, {s['available']} available",
-                        **s,
-                    }
-                    for s in shortages
-                ],
-            )
+            raise _insufficient(shortages)
         refused = allocation.model_copy(
             update={"status": AllocationStatus.REFUSED, "updated_at": now, "refused": tuple(shortages)}
         )
@@ -296,6 +306,21 @@ class AllocationService:
     def _close_all(self, allocation: Allocation) -> None:
         for line in allocation.items:
             close_allocation(self._repo, allocation.location_id, line.product_id, allocation.allocation_id)
+
+
+def _insufficient(shortages: list[dict[str, Any]]) -> InsufficientStock:
+    return InsufficientStock(
+        "not enough available stock for the allocation",
+        details=[
+            {
+                "field": "body.items",
+                "code": "insufficient_stock",
+                "message": f"{s['product_id']!r}: {s['requested']} requested, {s['available']} available",
+                **s,
+            }
+            for s in shortages
+        ],
+    )
 
 
 def _short(line: AllocationLine, figures: ProductAvailability) -> dict[str, Any] | None:

@@ -36,7 +36,6 @@ from inventory.models import (
     ImportRecord,
     ImportStatus,
     InventoryMaster,
-    LocationChanges,
     LocationType,
     OutboxEvent,
     StockRow,
@@ -76,6 +75,16 @@ class ImportRequest:
             "location_type": self.location_type.value if self.location_type else None,
         }
         return hashlib.sha256(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+
+
+def _json_lines(items: Sequence[StockRow] | None) -> bytes:
+    lines = (
+        json.dumps(
+            {"product_id": i.product_id, "quantity": i.quantity, "stock_location": i.stock_location}, ensure_ascii=False
+        )
+        for i in items or ()
+    )
+    return "\n".join(lines).encode()
 
 
 def inline_key(location_id: str, import_id: str, content_hash: str) -> str:
@@ -141,24 +150,9 @@ class ImportService:
                 )
             if location.running_import_id is not None:
                 raise ImportInProgress(f"import {location.running_import_id!r} is still running for this location")
-        source = request.source
-        if location is None:
-            assert request.location_type is not None
-            self._repo.put_location(location_id, LocationChanges(type=request.location_type), self._clock.now())
-        if source is None:
-            # Inline items take the same path as files. An object written here for a request that is
-            # refused below is never read, and the bucket's lifecycle rule deletes it.
-            lines = (
-                json.dumps(
-                    {"product_id": i.product_id, "quantity": i.quantity, "stock_location": i.stock_location},
-                    ensure_ascii=False,
-                )
-                for i in request.items or ()
-            )
-            source = self._files.put(
-                inline_key(location_id, request.import_id, content_hash), "\n".join(lines).encode()
-            )
-
+        inline = request.source is None
+        source = self._files.uri(inline_key(location_id, request.import_id, content_hash)) if inline else request.source
+        assert source is not None
         record = self._repo.begin_import(
             ImportRecord(
                 location_id=location_id,
@@ -171,9 +165,12 @@ class ImportService:
                 force=request.force,
                 requested_by=caller,
                 accepted_at=self._clock.now(),
-            )
+            ),
+            create_as=request.location_type if location is None else None,
         )
         try:
+            if inline:  # inline items take the same path as files, written once the claim holds
+                self._files.put(inline_key(location_id, request.import_id, content_hash), _json_lines(request.items))
             self._queue.send({"location_id": location_id, "import_id": request.import_id})
         except Exception as error:
             self._repo.fail_import(

@@ -29,6 +29,13 @@ class LocationService:
         self._window = readiness_window_minutes
 
     def put(self, location_id: str, changes: LocationChanges) -> tuple[Location, bool]:
+        """Create or update; (location, created). A request that changes nothing writes nothing
+        (the location's `updated_at` stays what it was)."""
+        current = self._repository.get_location(location_id)
+        if current is not None and all(
+            getattr(current, field) == value for field, value in changes.model_dump(exclude_none=True).items()
+        ):
+            return current, False
         return self._repository.put_location(location_id, changes, self._clock.now())
 
     def get(self, location_id: str) -> Location:

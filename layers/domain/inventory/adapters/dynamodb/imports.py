@@ -25,7 +25,7 @@ from inventory.adapters.dynamodb.keys import (
     location_pk,
     past_product,
 )
-from inventory.adapters.dynamodb.locations import read_location
+from inventory.adapters.dynamodb.locations import created_if_absent, read_location
 from inventory.adapters.dynamodb.outbox import record_event
 from inventory.adapters.dynamodb.table import BATCH_WRITE_ITEMS, Table
 from inventory.errors import Conflict, ImportIdReused, ImportInProgress, NotFound
@@ -33,6 +33,7 @@ from inventory.models import (
     ImportCounts,
     ImportRecord,
     ImportStatus,
+    LocationType,
     OutboxEvent,
     StockRow,
     VisibleImport,
@@ -61,7 +62,7 @@ class Imports:
     _table: Table
     product_shards = PRODUCT_SHARDS
 
-    def begin_import(self, record: ImportRecord) -> ImportRecord:
+    def begin_import(self, record: ImportRecord, create_as: LocationType | None = None) -> ImportRecord:
         key = location_key(record.location_id)
         if self._table.get(import_key(record.location_id, record.import_id)) is not None:
             raise ImportIdReused(f"import {record.import_id!r} exists already")
@@ -70,7 +71,11 @@ class Imports:
         claim.set("last_import", record.summary().model_dump(mode="json", exclude_none=True))
         claim.set("updated_at", iso(record.accepted_at))
         claim.increment("import_seq")
-        condition = f"{claim.exists('pk')} AND {claim.absent('running_import_id')}"
+        if create_as is None:
+            condition = f"{claim.exists('pk')} AND {claim.absent('running_import_id')}"
+        else:  # the claim creates the location, so that a refused claim leaves none behind
+            created_if_absent(claim, record.location_id, create_as, record.accepted_at)
+            condition = f"{claim.absent('pk')} OR {claim.absent('running_import_id')}"
         before = self._table.update(claim, key, condition, returns="ALL_OLD")
         if before is None:
             location = read_location(self._table, record.location_id)

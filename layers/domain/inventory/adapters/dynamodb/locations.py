@@ -65,6 +65,27 @@ def location_of(item: Mapping[str, Any]) -> Location:
     )
 
 
+def created_if_absent(
+    update: Update, location_id: str, location_type: LocationType, now: datetime, given: Mapping[str, Any] = {}
+) -> Update:
+    """What a write that may create the location sets (besides `updated_at`, which every write
+    of the location sets): the `given` settings, every other attribute it starts with only where
+    absent, and its revision (1 on creation). Its condition must hold the type to
+    `location_type` or absent."""
+    update.set("location_id", location_id).set("type", location_type.value, if_absent=True)
+    update.set("gsi1pk", LOCATIONS_PARTITION).set("gsi1sk", location_id)
+    update.set("created_at", iso(now), if_absent=True)
+    # The only other write of inventory_master is the guarded switch; here it is only defaulted.
+    update.set("inventory_master", InventoryMaster.ERP.value, if_absent=True)
+    update.set("visible_imports", {}, if_absent=True)
+    for field, default in _LOCATION_DEFAULTS.items():
+        if field in given:
+            update.set(field, given[field])
+        elif default is not None:
+            update.set(field, default, if_absent=True)
+    return update.increment("revision")
+
+
 def read_location(table: Table, location_id: str) -> Location | None:
     item = table.get(location_key(location_id))
     return location_of(item) if item else None
@@ -76,20 +97,8 @@ class Locations:
     _table: Table
 
     def put_location(self, location_id: str, changes: LocationChanges, now: datetime) -> tuple[Location, bool]:
-        update = Update()
-        update.set("location_id", location_id).set("type", changes.type.value)
-        update.set("gsi1pk", LOCATIONS_PARTITION).set("gsi1sk", location_id)
-        update.set("created_at", iso(now), if_absent=True).set("updated_at", iso(now))
-        # The only other write of inventory_master is the guarded switch; here it is only defaulted.
-        update.set("inventory_master", InventoryMaster.ERP.value, if_absent=True)
-        update.set("visible_imports", {}, if_absent=True)
-        update.increment("revision")
-        for field, default in _LOCATION_DEFAULTS.items():
-            value = getattr(changes, field)
-            if value is not None:
-                update.set(field, value)
-            elif default is not None:
-                update.set(field, default, if_absent=True)
+        given = {field: getattr(changes, field) for field in _LOCATION_DEFAULTS if getattr(changes, field) is not None}
+        update = created_if_absent(Update().set("updated_at", iso(now)), location_id, changes.type, now, given)
         condition = f"{update.absent('pk')} OR {update.equals('type', changes.type.value)}"
         item = self._table.update(update, location_key(location_id), condition)
         if item is None:
