@@ -19,36 +19,15 @@ from inventory.adapters.dynamodb.allocations import Allocations
 from inventory.adapters.dynamodb.counters import Counters
 from inventory.adapters.dynamodb.cycle_counts import CycleCounts
 from inventory.adapters.dynamodb.events import AppliedEventRecords
-from inventory.adapters.dynamodb.imports import WRITE_THREADS, Imports
-from inventory.adapters.dynamodb.keys import (
-    ALLOCATION_PREFIX,
-    EVENT_PREFIX,
-    LEDGER_PREFIX,
-    PRODUCT_SHARDS,
-    counters_key,
-    event_key,
-    import_row_key,
-)
+from inventory.adapters.dynamodb.imports import Imports
 from inventory.adapters.dynamodb.locations import Locations
 from inventory.adapters.dynamodb.outbox import Outbox
-from inventory.adapters.dynamodb.table import BATCH_WRITE_ITEMS, Table
+from inventory.adapters.dynamodb.table import Table
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
-# The repository, and the names code written against the single-module adapter imported from here.
-__all__ = [
-    "ALLOCATION_PREFIX",
-    "BATCH_WRITE_ITEMS",
-    "EVENT_PREFIX",
-    "LEDGER_PREFIX",
-    "PRODUCT_SHARDS",
-    "WRITE_THREADS",
-    "DynamoDbRepository",
-    "counters_key",
-    "event_key",
-    "import_row_key",
-]
+__all__ = ["DynamoDbRepository"]
 
 
 class DynamoDbRepository(Locations, Imports, Counters, AppliedEventRecords, Allocations, CycleCounts, Outbox):
