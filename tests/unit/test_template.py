@@ -178,3 +178,86 @@ def test_the_import_worker_knows_when_the_queue_gives_up() -> None:
     worker_env = FUNCTIONS["ImportWorkerFunction"]["Properties"]["Environment"]["Variables"]
     redrive = RESOURCES["ImportQueue"]["Properties"]["RedrivePolicy"]
     assert int(worker_env["IMPORT_MAX_RECEIVES"]) == redrive["maxReceiveCount"]
+
+
+# ------------------------------------------------------------------------------------ alarms
+
+ALARMS = of_type("AWS::CloudWatch::Alarm")
+
+
+def alarm_metrics(alarm: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(namespace, metric name, {dimension: value}) of every metric an alarm reads."""
+    props = alarm["Properties"]
+    specs = (
+        [props] if "MetricName" in props else [m["MetricStat"]["Metric"] for m in props["Metrics"] if "MetricStat" in m]
+    )
+    for spec in specs:
+        yield spec["Namespace"], spec["MetricName"], {d["Name"]: d["Value"] for d in spec.get("Dimensions", [])}
+
+
+def watched(namespace: str, metric: str, dimension: str) -> set[str]:
+    """The logical ids whose metric some alarm watches (dimension values are Refs or GetAtts)."""
+    names = set()
+    for alarm in ALARMS.values():
+        for ns, name, dimensions in alarm_metrics(alarm):
+            value = dimensions.get(dimension)
+            if (ns, name) == (namespace, metric) and isinstance(value, dict):
+                names.add(value.get("Ref") or value["Fn::GetAtt"][0])
+    return names
+
+
+def dead_letter_queues() -> set[str]:
+    """Queues' redrive targets, functions' on-failure destinations and their events' dead-letter queues."""
+    arns = [
+        q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]
+        for q in of_type("AWS::SQS::Queue").values()
+        if "RedrivePolicy" in q["Properties"]
+    ]
+    for function in FUNCTIONS.values():
+        props = function["Properties"]
+        if "EventInvokeConfig" in props:
+            arns.append(props["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"])
+        arns += [
+            e["Properties"]["DeadLetterConfig"]["Arn"]
+            for e in props.get("Events", {}).values()
+            if "DeadLetterConfig" in e["Properties"]
+        ]
+    return {arn["Fn::GetAtt"][0] for arn in arns}
+
+
+def test_every_function_has_an_errors_and_a_throttles_alarm() -> None:
+    assert set(FUNCTIONS) - watched("AWS/Lambda", "Errors", "FunctionName") == set()
+    assert set(FUNCTIONS) - watched("AWS/Lambda", "Throttles", "FunctionName") == set()
+
+
+def test_every_dead_letter_queue_has_a_depth_and_an_age_alarm() -> None:
+    queues = dead_letter_queues()
+
+    assert queues == {"ImportDeadLetterQueue", "FulfillmentDeadLetterQueue", "ScheduledRunsDeadLetterQueue"}
+    assert queues - watched("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName") == set()
+    assert queues - watched("AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName") == set()
+
+
+def test_the_outbox_lag_alarm_fires_when_the_relay_publishes_no_figure() -> None:
+    lag = [a for a in ALARMS.values() if ("InventoryMaster", "OutboxLagSeconds") in {m[:2] for m in alarm_metrics(a)}]
+
+    assert len(lag) == 1
+    assert lag[0]["Properties"]["TreatMissingData"] == "breaching"
+
+
+def test_every_alarm_notifies_the_alarm_topic() -> None:
+    for name, alarm in ALARMS.items():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n, f in FUNCTIONS.items() if "ReservedConcurrentExecutions" in f["Properties"])
+)
+def test_queue_triggers_never_take_more_messages_than_the_reserved_concurrency_runs(name: str) -> None:
+    props = FUNCTIONS[name]["Properties"]
+    reserved = props["ReservedConcurrentExecutions"]
+    for event in props.get("Events", {}).values():
+        if event["Type"] == "SQS":
+            # Else Lambda's pollers outrun the function, and throttled messages use up their receives.
+            maximum = event["Properties"]["ScalingConfig"]["MaximumConcurrency"]
+            assert 2 <= maximum <= reserved, name
