@@ -230,6 +230,11 @@ def test_every_function_has_an_errors_and_a_throttles_alarm() -> None:
     assert set(FUNCTIONS) - watched("AWS/Lambda", "Throttles", "FunctionName") == set()
 
 
+def test_the_apis_server_errors_have_an_alarm() -> None:
+    # The HTTP functions answer their own crashes with a 500, which Lambda's Errors metric never counts.
+    assert watched("AWS/ApiGateway", "5xx", "ApiId") == {"HttpApi"}
+
+
 def test_every_dead_letter_queue_has_a_depth_and_an_age_alarm() -> None:
     queues = dead_letter_queues()
 
