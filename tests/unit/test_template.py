@@ -5,6 +5,7 @@ section 7."""
 from __future__ import annotations
 
 import ast
+import json
 import re
 import tomllib
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from inventory.api.http import CALLER_LOG_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 PSEUDO = {
@@ -172,6 +175,27 @@ def test_every_route_requires_iam_authorization() -> None:
         for event in function["Properties"].get("Events", {}).values():
             if event["Type"] == "HttpApi":
                 assert "Auth" not in event["Properties"], "no route may opt out of IAM authorization"
+
+
+def test_the_api_writes_one_json_access_log_line_per_request_kept_as_long_as_the_functions_logs() -> None:
+    settings = RESOURCES["HttpApi"]["Properties"]["AccessLogSettings"]
+    group = RESOURCES[settings["DestinationArn"]["Fn::GetAtt"][0]]
+    # `...String` variables are quoted by API Gateway itself.
+    fields = json.loads(re.sub(r"\$context\.[\w.]+String\b", '"-"', settings["Format"]))
+
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert "\n" not in settings["Format"]
+    # The keys the functions log the same request under (Powertools' correlation id, and ours).
+    assert fields["correlation_id"] == "$context.requestId"
+    assert fields[CALLER_LOG_KEY] == "$context.identity.userArn"
+    for variable in [
+        "$context.routeKey",
+        "$context.status",
+        "$context.responseLatency",
+        "$context.integrationErrorMessage",
+    ]:
+        assert variable in fields.values()
 
 
 def test_the_import_worker_knows_when_the_queue_gives_up() -> None:

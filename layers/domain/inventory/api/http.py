@@ -96,10 +96,16 @@ def body_size(event: Mapping[str, Any]) -> int:
     return len(base64.b64decode(body)) if event.get("isBase64Encoded") else len(body.encode())
 
 
+# The key of the caller's identity in every log line of a request, as in the API's access log
+# (template.yaml, HttpApi.AccessLogSettings), so one request can be followed from the API to the function.
+CALLER_LOG_KEY = "caller"
+
+
 class InventoryResolver(APIGatewayHttpResolver):
     """Refuses oversized bodies before anything else looks at them (validation included)."""
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        logger.append_keys(**{CALLER_LOG_KEY: caller_of(event)})
         size = body_size(event)
         if size > MAX_BODY_BYTES:
             message = f"the body is {size} bytes; the limit is {MAX_BODY_BYTES}"
@@ -113,10 +119,14 @@ class InventoryResolver(APIGatewayHttpResolver):
         return super().resolve(event, context)
 
 
-def caller_identity(router: Router | APIGatewayHttpResolver) -> str:
+def caller_of(event: Mapping[str, Any]) -> str:
     """The IAM principal API Gateway authenticated (recorded on the switch and on transactions)."""
-    iam = (router.current_event.raw_event.get("requestContext") or {}).get("authorizer", {}).get("iam") or {}
+    iam = (event.get("requestContext") or {}).get("authorizer", {}).get("iam") or {}
     return str(iam.get("userArn") or iam.get("callerId") or "unknown")
+
+
+def caller_identity(router: Router | APIGatewayHttpResolver) -> str:
+    return caller_of(router.current_event.raw_event)
 
 
 def make_resolver(*routers: Router) -> InventoryResolver:
