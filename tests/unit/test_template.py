@@ -198,6 +198,21 @@ def test_the_api_writes_one_json_access_log_line_per_request_kept_as_long_as_the
         assert variable in fields.values()
 
 
+def test_every_route_is_throttled_by_the_rate_and_burst_the_deployer_sets() -> None:
+    route_defaults = RESOURCES["HttpApi"]["Properties"]["DefaultRouteSettings"]
+    parameters = TEMPLATE["Parameters"]
+
+    assert route_defaults["ThrottlingRateLimit"] == {"Ref": "ApiThrottlingRateLimit"}
+    assert route_defaults["ThrottlingBurstLimit"] == {"Ref": "ApiThrottlingBurstLimit"}
+    rate, burst = parameters["ApiThrottlingRateLimit"]["Default"], parameters["ApiThrottlingBurstLimit"]["Default"]
+    assert 0 < rate <= burst
+    for function in FUNCTIONS.values():
+        for event in function["Properties"].get("Events", {}).values():
+            if event["Type"] == "HttpApi":
+                assert event["Properties"]["ApiId"] == {"Ref": "HttpApi"}  # no route on an API without limits
+                assert "RouteSettings" not in event["Properties"]
+
+
 def test_the_import_worker_knows_when_the_queue_gives_up() -> None:
     worker_env = FUNCTIONS["ImportWorkerFunction"]["Properties"]["Environment"]["Variables"]
     redrive = RESOURCES["ImportQueue"]["Properties"]["RedrivePolicy"]
