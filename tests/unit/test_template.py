@@ -294,6 +294,23 @@ def test_every_alarm_notifies_the_alarm_topic() -> None:
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
 
 
+def runbook_sections() -> dict[str, str]:
+    """The runbook's sections, by heading (an alarm's logical id)."""
+    parts = re.split(r"^## (.+)$", (ROOT / "docs" / "runbook.md").read_text(), flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def test_every_alarm_has_a_runbook_section_that_its_notification_names() -> None:
+    sections = runbook_sections()
+
+    assert sorted(sections) == sorted(ALARMS)  # a section for every alarm, and none for an alarm gone
+    for name, alarm in ALARMS.items():
+        assert f"docs/runbook.md, section {name}" in alarm["Properties"]["AlarmDescription"], name
+        for part in ["**What it means.**", "**How to see what is wrong.**", "**What to do.**"]:
+            assert part in sections[name], (name, part)
+        assert re.search(r"^aws \w+", sections[name], re.MULTILINE), f"{name}: no aws CLI command to look"
+
+
 @pytest.mark.parametrize(
     "name", sorted(n for n, f in FUNCTIONS.items() if "ReservedConcurrentExecutions" in f["Properties"])
 )
