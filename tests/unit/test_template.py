@@ -213,6 +213,28 @@ def test_every_route_is_throttled_by_the_rate_and_burst_the_deployer_sets() -> N
                 assert "RouteSettings" not in event["Properties"]
 
 
+NAME_PROPERTIES = {"Name", "TableName", "QueueName", "BucketName", "FunctionName", "LogGroupName", "TopicName"}
+
+
+def test_every_name_the_template_gives_holds_the_stack_name() -> None:
+    # Else a second stack in the account (samconfig.toml's default beside production) collides.
+    named = [
+        (name, res["Properties"][key])
+        for name, res in RESOURCES.items()
+        for key in NAME_PROPERTIES
+        if key in res.get("Properties", {})
+    ]
+    for name, function in FUNCTIONS.items():
+        for event_name, event in function["Properties"].get("Events", {}).items():
+            if event["Type"] in {"ScheduleV2", "Schedule"}:
+                # SAM names a schedule after the function and event alone unless it is given a name.
+                assert "Name" in event["Properties"], f"{name}.{event_name}"
+                named.append((f"{name}.{event_name}", event["Properties"]["Name"]))
+    assert named
+    for name, value in named:
+        assert "${AWS::StackName}" in value.get("Fn::Sub", ""), name
+
+
 def test_the_import_worker_knows_when_the_queue_gives_up() -> None:
     worker_env = FUNCTIONS["ImportWorkerFunction"]["Properties"]["Environment"]["Variables"]
     redrive = RESOURCES["ImportQueue"]["Properties"]["RedrivePolicy"]
