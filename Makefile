@@ -6,12 +6,13 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 TOOLS := .venv-tools
+SCAN := .venv-scan
 PY := $(VENV)/bin/python
 export AWS_DEFAULT_REGION ?= eu-west-1
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help run test install lint types template unit integration e2e bench bench-backend bench-cold-import bench-imports bench-shipments soak-imports clean
+.PHONY: help run test install lint types template scan unit integration e2e bench bench-backend bench-cold-import bench-imports bench-shipments soak-imports clean
 
 help:
 	@echo "make run    start the service locally (HTTP API on http://127.0.0.1:3000)"
@@ -32,6 +33,12 @@ $(TOOLS)/.installed: pyproject.toml
 	$(TOOLS)/bin/pip install --quiet --group tools
 	touch $@
 
+$(SCAN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(SCAN)
+	$(SCAN)/bin/pip install --quiet --disable-pip-version-check pip==25.3
+	$(SCAN)/bin/pip install --quiet --group scan
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -42,7 +49,7 @@ install: $(VENV)/.installed node_modules/.installed
 run: install
 	$(PY) -m local
 
-test: install $(TOOLS)/.installed lint types template
+test: install $(TOOLS)/.installed $(SCAN)/.installed lint types template scan
 	$(PY) -m pytest
 
 # ------------------------------------------------------------------ parts of make test
@@ -59,6 +66,11 @@ template: $(TOOLS)/.installed
 	$(TOOLS)/bin/cfn-lint template.yaml
 	$(TOOLS)/bin/sam validate --lint --template template.yaml
 	$(TOOLS)/bin/sam build --template template.yaml --build-dir .aws-sam/build --cached --cache-dir .aws-sam/cache
+
+# checkov over the template, offline (.checkov.yaml): every failed check is fixed, or waived next to
+# its resource in template.yaml with its reason. No update check against the package index either.
+scan: $(SCAN)/.installed
+	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(SCAN)/bin/checkov --config-file .checkov.yaml --file template.yaml --quiet
 
 unit: install
 	$(PY) -m pytest tests/unit

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+from typing import Any
 
 import pytest
+from aws_lambda_powertools.logging import correlation_paths
 
 from inventory import errors
-from inventory.api.http import MAX_BODY_BYTES, field_path, make_resolver, status_of
+from inventory.api.http import CALLER_LOG_KEY, MAX_BODY_BYTES, field_path, make_resolver, status_of
+from inventory.observability import logger
 from tests.conftest import FakeContext, http_event, load_handler
 
 
@@ -105,3 +109,43 @@ def test_a_body_that_is_not_utf8_text_is_a_422_on_every_route_that_takes_one(
         "validation_error",
         [("body", code)],
     )
+
+
+class _Lines(logging.Handler):
+    """The log lines the functions write, as JSON objects."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logger.registered_formatter)
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+def test_every_log_line_of_a_request_names_its_request_id_and_caller_as_the_access_log_does() -> None:
+    app = make_resolver()
+
+    @app.get("/things")
+    def get_things() -> dict[str, str]:
+        logger.info("listing things")
+        return {}
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return app.resolve(event, context)
+
+    lines = _Lines()
+    logging.getLogger(logger.name).addHandler(lines)
+    try:
+        first = http_event("GET", "/things", caller="arn:aws:iam::123456789012:role/erp-import")
+        second = http_event("GET", "/things", caller="arn:aws:iam::123456789012:user/store-001-till")
+        handler(first, FakeContext())
+        handler(second, FakeContext())
+    finally:
+        logging.getLogger(logger.name).removeHandler(lines)
+
+    assert [(line["correlation_id"], line[CALLER_LOG_KEY]) for line in lines.lines] == [
+        (first["requestContext"]["requestId"], "arn:aws:iam::123456789012:role/erp-import"),
+        (second["requestContext"]["requestId"], "arn:aws:iam::123456789012:user/store-001-till"),
+    ]

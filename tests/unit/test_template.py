@@ -5,6 +5,7 @@ section 7."""
 from __future__ import annotations
 
 import ast
+import json
 import re
 import tomllib
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from inventory.api.http import CALLER_LOG_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 PSEUDO = {
@@ -174,7 +177,170 @@ def test_every_route_requires_iam_authorization() -> None:
                 assert "Auth" not in event["Properties"], "no route may opt out of IAM authorization"
 
 
+def test_the_api_writes_one_json_access_log_line_per_request_kept_as_long_as_the_functions_logs() -> None:
+    settings = RESOURCES["HttpApi"]["Properties"]["AccessLogSettings"]
+    group = RESOURCES[settings["DestinationArn"]["Fn::GetAtt"][0]]
+    # `...String` variables are quoted by API Gateway itself.
+    fields = json.loads(re.sub(r"\$context\.[\w.]+String\b", '"-"', settings["Format"]))
+
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert "\n" not in settings["Format"]
+    # The keys the functions log the same request under (Powertools' correlation id, and ours).
+    assert fields["correlation_id"] == "$context.requestId"
+    assert fields[CALLER_LOG_KEY] == "$context.identity.userArn"
+    for variable in [
+        "$context.routeKey",
+        "$context.status",
+        "$context.responseLatency",
+        "$context.integrationErrorMessage",
+    ]:
+        assert variable in fields.values()
+
+
+def test_every_route_is_throttled_by_the_rate_and_burst_the_deployer_sets() -> None:
+    route_defaults = RESOURCES["HttpApi"]["Properties"]["DefaultRouteSettings"]
+    parameters = TEMPLATE["Parameters"]
+
+    assert route_defaults["ThrottlingRateLimit"] == {"Ref": "ApiThrottlingRateLimit"}
+    assert route_defaults["ThrottlingBurstLimit"] == {"Ref": "ApiThrottlingBurstLimit"}
+    rate, burst = parameters["ApiThrottlingRateLimit"]["Default"], parameters["ApiThrottlingBurstLimit"]["Default"]
+    assert 0 < rate <= burst
+    for function in FUNCTIONS.values():
+        for event in function["Properties"].get("Events", {}).values():
+            if event["Type"] == "HttpApi":
+                assert event["Properties"]["ApiId"] == {"Ref": "HttpApi"}  # no route on an API without limits
+                assert "RouteSettings" not in event["Properties"]
+
+
+NAME_PROPERTIES = {"Name", "TableName", "QueueName", "BucketName", "FunctionName", "LogGroupName", "TopicName"}
+
+
+def test_every_name_the_template_gives_holds_the_stack_name() -> None:
+    # Else a second stack in the account (samconfig.toml's default beside production) collides.
+    named = [
+        (name, res["Properties"][key])
+        for name, res in RESOURCES.items()
+        for key in NAME_PROPERTIES
+        if key in res.get("Properties", {})
+    ]
+    for name, function in FUNCTIONS.items():
+        for event_name, event in function["Properties"].get("Events", {}).items():
+            if event["Type"] in {"ScheduleV2", "Schedule"}:
+                # SAM names a schedule after the function and event alone unless it is given a name.
+                assert "Name" in event["Properties"], f"{name}.{event_name}"
+                named.append((f"{name}.{event_name}", event["Properties"]["Name"]))
+    assert named
+    for name, value in named:
+        assert "${AWS::StackName}" in value.get("Fn::Sub", ""), name
+
+
 def test_the_import_worker_knows_when_the_queue_gives_up() -> None:
     worker_env = FUNCTIONS["ImportWorkerFunction"]["Properties"]["Environment"]["Variables"]
     redrive = RESOURCES["ImportQueue"]["Properties"]["RedrivePolicy"]
     assert int(worker_env["IMPORT_MAX_RECEIVES"]) == redrive["maxReceiveCount"]
+
+
+# ------------------------------------------------------------------------------------ alarms
+
+ALARMS = of_type("AWS::CloudWatch::Alarm")
+
+
+def alarm_metrics(alarm: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(namespace, metric name, {dimension: value}) of every metric an alarm reads."""
+    props = alarm["Properties"]
+    specs = (
+        [props] if "MetricName" in props else [m["MetricStat"]["Metric"] for m in props["Metrics"] if "MetricStat" in m]
+    )
+    for spec in specs:
+        yield spec["Namespace"], spec["MetricName"], {d["Name"]: d["Value"] for d in spec.get("Dimensions", [])}
+
+
+def watched(namespace: str, metric: str, dimension: str) -> set[str]:
+    """The logical ids whose metric some alarm watches (dimension values are Refs or GetAtts)."""
+    names = set()
+    for alarm in ALARMS.values():
+        for ns, name, dimensions in alarm_metrics(alarm):
+            value = dimensions.get(dimension)
+            if (ns, name) == (namespace, metric) and isinstance(value, dict):
+                names.add(value.get("Ref") or value["Fn::GetAtt"][0])
+    return names
+
+
+def dead_letter_queues() -> set[str]:
+    """Queues' redrive targets, functions' on-failure destinations and their events' dead-letter queues."""
+    arns = [
+        q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]
+        for q in of_type("AWS::SQS::Queue").values()
+        if "RedrivePolicy" in q["Properties"]
+    ]
+    for function in FUNCTIONS.values():
+        props = function["Properties"]
+        if "EventInvokeConfig" in props:
+            arns.append(props["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"])
+        arns += [
+            e["Properties"]["DeadLetterConfig"]["Arn"]
+            for e in props.get("Events", {}).values()
+            if "DeadLetterConfig" in e["Properties"]
+        ]
+    return {arn["Fn::GetAtt"][0] for arn in arns}
+
+
+def test_every_function_has_an_errors_and_a_throttles_alarm() -> None:
+    assert set(FUNCTIONS) - watched("AWS/Lambda", "Errors", "FunctionName") == set()
+    assert set(FUNCTIONS) - watched("AWS/Lambda", "Throttles", "FunctionName") == set()
+
+
+def test_the_apis_server_errors_have_an_alarm() -> None:
+    # The HTTP functions answer their own crashes with a 500, which Lambda's Errors metric never counts.
+    assert watched("AWS/ApiGateway", "5xx", "ApiId") == {"HttpApi"}
+
+
+def test_every_dead_letter_queue_has_a_depth_and_an_age_alarm() -> None:
+    queues = dead_letter_queues()
+
+    assert queues == {"ImportDeadLetterQueue", "FulfillmentDeadLetterQueue", "ScheduledRunsDeadLetterQueue"}
+    assert queues - watched("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName") == set()
+    assert queues - watched("AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName") == set()
+
+
+def test_the_outbox_lag_alarm_fires_when_the_relay_publishes_no_figure() -> None:
+    lag = [a for a in ALARMS.values() if ("InventoryMaster", "OutboxLagSeconds") in {m[:2] for m in alarm_metrics(a)}]
+
+    assert len(lag) == 1
+    assert lag[0]["Properties"]["TreatMissingData"] == "breaching"
+
+
+def test_every_alarm_notifies_the_alarm_topic() -> None:
+    for name, alarm in ALARMS.items():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+
+
+def runbook_sections() -> dict[str, str]:
+    """The runbook's sections, by heading (an alarm's logical id)."""
+    parts = re.split(r"^## (.+)$", (ROOT / "docs" / "runbook.md").read_text(), flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def test_every_alarm_has_a_runbook_section_that_its_notification_names() -> None:
+    sections = runbook_sections()
+
+    assert sorted(sections) == sorted(ALARMS)  # a section for every alarm, and none for an alarm gone
+    for name, alarm in ALARMS.items():
+        assert f"docs/runbook.md, section {name}" in alarm["Properties"]["AlarmDescription"], name
+        for part in ["**What it means.**", "**How to see what is wrong.**", "**What to do.**"]:
+            assert part in sections[name], (name, part)
+        assert re.search(r"^aws \w+", sections[name], re.MULTILINE), f"{name}: no aws CLI command to look"
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n, f in FUNCTIONS.items() if "ReservedConcurrentExecutions" in f["Properties"])
+)
+def test_queue_triggers_never_take_more_messages_than_the_reserved_concurrency_runs(name: str) -> None:
+    props = FUNCTIONS[name]["Properties"]
+    reserved = props["ReservedConcurrentExecutions"]
+    for event in props.get("Events", {}).values():
+        if event["Type"] == "SQS":
+            # Else Lambda's pollers outrun the function, and throttled messages use up their receives.
+            maximum = event["Properties"]["ScalingConfig"]["MaximumConcurrency"]
+            assert 2 <= maximum <= reserved, name

@@ -130,8 +130,14 @@ def _body_problem(code: str, message: str) -> dict[str, str]:
     return {"field": "body", "code": code, "message": message}
 
 
+# The key of the caller's identity in every log line of a request, as in the API's access log
+# (template.yaml, HttpApi.AccessLogSettings), so one request can be followed from the API to the function.
+CALLER_LOG_KEY = "caller"
+
+
 class InventoryResolver(APIGatewayHttpResolver):
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        logger.append_keys(**{CALLER_LOG_KEY: caller_of(event)})
         refused = _refused_before_routing(event)
         if refused is not None:
             return {
@@ -143,10 +149,14 @@ class InventoryResolver(APIGatewayHttpResolver):
         return super().resolve(event, context)
 
 
-def caller_identity(router: Router | APIGatewayHttpResolver) -> str:
+def caller_of(event: Mapping[str, Any]) -> str:
     """The IAM principal API Gateway authenticated (recorded on the switch and on transactions)."""
-    iam = (router.current_event.raw_event.get("requestContext") or {}).get("authorizer", {}).get("iam") or {}
+    iam = (event.get("requestContext") or {}).get("authorizer", {}).get("iam") or {}
     return str(iam.get("userArn") or iam.get("callerId") or "unknown")
+
+
+def caller_identity(router: Router | APIGatewayHttpResolver) -> str:
+    return caller_of(router.current_event.raw_event)
 
 
 def make_resolver(*routers: Router) -> InventoryResolver:
