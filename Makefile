@@ -12,7 +12,7 @@ export AWS_DEFAULT_REGION ?= eu-west-1
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help run test install lint types template scan unit integration e2e bench bench-backend bench-cold-import bench-imports bench-shipments soak-imports clean
+.PHONY: help run test install lint types template scan unit integration e2e bench bench-backend bench-cold-import bench-imports bench-shipments soak soak-imports clean
 
 help:
 	@echo "make run    start the service locally (HTTP API on http://127.0.0.1:3000)"
@@ -89,6 +89,13 @@ bench-backend: install
 
 bench-cold-import: install
 	$(PY) -m bench.cold_import
+
+# the failure-path suites for longer: every crash point five times, and 600 examples of the allocation
+# state machine (about 15 minutes); each prints how much it ran
+soak: install
+	CRASH_POINT_ROUNDS=5 STATE_MACHINE_EXAMPLES=600 $(PY) -m pytest -s --no-cov --timeout=3600 -p no:cacheprovider \
+		tests/integration/test_crash_points.py tests/integration/test_allocation_machine.py 2>&1 \
+		| grep -v '^{' 
 
 # the end-to-end import tests with files of 1,000,000 rows (about 30 minutes)
 soak-imports: install

@@ -15,6 +15,7 @@ itself again. Kinds:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError, ReadTimeoutError
 
 Kind = Literal["throttled", "unavailable", "timeout", "crash"]
+ANY_WRITE = "any write"
 WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 _CODES = {"throttled": "ThrottlingException", "unavailable": "InternalServerError"}
 
@@ -38,11 +40,18 @@ class Fault:
     match: Callable[[Mapping[str, Any]], bool] | None = None
     times: int = 1
     when: Literal["before", "after"] = "before"
+    skip: int = 0  # matching calls let through before the fault fires
     fired: int = 0
     calls: list[Mapping[str, Any]] = field(default_factory=list)
 
     def wanted(self, operation: str, params: Mapping[str, Any]) -> bool:
-        return self.fired < self.times and operation == self.operation and (self.match is None or self.match(params))
+        named = operation == self.operation or (self.operation == ANY_WRITE and operation in WRITES)
+        if self.fired >= self.times or not named or (self.match is not None and not self.match(params)):
+            return False
+        if self.skip > 0:
+            self.skip -= 1
+            return False
+        return True
 
 
 class Faults:
@@ -52,6 +61,7 @@ class Faults:
         self._client = client
         self._faults: list[Fault] = []
         self.calls: list[tuple[str, Mapping[str, Any]]] = []  # every call the client made, in order
+        self._lock = threading.Lock()
         events = client.meta.events
         events.register_first("before-parameter-build", self._remember)
         events.register_first("before-call", self._before)
@@ -71,30 +81,38 @@ class Faults:
         match: Callable[[Mapping[str, Any]], bool] | None = None,
         times: int = 1,
         when: Literal["before", "after"] | None = None,
+        skip: int = 0,
     ) -> Fault:
-        """Arm a fault; `timeout` always fires after the call, the others before unless told."""
-        fault = Fault(operation, kind, match, times, when or ("after" if kind == "timeout" else "before"))
+        """Arm a fault on `operation` (or on any write: ANY_WRITE), past its first `skip` matching
+        calls; `timeout` always fires after the call, the others before unless told."""
+        fault = Fault(operation, kind, match, times, when or ("after" if kind == "timeout" else "before"), skip)
         self._faults.append(fault)
         return fault
 
+    def disarm(self) -> None:
+        self._faults.clear()
+
     def _fire(self, when: str, operation: str, params: Mapping[str, Any]) -> None:
-        for fault in self._faults:
-            if fault.when == when and fault.wanted(operation, params):
+        with self._lock:  # the adapter writes import rows from several threads
+            fault = next((f for f in self._faults if f.when == when and f.wanted(operation, params)), None)
+            if fault is not None:
                 fault.fired += 1
                 fault.calls.append(params)
-                if fault.kind == "crash":
-                    raise Crash(f"stopped {when} {operation}")
-                if fault.kind == "timeout":
-                    raise ReadTimeoutError(endpoint_url=f"injected://{operation}")
-                code = _CODES[fault.kind]
-                raise ClientError({"Error": {"Code": code, "Message": f"injected {code}"}}, operation)
+        if fault is not None:
+            if fault.kind == "crash":
+                raise Crash(f"stopped {when} {operation}")
+            if fault.kind == "timeout":
+                raise ReadTimeoutError(endpoint_url=f"injected://{operation}")
+            code = _CODES[fault.kind]
+            raise ClientError({"Error": {"Code": code, "Message": f"injected {code}"}}, operation)
 
     @staticmethod
     def _remember(params: Mapping[str, Any], context: dict[str, Any], **_: Any) -> None:
         context[_PARAMS] = dict(params)  # the request as the caller gave it, before serialization
 
     def _before(self, model: Any, context: dict[str, Any], **_: Any) -> None:
-        self.calls.append((model.name, context.get(_PARAMS, {})))
+        with self._lock:
+            self.calls.append((model.name, context.get(_PARAMS, {})))
         self._fire("before", model.name, context.get(_PARAMS, {}))
 
     def writes(self) -> list[str]:

@@ -15,6 +15,7 @@ from inventory import settings, wiring
 from inventory.adapters.dynamodb import DynamoDbRepository
 from local.stack import LocalAws
 from tests.conftest import ROOT
+from tests.faults import Faults, faults_on
 
 
 @pytest.fixture(scope="session")
@@ -89,3 +90,10 @@ def listen(handler_environment: dict[str, str]) -> Iterator[Callable[..., tuple[
 def bus_queue(listen: Callable[..., tuple[Any, str]]) -> tuple[Any, str]:
     """A queue subscribed to everything this service publishes on the bus."""
     return listen()
+
+
+@pytest.fixture
+def faults(handler_environment: dict[str, str]) -> Iterator[Faults]:
+    """Faults injected at the DynamoDB client every handler of this process shares (tests/faults.py)."""
+    with faults_on(wiring.repository().client) as armed:
+        yield armed

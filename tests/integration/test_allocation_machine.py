@@ -8,6 +8,7 @@ opened or refused (I3), applied or repeated (I2)."""
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -350,11 +351,15 @@ class AllocationMachine(RuleBasedStateMachine):
             assert held == self.model.open_allocations(product), product
 
 
+EXAMPLES = int(os.environ.get("STATE_MACHINE_EXAMPLES", "75"))  # `make soak` runs more
+
+
 # About 2,500 steps in about a minute. A failure is shrunk for up to five minutes (every step reads and
 # writes the table): the timeout leaves room for Hypothesis to print the shortest failing sequence.
 @pytest.mark.timeout(900)
 def test_allocations_shipments_and_imports_keep_to_the_reference(repo: DynamoDbRepository) -> None:
     run_state_machine_as_test(
         lambda: AllocationMachine(repo),
-        settings=settings(max_examples=75, stateful_step_count=40, deadline=None),
+        settings=settings(max_examples=EXAMPLES, stateful_step_count=40, deadline=None),
     )
+    print(f"\nallocation state machine: {EXAMPLES} examples of up to 40 steps")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
@@ -15,16 +15,9 @@ import pytest
 from inventory import wiring
 from local.stack import LocalAws
 from tests.conftest import FakeContext, http_event, load_handler, sqs_event
-from tests.faults import Faults, faults_on, item_key
+from tests.faults import Faults, item_key
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def faults(local_aws: LocalAws) -> Iterator[Faults]:
-    """Faults on the DynamoDB client every handler of this process shares."""
-    with faults_on(wiring.repository().client) as armed:
-        yield armed
 
 
 def call(handler: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Protocol
 
 from inventory.errors import (
+    Conflict,
     ImportIdReused,
     ImportInProgress,
     ImportKindNotAllowed,
@@ -116,9 +117,7 @@ class ImportService:
         content_hash = request.content_hash()
         existing = self._repo.get_import(location_id, request.import_id)
         if existing is not None:
-            if existing.content_hash != content_hash:
-                raise ImportIdReused(f"import {request.import_id!r} was accepted with other content")
-            return existing, False
+            return self._repeated(existing, request, content_hash), False
         # Invalid input first (422), then the rules (409): a request that could never succeed says so.
         if request.source is not None:
             if not self._files.holds(request.source):
@@ -148,12 +147,25 @@ class ImportService:
                     "complete the open mispick cycle counts first, or send force: true: "
                     + ", ".join(sorted(location.open_mispick_count_ids))
                 )
-            if location.running_import_id is not None:
+            if location.running_import_id not in (None, request.import_id):  # its own: a retry after a stop
                 raise ImportInProgress(f"import {location.running_import_id!r} is still running for this location")
         inline = request.source is None
         source = self._files.uri(inline_key(location_id, request.import_id, content_hash)) if inline else request.source
         assert source is not None
-        record = self._repo.begin_import(
+        try:
+            record = self._begin(location_id, request, content_hash, source, create=location is None, caller=caller)
+        except ImportIdReused:  # a concurrent request with the same id came first
+            existing = self._repo.get_import(location_id, request.import_id)
+            if existing is None:
+                raise
+            return self._repeated(existing, request, content_hash), False
+        self._start(record, request, content_hash)
+        return record, True
+
+    def _begin(
+        self, location_id: str, request: ImportRequest, content_hash: str, source: str, *, create: bool, caller: str
+    ) -> ImportRecord:
+        return self._repo.begin_import(
             ImportRecord(
                 location_id=location_id,
                 import_id=request.import_id,
@@ -166,21 +178,35 @@ class ImportService:
                 requested_by=caller,
                 accepted_at=self._clock.now(),
             ),
-            create_as=request.location_type if location is None else None,
+            create_as=request.location_type if create else None,
         )
+
+    def _repeated(self, existing: ImportRecord, request: ImportRequest, content_hash: str) -> ImportRecord:
+        """The answer to a repeat of an accepted request; one that stopped before it handed the
+        import to the worker (still `accepted`) starts it now."""
+        if existing.content_hash != content_hash:
+            raise ImportIdReused(f"import {request.import_id!r} was accepted with other content")
+        if existing.status is ImportStatus.ACCEPTED:
+            self._start(existing, request, content_hash)
+        return existing
+
+    def _start(self, record: ImportRecord, request: ImportRequest, content_hash: str) -> None:
+        """Write the inline items' file (once the claim holds) and hand the import to the worker. A
+        message sent twice (a repeat after a stop past this point) runs the import twice, which is
+        safe: its rows are the same puts, and the run that finds it ended stops."""
         try:
-            if inline:  # inline items take the same path as files, written once the claim holds
-                self._files.put(inline_key(location_id, request.import_id, content_hash), _json_lines(request.items))
-            self._queue.send({"location_id": location_id, "import_id": request.import_id})
+            if request.items is not None:  # inline items take the same path as files
+                key = inline_key(record.location_id, record.import_id, content_hash)
+                self._files.put(key, _json_lines(request.items))
+            self._queue.send({"location_id": record.location_id, "import_id": record.import_id})
         except Exception as error:
             self._repo.fail_import(
-                location_id,
-                request.import_id,
+                record.location_id,
+                record.import_id,
                 failed_at=self._clock.now(),
                 errors=[{"code": "not_started", "message": f"the import could not be started: {error}"}],
             )
             raise
-        return record, True
 
     @staticmethod
     def _refuse_invalid_items(items: Sequence[StockRow]) -> None:
@@ -214,7 +240,13 @@ class ImportService:
         if record.status in (ImportStatus.COMPLETED, ImportStatus.FAILED):
             self._release_if_claimed(record)  # a repeated delivery, or a retry after half an ending
             return record.status
-        return self._advance(record, remaining_ms)
+        try:
+            return self._advance(record, remaining_ms)
+        except Conflict:  # another run of the same import (its message sent twice) ended it first
+            ended = self._repo.get_import(location_id, import_id)
+            if ended is None or ended.status not in (ImportStatus.COMPLETED, ImportStatus.FAILED):
+                raise
+            return ended.status
 
     def _advance(self, record: ImportRecord, remaining_ms: Callable[[], int]) -> ImportStatus:
         location_id, import_id = record.location_id, record.import_id

@@ -71,11 +71,14 @@ class Imports:
         claim.set("last_import", record.summary().model_dump(mode="json", exclude_none=True))
         claim.set("updated_at", iso(record.accepted_at))
         claim.increment("import_seq")
+        # Free, or claimed by this very import id with no record yet: an earlier attempt of the
+        # same request stopped between its claim and its record, and this one takes it over.
+        free = f"({claim.absent('running_import_id')} OR {claim.equals('running_import_id', record.import_id)})"
         if create_as is None:
-            condition = f"{claim.exists('pk')} AND {claim.absent('running_import_id')}"
+            condition = f"{claim.exists('pk')} AND {free}"
         else:  # the claim creates the location, so that a refused claim leaves none behind
             created_if_absent(claim, record.location_id, create_as, record.accepted_at)
-            condition = f"{claim.absent('pk')} OR {claim.absent('running_import_id')}"
+            condition = f"{claim.absent('pk')} OR {free}"
         before = self._table.update(claim, key, condition, returns="ALL_OLD")
         if before is None:
             location = read_location(self._table, record.location_id)
@@ -85,7 +88,11 @@ class Imports:
         record = record.model_copy(update={"seq": int(before.get("import_seq", 0)) + 1})
         key_of_record = import_key(record.location_id, record.import_id)
         if not self._table.put_new({**key_of_record, "entity": "import", **record.model_dump(mode="json")}):
-            # Another request created the same import id in between: give the location back as it was.
+            # Another request created the same import id in between. While that import runs, the
+            # claim is its own (the same id); once it has ended, give the location back as it was.
+            existing = self._table.get(key_of_record)
+            if existing is not None and existing["status"] in _UNFINISHED:
+                raise ImportIdReused(f"import {record.import_id!r} exists already")
             release = Update().remove("running_import_id")
             if before.get("last_import"):
                 release.set("last_import", before["last_import"])

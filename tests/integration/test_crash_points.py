@@ -1,0 +1,260 @@
+"""Every multi-write operation, stopped at each of its writes in turn, then retried (I7).
+
+For each operation, a run without faults counts its DynamoDB writes and records what a user then
+sees. Then, for each write k and each kind of fault, the operation runs again on a fresh location
+with the fault at write k: the function stops before it (`crash`), is refused it (`throttled`), or
+has it applied and its answer lost (`timeout`). The client, or the queue, retries the request
+until it succeeds, and what a user sees must equal the fault-free run's: completed once, nothing
+half-applied, nothing doubled. Faults are injected at the DynamoDB client's boundary
+(tests/faults.py); the backend is dynalite, as everywhere in these tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+from local.stack import LocalAws
+from tests.conftest import FakeContext, http_event, load_handler, sqs_event
+from tests.faults import ANY_WRITE, Crash, Faults, Kind
+from tests.integration.test_allocations import QUEUE_ARN, from_bus, load
+from tests.integration.test_failure_paths import import_steps, outbox_events
+
+pytestmark = pytest.mark.integration
+
+KINDS: tuple[Kind, ...] = ("crash", "throttled", "timeout")
+RETRIES = 4  # a client (or the queue) tries again this many times at most
+INJECTED: Counter[tuple[str, str]] = Counter()  # faults injected, by operation and kind
+
+
+class Failed(Exception):
+    """The request or delivery did not succeed: the client (or the queue) tries again."""
+
+
+def call(
+    function: str, method: str, path: str, body: Any = None, query: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    response = load_handler(function).lambda_handler(http_event(method, path, body, query), FakeContext())
+    return response["statusCode"], json.loads(response["body"])
+
+
+def succeeds(function: str, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201, 202)) -> Any:
+    status, answer = call(function, method, path, body)
+    if status not in ok:
+        raise Failed(f"{method} {path}: {status} {answer}")
+    return answer
+
+
+def deliver(function: str, event: dict[str, Any]) -> None:
+    """A delivery of SQS records to a handler; a record the handler failed is delivered again."""
+    try:
+        result = load_handler(function).lambda_handler(event, FakeContext(remaining_ms=300_000))
+    except BatchProcessingError as error:  # every record of the batch failed
+        raise Failed(str(error)) from error
+    finally:
+        for record in event["Records"]:
+            count = int(record["attributes"]["ApproximateReceiveCount"])
+            record["attributes"]["ApproximateReceiveCount"] = str(count + 1)
+    if result.get("batchItemFailures"):
+        raise Failed(f"records failed: {result['batchItemFailures']}")
+
+
+def figures(location: str, *products: str) -> dict[str, Any]:
+    rows = {}
+    for product in products:
+        status, answer = call("stock", "GET", f"/locations/{location}/availability", query={"product_id": product})
+        assert status == 200, answer
+        items = answer["items"]
+        rows[product] = {k: v for k, v in items[0].items() if k != "version"} if items else None
+    return rows
+
+
+def events_of(location: str, *detail_types: str) -> dict[str, int]:
+    return {t: len({e.event_id for e in outbox_events(t, location)}) for t in detail_types}
+
+
+@dataclass
+class Operation:
+    """An operation of several writes: `prepare` gives it a fresh location, `run` performs it once
+    (raising Failed, or Crash, when it did not succeed), `seen` is what a user sees after it."""
+
+    name: str
+    prepare: Callable[[LocalAws, str], Any]
+    run: Callable[[LocalAws, str, Any], None]
+    seen: Callable[[LocalAws, str, Any], Any]
+
+
+# ---------------------------------------------------------------------------------- imports
+IMPORT = {"import_id": "load", "kind": "initial", "items": [{"product_id": "a", "quantity": 5}]}
+
+
+def start_import(local_aws: LocalAws, location: str, _: Any) -> None:
+    succeeds("stock_imports", "POST", f"/locations/{location}/stock-imports", {**IMPORT, "location_type": "store"})
+
+
+def import_seen(local_aws: LocalAws, location: str, steps: Any = None) -> Any:
+    if steps is None:  # the import was only started: run it, as the worker would
+        for step in import_steps(local_aws, location):
+            for _ in range(RETRIES):
+                try:
+                    deliver("import_worker", sqs_event([step], local_aws.arn("ImportQueue")))
+                    break
+                except Failed:
+                    continue
+    status, record = call("stock_imports", "GET", f"/locations/{location}/stock-imports/load")
+    location_item = call("locations", "GET", f"/locations/{location}")[1]
+    return {
+        "import": (status, record.get("status"), record.get("counts")),
+        "claimed": location_item.get("last_import", {}).get("status"),
+        "figures": figures(location, "a"),
+        "events": events_of(location, "Stock Imported"),
+    }
+
+
+def prepare_import_run(local_aws: LocalAws, location: str) -> Any:
+    start_import(local_aws, location, None)
+    (step,) = import_steps(local_aws, location)
+    return sqs_event([step], local_aws.arn("ImportQueue"))
+
+
+def run_import(local_aws: LocalAws, location: str, event: Any) -> None:
+    deliver("import_worker", event)
+
+
+# ---------------------------------------------------------------------------------- allocations
+ALLOCATION = {
+    "allocation_id": "al-1",
+    "order_id": "o-1",
+    "items": [{"product_id": "a", "quantity": 2}, {"product_id": "b", "quantity": 1}],
+}
+
+
+def loaded(local_aws: LocalAws, location: str) -> None:
+    load(location, {"a": 5, "b": 5})
+
+
+def allocate(local_aws: LocalAws, location: str, _: Any) -> None:
+    succeeds("allocations", "POST", f"/locations/{location}/allocations", ALLOCATION)
+
+
+def allocation_seen(local_aws: LocalAws, location: str, _: Any) -> Any:
+    status, allocation = call("allocations", "GET", f"/locations/{location}/allocations/al-1")
+    items = [(i["product_id"], i["open"]) for i in allocation.get("items", [])]
+    return {"allocation": (status, allocation.get("status"), items), "figures": figures(location, "a", "b")}
+
+
+def loaded_and_allocated(local_aws: LocalAws, location: str) -> None:
+    loaded(local_aws, location)
+    allocate(local_aws, location, None)
+
+
+def release(local_aws: LocalAws, location: str, _: Any) -> None:
+    succeeds("allocations", "DELETE", f"/locations/{location}/allocations/al-1")
+
+
+# ---------------------------------------------------------------------------------- shipments
+def shipment_event(location: str) -> dict[str, Any]:
+    detail = {
+        "event_id": f"ship-{location}",
+        "location_id": location,
+        "shipment_id": "s-1",
+        "logical_timestamp": 7,
+        "occurred_at": "2026-11-30T09:00:00Z",
+        "items": [
+            {"product_id": "a", "quantity": 1, "allocation_id": "al-1"},
+            {"product_id": "b", "quantity": 2},
+        ],
+    }
+    return sqs_event([from_bus("Fulfillment Items Shipped", detail, f"m-{location}")], QUEUE_ARN)
+
+
+def prepare_shipment(local_aws: LocalAws, location: str) -> Any:
+    loaded_and_allocated(local_aws, location)
+    return shipment_event(location)
+
+
+def ship(local_aws: LocalAws, location: str, event: Any) -> None:
+    deliver("fulfillment_events", event)
+
+
+def shipment_seen(local_aws: LocalAws, location: str, _: Any) -> Any:
+    return {**allocation_seen(local_aws, location, None), "events": events_of(location, "Shipment Applied")}
+
+
+# ---------------------------------------------------------------------------------- the switch
+def switch(local_aws: LocalAws, location: str, _: Any) -> None:
+    succeeds("master_switch", "PUT", f"/locations/{location}/inventory-master", {"inventory_master": "platform"})
+
+
+def switch_seen(local_aws: LocalAws, location: str, _: Any) -> Any:
+    master = call("locations", "GET", f"/locations/{location}")[1]["inventory_master"]
+    return {"master": master, "events": events_of(location, "Inventory Master Switched")}
+
+
+OPERATIONS = [
+    Operation("import start", lambda aws, location: None, start_import, import_seen),
+    Operation("import run", prepare_import_run, run_import, lambda aws, location, event: import_seen(aws, location, 1)),
+    Operation("allocation", loaded, allocate, allocation_seen),
+    Operation("release", loaded_and_allocated, release, allocation_seen),
+    Operation("shipment", prepare_shipment, ship, shipment_seen),
+    Operation("switch", loaded, switch, switch_seen),
+]
+
+
+def fresh(name: str) -> str:
+    return f"cp-{name.replace(' ', '-')}-{uuid.uuid4().hex[:8]}"
+
+
+def retried(local_aws: LocalAws, operation: Operation, location: str, state: Any) -> None:
+    for _ in range(RETRIES):
+        try:
+            operation.run(local_aws, location, state)
+            return
+        except Failed:
+            continue
+    raise AssertionError(f"{operation.name} did not succeed in {RETRIES} retries")
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=[o.name for o in OPERATIONS])
+def test_an_operation_stopped_at_any_write_completes_once_on_retry(
+    local_aws: LocalAws, faults: Faults, operation: Operation
+) -> None:
+    location = fresh(operation.name)
+    state = operation.prepare(local_aws, location)
+    faults.calls.clear()
+    operation.run(local_aws, location, state)
+    writes = len(faults.writes())
+    expected = operation.seen(local_aws, location, state)
+    rounds = int(os.environ.get("CRASH_POINT_ROUNDS", "1"))  # a soak runs every point several times
+    assert writes >= 1
+
+    for _ in range(rounds):
+        for kind in KINDS:
+            for k in range(writes):
+                location = fresh(operation.name)
+                state = operation.prepare(local_aws, location)
+                fault = faults.inject(ANY_WRITE, kind, skip=k)
+                with contextlib.suppress(Crash, Failed):  # stopped, or answered a failure
+                    operation.run(local_aws, location, state)
+                faults.disarm()
+                INJECTED[(operation.name, kind)] += fault.fired
+                retried(local_aws, operation, location, state)
+                seen = operation.seen(local_aws, location, state)
+                assert seen == expected, f"{kind} at write {k + 1} of {writes}"
+
+
+def test_zz_report_the_faults_injected() -> None:
+    """The figures the suite reached (printed with -s; the soak target prints them)."""
+    print("\nfaults injected by operation and kind:")
+    for (operation, kind), count in sorted(INJECTED.items()):
+        print(f"  {operation:14} {kind:10} {count}")
+    print(f"  total {sum(INJECTED.values())}")
