@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
+from inventory import wiring
+from inventory.adapters.dynamodb.keys import location_pk
 from local.stack import LocalAws
 from tests.conftest import FakeContext, http_event, load_handler, sqs_event
 from tests.faults import ANY_WRITE, Crash, Faults, Kind
@@ -200,6 +202,77 @@ def switch_seen(local_aws: LocalAws, location: str, _: Any) -> Any:
     return {"master": master, "events": events_of(location, "Inventory Master Switched")}
 
 
+# ---------------------------------------------------------------------------------- the relay
+class OneLocation:
+    """The outbox as the relay sees it, but for one location's items only: other tests' backlog
+    stays where it is, and the writes counted are this location's."""
+
+    def __init__(self, location: str) -> None:
+        self._store = wiring.repository()
+        self._pk = location_pk(location)
+        self.shards = self._store.shards
+
+    def pending_keys(self, shard: int, limit: int, after: tuple[str, str] | None = None) -> Any:
+        mine: list[tuple[str, str]] = []
+        while True:
+            keys, after = self._store.pending_keys(shard, 1000, after)
+            mine += [key for key in keys if key[0] == self._pk or key[0].startswith(self._pk + "#")]
+            if after is None:
+                return mine[:limit], None
+
+    def read_pending(self, keys: Any) -> Any:
+        return self._store.read_pending(keys)
+
+    def mark_published(self, key: Any, event_ids: Any, version: Any) -> None:
+        self._store.mark_published(key, event_ids, version)
+
+
+def prepare_relay(local_aws: LocalAws, location: str) -> Any:
+    """A store loaded, switched, and shipped from: events on its location item and on two products."""
+    loaded_and_allocated(local_aws, location)
+    switch(local_aws, location, None)
+    ship(local_aws, location, shipment_event(location))
+    sqs, url = subscribe(local_aws, location)
+    return {"sqs": sqs, "url": url, "published": set()}
+
+
+def subscribe(local_aws: LocalAws, location: str) -> tuple[Any, str]:
+    sqs, events = local_aws.client("sqs"), local_aws.client("events")
+    name = f"consumer-{location}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern = {"source": ["inventory-master"], "detail": {"location_id": [location]}}
+    bus = local_aws.name("InventoryBus")
+    events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+    return sqs, url
+
+
+def relay_round(local_aws: LocalAws, location: str, state: Any) -> None:
+    from inventory.services.outbox import OutboxRelay
+
+    base = wiring.outbox_relay()
+    relay = OutboxRelay(OneLocation(location), base._publisher, base._clock, finishers=base._finishers)
+    try:
+        relay.run_once()
+    except Exception as error:  # a round that failed is run again by the next one
+        raise Failed(str(error)) from error
+    waiting = OneLocation(location)
+    if any(waiting.pending_keys(shard, 1)[0] for shard in range(waiting.shards)):
+        raise Failed("events still wait in the outbox: the next round publishes them")
+
+
+def relay_seen(local_aws: LocalAws, location: str, state: Any) -> Any:
+    """Every committed event published at least once (consumers de-duplicate by event_id)."""
+    sqs, url = state["sqs"], state["url"]
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages"):
+        for message in messages:
+            body = json.loads(message["Body"])
+            state["published"].add((body["detail-type"], body["detail"]["event_id"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return {"published": Counter(detail_type for detail_type, _ in state["published"]), "waiting": 0}
+
+
 OPERATIONS = [
     Operation("import start", lambda aws, location: None, start_import, import_seen),
     Operation("import run", prepare_import_run, run_import, lambda aws, location, event: import_seen(aws, location, 1)),
@@ -207,6 +280,7 @@ OPERATIONS = [
     Operation("release", loaded_and_allocated, release, allocation_seen),
     Operation("shipment", prepare_shipment, ship, shipment_seen),
     Operation("switch", loaded, switch, switch_seen),
+    Operation("relay round", prepare_relay, relay_round, relay_seen),
 ]
 
 
