@@ -25,7 +25,7 @@ def call(handler: Any, method: str, path: str, body: Any = None) -> tuple[int, A
     return response["statusCode"], json.loads(response["body"])
 
 
-def import_steps(local_aws: LocalAws, wanted: str, seconds: float = 10) -> list[dict[str, Any]]:
+def import_steps(local_aws: LocalAws, wanted: str, seconds: float = 30) -> list[dict[str, Any]]:
     """The import queue's messages whose body names `wanted`, taken off the queue (as Lambda's
     poller would); other tests' messages are left there."""
     sqs = local_aws.client("sqs")
@@ -70,7 +70,7 @@ def test_an_import_whose_location_write_fails_at_completion_completes_on_redeliv
         "items": [{"product_id": "p1", "quantity": 7}],
     }
     assert call(imports, "POST", f"/locations/{location_id}/stock-imports", body)[0] == 202
-    (step,) = import_steps(local_aws, "load-1")
+    (step,) = import_steps(local_aws, f'"location_id":"{location_id}"')
     event = sqs_event([step], local_aws.arn("ImportQueue"))
     armed = faults.inject("UpdateItem", fault, match=ends_import_at(location_id))
 
@@ -131,7 +131,7 @@ def test_an_import_abandoned_after_its_record_completed_is_finished_not_failed(
         "items": [{"product_id": "p1", "quantity": 4}],
     }
     assert call(imports, "POST", f"/locations/{location_id}/stock-imports", body)[0] == 202
-    (step,) = import_steps(local_aws, "load-1")
+    (step,) = import_steps(local_aws, f'"location_id":"{location_id}"')
     event = sqs_event([step], local_aws.arn("ImportQueue"))
     event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "5"
     faults.inject("UpdateItem", "throttled", match=ends_import_at(location_id))

@@ -139,6 +139,10 @@ class MemoryRepository:
         )
         return record
 
+    def mark_queued(self, location_id: str, import_id: str) -> None:
+        record = self.imports[(location_id, import_id)]
+        self.imports[(location_id, import_id)] = record.model_copy(update={"queued": True})
+
     def record_progress(self, location_id: str, import_id: str, *, written_through_line: int) -> None:
         record = self.imports[(location_id, import_id)]
         if record.status not in (ImportStatus.ACCEPTED, ImportStatus.RUNNING):

@@ -172,6 +172,7 @@ class ImportRecord(Frozen):
     completed_at: datetime | None = None
     # Checkpoint: every valid row up to this line of the file is written (0: none yet).
     written_through_line: int = 0
+    queued: bool = False  # its first step is on the worker's queue (a repeat of the request re-sends it until then)
     counts: ImportCounts = ImportCounts()
     errors: list[dict[str, Any]] = []
     warnings: list[dict[str, Any]] = []

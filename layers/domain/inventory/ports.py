@@ -67,6 +67,10 @@ class ImportRepository(Protocol):
         same write, so that a refused claim creates nothing; without it, NotFound."""
         ...
 
+    def mark_queued(self, location_id: str, import_id: str) -> None:
+        """The import's first step is on the worker's queue."""
+        ...
+
     def record_progress(self, location_id: str, import_id: str, *, written_through_line: int) -> None:
         """The checkpoint: every valid row up to this line is written; the import is running."""
         ...

@@ -183,17 +183,18 @@ class ImportService:
 
     def _repeated(self, existing: ImportRecord, request: ImportRequest, content_hash: str) -> ImportRecord:
         """The answer to a repeat of an accepted request; one that stopped before it handed the
-        import to the worker (still `accepted`) starts it now."""
+        import to the worker (not `queued`) starts it now."""
         if existing.content_hash != content_hash:
             raise ImportIdReused(f"import {request.import_id!r} was accepted with other content")
-        if existing.status is ImportStatus.ACCEPTED:
+        if existing.status is ImportStatus.ACCEPTED and not existing.queued:
             self._start(existing, request, content_hash)
         return existing
 
     def _start(self, record: ImportRecord, request: ImportRequest, content_hash: str) -> None:
-        """Write the inline items' file (once the claim holds) and hand the import to the worker. A
-        message sent twice (a repeat after a stop past this point) runs the import twice, which is
-        safe: its rows are the same puts, and the run that finds it ended stops."""
+        """Write the inline items' file (once the claim holds), hand the import to the worker, and
+        record that it is queued. A message sent twice (a repeat after a stop between the send and
+        that record) runs the import twice, which is safe: its rows are the same puts, and the run
+        that finds it ended stops."""
         try:
             if request.items is not None:  # inline items take the same path as files
                 key = inline_key(record.location_id, record.import_id, content_hash)
@@ -207,6 +208,9 @@ class ImportService:
                 errors=[{"code": "not_started", "message": f"the import could not be started: {error}"}],
             )
             raise
+        # Not in the try: once the message is out, a failure here leaves the import to run (a repeat
+        # of the request sends its message again, which is safe), never failed.
+        self._repo.mark_queued(record.location_id, record.import_id)
 
     @staticmethod
     def _refuse_invalid_items(items: Sequence[StockRow]) -> None:

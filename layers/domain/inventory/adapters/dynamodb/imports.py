@@ -102,6 +102,10 @@ class Imports:
             raise ImportIdReused(f"import {record.import_id!r} exists already")
         return record
 
+    def mark_queued(self, location_id: str, import_id: str) -> None:
+        update = Update().set("queued", True)
+        self._table.update(update, import_key(location_id, import_id), update.exists("pk"), returns="NONE")
+
     def record_progress(self, location_id: str, import_id: str, *, written_through_line: int) -> None:
         update = Update().set("status", ImportStatus.RUNNING.value).set("written_through_line", written_through_line)
         if self._table.update(update, import_key(location_id, import_id), update.is_in("status", _UNFINISHED)) is None:
