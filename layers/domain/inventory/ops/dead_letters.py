@@ -316,7 +316,7 @@ def redrive(
                     _delete(scan, record, outcome)
                 if select.found_all(seen):
                     break
-    except (ClientError, BotoCoreError) as error:  # a send failed: that record stays where it is
+    except (ClientError, BotoCoreError) as error:  # a call failed: a record not yet sent stays where it is
         outcome.error = f"{type(error).__name__}: {error}"
     outcome.not_found = [] if outcome.error else sorted(select.message_ids - seen)
     return outcome
