@@ -12,12 +12,13 @@ export AWS_DEFAULT_REGION ?= eu-west-1
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help run test install lint types template scan unit integration e2e bench bench-backend bench-cold-import bench-imports bench-shipments soak soak-imports clean
+.PHONY: help run dlq test install lint types template scan unit integration e2e bench bench-backend bench-cold-import bench-imports bench-shipments soak soak-imports clean
 
 help:
 	@echo "make run    start the service locally (HTTP API on http://127.0.0.1:3000)"
 	@echo "make test   lint, types, template checks, unit, integration and end-to-end tests"
 	@echo "make bench  benchmarks (not part of make test)"
+	@echo "make dlq ARGS=\"list --local\"   the dead-letter queues (README: Dead letters)"
 
 # ------------------------------------------------------------------ installs
 $(VENV)/.installed: pyproject.toml layers/domain/requirements.txt
@@ -51,6 +52,10 @@ run: install
 
 test: install $(TOOLS)/.installed $(SCAN)/.installed lint types template scan
 	$(PY) -m pytest
+
+# what the dead-letter queues hold, and their redrive: make dlq ARGS="list --local" (README, Dead letters)
+dlq: $(VENV)/.installed
+	@PYTHONPATH=layers/domain $(PY) -m inventory.ops dlq $(ARGS)
 
 # ------------------------------------------------------------------ parts of make test
 lint: $(VENV)/.installed

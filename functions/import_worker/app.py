@@ -46,7 +46,7 @@ def retry_or_give_up(record: SQSRecord, work: ImportWork | None, error: Exceptio
     if not last_delivery(record, get_settings().import_max_receives):
         raise error
     if isinstance(work, ImportStep):
-        reason = reason_of(error)["message"]
+        reason = reason_of(error).message
         if import_service().abandon(work.location_id, work.import_id, reason) is ImportStatus.COMPLETED:
             return  # it had ended, and the give-up finished the ending: nothing is lost
         logger.error("import abandoned", extra={"import_id": work.import_id, "reason": reason})

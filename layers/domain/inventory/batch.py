@@ -9,29 +9,28 @@ would move it there without one.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from inventory.errors import InventoryError
+from inventory.messages.dead_letters import UNEXPECTED_ERROR, DeadLetter, Reason
 from inventory.observability import logger, metrics
 from inventory.ports import WorkQueue
 
 
-def reason_of(error: BaseException) -> dict[str, Any]:
+def reason_of(error: BaseException) -> Reason:
     if isinstance(error, InventoryError):
-        return {"code": error.code, "message": error.message, "details": error.details}
-    return {"code": "unexpected_error", "message": f"{type(error).__name__}: {error}", "details": []}
+        return Reason(code=error.code, message=error.message, details=error.details)
+    return Reason(code=UNEXPECTED_ERROR, message=f"{type(error).__name__}: {error}")
 
 
 def last_delivery(record: SQSRecord, max_receives: int) -> bool:
     return int(record.attributes.approximate_receive_count or 1) >= max_receives
 
 
-def dead_letter(queue: WorkQueue, record: SQSRecord, reason: dict[str, Any], metric: str) -> None:
+def dead_letter(queue: WorkQueue, record: SQSRecord, reason: Reason, metric: str) -> None:
     """Send the record, as it came, with its reason; raises (and the record is retried) when the
     dead-letter queue cannot take it."""
-    logger.warning("record dead-lettered", extra={"reason": reason, "message_id": record.message_id})
-    queue.send({"reason": reason, "body": record.body})
+    logger.warning("record dead-lettered", extra={"reason": reason.model_dump(), "message_id": record.message_id})
+    queue.send(DeadLetter(reason=reason, body=record.body).model_dump())
     metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)

@@ -31,6 +31,13 @@ class EventTooOld(InvalidInput):
     code = "event_too_old"
 
 
+class UnknownLocation(InvalidInput):
+    """An event for a location this service does not have: it applies once the location exists
+    (redrive it then), unlike an event that breaks the contract."""
+
+    code = "unknown_location"
+
+
 # ---- the resource does not exist (404)
 class NotFound(InventoryError):
     code = "not_found"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from inventory.errors import EventIdReused, EventTooOld, InvalidInput
+from inventory.errors import EventIdReused, EventTooOld, InvalidInput, UnknownLocation
 from inventory.models import (
     MAIN,
     Allocation,
@@ -160,7 +160,7 @@ class ShipmentService:
         if cached is None or now - cached[1] > LOCATION_CACHE:
             location = self._repo.get_location(location_id)
             if location is None:
-                raise InvalidInput(f"location {location_id!r} does not exist")
+                raise UnknownLocation(f"location {location_id!r} does not exist")
             cached = self._locations[location_id] = (location, now)
         return cached[0]
 
