@@ -91,6 +91,8 @@ bench: bench-backend bench-cold-import bench-imports bench-shipments
 bench-backend: install
 	$(BENCH) bench.backend $(ARGS)
 
+# each function's import and first invocation on the local backends, in fresh processes, against
+# minimal Powertools handlers of its trigger type (about 3 minutes)
 bench-cold-import: install
 	$(BENCH) bench.cold_import $(ARGS)
 
