@@ -87,13 +87,19 @@ e2e: install
 	$(PY) -m pytest tests/e2e
 
 # ------------------------------------------------------------------ benchmarks (not in make test)
+# Each is a module run from the repository root, with the domain layer on the path where Lambda puts
+# it (as pytest's pythonpath does for the tests). Arguments: make bench-<name> ARGS="--runs 9".
+BENCH := PYTHONPATH=$(CURDIR)/layers/domain $(PY) -m
+
 bench: bench-backend bench-cold-import bench-imports bench-shipments
 
 bench-backend: install
-	$(PY) -m bench.backend
+	$(BENCH) bench.backend $(ARGS)
 
+# each function's import and first invocation on the local backends, in fresh processes, against
+# minimal Powertools handlers of its trigger type (about 3 minutes)
 bench-cold-import: install
-	$(PY) -m bench.cold_import
+	$(BENCH) bench.cold_import $(ARGS)
 
 # the failure-path suites for longer: every crash point five times, and 600 examples of the allocation
 # state machine (about 15 minutes); each prints how much it ran
@@ -108,12 +114,12 @@ soak-imports: install
 
 # 100,000 and 1,000,000-row imports against raw BatchWriteItem on the same backend (about 10 minutes)
 bench-imports: install
-	$(PY) -m bench.imports
+	$(BENCH) bench.imports $(ARGS)
 
 # 5,000 shipment events through the fulfilment handler, 100,000 products at the location, taking turns
 # with raw conditional writes of the same changes on backends of their own, three times (about 12 minutes)
 bench-shipments: install
-	$(PY) -m bench.shipments
+	$(BENCH) bench.shipments $(ARGS)
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -14,24 +14,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from local.backends import Dynalite, MotoServer
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "layers" / "domain"))  # the domain layer, for its keys
-
+from bench.harness import query_pages
 from inventory.adapters.dynamodb.keys import PRODUCT_SHARDS, counters_key, counters_partition
+from local.backends import Dynalite, MotoServer
 
 THREADS = 8
 UNITS = 400
@@ -128,20 +124,7 @@ def timed(fn: Callable[[], Any], repeat: int = 5) -> float:
 
 
 def query_all(ddb: Any, pk: str) -> int:
-    count, start = 0, None
-    while True:
-        kwargs: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
-        page = ddb.query(
-            TableName="bench",
-            KeyConditionExpression="pk = :p",
-            ExpressionAttributeValues={":p": {"S": pk}},
-            ConsistentRead=True,
-            **kwargs,
-        )
-        count += page["Count"]
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return count
+    return sum(page["Count"] for page in query_pages(ddb, "bench", pk))
 
 
 def measure(name: str, backend: Any, products: int, other_rows: int) -> dict[str, Any]:

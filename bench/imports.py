@@ -23,96 +23,39 @@ growth during the import per distinct (product, stock location) pair.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
-import math
 import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from multiprocessing import get_context
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import boto3
 from boto3.s3.transfer import TransferConfig
 
+from bench.child import load_handler
 from bench.gen_import_file import stock_rows, write_import_file
+from bench.harness import ROOT, CallCounter, handler_env, in_child, read_items, read_partitions, write_units
+from inventory import settings, wiring
+from inventory.adapters.dynamodb import DynamoDbRepository
+from inventory.adapters.dynamodb.imports import WRITE_THREADS
+from inventory.adapters.dynamodb.keys import PRODUCT_SHARDS, import_partition, import_row_key
+from inventory.adapters.dynamodb.table import BATCH_WRITE_ITEMS
+from inventory.models import ImportKind, ImportStatus, LocationType
+from inventory.services.imports import ImportRequest
 
-ROOT = Path(__file__).resolve().parent.parent
 WORKER = "ImportWorkerFunction"
 WORKER_CODE = ROOT / "functions" / "import_worker"
-sys.path.insert(0, str(ROOT / "layers" / "domain"))  # the domain layer, where Lambda puts it
-
-from inventory import settings, wiring  # noqa: E402
-from inventory.adapters.dynamodb import DynamoDbRepository  # noqa: E402
-from inventory.adapters.dynamodb.imports import WRITE_THREADS  # noqa: E402
-from inventory.adapters.dynamodb.keys import PRODUCT_SHARDS, import_partition, import_row_key  # noqa: E402
-from inventory.adapters.dynamodb.table import BATCH_WRITE_ITEMS  # noqa: E402
-from inventory.models import ImportKind, ImportStatus, LocationType  # noqa: E402
-from inventory.services.imports import ImportRequest  # noqa: E402
-
 TIME_RATIO_TARGET = 1.3
 WCU_PER_ROW_TARGET = 1.1
 BYTES_PER_PAIR_GROWTH_TARGET = 1.5
 
 
-# ---------------------------------------------------------------- DynamoDB item sizes and write units
-
-
-def number_size(text: str) -> int:
-    digits = text.lstrip("-").split("E")[0].replace(".", "").strip("0")
-    return (len(digits) + 1) // 2 + 1
-
-
-def attribute_size(value: Mapping[str, Any]) -> int:
-    ((kind, data),) = value.items()
-    sizes: dict[str, Callable[[Any], int]] = {
-        "S": lambda v: len(v.encode()),
-        "N": number_size,
-        "B": len,
-        "BOOL": lambda _: 1,
-        "NULL": lambda _: 1,
-        "SS": lambda v: sum(len(s.encode()) for s in v),
-        "NS": lambda v: sum(number_size(n) for n in v),
-        "BS": lambda v: sum(len(b) for b in v),
-        "M": lambda v: 3 + sum(len(k.encode()) + attribute_size(x) + 1 for k, x in v.items()),
-        "L": lambda v: 3 + sum(attribute_size(x) + 1 for x in v),
-    }
-    return sizes[kind](data)
-
-
-def item_size(item: Mapping[str, Any]) -> int:
-    return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
-
-
-def write_units(item: Mapping[str, Any]) -> int:
-    return max(1, math.ceil(item_size(item) / 1024))
-
-
 # ---------------------------------------------------------------- what runs in the child processes
-
-
-class CallCounter:
-    """Counts a client's DynamoDB calls by operation, and remembers the keys of single-item writes."""
-
-    def __init__(self, client: Any) -> None:
-        self.calls: Counter[str] = Counter()
-        self.single_writes: list[tuple[str, str]] = []
-        self._lock = threading.Lock()
-        client.meta.events.register("before-parameter-build.dynamodb", self._count)
-
-    def _count(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        with self._lock:
-            self.calls[model.name] += 1
-            if model.name in ("PutItem", "UpdateItem", "DeleteItem"):
-                key = params.get("Key") or params["Item"]
-                self.single_writes.append((key["pk"]["S"], key["sk"]["S"]))
 
 
 def peak_rss_bytes() -> int:
@@ -124,10 +67,8 @@ def peak_rss_bytes() -> int:
 
 
 def run_service(env: dict[str, str], location: str, source: str, rows: int) -> dict[str, Any]:
-    """What the API and then the worker do with one file, in this (fresh) process."""
-    os.environ.update(env)
-    sys.path.insert(0, str(WORKER_CODE))
-    importlib.import_module("app")  # the worker's handler module, with everything it loads at a cold start
+    """What the API and then the worker do with one file, in this (fresh) process, spawned with `env`."""
+    load_handler()  # the worker's handler module, with everything it loads at a cold start
     for cached in (settings.get_settings, wiring.repository, wiring.import_service):
         cached.cache_clear()
     service = wiring.import_service()
@@ -154,12 +95,7 @@ def run_service(env: dict[str, str], location: str, source: str, rows: int) -> d
     written_rows, row_units = read_back_rows(ddb, location, record.seq, env["TABLE_NAME"])
     if written_rows != rows:
         raise RuntimeError(f"the import completed with {written_rows} of its {rows} rows in the table")
-    final_items = {
-        key: ddb.get_item(
-            TableName=env["TABLE_NAME"], Key={"pk": {"S": key[0]}, "sk": {"S": key[1]}}, ConsistentRead=True
-        )["Item"]
-        for key in set(counter.single_writes)
-    }
+    final_items = read_items(ddb, env["TABLE_NAME"], set(counter.single_writes))
     other_units = sum(write_units(final_items[key]) for key in counter.single_writes)
     return {
         "seconds": seconds,
@@ -174,29 +110,22 @@ def run_service(env: dict[str, str], location: str, source: str, rows: int) -> d
 
 
 def read_back_rows(ddb: Any, location: str, seq: int, table: str) -> tuple[int, int]:
-    """(items, write units) of every row of the import, from its 32 partitions."""
+    """(items, write units) of every row of the import, from its PRODUCT_SHARDS partitions."""
 
-    def shard(n: int) -> tuple[int, int]:
+    def count_and_units(items: Iterator[dict[str, Any]]) -> tuple[int, int]:
         count = units = 0
-        pages = ddb.get_paginator("query").paginate(
-            TableName=table,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": import_partition(location, seq, n)}},
-            ConsistentRead=True,
-        )
-        for page in pages:
-            count += page["Count"]
-            units += sum(write_units(item) for item in page["Items"])
+        for item in items:
+            count += 1
+            units += write_units(item)
         return count, units
 
-    with ThreadPoolExecutor(4) as pool:
-        counts = list(pool.map(shard, range(PRODUCT_SHARDS)))
+    partitions = [import_partition(location, seq, n) for n in range(PRODUCT_SHARDS)]
+    counts = read_partitions(ddb, table, partitions, count_and_units)
     return sum(c for c, _ in counts), sum(u for _, u in counts)
 
 
 def run_floor(env: dict[str, str], location: str, rows: int) -> dict[str, Any]:
     """The same rows, already in memory, in the fewest BatchWriteItem calls from WRITE_THREADS threads."""
-    os.environ.update(env)
     table = env["TABLE_NAME"]
     client = DynamoDbRepository(table).client  # the adapter's client configuration
     counter = CallCounter(client)
@@ -219,12 +148,6 @@ def run_floor(env: dict[str, str], location: str, rows: int) -> dict[str, Any]:
     return {"seconds": seconds, "cpu": cpu, "calls": dict(counter.calls)}
 
 
-def in_child(function: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
-    """A fresh interpreter, as a Lambda sandbox is: its peak RSS is the run's alone."""
-    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(function, *args).result()
-
-
 # ---------------------------------------------------------------- the parent
 
 
@@ -242,9 +165,12 @@ def measure(rows: int, workdir: Path, repeat: int) -> dict[str, Any]:
             # One PutObject: a multipart upload leaves parts that trip moto's /moto-api/data.json at the next start.
             aws.client("s3").upload_file(str(path), bucket, key, Config=TransferConfig(multipart_threshold=2**40))
             memory_mb = aws.functions[WORKER].memory_size
-            service = in_child(run_service, aws.function_env(WORKER), f"bench-{rows}", f"s3://{bucket}/{key}", rows)
+            env = aws.function_env(WORKER)
+            source = f"s3://{bucket}/{key}"
+            service = in_child(run_service, env, f"bench-{rows}", source, rows, env=handler_env(env, WORKER_CODE))
         with LocalAws(ROOT / "template.yaml") as aws:
-            floor = in_child(run_floor, aws.function_env(WORKER), f"floor-{rows}", rows)
+            env = aws.function_env(WORKER)
+            floor = in_child(run_floor, env, f"floor-{rows}", rows, env=env)
         pairs.append((service["seconds"] / floor["seconds"], service, floor))
     pairs.sort(key=lambda pair: pair[0])
     _, service, floor = pairs[len(pairs) // 2]

@@ -29,7 +29,7 @@ are built from the items the service's turn left), each in a process of its own 
 from turn to turn: a neighbour's load on these shared machines falls on all three alike.
 
 Every DynamoDB call either makes is counted by operation. Write units are computed from item sizes
-with DynamoDB's rules (bench.imports' `write_units`): each single-item write costs the units of the
+with DynamoDB's rules (bench.harness' `write_units`): each single-item write costs the units of the
 larger of its item before (read after the preparation) and after (read back after the run), plus,
 reported apart, a write of the sparse KEYS_ONLY outbox index (1 unit) when the write adds or removes
 the item there. Handler CPU is the child's process CPU time over the run; the CPU beyond the SDK
@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import hashlib
-import importlib
 import io
 import json
 import os
@@ -55,20 +54,32 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import boto3
 from boto3.s3.transfer import TransferConfig
 
+from bench.child import load_handler
 from bench.gen_import_file import write_import_file
-from bench.imports import ROOT, WORKER, CallCounter, item_size, write_units  # and the layer on the path
+from bench.harness import (
+    ROOT,
+    CallCounter,
+    Child,
+    Key,
+    SdkTime,
+    handler_env,
+    item_size,
+    lambda_context_class,
+    read_items,
+    read_partitions,
+    write_units,
+)
+from bench.imports import WORKER
 from inventory import wiring
 from inventory.adapters.dynamodb import DynamoDbRepository
 from inventory.adapters.dynamodb.keys import (
@@ -95,7 +106,7 @@ ALLOCATED_SHARE = 0.1  # of the shipped products, those with an open allocation 
 SDK_CODE = (
     r"^(?!.*(botocore/|urllib3/|http/|urllib/parse|socket|email/|ssl|selectors|select|dateutil/|hashlib|hmac"
     r"|_collections_abc|<frozen os>|queue.py|uuid.py:\d+\(uuid4\)|logging/__init__.py:\d+\((debug|isEnabledFor)\)"
-    r"|_make_api_call|timed|bench/imports))"
+    r"|_make_api_call|timed|bench/harness))"
 )
 HANDLER_PATHS = r"inventory/|fulfillment_events/|aws_lambda_powertools/"
 PREFIXES = (ALLOCATION_PREFIX, EVENT_PREFIX, LEDGER_PREFIX)
@@ -107,8 +118,6 @@ RUNS = ("service", *FLOORS)
 WRITES_PER_ITEM_TARGET = 1.0
 TIME_RATIO_TARGET = 1.2
 CPU_MS_PER_EVENT_TARGET = 2.0
-
-Key = tuple[str, str]
 
 
 # ---------------------------------------------------------------- the plan: events, lines, allocations
@@ -200,19 +209,8 @@ def make_plan(products: int, events: int, batch_size: int, queue_arn: str, regio
 
 def read_counters(table: str, location: str) -> dict[Key, dict[str, Any]]:
     """Every counters item of the location (its PRODUCT_SHARDS partitions), by key."""
-    ddb = boto3.client("dynamodb")
-
-    def shard(n: int) -> list[dict[str, Any]]:
-        pages = ddb.get_paginator("query").paginate(
-            TableName=table,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": counters_partition(location, n)}},
-            ConsistentRead=True,
-        )
-        return [item for page in pages for item in page["Items"]]
-
-    with ThreadPoolExecutor(4) as pool:
-        shards = list(pool.map(shard, range(PRODUCT_SHARDS)))
+    partitions = [counters_partition(location, n) for n in range(PRODUCT_SHARDS)]
+    shards = read_partitions(boto3.client("dynamodb"), table, partitions, list)
     return {(item["pk"]["S"], item["sk"]["S"]): item for items in shards for item in items}
 
 
@@ -250,49 +248,6 @@ def prepare(env: dict[str, str], source: str, products: int, allocations: list[A
     }
 
 
-class SdkTime:
-    """CPU and wall time spent inside botocore's API calls (serialising, signing, sending, parsing)."""
-
-    def __init__(self) -> None:
-        from botocore.client import BaseClient
-
-        self.cpu = self.wall = 0.0
-        self.by_operation: dict[str, list[float]] = {}  # operation: [calls, CPU seconds, wall seconds]
-        original = BaseClient._make_api_call
-
-        def timed(client: Any, operation: str, params: dict[str, Any]) -> Any:
-            cpu, wall = time.process_time(), time.perf_counter()
-            try:
-                return original(client, operation, params)
-            finally:
-                cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-                self.cpu += cpu
-                self.wall += wall
-                totals = self.by_operation.setdefault(operation, [0, 0.0, 0.0])
-                totals[0] += 1
-                totals[1] += cpu
-                totals[2] += wall
-
-        BaseClient._make_api_call = timed  # type: ignore[method-assign]
-
-
-class Context:
-    """The Lambda context the handler gets (what Powertools reads of it)."""
-
-    def __init__(self, env: dict[str, str], timeout_s: int) -> None:
-        self.function_name = env["AWS_LAMBDA_FUNCTION_NAME"]
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:{env['AWS_REGION']}:123456789012:function:{self.function_name}"
-        self.memory_limit_in_mb = int(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"])
-        self.log_group_name = env["AWS_LAMBDA_LOG_GROUP_NAME"]
-        self.log_stream_name = env["AWS_LAMBDA_LOG_STREAM_NAME"]
-        self.aws_request_id = str(uuid.uuid4())
-        self._deadline = time.monotonic() + timeout_s
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
 # Each run's child process keeps its state between the parent's calls: the handler stays imported
 # and warm, as one Lambda instance is from batch to batch, and the times add up over the chunks.
 _RUN: dict[str, Any] = {}
@@ -302,9 +257,9 @@ def service_start(env: dict[str, str], timeout_s: int, profile: int) -> None:
     """Import the handler in this (fresh) process, with everything it loads at a cold start."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # the handler's JSON logs and metrics: CloudWatch's, in Lambda
-    sys.path.insert(0, str(HANDLER_CODE))
     _RUN.update(
-        handler=importlib.import_module("app"),
+        handler=load_handler(),
+        context=lambda_context_class(),
         env=env,
         timeout_s=timeout_s,
         counter=CallCounter(wiring.repository().client),
@@ -324,7 +279,7 @@ def service_chunk(batches: list[dict[str, Any]]) -> None:
     if profiler:
         profiler.enable()
     for batch in batches:
-        response = run["handler"].lambda_handler(batch, Context(run["env"], run["timeout_s"]))
+        response = run["handler"].lambda_handler(batch, run["context"](remaining_ms=run["timeout_s"] * 1000))
         run["failures"] += len(response["batchItemFailures"])
     if profiler:
         profiler.disable()
@@ -383,7 +338,7 @@ def finish() -> dict[str, Any]:
             r"\S*/(site-packages|python3\.\d+)/", "", out.getvalue().replace(str(ROOT) + os.sep, "")
         )
     keys = sorted(set(result["single_writes"]))
-    result["after"] = read_back(boto3.client("dynamodb"), run["env"]["TABLE_NAME"], keys)
+    result["after"] = read_items(boto3.client("dynamodb"), run["env"]["TABLE_NAME"], keys)
     return result
 
 
@@ -547,7 +502,7 @@ def measure_pair(args: argparse.Namespace, path: Path) -> dict[str, Any]:
             worker_env = local.function_env(WORKER)
             with Child(worker_env) as worker:
                 measured[f"{run}_prep"] = worker.call(prepare, worker_env, source, args.products, plan.allocations)
-            children[run] = stack.enter_context(Child(local.function_env(FUNCTION)))
+            children[run] = stack.enter_context(Child(handler_env(local.function_env(FUNCTION), HANDLER_CODE)))
         env = aws.function_env(FUNCTION)
         children["service"].call(service_start, env, spec.timeout, args.profile)
         for floor in FLOORS:
@@ -559,7 +514,7 @@ def measure_pair(args: argparse.Namespace, path: Path) -> dict[str, Any]:
             first, last = start * batch_size, (start + per_chunk) * batch_size
             lines = [line for line in plan.lines if first <= line.event < last]
             keys = sorted({line.key for line in lines} | {record_key(line.event) for line in lines})
-            after = read_back(reader, table, keys)
+            after = read_items(reader, table, keys)
             floors = list(FLOORS) if turn % 2 == 0 else list(reversed(FLOORS))
             for floor in floors:
                 requests = floor_requests(
@@ -569,36 +524,6 @@ def measure_pair(args: argparse.Namespace, path: Path) -> dict[str, Any]:
         for run, child in children.items():
             measured[run] = child.call(finish)
     return measured
-
-
-class Child:
-    """A process of its own, spawned with `env` in its environment (as in Lambda, it is there before
-    any import: Powertools' Logger and Metrics read it when the domain layer is imported), that keeps
-    what it imported and holds between calls."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self._env = env
-        self._pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
-        self._spawned = False
-
-    def call(self, function: Callable[..., Any], *args: Any) -> Any:
-        if self._spawned:
-            return self._pool.submit(function, *args).result()
-        saved = dict(os.environ)
-        os.environ.update(self._env)
-        try:
-            future = self._pool.submit(function, *args)  # spawns the process, with this environment
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-        self._spawned = True
-        return future.result()
-
-    def __enter__(self) -> Child:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._pool.shutdown()
 
 
 def floor_requests(
@@ -629,24 +554,6 @@ def floor_requests(
 def record_key(event: int) -> Key:
     key = event_key(LOCATION, f"ship-{event:06d}")
     return key["pk"], key["sk"]
-
-
-def read_back(client: Any, table: str, keys: list[Key]) -> dict[Key, dict[str, Any]]:
-    """The items of `keys`, by consistent BatchGetItem."""
-    found: dict[Key, dict[str, Any]] = {}
-    for start in range(0, len(keys), 100):
-        pending: dict[str, Any] = {
-            table: {
-                "Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in keys[start : start + 100]],
-                "ConsistentRead": True,
-            }
-        }
-        while pending:
-            response = client.batch_get_item(RequestItems=pending)
-            for item in response["Responses"].get(table, []):
-                found[(item["pk"]["S"], item["sk"]["S"])] = item
-            pending = response.get("UnprocessedKeys") or {}
-    return found
 
 
 def report(args: argparse.Namespace, m: dict[str, Any]) -> bool:
