@@ -10,6 +10,7 @@ from hypothesis import settings
 
 from inventory.adapters.dynamodb import DynamoDbRepository
 from inventory.adapters.dynamodb.keys import location_key
+from inventory.adapters.dynamodb.table import encode_cursor
 from inventory.errors import (
     Conflict,
     CountIdReused,
@@ -173,7 +174,11 @@ def test_mispick_counts_flag_the_location_until_closed(repo: DynamoDbRepository)
 
 
 def test_a_cursor_that_the_list_did_not_return_is_refused(repo: DynamoDbRepository) -> None:
-    for cursor in ("not-base64!", "eyJhIjogMX0", "W10"):
+    forged = [
+        {"pk": "LOC#a", "sk": "LOCATION", "gsi1pk": "OTHER", "gsi1sk": "a"},  # outside the query
+        {"pk": "LOC#b", "sk": "LOCATION", "gsi1pk": "LOCATIONS", "gsi1sk": "a"},  # parts that disagree
+    ]
+    for cursor in ("not-base64!", "eyJhIjogMX0", "W10", *(encode_cursor(key) for key in forged)):
         with pytest.raises(InvalidInput):
             repo.list_locations(10, cursor)
 
