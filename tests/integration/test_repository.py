@@ -173,6 +173,37 @@ def test_mispick_counts_flag_the_location_until_closed(repo: DynamoDbRepository)
     assert repo.get_cycle_count(store, "c1").status is CountStatus.CANCELLED  # type: ignore[union-attr]
 
 
+def test_a_count_needs_its_location_and_a_repeated_or_refused_open_leaves_no_flag(repo: DynamoDbRepository) -> None:
+    """Given a store whose mispick count c1 is closed and whose scheduled count c2 is open,
+    when c1 is opened again, and c2's id is used for a mispick count,
+    then the location is flagged by neither, and a count at an unknown location is refused."""
+    store = new_store(repo)
+
+    def count(count_id: str, reason: CountReason, content: str = "h", location_id: str = store) -> CycleCount:
+        return CycleCount(
+            location_id=location_id,
+            count_id=count_id,
+            reason=reason,
+            product_ids=["p1"],
+            content_hash=content,
+            opened_at=NOW,
+        )
+
+    repo.open_cycle_count(count("c1", CountReason.MISPICK))
+    repo.close_cycle_count(store, "c1", status=CountStatus.COMPLETED, closed_at=NOW)
+    repo.open_cycle_count(count("c2", CountReason.SCHEDULED))
+
+    again = repo.open_cycle_count(count("c1", CountReason.MISPICK))
+    with pytest.raises(CountIdReused):
+        repo.open_cycle_count(count("c2", CountReason.MISPICK, content="other"))
+
+    assert again.status is CountStatus.COMPLETED
+    assert repo.get_location(store).open_mispick_count_ids == frozenset()  # type: ignore[union-attr]
+    for reason in CountReason:
+        with pytest.raises(NotFound):
+            repo.open_cycle_count(count("c3", reason, location_id=f"nowhere-{uuid.uuid4().hex[:8]}"))
+
+
 def test_a_cursor_that_the_list_did_not_return_is_refused(repo: DynamoDbRepository) -> None:
     forged = [
         {"pk": "LOC#a", "sk": "LOCATION", "gsi1pk": "OTHER", "gsi1sk": "a"},  # outside the query
