@@ -34,6 +34,7 @@ from inventory.models import (
     OutboxEvent,
 )
 from tests.conftest import shipment_entry
+from tests.faults import ANY_WRITE, Crash, faults_on
 from tests.unit.switch_machine import SwitchMachine
 
 pytestmark = pytest.mark.integration
@@ -263,3 +264,33 @@ def test_an_entry_is_its_id_and_the_body_that_caused_it(repo: DynamoDbRepository
         ("ev-1:0", "b" * 64, -2),
     ]
     assert repo.counters_of(store, "p").entry("ev-1:0", "b" * 64) == other
+
+
+def test_a_completion_retried_after_a_crash_between_its_writes_ends_as_if_uninterrupted(
+    repo: DynamoDbRepository,
+) -> None:
+    """Given a running baseline import whose completion stopped after its first write (the import
+    record), when the completion is retried later,
+    then the location is released at the record's completion time and holds the event once."""
+    store = new_store(repo)
+    repo.begin_import(import_record(store))
+    event = OutboxEvent.of("Stock Imported", store, NOW, {"import_id": "i1"}, key=f"{store}/i1")
+    with faults_on(repo.client) as faults:
+        faults.inject(ANY_WRITE, "crash", when="after")
+        with pytest.raises(Crash):
+            repo.complete_import(store, "i1", completed_at=NOW, counts=ImportCounts(rows=1), event=event)
+    assert repo.get_location(store).running_import_id == "i1"  # type: ignore[union-attr]
+
+    retried = repo.complete_import(
+        store, "i1", completed_at=NOW + timedelta(minutes=3), counts=ImportCounts(rows=1), event=event
+    )
+    repo.complete_import(store, "i1", completed_at=NOW + timedelta(minutes=4), counts=ImportCounts(rows=1), event=event)
+
+    location = repo.get_location(store)
+    assert location is not None
+    assert retried.completed_at == NOW
+    assert (location.running_import_id, location.last_baseline_import_at) == (None, NOW)
+    assert location.last_import is not None
+    assert location.last_import.completed_at == NOW
+    assert [v.completed_at for v in location.visible_imports] == [NOW]
+    assert [e.event_id for e in location_events(repo, store)] == [event.event_id]
