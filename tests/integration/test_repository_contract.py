@@ -3,14 +3,15 @@ tests use, and the DynamoDB adapter on dynalite (a fresh table for each test, so
 table holds, every location or every item waiting in the outbox, is exactly what the test wrote).
 
 Each check is a plain function of a repository, registered with `@check`: `test_the_port_holds`
-runs every check on each backend. A rule that holds on one backend and not on the other fails here
-rather than in production.
+runs every check on each backend, and `test_a_fake_with_one_rule_broken_fails_its_check` runs some
+of them on in-memory repositories with one rule broken, which must fail them. A rule that holds on
+one backend and not on the other fails here rather than in production.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -50,6 +51,7 @@ from inventory.models import (
     LocationType,
     OpenAllocation,
     OutboxEvent,
+    Page,
     ProductCounters,
     StockRow,
 )
@@ -1129,3 +1131,96 @@ def test_the_switch_state_machine_holds(repository: Repository) -> None:
 
     Machine.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
     Machine.TestCase().runTest()
+
+
+# ------------------------------------------------------------------------------------------ the checks checked
+class PublishesWhateverTheVersion(MemoryRepository):
+    """mark_published takes the item out of the outbox whatever version it was read at."""
+
+    def mark_published(self, key: tuple[str, str], event_ids: Sequence[str], version: int | None) -> None:
+        super().mark_published(key, event_ids, None if version is None else self.versions.get(key))
+
+
+class LetsAStoreGoBack(MemoryRepository):
+    """Putting a location writes the ERP back as its master: a switched store goes back."""
+
+    def put_location(self, location_id: str, changes: LocationChanges, now: datetime) -> tuple[Location, bool]:
+        stored, created = super().put_location(location_id, changes, now)
+        self.locations[location_id] = stored.model_copy(update={"inventory_master": InventoryMaster.ERP})
+        return self.locations[location_id], created
+
+
+class OverwritesTheClose(MemoryRepository):
+    """A count closed again takes the later close time."""
+
+    def close_cycle_count(
+        self, location_id: str, count_id: str, *, status: CountStatus, closed_at: datetime
+    ) -> CycleCount:
+        closed = super().close_cycle_count(location_id, count_id, status=status, closed_at=closed_at)
+        self.counts[(location_id, count_id)] = closed.model_copy(update={"closed_at": closed_at})
+        return self.counts[(location_id, count_id)]
+
+
+class TakesAnyCursor(MemoryRepository):
+    """The list starts after whatever the cursor says."""
+
+    def list_locations(self, limit: int, cursor: str | None) -> Page[Location]:
+        page = [i for i in sorted(self.locations) if cursor is None or i > cursor][:limit]
+        return Page(items=[self.locations[i] for i in page], next_cursor=page[-1] if len(page) == limit else None)
+
+
+class OneShard(MemoryRepository):
+    """Every product in one shard."""
+
+    product_shards = 1
+
+    def import_rows_of_shard(self, location_id: str, seq: int, shard: int) -> Iterator[StockRow]:
+        return iter(self.rows.get((location_id, seq), {}).values() if shard == 0 else ())
+
+    def counters_page(
+        self, location_id: str, shard: int, after_product: str | None, limit: int
+    ) -> tuple[list[ProductCounters], bool]:
+        counters = [c for (loc, _), c in sorted(self.counters.items()) if loc == location_id and shard == 0]
+        return counters[:limit], len(counters) > limit
+
+
+class RecordsTheEventWithTheRecord(MemoryRepository):
+    """complete_import records its event only when it completes the record, not with the release."""
+
+    def complete_import(
+        self,
+        location_id: str,
+        import_id: str,
+        *,
+        completed_at: datetime,
+        counts: ImportCounts,
+        event: OutboxEvent | None = None,
+    ) -> ImportRecord:
+        before = self.imports[(location_id, import_id)].status
+        return super().complete_import(
+            location_id,
+            import_id,
+            completed_at=completed_at,
+            counts=counts,
+            event=event if before is not ImportStatus.COMPLETED else None,
+        )
+
+
+BROKEN: list[tuple[type[MemoryRepository], str]] = [
+    (PublishesWhateverTheVersion, "an_item_leaves_the_outbox_only_when_published_at_the_version_read"),
+    (LetsAStoreGoBack, "a_switched_store_stays_platform_whatever_is_written_after"),
+    (OverwritesTheClose, "a_count_closed_again_keeps_its_first_close"),
+    (TakesAnyCursor, "a_cursor_the_list_did_not_return_is_refused"),
+    (OneShard, "a_products_rows_and_counters_share_its_shard_and_products_spread_over_shards"),
+    (RecordsTheEventWithTheRecord, "a_completion_retried_after_a_stop_between_its_writes_ends_as_if_uninterrupted"),
+]
+
+
+@pytest.mark.parametrize(("broken", "name"), BROKEN, ids=[b.__name__ for b, _ in BROKEN])
+def test_a_fake_with_one_rule_broken_fails_its_check(broken: type[MemoryRepository], name: str) -> None:
+    """Given the in-memory repository with one rule broken, when the contract's check of that rule runs
+    on it, then the check fails, where it holds on the repository as it is."""
+    CHECKS[name](MemoryRepository())
+
+    with pytest.raises((AssertionError, pytest.fail.Exception)):
+        CHECKS[name](broken())
