@@ -1,12 +1,13 @@
 """What only the DynamoDB adapter has: where each item is (the keys module's layout, in the table
 and its indexes) and DynamoDB's item size limit. What the ports promise is checked on both backends
-by tests/integration/test_repository_contract.py."""
+by tests/integration/test_repository_contract.py. Each test has a table of its own, so that the
+events it leaves waiting never reach the relay runs of other tests."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -44,8 +45,16 @@ from inventory.models import (
     StockRow,
 )
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def repo(fresh_table: str, dynamodb_client: DynamoDBClient) -> DynamoDbRepository:
+    return DynamoDbRepository(fresh_table, dynamodb_client)
 
 
 def stored(repo: DynamoDbRepository, table: str, key: Key) -> dict[str, Any] | None:
@@ -54,14 +63,12 @@ def stored(repo: DynamoDbRepository, table: str, key: Key) -> dict[str, Any] | N
     return from_ddb(item) if item else None
 
 
-def test_every_item_is_where_the_keys_module_puts_it(
-    repo: DynamoDbRepository, handler_environment: dict[str, str]
-) -> None:
+def test_every_item_is_where_the_keys_module_puts_it(repo: DynamoDbRepository, fresh_table: str) -> None:
     """Given a store with an import and its rows, a product's counters, a cycle count, a pending
     allocation and an applied event, when each is read by the key the keys module builds, then each
     item is there: the location listed in gsi1, the product's counters and rows in the partitions of
     its shard, the allocation listed in gsi1 by when it would be abandoned."""
-    table, store = handler_environment["TABLE_NAME"], f"keys-{uuid.uuid4().hex[:8]}"
+    store = f"keys-{uuid.uuid4().hex[:8]}"
     repo.put_location(store, LocationChanges(type=LocationType.STORE), NOW)
     record = ImportRecord(
         location_id=store,
@@ -99,19 +106,19 @@ def test_every_item_is_where_the_keys_module_puts_it(
     repo.put_allocation(allocation)
     repo.claim_event(store, "ev-1", "hash", NOW + timedelta(days=40))
 
-    location = stored(repo, table, location_key(store))
-    counters = stored(repo, table, counters_key(store, "SKU 1/a"))
-    pending = stored(repo, table, allocation_key(store, "a1"))
+    location = stored(repo, fresh_table, location_key(store))
+    counters = stored(repo, fresh_table, counters_key(store, "SKU 1/a"))
+    pending = stored(repo, fresh_table, allocation_key(store, "a1"))
 
     assert location is not None
     assert (location["gsi1pk"], location["gsi1sk"]) == (LOCATIONS_PARTITION, store)
-    assert stored(repo, table, import_key(store, "i1")) is not None
-    assert stored(repo, table, count_key(store, "c1")) is not None
-    assert stored(repo, table, event_key(store, "ev-1")) is not None
+    assert stored(repo, fresh_table, import_key(store, "i1")) is not None
+    assert stored(repo, fresh_table, count_key(store, "c1")) is not None
+    assert stored(repo, fresh_table, event_key(store, "ev-1")) is not None
     assert counters is not None
     assert counters["pk"] == f"LOC#{store}#S{product_shard('SKU 1/a'):02d}"
     assert counters["sk"] == "P#SKU%201%2Fa"  # the product's percent-encoded id
-    row = stored(repo, table, import_row_key(store, seq, "SKU 1/a", "main"))
+    row = stored(repo, fresh_table, import_row_key(store, seq, "SKU 1/a", "main"))
     assert row is not None
     assert row["pk"] == f"IMP#{store}#{seq}#S{product_shard('SKU 1/a'):02d}"
     assert pending is not None
@@ -119,12 +126,12 @@ def test_every_item_is_where_the_keys_module_puts_it(
 
 
 def test_an_item_with_events_is_in_the_outbox_index_until_published_at_its_version(
-    repo: DynamoDbRepository, handler_environment: dict[str, str]
+    repo: DynamoDbRepository, fresh_table: str
 ) -> None:
     """Given a completed import that recorded an event on its location, when the event is published
     at the version read, then the location item carried the event attribute and the outbox index
     partition of its key, and afterwards carries neither."""
-    table, store = handler_environment["TABLE_NAME"], f"outbox-{uuid.uuid4().hex[:8]}"
+    store = f"outbox-{uuid.uuid4().hex[:8]}"
     repo.put_location(store, LocationChanges(type=LocationType.STORE), NOW)
     record = ImportRecord(
         location_id=store,
@@ -138,11 +145,11 @@ def test_an_item_with_events_is_in_the_outbox_index_until_published_at_its_versi
     event = OutboxEvent.of("Stock Imported", store, NOW, {}, key=f"{store}/i1")
     repo.complete_import(store, "i1", completed_at=NOW, counts=ImportCounts(), event=event)
     key = location_key(store)
-    before = stored(repo, table, key)
+    before = stored(repo, fresh_table, key)
 
     repo.mark_published((key["pk"], key["sk"]), [event.event_id], 1)
 
-    after = stored(repo, table, key)
+    after = stored(repo, fresh_table, key)
     assert before is not None
     assert after is not None
     assert (before["outbox_pk"], before["version"], f"E#{event.event_id}" in before) == (
