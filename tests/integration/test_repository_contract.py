@@ -556,6 +556,29 @@ def check_a_completion_retried_after_a_stop_between_its_writes_ends_as_if_uninte
 
 
 @check
+def check_an_import_begun_again_after_a_stop_between_its_claim_and_its_record_takes_the_claim_over(
+    repo: Repository,
+) -> None:
+    """Given a store whose import stopped after its first write (the claim of the location), when the
+    same import begins again, then it takes the claim over and is recorded; another import is still
+    ImportInProgress, and the same id once more is ImportIdReused."""
+    store = new_location(repo)
+    with stopped_after_its_first_write(repo, "begin_import"), pytest.raises(Crash):
+        repo.begin_import(import_record(store, "i1"))
+    between = (location(repo, store).running_import_id, repo.get_import(store, "i1"))
+
+    record = repo.begin_import(import_record(store, "i1"))
+
+    assert between == ("i1", None)
+    assert repo.get_import(store, "i1") == record
+    assert location(repo, store).running_import_id == "i1"
+    with pytest.raises(ImportInProgress):
+        repo.begin_import(import_record(store, "i2"))
+    with pytest.raises(ImportIdReused):
+        repo.begin_import(import_record(store, "i1"))
+
+
+@check
 def check_a_baseline_import_supersedes_earlier_ones_and_a_partial_one_adds_to_them(repo: Repository) -> None:
     """Given a store, when an initial, a partial and a full_count import complete in turn, then the
     location sees the initial, then both, then only the full count; partial imports do not count as a
@@ -959,6 +982,23 @@ def check_a_count_closed_again_keeps_its_first_close(repo: Repository) -> None:
     assert again == first == repo.get_cycle_count(store, "c1")
     assert (again.status, again.closed_at) == (CountStatus.COMPLETED, minutes(1))
     assert repo.get_cycle_count(store, "never") is None
+
+
+@check
+def check_a_mispick_close_retried_after_a_stop_before_the_unflag_unflags(repo: Repository) -> None:
+    """Given an open mispick count whose close stopped after its first write (the count), when the
+    close is retried, then the count keeps its first close and the location is no longer flagged."""
+    store = new_location(repo)
+    repo.open_cycle_count(count(store, "c1"))
+    with stopped_after_its_first_write(repo, "close_cycle_count"), pytest.raises(Crash):
+        repo.close_cycle_count(store, "c1", status=CountStatus.COMPLETED, closed_at=minutes(1))
+    between = location(repo, store).open_mispick_count_ids
+
+    retried = repo.close_cycle_count(store, "c1", status=CountStatus.COMPLETED, closed_at=minutes(2))
+
+    assert between == {"c1"}
+    assert (retried.status, retried.closed_at) == (CountStatus.COMPLETED, minutes(1))
+    assert location(repo, store).open_mispick_count_ids == frozenset()
 
 
 @check
