@@ -63,7 +63,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 
 types: $(VENV)/.installed
-	$(VENV)/bin/mypy layers/domain/inventory local
+	$(VENV)/bin/mypy layers/domain/inventory local tests/unit/fakes.py
 	@# every function is a module named `app`, as in Lambda: check them one at a time
 	for handler in functions/*/app.py; do $(VENV)/bin/mypy "$$handler"; done
 

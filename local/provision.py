@@ -97,9 +97,10 @@ def provision(template: Template, clients: Clients) -> list[str]:
     return notes
 
 
-def create_table(dynamodb: Any, template: Template, logical_id: str) -> None:
+def create_table(dynamodb: Any, template: Template, logical_id: str, name: str | None = None) -> None:
+    """Create the table `logical_id` declares, under its physical name or `name`."""
     properties = template.properties(logical_id)
-    name = template.physical_name(logical_id)
+    name = name or template.physical_name(logical_id)
     billing = properties.get("BillingMode", "PROVISIONED")
 
     def throughput(spec: dict[str, Any]) -> dict[str, Any]:

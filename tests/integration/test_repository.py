@@ -1,229 +1,185 @@
-"""The DynamoDB adapter's guards, on dynalite: the same rules the unit tests check on the fake."""
+"""What only the DynamoDB adapter has: where each item is (the keys module's layout, in the table
+and its indexes) and DynamoDB's item size limit. What the ports promise is checked on both backends
+by tests/integration/test_repository_contract.py. Each test has a table of its own, so that the
+events it leaves waiting never reach the relay runs of other tests."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from hypothesis import settings
 
 from inventory.adapters.dynamodb import DynamoDbRepository
-from inventory.adapters.dynamodb.keys import location_key
-from inventory.errors import (
-    Conflict,
-    CountIdReused,
-    ImportIdReused,
-    ImportInProgress,
-    InvalidInput,
-    LocationTypeImmutable,
-    NotFound,
+from inventory.adapters.dynamodb.codec import from_ddb, to_ddb
+from inventory.adapters.dynamodb.keys import (
+    LOCATIONS_PARTITION,
+    Key,
+    allocation_key,
+    count_key,
+    counters_key,
+    event_key,
+    import_key,
+    import_row_key,
+    location_key,
+    outbox_pk_of,
+    pending_index_keys,
+    product_shard,
 )
+from inventory.errors import ItemTooLarge
 from inventory.models import (
+    Allocation,
+    AllocationStatus,
     CountReason,
-    CountStatus,
     CycleCount,
     ImportCounts,
     ImportKind,
     ImportRecord,
     ImportStatus,
-    InventoryMaster,
+    LedgerEntry,
+    LedgerKind,
     LocationChanges,
     LocationType,
     OutboxEvent,
+    StockRow,
 )
-from tests.conftest import shipment_entry
-from tests.unit.switch_machine import SwitchMachine
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
 
-def new_store(repo: DynamoDbRepository, kind: LocationType = LocationType.STORE) -> str:
-    location_id = f"s-{uuid.uuid4().hex[:12]}"
-    repo.put_location(location_id, LocationChanges(type=kind), NOW)
-    return location_id
+@pytest.fixture
+def repo(fresh_table: str, dynamodb_client: DynamoDBClient) -> DynamoDbRepository:
+    return DynamoDbRepository(fresh_table, dynamodb_client)
 
 
-def import_record(location_id: str, import_id: str = "i1", kind: ImportKind = ImportKind.INITIAL) -> ImportRecord:
-    return ImportRecord(
-        location_id=location_id,
-        import_id=import_id,
-        kind=kind,
+def stored(repo: DynamoDbRepository, table: str, key: Key) -> dict[str, Any] | None:
+    """The item at `key` as the table holds it."""
+    item = repo.client.get_item(TableName=table, Key=to_ddb(key), ConsistentRead=True).get("Item")
+    return from_ddb(item) if item else None
+
+
+def test_every_item_is_where_the_keys_module_puts_it(repo: DynamoDbRepository, fresh_table: str) -> None:
+    """Given a store with an import and its rows, a product's counters, a cycle count, a pending
+    allocation and an applied event, when each is read by the key the keys module builds, then each
+    item is there: the location listed in gsi1, the product's counters and rows in the partitions of
+    its shard, the allocation listed in gsi1 by when it would be abandoned."""
+    store = f"keys-{uuid.uuid4().hex[:8]}"
+    repo.put_location(store, LocationChanges(type=LocationType.STORE), NOW)
+    record = ImportRecord(
+        location_id=store,
+        import_id="i1",
+        kind=ImportKind.INITIAL,
         status=ImportStatus.ACCEPTED,
         content_hash="h",
         accepted_at=NOW,
     )
-
-
-def switch_event() -> OutboxEvent:
-    return OutboxEvent(event_id=str(uuid.uuid4()), detail_type="Inventory Master Switched", occurred_at=NOW, detail={})
-
-
-def test_creation_then_update_keeps_unnamed_fields_and_the_type(repo: DynamoDbRepository) -> None:
-    location, created = repo.put_location(
-        "loc-a" + uuid.uuid4().hex[:6], LocationChanges(type=LocationType.STORE, name="A", default_safety_stock=3), NOW
+    seq = repo.begin_import(record).seq or 0
+    repo.write_import_rows(store, seq, [StockRow(product_id="SKU 1/a", stock_location="main", quantity=4)])
+    entry = LedgerEntry(
+        entry_id="e1", kind=LedgerKind.SHIPMENT, quantity=-1, stock_location="main", applied_at=NOW, logical_timestamp=1
     )
-    updated, created_again = repo.put_location(
-        location.location_id, LocationChanges(type=LocationType.STORE, enabled=False), NOW + timedelta(seconds=1)
+    repo.append_entry(store, "SKU 1/a", entry, OutboxEvent.of("Shipment Applied", store, NOW, {}, key=f"{store}/e1"))
+    repo.open_cycle_count(
+        CycleCount(
+            location_id=store,
+            count_id="c1",
+            reason=CountReason.SCHEDULED,
+            product_ids=["SKU 1/a"],
+            content_hash="h",
+            opened_at=NOW,
+        )
     )
-
-    assert (created, created_again) == (True, False)
-    assert (updated.name, updated.default_safety_stock, updated.enabled) == ("A", 3, False)
-    assert updated.created_at == location.created_at
-    with pytest.raises(LocationTypeImmutable):
-        repo.put_location(location.location_id, LocationChanges(type=LocationType.DC), NOW)
-
-
-def test_the_switch_write_refuses_every_unready_state(repo: DynamoDbRepository) -> None:
-    store = new_store(repo)
-    cutoff = NOW - timedelta(minutes=15)
-    assert repo.switch_to_platform(store, now=NOW, caller="me", baseline_cutoff=cutoff, event=switch_event()) is None
-
-    repo.begin_import(import_record(store))
-    assert repo.switch_to_platform(store, now=NOW, caller="me", baseline_cutoff=cutoff, event=switch_event()) is None
-    repo.complete_import(store, "i1", completed_at=NOW - timedelta(minutes=16), counts=ImportCounts())
-    assert repo.switch_to_platform(store, now=NOW, caller="me", baseline_cutoff=cutoff, event=switch_event()) is None
-
-    dc = new_store(repo, LocationType.DC)
-    repo.begin_import(import_record(dc))
-    repo.complete_import(dc, "i1", completed_at=NOW, counts=ImportCounts())
-    assert repo.switch_to_platform(dc, now=NOW, caller="me", baseline_cutoff=cutoff, event=switch_event()) is None
-    assert repo.get_location(dc).inventory_master is InventoryMaster.ERP  # type: ignore[union-attr]
-
-
-def test_a_switched_store_stays_platform_whatever_is_written_after(repo: DynamoDbRepository) -> None:
-    store = new_store(repo)
-    repo.begin_import(import_record(store))
-    repo.complete_import(store, "i1", completed_at=NOW, counts=ImportCounts(rows=2, applied=2))
-    switched = repo.switch_to_platform(
-        store, now=NOW, caller="me", baseline_cutoff=NOW - timedelta(minutes=15), event=switch_event()
-    )
-    assert switched is not None
-
-    repo.put_location(store, LocationChanges(type=LocationType.STORE, name="renamed"), NOW)
-    again = repo.switch_to_platform(store, now=NOW, caller="other", baseline_cutoff=NOW, event=switch_event())
-
-    location = repo.get_location(store)
-    assert again is None
-    assert location is not None
-    assert (location.inventory_master, location.master_switched_by, location.name) == (
-        InventoryMaster.PLATFORM,
-        "me",
-        "renamed",
-    )
-    assert location.imports_before_switch == 1  # what makes imported stock uncounted after the switch
-    key = (location_key(store)["pk"], location_key(store)["sk"])
-    assert len(repo.read_pending([key])[key][0]) == 1
-
-
-def test_imports_claim_the_location_one_at_a_time(repo: DynamoDbRepository) -> None:
-    store = new_store(repo)
-    repo.begin_import(import_record(store, "i1"))
-
-    with pytest.raises(ImportInProgress):
-        repo.begin_import(import_record(store, "i2"))
-    repo.fail_import(store, "i1", failed_at=NOW, errors=[{"line": 3, "code": "invalid_quantity"}])
-    with pytest.raises(ImportIdReused):
-        repo.begin_import(import_record(store, "i1"))
-
-    location = repo.get_location(store)
-    assert location is not None
-    assert location.running_import_id is None
-    assert location.last_import is not None
-    assert (location.last_import.import_id, location.last_import.status) == ("i1", ImportStatus.FAILED)
-    assert location.last_baseline_import_at is None
-    with pytest.raises(NotFound):
-        repo.begin_import(import_record("no-such-location"))
-
-
-def test_completing_an_import_twice_is_harmless_and_ending_it_otherwise_is_refused(repo: DynamoDbRepository) -> None:
-    store = new_store(repo)
-    repo.begin_import(import_record(store))
-    first = repo.complete_import(store, "i1", completed_at=NOW, counts=ImportCounts(rows=5, applied=5))
-    again = repo.complete_import(
-        store, "i1", completed_at=NOW + timedelta(minutes=1), counts=ImportCounts(rows=5, applied=5)
-    )
-
-    assert first.status is again.status is ImportStatus.COMPLETED
-    assert repo.get_import(store, "i1") == first
-    with pytest.raises(Conflict):
-        repo.fail_import(store, "i1", failed_at=NOW, errors=[])
-
-
-def test_mispick_counts_flag_the_location_until_closed(repo: DynamoDbRepository) -> None:
-    store = new_store(repo)
-    count = CycleCount(
+    abandon_at = NOW + timedelta(minutes=15)
+    allocation = Allocation(
         location_id=store,
-        count_id="c1",
-        reason=CountReason.MISPICK,
-        product_ids=["p1"],
-        content_hash="h",
-        opened_at=NOW,
+        allocation_id="a1",
+        status=AllocationStatus.PENDING,
+        created_at=NOW,
+        updated_at=NOW,
+        abandon_at=abandon_at,
     )
-    repo.open_cycle_count(count)
-    repo.open_cycle_count(count)  # a retry
+    repo.put_allocation(allocation)
+    repo.claim_event(store, "ev-1", "hash", NOW + timedelta(days=40))
 
-    assert repo.get_location(store).open_mispick_count_ids == {"c1"}  # type: ignore[union-attr]
-    with pytest.raises(CountIdReused):
-        repo.open_cycle_count(count.model_copy(update={"content_hash": "other"}))
-    repo.close_cycle_count(store, "c1", status=CountStatus.CANCELLED, closed_at=NOW)
-    assert repo.get_location(store).open_mispick_count_ids == frozenset()  # type: ignore[union-attr]
-    assert repo.get_cycle_count(store, "c1").status is CountStatus.CANCELLED  # type: ignore[union-attr]
+    location = stored(repo, fresh_table, location_key(store))
+    counters = stored(repo, fresh_table, counters_key(store, "SKU 1/a"))
+    pending = stored(repo, fresh_table, allocation_key(store, "a1"))
 
-
-def test_a_cursor_that_the_list_did_not_return_is_refused(repo: DynamoDbRepository) -> None:
-    for cursor in ("not-base64!", "eyJhIjogMX0", "W10"):
-        with pytest.raises(InvalidInput):
-            repo.list_locations(10, cursor)
-
-
-def test_pages_cover_every_location_once(repo: DynamoDbRepository) -> None:
-    created = {new_store(repo) for _ in range(5)}
-    seen: list[str] = []
-    cursor = None
-    while True:
-        page = repo.list_locations(2, cursor)
-        seen += [location.location_id for location in page.items]
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-
-    assert created <= set(seen)
-    assert len(seen) == len(set(seen))
+    assert location is not None
+    assert (location["gsi1pk"], location["gsi1sk"]) == (LOCATIONS_PARTITION, store)
+    assert stored(repo, fresh_table, import_key(store, "i1")) is not None
+    assert stored(repo, fresh_table, count_key(store, "c1")) is not None
+    assert stored(repo, fresh_table, event_key(store, "ev-1")) is not None
+    assert counters is not None
+    assert counters["pk"] == f"LOC#{store}#S{product_shard('SKU 1/a'):02d}"
+    assert counters["sk"] == "P#SKU%201%2Fa"  # the product's percent-encoded id
+    row = stored(repo, fresh_table, import_row_key(store, seq, "SKU 1/a", "main"))
+    assert row is not None
+    assert row["pk"] == f"IMP#{store}#{seq}#S{product_shard('SKU 1/a'):02d}"
+    assert pending is not None
+    assert {k: pending[k] for k in ("gsi1pk", "gsi1sk")} == pending_index_keys(store, "a1", abandon_at)
 
 
-def location_events(repo: DynamoDbRepository, location_id: str) -> list[OutboxEvent]:
-    key = (location_key(location_id)["pk"], location_key(location_id)["sk"])
-    return repo.read_pending([key])[key][0]
+def test_an_item_with_events_is_in_the_outbox_index_until_published_at_its_version(
+    repo: DynamoDbRepository, fresh_table: str
+) -> None:
+    """Given a completed import that recorded an event on its location, when the event is published
+    at the version read, then the location item carried the event attribute and the outbox index
+    partition of its key, and afterwards carries neither."""
+    store = f"outbox-{uuid.uuid4().hex[:8]}"
+    repo.put_location(store, LocationChanges(type=LocationType.STORE), NOW)
+    record = ImportRecord(
+        location_id=store,
+        import_id="i1",
+        kind=ImportKind.INITIAL,
+        status=ImportStatus.ACCEPTED,
+        content_hash="h",
+        accepted_at=NOW,
+    )
+    repo.begin_import(record)
+    event = OutboxEvent.of("Stock Imported", store, NOW, {}, key=f"{store}/i1")
+    repo.complete_import(store, "i1", completed_at=NOW, counts=ImportCounts(), event=event)
+    key = location_key(store)
+    before = stored(repo, fresh_table, key)
+
+    repo.mark_published((key["pk"], key["sk"]), [event.event_id], 1)
+
+    after = stored(repo, fresh_table, key)
+    assert before is not None
+    assert after is not None
+    assert (before["outbox_pk"], before["version"], f"E#{event.event_id}" in before) == (
+        outbox_pk_of(key["pk"]),
+        1,
+        True,
+    )
+    assert ("outbox_pk" in after, f"E#{event.event_id}" in after) == (False, False)
 
 
-class DynamoSwitchMachine(SwitchMachine):
-    make_repository = None  # set by the test, once the environment points at dynalite
-    pending_events = staticmethod(location_events)
+def test_a_write_past_the_item_size_limit_is_refused_whole(repo: DynamoDbRepository) -> None:
+    """Given a product whose counters hold a 200 KB ledger entry, when another of 210 KB is appended,
+    then DynamoDB's 400 KB item limit refuses it as ItemTooLarge, and the counters are unchanged."""
+    store = f"size-{uuid.uuid4().hex[:8]}"
 
+    def line(n: int, size: int) -> tuple[LedgerEntry, OutboxEvent]:
+        entry = LedgerEntry(
+            entry_id=f"e{n}",
+            kind=LedgerKind.SHIPMENT,
+            quantity=-1,
+            stock_location="main",
+            applied_at=NOW,
+            reference="x" * size,
+        )
+        return entry, OutboxEvent.of("Shipment Applied", store, NOW, {}, key=f"{store}/e{n}")
 
-def test_the_switch_state_machine_holds_through_the_real_adapter(handler_environment: dict[str, str]) -> None:
-    DynamoSwitchMachine.make_repository = staticmethod(lambda: DynamoDbRepository(handler_environment["TABLE_NAME"]))  # type: ignore[assignment]
-    DynamoSwitchMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
-    DynamoSwitchMachine.TestCase().runTest()
+    assert repo.append_entry(store, "p", *line(1, 200_000))
+    before = repo.counters_of(store, "p")
 
+    with pytest.raises(ItemTooLarge):
+        repo.append_entry(store, "p", *line(2, 210_000))
 
-def test_an_entry_is_its_id_and_the_body_that_caused_it(repo: DynamoDbRepository) -> None:
-    """Written again, an entry is the same attribute; the same id from another body is another entry."""
-    now, store = datetime.now(UTC), f"entry-{uuid.uuid4().hex[:8]}"
-    first = shipment_entry("ev-1:0", 1, now, quantity=1).model_copy(update={"source_hash": "a" * 64})
-    other = shipment_entry("ev-1:0", 1, now, quantity=2).model_copy(update={"source_hash": "b" * 64})
-
-    def event(n: int) -> OutboxEvent:
-        return OutboxEvent.of("Shipment Applied", store, now, {"n": n}, key=f"ev-{n}")
-
-    for entry, n in ((first, 1), (first, 2), (other, 3)):
-        assert repo.append_entry(store, "p", entry, event(n))
-
-    ledger = repo.counters_of(store, "p").ledger
-    assert sorted((e.entry_id, e.source_hash, e.quantity) for e in ledger) == [
-        ("ev-1:0", "a" * 64, -1),
-        ("ev-1:0", "b" * 64, -2),
-    ]
-    assert repo.counters_of(store, "p").entry("ev-1:0", "b" * 64) == other
+    assert repo.counters_of(store, "p") == before

@@ -1,16 +1,38 @@
 """In-memory stand-ins for the ports, with the same guards as the DynamoDB adapter.
 
-The same behaviour is tested through the real adapter in tests/integration; these keep the unit
-tests free of sockets.
+tests/integration/test_repository_contract.py runs one suite of checks against this repository and
+against the adapter on dynalite, so that a rule cannot pass here and fail on DynamoDB. Where the
+adapter's layout shows through the ports, this keeps it: the same keys (the outbox's keys are the
+items' own), products over the same shards by the adapter's own rule, an outbox per item with the
+item's version, and DynamoDB's paging (a full page says that more may follow).
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import itertools
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Concatenate, ParamSpec, TypeVar
 
+from inventory.adapters.dynamodb.keys import (
+    OUTBOX_SHARDS,
+    PRODUCT_SHARDS,
+    Key,
+    abandoned_before,
+    allocation_key,
+    counters_key,
+    import_row_key,
+    location_key,
+    location_pk,
+    outbox_shard,
+    pending_index_keys,
+    product_shard,
+    product_sk,
+)
+from inventory.adapters.dynamodb.locations import list_cursor, listed_after
 from inventory.errors import (
     Conflict,
     CountIdReused,
@@ -21,6 +43,7 @@ from inventory.errors import (
     NotFound,
 )
 from inventory.models import (
+    STOCK_LOCATIONS,
     Allocation,
     AllocationStatus,
     CountersChange,
@@ -35,16 +58,54 @@ from inventory.models import (
     Location,
     LocationChanges,
     LocationType,
+    OpenAllocation,
     OutboxEvent,
     Page,
     ProductCounters,
     StockRow,
     VisibleImport,
-    product_order,
+)
+from inventory.ports import (
+    AllocationRepository,
+    AppliedEvents,
+    Clock,
+    CountersRepository,
+    CycleCountRepository,
+    EventPublisher,
+    FileStore,
+    ImportRepository,
+    LocationRepository,
+    OutboxStore,
+    WorkQueue,
 )
 
+OutboxKey = tuple[str, str]  # (pk, sk) of an item that holds events: the item's own key, as in the adapter
+_ENDED = (ImportStatus.COMPLETED, ImportStatus.FAILED)
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
 
-class FixedClock:
+
+def item_of(key: Key) -> OutboxKey:
+    return key["pk"], key["sk"]
+
+
+def location_item(location_id: str) -> OutboxKey:
+    """The location's item: the switch's and the imports' events are in its outbox."""
+    return item_of(location_key(location_id))
+
+
+def counters_item(location_id: str, product_id: str) -> OutboxKey:
+    """A product's counters item: the events of its changes are in its outbox."""
+    return item_of(counters_key(location_id, product_id))
+
+
+def allocation_item(location_id: str, allocation_id: str) -> OutboxKey:
+    """An allocation's record: the events of its settlement are in its outbox."""
+    return item_of(allocation_key(location_id, allocation_id))
+
+
+class FixedClock(Clock):
     def __init__(self, start: datetime | None = None) -> None:
         self.moment = start or datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
@@ -55,44 +116,133 @@ class FixedClock:
         self.moment += timedelta(**delta)
 
 
-class MemoryRepository:
-    shards = 1
-    product_shards = 1
+def _port(method: Callable[Concatenate[MemoryRepository, P], R]) -> Callable[Concatenate[MemoryRepository, P], R]:
+    """A method of a port: called one at a time, and first failing if told to (`fail_next`). Calls
+    one port method makes of another are part of it, not calls of the port."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def call(self: MemoryRepository, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self.lock:
+            if self._in_call:
+                return method(self, *args, **kwargs)
+            self._in_call = True
+            try:
+                self._arm(name)
+                result = method(self, *args, **kwargs)
+                self._returning()
+                return result
+            finally:
+                self._in_call = False
+                self._armed = None
+
+    return call
+
+
+class MemoryRepository(
+    LocationRepository,
+    ImportRepository,
+    CountersRepository,
+    AppliedEvents,
+    AllocationRepository,
+    CycleCountRepository,
+    OutboxStore,
+):
+    """Every port of storage, in memory, as DynamoDbRepository implements them."""
+
+    shards = OUTBOX_SHARDS
+    product_shards = PRODUCT_SHARDS
 
     def __init__(self) -> None:
+        self.lock = threading.RLock()
         self.locations: dict[str, Location] = {}
-        self.imports: dict[tuple[str, str], ImportRecord] = {}
         self.import_seq: dict[str, int] = {}
+        self.imports: dict[tuple[str, str], ImportRecord] = {}
         self.rows: dict[tuple[str, int], dict[tuple[str, str], StockRow]] = {}
         self.counters: dict[tuple[str, str], ProductCounters] = {}
         self.allocations: dict[tuple[str, str], Allocation] = {}
+        self.abandonable: set[tuple[str, str]] = set()  # pending from the API: listed until settled
         self.applied_events: dict[tuple[str, str], tuple[str, datetime]] = {}  # (body hash, keep until)
-        self.lock = threading.RLock()
         self.counts: dict[tuple[str, str], CycleCount] = {}
-        self.outbox: dict[str, list[OutboxEvent]] = {}
-        self.outbox_version: dict[str, int] = {}
+        # The outbox: each item's unpublished events by id, its version, and whether it is listed
+        # (the adapter's sparse index, which an item leaves only when published at its version).
+        self.items: set[OutboxKey] = set()
+        self.outbox: dict[OutboxKey, dict[str, OutboxEvent]] = {}
+        self.versions: dict[OutboxKey, int] = {}
+        self.listed: set[OutboxKey] = set()
+        self._recorded: dict[str, int] = {}  # event id: when it was recorded (for `pending_events`)
+        self._sequence = itertools.count()
+        self._failures: dict[str, tuple[BaseException, int]] = {}  # method: (error, after how many writes)
+        self._armed: tuple[BaseException, int] | None = None  # the current call's: (error, writes left)
+        self._in_call = False
+
+    # ---- failing on purpose
+    def fail_next(self, method: str, error: BaseException, *, after_writes: int = 0) -> None:
+        """Raise `error` once, at the next call of `method`: before any effect, or, with
+        `after_writes`, once the call has made that many of its writes (the adapter's are the same:
+        e.g. complete_import writes the import record, then releases the location), or as it returns
+        if it makes fewer: a crash between two writes, or an answer lost after the write."""
+        if not callable(getattr(type(self), method, None)) or method.startswith("_"):
+            raise ValueError(f"{method!r} is not a method of the repository")
+        self._failures[method] = (error, after_writes)
+
+    def _arm(self, method: str) -> None:
+        failure = self._failures.pop(method, None)
+        if failure is None:
+            return
+        error, after_writes = failure
+        if after_writes <= 0:
+            raise error
+        self._armed = failure
+
+    def _wrote(self) -> None:
+        """One write of the current call is made (each is one conditional write in the adapter)."""
+        if self._armed is None:
+            return
+        error, left = self._armed
+        self._armed = (error, left - 1) if left > 1 else None
+        if left <= 1:
+            raise error
+
+    def _returning(self) -> None:
+        if self._armed is not None:
+            error, _ = self._armed
+            self._armed = None
+            raise error
 
     # ---- locations
+    @_port
     def put_location(self, location_id: str, changes: LocationChanges, now: datetime) -> tuple[Location, bool]:
         current = self.locations.get(location_id)
         if current is not None and current.type is not changes.type:
-            raise LocationTypeImmutable("type cannot change")
+            raise LocationTypeImmutable(
+                f"location {location_id!r} exists with another type; a location's type never changes",
+                details=[{"field": "body.type", "code": "immutable", "message": "type cannot change"}],
+            )
         given = {k: v for k, v in changes.model_dump().items() if v is not None}
         if current is None:
             location = Location(location_id=location_id, created_at=now, updated_at=now, **given)
+            self.items.add(location_item(location_id))
         else:
             location = current.model_copy(update={**given, "updated_at": now})
         self.locations[location_id] = location
+        self._wrote()
         return location, current is None
 
+    @_port
     def get_location(self, location_id: str) -> Location | None:
         return self.locations.get(location_id)
 
+    @_port
     def list_locations(self, limit: int, cursor: str | None) -> Page[Location]:
-        ids = sorted(i for i in self.locations if cursor is None or i > cursor)
-        page = ids[:limit]
-        return Page(items=[self.locations[i] for i in page], next_cursor=page[-1] if len(ids) > limit else None)
+        after = listed_after(cursor) if cursor else None
+        page = [i for i in sorted(self.locations) if after is None or i > after][:limit]
+        return Page(
+            items=[self.locations[i] for i in page],
+            next_cursor=list_cursor(page[-1]) if page and len(page) == limit else None,
+        )
 
+    @_port
     def switch_to_platform(
         self, location_id: str, *, now: datetime, caller: str, baseline_cutoff: datetime, event: OutboxEvent
     ) -> Location | None:
@@ -117,75 +267,107 @@ class MemoryRepository:
             }
         )
         self.locations[location_id] = switched
-        self.record(location_id, event)
+        self.record(location_item(location_id), event)
+        self._wrote()
         return switched
 
     # ---- imports
+    @_port
     def begin_import(self, record: ImportRecord, create_as: LocationType | None = None) -> ImportRecord:
-        location = self.locations.get(record.location_id)
-        if (record.location_id, record.import_id) in self.imports:
-            raise ImportIdReused("exists")
-        if location is not None and location.running_import_id is not None:
-            raise ImportInProgress("another import runs")
+        location_id, import_id = record.location_id, record.import_id
+        if (location_id, import_id) in self.imports:
+            raise ImportIdReused(f"import {import_id!r} exists already")
+        location = self.locations.get(location_id)
+        if location is None and create_as is None:
+            raise NotFound(f"location {location_id!r} does not exist")
+        if location is not None and location.running_import_id not in (None, import_id):
+            raise ImportInProgress(f"import {location.running_import_id!r} is still running for this location")
+        # The claim (which creates the location when told to), then the record: two writes. A claim
+        # by this very id with no record yet is an earlier attempt's, which this one takes over.
         if location is None:
-            if create_as is None:
-                raise NotFound("no location")
-            location, _ = self.put_location(record.location_id, LocationChanges(type=create_as), record.accepted_at)
-        seq = self.import_seq[record.location_id] = self.import_seq.get(record.location_id, 0) + 1
+            assert create_as is not None
+            location = Location(
+                location_id=location_id, type=create_as, created_at=record.accepted_at, updated_at=record.accepted_at
+            )
+            self.items.add(location_item(location_id))
+        seq = self.import_seq[location_id] = self.import_seq.get(location_id, 0) + 1
         record = record.model_copy(update={"seq": seq})
-        self.imports[(record.location_id, record.import_id)] = record
-        self.locations[record.location_id] = location.model_copy(
-            update={"running_import_id": record.import_id, "last_import": record.summary()}
+        self.locations[location_id] = location.model_copy(
+            update={"running_import_id": import_id, "last_import": record.summary(), "updated_at": record.accepted_at}
         )
+        self._wrote()
+        self.imports[(location_id, import_id)] = record
+        self._wrote()
         return record
 
+    @_port
     def mark_queued(self, location_id: str, import_id: str) -> None:
-        record = self.imports[(location_id, import_id)]
-        self.imports[(location_id, import_id)] = record.model_copy(update={"queued": True})
+        record = self.imports.get((location_id, import_id))
+        if record is not None:
+            self.imports[(location_id, import_id)] = record.model_copy(update={"queued": True})
+            self._wrote()
 
+    @_port
     def record_progress(self, location_id: str, import_id: str, *, written_through_line: int) -> None:
-        record = self.imports[(location_id, import_id)]
-        if record.status not in (ImportStatus.ACCEPTED, ImportStatus.RUNNING):
-            raise Conflict("no longer running")
+        record = self.imports.get((location_id, import_id))
+        if record is None or record.status in _ENDED:
+            raise Conflict(f"import {import_id!r} is no longer running")
         self.imports[(location_id, import_id)] = record.model_copy(
             update={"status": ImportStatus.RUNNING, "written_through_line": written_through_line}
         )
+        self._wrote()
 
+    @_port
     def write_import_rows(self, location_id: str, seq: int, rows: Sequence[StockRow]) -> None:
         target = self.rows.setdefault((location_id, seq), {})
         for row in rows:
             target[(row.product_id, row.stock_location)] = row
+        self._wrote()
 
     def _finish(
         self, location_id: str, import_id: str, status: ImportStatus, at: datetime, **fields: object
     ) -> ImportRecord:
+        """The import record's write: the stored record, unchanged, when it has ended already as `status`."""
         record = self.imports.get((location_id, import_id))
         if record is None:
-            raise NotFound("no import")
-        if record.status in (ImportStatus.COMPLETED, ImportStatus.FAILED) and record.status is not status:
-            raise Conflict("already ended")
+            raise NotFound(f"import {import_id!r} does not exist")
+        if record.status in _ENDED:
+            if record.status is not status:
+                raise Conflict(f"import {import_id!r} has already ended as {record.status.value}")
+            return record  # a retry: the release below may still be to do
         record = record.model_copy(update={"status": status, "completed_at": at, **fields})
         self.imports[(location_id, import_id)] = record
-        location = self.locations[location_id]
-        if location.running_import_id == import_id:
-            update: dict[str, object] = {"running_import_id": None, "last_import": record.summary()}
-            if status is ImportStatus.COMPLETED:
-                visible = VisibleImport(
-                    seq=record.seq or 0,
-                    import_id=import_id,
-                    kind=record.kind,
-                    shipments_included_through=record.shipments_included_through,
-                    accepted_at=record.accepted_at,
-                    completed_at=at,
-                )
-                if record.kind.is_baseline:
-                    update["last_baseline_import_at"] = at
-                    update["visible_imports"] = (visible,)
-                else:
-                    update["visible_imports"] = (*location.visible_imports, visible)
-            self.locations[location_id] = location.model_copy(update=update)
+        self._wrote()
         return record
 
+    def _release(self, record: ImportRecord, event: OutboxEvent | None = None) -> None:
+        """The location's write: released, with what the import makes visible, if still claimed by it."""
+        location = self.locations[record.location_id]
+        if location.running_import_id != record.import_id:
+            return
+        at = record.completed_at or record.accepted_at
+        update: dict[str, object] = {"running_import_id": None, "last_import": record.summary(), "updated_at": at}
+        if record.status is ImportStatus.COMPLETED:
+            visible = VisibleImport(
+                seq=record.seq or 0,
+                import_id=record.import_id,
+                kind=record.kind,
+                shipments_included_through=record.shipments_included_through,
+                accepted_at=record.accepted_at,
+                completed_at=at,
+            )
+            if record.kind.is_baseline:
+                update["last_baseline_import_at"] = at
+                update["visible_imports"] = (visible,)
+            else:
+                by_seq = {v.seq: v for v in (*location.visible_imports, visible)}
+                update["visible_imports"] = tuple(by_seq[seq] for seq in sorted(by_seq))
+        self.locations[record.location_id] = location.model_copy(update=update)
+        if event is not None:
+            self.record(location_item(record.location_id), event)
+        self._wrote()
+
+    @_port
     def complete_import(
         self,
         location_id: str,
@@ -195,12 +377,11 @@ class MemoryRepository:
         counts: ImportCounts,
         event: OutboxEvent | None = None,
     ) -> ImportRecord:
-        before = self.imports[(location_id, import_id)].status
         record = self._finish(location_id, import_id, ImportStatus.COMPLETED, completed_at, counts=counts)
-        if event is not None and before is not ImportStatus.COMPLETED:
-            self.record(location_id, event)
+        self._release(record, event)
         return record
 
+    @_port
     def fail_import(
         self,
         location_id: str,
@@ -213,126 +394,133 @@ class MemoryRepository:
         fields: dict[str, object] = {"errors": errors}
         if counts is not None:
             fields["counts"] = counts
-        return self._finish(location_id, import_id, ImportStatus.FAILED, failed_at, **fields)
+        record = self._finish(location_id, import_id, ImportStatus.FAILED, failed_at, **fields)
+        self._release(record)
+        return record
 
-    def import_rows_of_shard(self, location_id: str, seq: int, shard: int) -> Iterator[StockRow]:
-        return iter(self.rows.get((location_id, seq), {}).values() if shard == 0 else ())
-
-    def import_rows_page(
-        self, location_id: str, seq: int, shard: int, after_product: str | None, limit: int
-    ) -> tuple[list[StockRow], bool]:
-        if shard != 0:
-            return [], False
-        rows = sorted(
-            self.rows.get((location_id, seq), {}).values(),
-            key=lambda r: (product_order(r.product_id), r.stock_location),
-        )
-        if after_product is not None:
-            rows = [r for r in rows if product_order(r.product_id) > product_order(after_product)]
-        return rows[:limit], len(rows) > limit
-
+    @_port
     def get_import(self, location_id: str, import_id: str) -> ImportRecord | None:
         return self.imports.get((location_id, import_id))
 
-    # ---- counters
-    def counters_of(self, location_id: str, product_id: str) -> ProductCounters:
-        with self.lock:
-            return self.counters.get((location_id, product_id)) or ProductCounters(product_id=product_id)
+    def _rows_of_shard(self, location_id: str, seq: int, shard: int) -> list[StockRow]:
+        """In the adapter's order: by sort key (product, then stock location)."""
+        rows = [r for r in self.rows.get((location_id, seq), {}).values() if product_shard(r.product_id) == shard]
+        return sorted(rows, key=lambda r: import_row_key(location_id, seq, r.product_id, r.stock_location)["sk"])
 
+    @_port
+    def import_rows_of_shard(self, location_id: str, seq: int, shard: int) -> Iterator[StockRow]:
+        return iter(self._rows_of_shard(location_id, seq, shard))
+
+    @_port
+    def import_rows_page(
+        self, location_id: str, seq: int, shard: int, after_product: str | None, limit: int
+    ) -> tuple[list[StockRow], bool]:
+        rows = self._rows_of_shard(location_id, seq, shard)
+        if after_product is not None:
+            rows = [r for r in rows if product_sk(r.product_id) > product_sk(after_product)]
+        return _page(rows, limit)
+
+    # ---- counters
+    @_port
+    def counters_of(self, location_id: str, product_id: str) -> ProductCounters:
+        return self.counters.get((location_id, product_id)) or ProductCounters(product_id=product_id)
+
+    @_port
     def product_states(
         self, location_id: str, wanted: Mapping[str, Sequence[int]]
     ) -> dict[str, tuple[ProductCounters, dict[int, list[StockRow]]]]:
-        with self.lock:
-            return {
-                product_id: (
-                    self.counters_of(location_id, product_id),
-                    {
-                        seq: sorted(
-                            (r for r in self.rows.get((location_id, seq), {}).values() if r.product_id == product_id),
-                            key=lambda r: r.stock_location,
-                        )
-                        for seq in seqs
-                    },
-                )
-                for product_id, seqs in wanted.items()
-            }
+        def rows_of(product_id: str, seq: int) -> list[StockRow]:
+            rows = self.rows.get((location_id, seq), {})
+            # the adapter reads each product's row of every stock location there is, by key
+            return [rows[(product_id, s)] for s in sorted(STOCK_LOCATIONS) if (product_id, s) in rows]
 
+        return {
+            product_id: (self.counters_of(location_id, product_id), {seq: rows_of(product_id, seq) for seq in seqs})
+            for product_id, seqs in wanted.items()
+        }
+
+    @_port
     def counters_page(
         self, location_id: str, shard: int, after_product: str | None, limit: int
     ) -> tuple[list[ProductCounters], bool]:
-        if shard != 0:
-            return [], False
-        products = sorted((p for (loc, p) in self.counters if loc == location_id), key=product_order)
+        products = sorted(
+            (p for (loc, p) in self.counters if loc == location_id and product_shard(p) == shard), key=product_sk
+        )
         if after_product is not None:
-            products = [p for p in products if product_order(p) > product_order(after_product)]
-        return [self.counters[(location_id, p)] for p in products[:limit]], len(products) > limit
+            products = [p for p in products if product_sk(p) > product_sk(after_product)]
+        return _page([self.counters[(location_id, p)] for p in products], limit)
 
+    def _store_counters(self, location_id: str, counters: ProductCounters, event: OutboxEvent | None) -> None:
+        key = counters_item(location_id, counters.product_id)
+        self.counters[(location_id, counters.product_id)] = counters
+        self.items.add(key)
+        self.versions[key] = counters.version  # one attribute in the adapter: the outbox's version is the item's
+        if event is not None:
+            self.record(key, event, counted=False)
+        self._wrote()
+
+    @_port
     def change_counters(self, location_id: str, change: CountersChange) -> bool:
         expected = change.expected
-        with self.lock:
-            current = self.counters.get((location_id, expected.product_id))
-            if not expected.exists:
-                if current is not None:
-                    return False
-                current = ProductCounters(product_id=expected.product_id, exists=True)
-            elif current is None:
+        current = self.counters.get((location_id, expected.product_id))
+        pruned = change.pruned
+        if not expected.exists:  # the product's first change writes the whole item
+            if current is not None:
                 return False
-            elif change.open_limit is not None:
-                if (
-                    current.stock_version != expected.stock_version
-                    or current.allocated > change.open_limit
-                    or any(current.allocation(a) for a in change.allocations)
-                ):
-                    return False
-            elif current.version != expected.version:
+            current, pruned = ProductCounters(product_id=expected.product_id, exists=True), ()
+        elif current is None:
+            return False
+        elif change.open_limit is not None:  # an opening: concurrent openings do not refuse each other
+            if (
+                current.stock_version != expected.stock_version
+                or current.allocated > change.open_limit
+                or any(current.allocation(a) for a in change.allocations)
+            ):
                 return False
-            allocations = {a.allocation_id: a for a in current.allocations}
-            for allocation_id, new in change.allocations.items():
-                if new is None:
-                    allocations.pop(allocation_id, None)
-                else:
-                    allocations[allocation_id] = new
-            entry = change.entry
-            self.counters[(location_id, expected.product_id)] = current.model_copy(
-                update={
-                    "version": current.version + 1,
-                    "stock_version": current.stock_version + (1 if entry else 0),
-                    "ledger": tuple(
-                        e for e in ((*current.ledger, entry) if entry else current.ledger) if e not in change.pruned
-                    ),
-                    "allocations": tuple(sorted(allocations.values(), key=lambda a: (a.received, a.allocation_id))),
-                }
-            )
-            if change.event:
-                self.record(location_id, change.event)
-            return True
+        elif current.version != expected.version:
+            return False
+        allocations = {a.allocation_id: a for a in current.allocations}
+        for allocation_id, new in change.allocations.items():
+            if new is None:
+                allocations.pop(allocation_id, None)
+            else:
+                allocations[allocation_id] = new
+        entry = change.entry
+        changed = current.model_copy(
+            update={
+                "version": current.version + 1,
+                "stock_version": current.stock_version + (1 if entry else 0),
+                "ledger": _ledger(current.ledger, entry, pruned),
+                "allocations": _allocations(allocations.values()),
+            }
+        )
+        self._store_counters(location_id, changed, change.event)
+        return True
 
+    @_port
     def append_entry(self, location_id: str, product_id: str, entry: LedgerEntry, event: OutboxEvent) -> bool:
-        with self.lock:
-            key = (location_id, product_id)
-            current = self.counters.get(key) or ProductCounters(product_id=product_id, exists=True)
-            if current.allocated:
-                return False
-            same = (entry.entry_id, entry.source_hash)
-            ledger = tuple(e for e in current.ledger if (e.entry_id, e.source_hash) != same)  # set again, if there
-            self.counters[key] = current.model_copy(
-                update={
-                    "version": current.version + 1,
-                    "stock_version": current.stock_version + 1,
-                    "ledger": (*ledger, entry),
-                }
-            )
-            self.record(location_id, event)
-            return True
+        current = self.counters.get((location_id, product_id)) or ProductCounters(product_id=product_id, exists=True)
+        if current.allocated:
+            return False
+        changed = current.model_copy(
+            update={
+                "version": current.version + 1,
+                "stock_version": current.stock_version + 1,
+                "ledger": _ledger(current.ledger, entry),  # an entry already there is set again
+            }
+        )
+        self._store_counters(location_id, changed, event)
+        return True
 
     # ---- applied events
+    @_port
     def claim_event(self, location_id: str, event_id: str, body_hash: str, keep_until: datetime) -> str | None:
-        with self.lock:
-            existing = self.applied_events.get((location_id, event_id))
-            if existing is None:
-                self.applied_events[(location_id, event_id)] = (body_hash, keep_until)
-                return None
+        existing = self.applied_events.get((location_id, event_id))
+        if existing is not None:
             return existing[0]
+        self.applied_events[(location_id, event_id)] = (body_hash, keep_until)
+        self._wrote()
+        return None
 
     def expire_applied_events(self, now: datetime) -> None:
         """What the table's TTL does, some time after each record's keep-until."""
@@ -342,17 +530,23 @@ class MemoryRepository:
                     del self.applied_events[key]
 
     # ---- allocations
+    @_port
     def get_allocation(self, location_id: str, allocation_id: str) -> Allocation | None:
         return self.allocations.get((location_id, allocation_id))
 
+    @_port
     def put_allocation(self, allocation: Allocation) -> bool:
-        with self.lock:
-            key = (allocation.location_id, allocation.allocation_id)
-            if key in self.allocations:
-                return False
-            self.allocations[key] = allocation
-            return True
+        key = (allocation.location_id, allocation.allocation_id)
+        if key in self.allocations:
+            return False
+        self.allocations[key] = allocation
+        self.items.add(allocation_item(*key))
+        if allocation.status is AllocationStatus.PENDING and allocation.abandon_at is not None:
+            self.abandonable.add(key)
+        self._wrote()
+        return True
 
+    @_port
     def settle_allocation(
         self,
         allocation: Allocation,
@@ -361,92 +555,174 @@ class MemoryRepository:
         expected: AllocationStatus,
         event: OutboxEvent | None = None,
     ) -> bool:
-        with self.lock:
-            key = (allocation.location_id, allocation.allocation_id)
-            current = self.allocations.get(key)
-            if current is None or current.status is not expected:
-                return False
-            self.allocations[key] = current.model_copy(
-                update={"status": status, "updated_at": allocation.updated_at, "refused": allocation.refused}
-            )
-            if event:
-                self.record(allocation.location_id, event)
-            return True
+        key = (allocation.location_id, allocation.allocation_id)
+        current = self.allocations.get(key)
+        if current is None or current.status is not expected:
+            return False
+        update: dict[str, object] = {"status": status, "updated_at": allocation.updated_at}
+        if allocation.refused:
+            update["refused"] = allocation.refused
+        self.allocations[key] = current.model_copy(update=update)
+        self.abandonable.discard(key)  # no longer pending
+        if event:
+            self.record(allocation_item(*key), event)
+        self._wrote()
+        return True
 
+    @_port
     def forget_allocation(self, allocation: Allocation, *, expected: AllocationStatus) -> bool:
-        with self.lock:
-            key = (allocation.location_id, allocation.allocation_id)
-            current = self.allocations.get(key)
-            if current is None or current.status is not expected:
-                return False
-            del self.allocations[key]
-            return True
+        key = (allocation.location_id, allocation.allocation_id)
+        current = self.allocations.get(key)
+        if current is None or current.status is not expected:
+            return False
+        del self.allocations[key]
+        self.abandonable.discard(key)
+        item = allocation_item(*key)  # the whole item goes, its outbox with it
+        self.items.discard(item)
+        self.outbox.pop(item, None)
+        self.versions.pop(item, None)
+        self.listed.discard(item)
+        self._wrote()
+        return True
 
+    @_port
     def abandoned_allocations(self, now: datetime, limit: int) -> list[Allocation]:
-        with self.lock:
-            abandoned = [
-                a
-                for a in self.allocations.values()
-                if a.status is AllocationStatus.PENDING and a.abandon_at is not None and a.abandon_at < now
-            ]
-            return sorted(abandoned, key=lambda a: (a.abandon_at, a.allocation_id))[:limit]
+        before = abandoned_before(now)
+        abandoned = [
+            a
+            for a in (self.allocations[key] for key in self.abandonable)
+            if a.status is AllocationStatus.PENDING
+            and a.abandon_at is not None
+            and pending_index_keys(a.location_id, a.allocation_id, a.abandon_at)["gsi1sk"] < before
+        ]
+        return sorted(abandoned, key=lambda a: (a.abandon_at, a.allocation_id))[:limit]
 
     # ---- cycle counts
+    @_port
     def open_cycle_count(self, count: CycleCount) -> CycleCount:
         location = self.locations.get(count.location_id)
         if location is None:
-            raise NotFound("no location")
+            raise NotFound(f"location {count.location_id!r} does not exist")
         existing = self.counts.get((count.location_id, count.count_id))
         if existing is not None:
             if existing.content_hash != count.content_hash:
-                raise CountIdReused("other content")
+                raise CountIdReused(f"cycle count {count.count_id!r} exists with other content")
             return existing
-        self.counts[(count.location_id, count.count_id)] = count
-        if count.reason is CountReason.MISPICK:
+        if count.reason is CountReason.MISPICK:  # the location's flag first, then the count: two writes
             self.locations[count.location_id] = location.model_copy(
                 update={"open_mispick_count_ids": location.open_mispick_count_ids | {count.count_id}}
             )
+            self._wrote()
+        self.counts[(count.location_id, count.count_id)] = count
+        self._wrote()
         return count
 
+    @_port
     def close_cycle_count(
         self, location_id: str, count_id: str, *, status: CountStatus, closed_at: datetime
     ) -> CycleCount:
         count = self.counts.get((location_id, count_id))
         if count is None:
-            raise NotFound("no count")
-        if count.status is not CountStatus.OPEN and count.status is not status:
-            raise Conflict("already closed")
-        count = count.model_copy(update={"status": status, "closed_at": closed_at})
-        self.counts[(location_id, count_id)] = count
-        location = self.locations[location_id]
-        self.locations[location_id] = location.model_copy(
-            update={"open_mispick_count_ids": location.open_mispick_count_ids - {count_id}}
-        )
+            raise NotFound(f"cycle count {count_id!r} does not exist")
+        if count.status is not CountStatus.OPEN:
+            if count.status is not status:
+                raise Conflict(f"cycle count {count_id!r} is already {count.status.value}")
+        else:  # the count, then its location's flag: two writes
+            count = count.model_copy(update={"status": status, "closed_at": closed_at})
+            self.counts[(location_id, count_id)] = count
+            self._wrote()
+        if count.reason is CountReason.MISPICK:
+            location = self.locations[location_id]
+            self.locations[location_id] = location.model_copy(
+                update={"open_mispick_count_ids": location.open_mispick_count_ids - {count_id}}
+            )
+            self._wrote()
         return count
 
+    @_port
     def get_cycle_count(self, location_id: str, count_id: str) -> CycleCount | None:
         return self.counts.get((location_id, count_id))
 
     # ---- outbox
+    def record(self, key: OutboxKey, event: OutboxEvent, *, counted: bool = True) -> None:
+        """Record `event` in the outbox of the item at `key` (which, like an update, creates the item),
+        adding 1 to its version unless the write that records it counts its version itself."""
+        with self.lock:
+            self.items.add(key)
+            self.outbox.setdefault(key, {})[event.event_id] = event  # one attribute per event id
+            self._recorded[event.event_id] = next(self._sequence)
+            self.listed.add(key)
+            if counted:
+                self.versions[key] = self.versions.get(key, 0) + 1
+
+    def pending_events(self, location_id: str) -> list[OutboxEvent]:
+        """Every unpublished event of the location's items, in the order they were recorded."""
+        with self.lock:
+            pk = location_pk(location_id)
+            events = [
+                e
+                for key, item_events in self.outbox.items()
+                if key[0] == pk or key[0].startswith(f"{pk}#")
+                for e in item_events.values()
+            ]
+            return sorted(events, key=lambda e: self._recorded[e.event_id])
+
+    @_port
     def pending_keys(
         self, shard: int, limit: int, after: tuple[str, str] | None = None
     ) -> tuple[list[tuple[str, str]], tuple[str, str] | None]:
-        keys = sorted((location_id, "LOCATION") for location_id, events in self.outbox.items() if events)
-        keys = [key for key in keys if after is None or key > after]
-        return keys[:limit], keys[limit - 1] if len(keys) > limit else None
+        # The outbox index's order: by the item's sort key (then its partition key).
+        keys = sorted((key for key in self.listed if outbox_shard(key[0]) == shard), key=lambda k: (k[1], k[0]))
+        if after is not None:
+            keys = [key for key in keys if (key[1], key[0]) > (after[1], after[0])]
+        page = keys[:limit]
+        return page, page[-1] if page and len(page) == limit else None
 
-    def record(self, location_id: str, event: OutboxEvent) -> None:
-        self.outbox.setdefault(location_id, []).append(event)
-        self.outbox_version[location_id] = self.outbox_version.get(location_id, 0) + 1
-
+    @_port
     def read_pending(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[list[OutboxEvent], int]]:
-        return {key: (list(self.outbox.get(key[0], [])), self.outbox_version.get(key[0], 0)) for key in keys}
+        return {key: (list(self.outbox.get(key, {}).values()), self.versions.get(key, 0)) for key in keys}
 
+    @_port
     def mark_published(self, key: tuple[str, str], event_ids: Sequence[str], version: int | None) -> None:
-        self.outbox[key[0]] = [e for e in self.outbox.get(key[0], []) if e.event_id not in set(event_ids)]
+        if key not in self.items:  # both writes of the adapter require the item
+            return
+        events = self.outbox.get(key, {})
+        if version is not None and self.versions.get(key) in (None, version):
+            for event_id in event_ids:
+                events.pop(event_id, None)
+            self.listed.discard(key)  # everything read was published, and nothing was recorded since
+            self._wrote()
+            return
+        if event_ids:
+            for event_id in event_ids:
+                events.pop(event_id, None)
+            self._wrote()
 
 
-class MemoryPublisher:
+def _page(items: list[T], limit: int) -> tuple[list[T], bool]:
+    """A page as DynamoDB gives one: a full page says that more may follow (its LastEvaluatedKey)."""
+    page = items[:limit]
+    return page, bool(page) and len(page) == limit
+
+
+def _ledger(
+    ledger: Iterable[LedgerEntry], entry: LedgerEntry | None = None, pruned: Iterable[LedgerEntry] = ()
+) -> tuple[LedgerEntry, ...]:
+    """The ledger as the adapter stores it: one entry per id and source hash (an entry written again is
+    set again), in the order it reads them back (applied_at, then id)."""
+    entries = {(e.entry_id, e.source_hash): e for e in ledger}
+    for gone in pruned:
+        entries.pop((gone.entry_id, gone.source_hash), None)
+    if entry is not None:
+        entries[(entry.entry_id, entry.source_hash)] = entry
+    return tuple(sorted(entries.values(), key=lambda e: (e.applied_at, e.entry_id, e.source_hash or "")))
+
+
+def _allocations(allocations: Iterable[OpenAllocation]) -> tuple[OpenAllocation, ...]:
+    return tuple(sorted(allocations, key=lambda a: (a.received, a.allocation_id)))
+
+
+class MemoryPublisher(EventPublisher):
     def __init__(self, refuse: set[str] | None = None) -> None:
         self.published: list[OutboxEvent] = []
         self.refuse = refuse or set()
@@ -457,7 +733,7 @@ class MemoryPublisher:
         return [e.event_id for e in accepted]
 
 
-class MemoryFiles:
+class MemoryFiles(FileStore):
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
         self.user_metadata: dict[str, dict[str, str]] = {}
@@ -486,7 +762,7 @@ class MemoryFiles:
         return self.user_metadata.get(uri, {})
 
 
-class MemoryQueue:
+class MemoryQueue(WorkQueue):
     def __init__(self) -> None:
         self.messages: list[dict[str, object]] = []
 

@@ -100,7 +100,7 @@ def test_an_allocation_short_of_one_product_is_refused_whole_and_leaves_nothing(
     with pytest.raises(NotFound):
         shop.allocations.get("s1", "al-1")
     assert shop.repo.allocations == {}
-    assert not [e for e in shop.repo.outbox.get("s1", []) if e.detail_type == "Allocation Refused"]
+    assert not [e for e in shop.repo.pending_events("s1") if e.detail_type == "Allocation Refused"]
 
 
 def test_safety_stock_is_held_back_and_backorders_take_any_quantity() -> None:
@@ -142,7 +142,7 @@ def test_from_the_bus_a_refusal_is_recorded_with_an_allocation_refused_event() -
 
     assert view.allocation.status is AllocationStatus.REFUSED
     assert again.allocation.status is AllocationStatus.REFUSED
-    refused = [e for e in shop.repo.outbox["s1"] if e.detail_type == "Allocation Refused"]
+    refused = [e for e in shop.repo.pending_events("s1") if e.detail_type == "Allocation Refused"]
     assert len(refused) == 1
     assert refused[0].detail["shortages"] == [{"product_id": "a", "requested": 2, "available": 1, "uncounted": False}]
     assert shop.figures("a") == (1, 0, 1)
@@ -351,7 +351,7 @@ def test_a_shipment_interrupted_between_its_lines_is_completed_by_the_retry_and_
 
     assert shop.figures("a") == (4, 0, 4)
     assert shop.figures("b") == (4, 0, 4)
-    applied = [e for events in shop.repo.outbox.values() for e in events if e.detail_type == "Shipment Applied"]
+    applied = [e for e in shop.repo.pending_events("s1") if e.detail_type == "Shipment Applied"]
     assert sorted(e.detail["part"] for e in applied) == [1, 2]
 
 

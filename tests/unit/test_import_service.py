@@ -76,7 +76,7 @@ def test_an_inline_import_becomes_visible_when_it_completes(world: World) -> Non
     assert status.status is ImportStatus.COMPLETED
     assert (status.counts.rows, status.counts.applied) == (7, 7)
     assert [world.soh(f"p{n}") for n in range(7)] == list(range(7))
-    assert [e.detail_type for e in world.repo.outbox["s1"]] == ["Stock Imported"]
+    assert [e.detail_type for e in world.repo.pending_events("s1")] == ["Stock Imported"]
 
 
 def test_the_same_request_again_is_the_same_import_and_other_content_is_refused(world: World) -> None:

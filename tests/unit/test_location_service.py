@@ -193,7 +193,7 @@ def test_the_switch_records_one_event_and_a_repeat_answers_the_original(
     assert first.inventory_master is PLATFORM
     assert again.master_switched_at == first.master_switched_at
     assert again.master_switched_by == "arn:aws:iam::1:user/ops"
-    events = repo.outbox["s1"]
+    events = repo.pending_events("s1")
     assert [e.detail_type for e in events] == [EVENT_SWITCHED]
     assert events[0].detail["switched_by"] == "arn:aws:iam::1:user/ops"
     assert events[0].detail["schema_version"] == 1

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from inventory.adapters.dynamodb.keys import location_pk, outbox_shard
 from inventory.models import OutboxEvent
 from inventory.services.outbox import OutboxRelay
-from tests.unit.fakes import FixedClock, MemoryPublisher, MemoryRepository
+from tests.unit.fakes import FixedClock, MemoryPublisher, MemoryRepository, location_item
 
 
 def event(clock: FixedClock, event_id: str, minutes_ago: int = 0) -> OutboxEvent:
@@ -19,9 +20,15 @@ def event(clock: FixedClock, event_id: str, minutes_ago: int = 0) -> OutboxEvent
     )
 
 
+def in_one_shard(count: int) -> list[str]:
+    """Locations whose items share one shard of the outbox, in the order the shard lists them."""
+    return sorted(f"s{n}" for n in range(100) if outbox_shard(location_pk(f"s{n}")) == 0)[:count]
+
+
 def test_every_waiting_event_is_published_oldest_first_then_forgotten() -> None:
     clock, repo, bus = FixedClock(), MemoryRepository(), MemoryPublisher()
-    repo.outbox["s1"] = [event(clock, "b", minutes_ago=1), event(clock, "a", minutes_ago=2)]
+    repo.record(location_item("s1"), event(clock, "b", minutes_ago=1))
+    repo.record(location_item("s1"), event(clock, "a", minutes_ago=2))
     relay = OutboxRelay(repo, bus, clock)
 
     first = relay.run_once()
@@ -34,7 +41,8 @@ def test_every_waiting_event_is_published_oldest_first_then_forgotten() -> None:
 
 def test_an_event_the_bus_refused_stays_for_the_next_round() -> None:
     clock, repo = FixedClock(), MemoryRepository()
-    repo.outbox["s1"] = [event(clock, "a"), event(clock, "b")]
+    repo.record(location_item("s1"), event(clock, "a"))
+    repo.record(location_item("s1"), event(clock, "b"))
     bus = MemoryPublisher(refuse={"b"})
     relay = OutboxRelay(repo, bus, clock)
 
@@ -50,22 +58,24 @@ def test_an_event_the_bus_refused_stays_for_the_next_round() -> None:
 def test_the_relay_goes_round_each_shard_so_a_busy_item_keeps_no_other_waiting() -> None:
     clock, repo, bus = FixedClock(), MemoryRepository(), MemoryPublisher()
     relay = OutboxRelay(repo, bus, clock, batch=1)
-    for location in ("s1", "s2", "s3"):
-        repo.record(location, event(clock, f"{location}-0"))
+    first, *others = locations = in_one_shard(3)
+    for location in locations:
+        repo.record(location_item(location), event(clock, f"{location}-0"))
 
     for n in range(1, 4):
         relay.run_once()
-        repo.record("s1", event(clock, f"s1-{n}"))  # s1 gets a new event after every round
+        repo.record(location_item(first), event(clock, f"{first}-{n}"))  # a new event after every round
 
-    assert [e.event_id for e in bus.published] == ["s1-0", "s2-0", "s3-0"]
+    assert [e.event_id for e in bus.published] == [f"{location}-0" for location in (first, *others)]
 
 
 def test_a_round_reads_its_items_together_and_publishes_their_events_together() -> None:
     clock, repo = FixedClock(), MemoryRepository()
-    for location in ("s1", "s2", "s3"):
-        repo.record(location, event(clock, f"{location}-a"))
-    repo.record("s2", event(clock, "s2-b"))
-    bus, calls = MemoryPublisher(refuse={"s2-b"}), {"read": 0, "publish": 0}
+    one, two, three = in_one_shard(3)
+    for location in (one, two, three):
+        repo.record(location_item(location), event(clock, f"{location}-a"))
+    repo.record(location_item(two), event(clock, f"{two}-b"))
+    bus, calls = MemoryPublisher(refuse={f"{two}-b"}), {"read": 0, "publish": 0}
     read, publish = repo.read_pending, bus.publish
 
     def counted(name: str, call: Any) -> Any:
@@ -80,10 +90,10 @@ def test_a_round_reads_its_items_together_and_publishes_their_events_together() 
 
     result = OutboxRelay(repo, bus, clock).run_once()
 
-    assert calls == {"read": 1, "publish": 1}  # the fake has one shard
+    assert calls == {"read": 1, "publish": 1}  # the three items share a shard
     assert (result.published, result.failed) == (3, 1)
-    assert {location: [e.event_id for e in events] for location, events in repo.outbox.items()} == {
-        "s1": [],
-        "s2": ["s2-b"],  # each item keeps what the bus refused of its own
-        "s3": [],
+    assert {location: [e.event_id for e in repo.pending_events(location)] for location in (one, two, three)} == {
+        one: [],
+        two: [f"{two}-b"],  # each item keeps what the bus refused of its own
+        three: [],
     }

@@ -3,12 +3,12 @@
 from hypothesis import settings
 
 from inventory.models import OutboxEvent
-from tests.unit.fakes import MemoryRepository
+from tests.unit.fakes import MemoryRepository, location_item
 from tests.unit.switch_machine import SwitchMachine
 
 
 def location_events(repo: MemoryRepository, location_id: str) -> list[OutboxEvent]:
-    key = (location_id, "LOCATION")
+    key = location_item(location_id)
     return repo.read_pending([key])[key][0]
 
 

@@ -25,12 +25,16 @@ class CycleCounts:
     _table: Table
 
     def open_cycle_count(self, count: CycleCount) -> CycleCount:
-        if count.reason is CountReason.MISPICK:
+        location = location_key(count.location_id)
+        mispick = count.reason is CountReason.MISPICK
+        if mispick:
             # Flag the location first: a crash in between leaves the switch and imports blocked
             # (safe, and a retry completes it), never an open mispick count that nothing sees.
             flag = Update().add_to_set("open_mispick_count_ids", {count.count_id})
-            if self._table.update(flag, location_key(count.location_id), flag.exists("pk")) is None:
+            if self._table.update(flag, location, flag.exists("pk")) is None:
                 raise NotFound(f"location {count.location_id!r} does not exist")
+        elif self._table.get(location) is None:  # locations are never deleted: found once, it stays
+            raise NotFound(f"location {count.location_id!r} does not exist")
         item = {
             **count_key(count.location_id, count.count_id),
             "entity": "cycle_count",
@@ -39,6 +43,13 @@ class CycleCounts:
         if self._table.put_new(item):
             return count
         existing = self.get_cycle_count(count.location_id, count.count_id)
+        if mispick and not (
+            existing is not None and existing.reason is CountReason.MISPICK and existing.status is CountStatus.OPEN
+        ):
+            # The id is taken by a count that is closed, or that is not a mispick count: the flag just
+            # added would keep the location blocked, with no open count whose close clears it.
+            unflag = Update().delete_from_set("open_mispick_count_ids", {count.count_id})
+            self._table.update(unflag, location, unflag.exists("pk"))
         if existing is None or existing.content_hash != count.content_hash:
             raise CountIdReused(f"cycle count {count.count_id!r} exists with other content")
         return existing

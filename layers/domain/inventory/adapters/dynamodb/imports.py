@@ -142,6 +142,9 @@ class Imports:
             location_id, import_id, ImportStatus.COMPLETED, completed_at, counts=counts.model_dump()
         )
         release = _release(record)
+        # The record's time: a retry after a crash between the two writes finds the record completed
+        # earlier, and the location must say what the record (and its `last_import`) says.
+        completed_at = record.completed_at or completed_at
         visible = VisibleImport(
             seq=record.seq or 0,
             import_id=record.import_id,

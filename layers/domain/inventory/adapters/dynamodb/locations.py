@@ -13,9 +13,9 @@ from typing import Any
 
 from inventory.adapters.dynamodb.codec import from_ddb, to_ddb
 from inventory.adapters.dynamodb.expressions import Update
-from inventory.adapters.dynamodb.keys import LOCATIONS_PARTITION, location_key
+from inventory.adapters.dynamodb.keys import LOCATIONS_PARTITION, Key, location_key
 from inventory.adapters.dynamodb.outbox import record_event
-from inventory.adapters.dynamodb.table import Table, decode_cursor, encode_cursor
+from inventory.adapters.dynamodb.table import Table, decode_cursor, encode_cursor, invalid_cursor
 from inventory.errors import LocationTypeImmutable
 from inventory.models import (
     InventoryMaster,
@@ -26,6 +26,7 @@ from inventory.models import (
     Page,
     VisibleImport,
     epoch_ms,
+    is_location_id,
     iso,
 )
 
@@ -86,6 +87,28 @@ def created_if_absent(
     return update.increment("revision")
 
 
+def list_position(location_id: str) -> Key:
+    """Where a page of the list that ends at `location_id` stops: its item's key in gsi1, as
+    DynamoDB's LastEvaluatedKey holds it."""
+    return {**location_key(location_id), "gsi1pk": LOCATIONS_PARTITION, "gsi1sk": location_id}
+
+
+def list_cursor(location_id: str) -> str:
+    """The `next_cursor` of a page of locations that ends at `location_id`."""
+    return encode_cursor(list_position(location_id))
+
+
+def listed_after(cursor: str) -> str:
+    """The location a cursor of `list_cursor` ends at; InvalidInput for any other cursor, including
+    one that merely has the fields of an index key (DynamoDB refuses a start key outside the query
+    with a ValidationException, and takes one whose parts disagree as a place among the items)."""
+    position = decode_cursor(cursor, set(list_position("x")))
+    location_id = position["gsi1sk"]
+    if not is_location_id(location_id) or position != list_position(location_id):
+        raise invalid_cursor()
+    return location_id
+
+
 def read_location(table: Table, location_id: str) -> Location | None:
     item = table.get(location_key(location_id))
     return location_of(item) if item else None
@@ -120,11 +143,11 @@ class Locations:
             "Limit": limit,
         }
         if cursor:
-            request["ExclusiveStartKey"] = to_ddb(decode_cursor(cursor, {"pk", "sk", "gsi1pk", "gsi1sk"}))
+            request["ExclusiveStartKey"] = to_ddb(list_position(listed_after(cursor)))
         items, last = self._table.query(**request)
         return Page(
             items=[location_of(from_ddb(item)) for item in items],
-            next_cursor=encode_cursor(from_ddb(last)) if last else None,
+            next_cursor=list_cursor(from_ddb(last)["gsi1sk"]) if last else None,
         )
 
     def switch_to_platform(

@@ -229,12 +229,17 @@ def encode_cursor(key: Mapping[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, fields: set[str]) -> dict[str, str]:
-    """The key a `cursor` of `encode_cursor` names; InvalidInput unless it is one, with exactly `fields`."""
-    invalid = InvalidInput(
+def invalid_cursor() -> InvalidInput:
+    """What a list answers to a cursor it did not return."""
+    return InvalidInput(
         "the cursor is not one this list returned",
         details=[{"field": "query.cursor", "code": "invalid_cursor", "message": "use next_cursor as returned"}],
     )
+
+
+def decode_cursor(cursor: str, fields: set[str]) -> dict[str, str]:
+    """The key a `cursor` of `encode_cursor` names; InvalidInput unless it is one, with exactly `fields`."""
+    invalid = invalid_cursor()
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError, UnicodeDecodeError) as error:
