@@ -44,6 +44,20 @@ def import_steps(local_aws: LocalAws, wanted: str, seconds: float = 30) -> list[
     return []
 
 
+def started_import(local_aws: LocalAws, location_id: str, quantity: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An initial import of one product accepted at a new store; its body, and the delivery of its
+    first step to the worker (taken off the queue)."""
+    body = {
+        "import_id": "load-1",
+        "kind": "initial",
+        "location_type": "store",
+        "items": [{"product_id": "p1", "quantity": quantity}],
+    }
+    assert call(load_handler("stock_imports"), "POST", f"/locations/{location_id}/stock-imports", body)[0] == 202
+    (step,) = import_steps(local_aws, f'"location_id":"{location_id}"')
+    return body, sqs_event([step], local_aws.arn("ImportQueue"))
+
+
 def ends_import_at(location_id: str) -> Any:
     """The write that ends an import on its location: releases the claim, makes the rows visible."""
 
@@ -63,15 +77,7 @@ def test_an_import_whose_location_write_fails_at_completion_completes_on_redeliv
     visible, the location takes the next import, and `Stock Imported` is recorded once."""
     location_id = f"end-fails-{fault}"
     imports, worker, stock = load_handler("stock_imports"), load_handler("import_worker"), load_handler("stock")
-    body = {
-        "import_id": "load-1",
-        "kind": "initial",
-        "location_type": "store",
-        "items": [{"product_id": "p1", "quantity": 7}],
-    }
-    assert call(imports, "POST", f"/locations/{location_id}/stock-imports", body)[0] == 202
-    (step,) = import_steps(local_aws, f'"location_id":"{location_id}"')
-    event = sqs_event([step], local_aws.arn("ImportQueue"))
+    body, event = started_import(local_aws, location_id, quantity=7)
     armed = faults.inject("UpdateItem", fault, match=ends_import_at(location_id))
 
     with pytest.raises(Exception, match="failed processing"):  # the batch failed: the queue delivers it again
@@ -124,15 +130,7 @@ def test_an_import_abandoned_after_its_record_completed_is_finished_not_failed(
     path finishes the completion rather than failing an import whose rows are all written."""
     location_id = "end-fails-last"
     imports, worker, stock = load_handler("stock_imports"), load_handler("import_worker"), load_handler("stock")
-    body = {
-        "import_id": "load-1",
-        "kind": "initial",
-        "location_type": "store",
-        "items": [{"product_id": "p1", "quantity": 4}],
-    }
-    assert call(imports, "POST", f"/locations/{location_id}/stock-imports", body)[0] == 202
-    (step,) = import_steps(local_aws, f'"location_id":"{location_id}"')
-    event = sqs_event([step], local_aws.arn("ImportQueue"))
+    body, event = started_import(local_aws, location_id, quantity=4)
     event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "5"
     faults.inject("UpdateItem", "throttled", match=ends_import_at(location_id))
 
