@@ -9,11 +9,11 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from inventory.api.http import field_path
-from inventory.api.schemas import ClientId, ProductId
 from inventory.errors import InvalidInput
 from inventory.models import LOCATION_ID_PATTERN, AllocationLine
 from inventory.services.allocations import AllocationRequest
 from inventory.services.shipments import KIND_OF, Shipment, ShipmentLine
+from inventory.types import ClientId, ProductId
 
 EVENT_ALLOCATION_CREATED = "Allocation Created"
 EVENT_ALLOCATION_RELEASED = "Allocation Released"
