@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from inventory.errors import LocationIsDc, LocationTypeImmutable, NotFound, NotReady, SwitchIrreversible
+from inventory.messages import DetailType
 from inventory.models import (
     CountReason,
     CountStatus,
@@ -17,7 +18,7 @@ from inventory.models import (
     LocationChanges,
     LocationType,
 )
-from inventory.services.locations import EVENT_SWITCHED, LocationService
+from inventory.services.locations import LocationService
 from tests.unit.fakes import FixedClock, MemoryRepository
 
 PLATFORM = InventoryMaster.PLATFORM
@@ -194,7 +195,7 @@ def test_the_switch_records_one_event_and_a_repeat_answers_the_original(
     assert again.master_switched_at == first.master_switched_at
     assert again.master_switched_by == "arn:aws:iam::1:user/ops"
     events = repo.outbox["s1"]
-    assert [e.detail_type for e in events] == [EVENT_SWITCHED]
+    assert [e.detail_type for e in events] == [DetailType.MASTER_SWITCHED]
     assert events[0].detail["switched_by"] == "arn:aws:iam::1:user/ops"
     assert events[0].detail["schema_version"] == 1
 

@@ -9,11 +9,12 @@ from inventory.adapters.dynamodb import DynamoDbRepository
 from inventory.adapters.eventbridge import EventBridgePublisher
 from inventory.adapters.s3 import S3FileStore
 from inventory.adapters.sqs import SqsWorkQueue
+from inventory.messages import DetailType
 from inventory.services.allocations import AllocationService
 from inventory.services.imports import ImportService
 from inventory.services.locations import LocationService
 from inventory.services.outbox import OutboxRelay
-from inventory.services.shipments import EVENT_APPLIED, ShipmentFigures, ShipmentService
+from inventory.services.shipments import ShipmentFigures, ShipmentService
 from inventory.services.stock import StockService
 from inventory.settings import get_settings
 
@@ -37,7 +38,10 @@ def location_service() -> LocationService:
 def outbox_relay() -> OutboxRelay:
     publisher = EventBridgePublisher(get_settings().event_bus_name)
     return OutboxRelay(
-        repository(), publisher, SystemClock(), finishers={EVENT_APPLIED: ShipmentFigures(stock_service())}
+        repository(),
+        publisher,
+        SystemClock(),
+        finishers={DetailType.SHIPMENT_APPLIED: ShipmentFigures(stock_service())},
     )
 
 

@@ -10,15 +10,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, Str
 
 from inventory.api.http import field_path
 from inventory.errors import InvalidInput
+from inventory.messages import SOURCE, DetailType
 from inventory.models import LOCATION_ID_PATTERN, AllocationLine
 from inventory.services.allocations import AllocationRequest
 from inventory.services.shipments import KIND_OF, Shipment, ShipmentLine
 from inventory.types import ClientId, ProductId
-
-EVENT_ALLOCATION_CREATED = "Allocation Created"
-EVENT_ALLOCATION_RELEASED = "Allocation Released"
-
-SOURCE = "inventory-master"  # our own events never come back in
 
 
 class Inbound(BaseModel):
@@ -93,11 +89,11 @@ def parse_fulfillment_event(body: str) -> FulfillmentEvent:
         if isinstance(error, ValidationError):
             raise _invalid(error, "event") from error
         raise InvalidInput("the message is not JSON") from error
-    if event.source == SOURCE:
+    if event.source == SOURCE:  # our own events never come back in
         raise InvalidInput(f"{event.detail_type!r} is this service's own event")
     if event.detail_type in KIND_OF:
         return _shipment(event)
-    if event.detail_type in (EVENT_ALLOCATION_CREATED, EVENT_ALLOCATION_RELEASED):
+    if event.detail_type in (DetailType.ALLOCATION_CREATED, DetailType.ALLOCATION_RELEASED):
         return _allocation(event)
     raise InvalidInput(f"{event.detail_type!r} from {event.source!r} is not an event this service applies")
 
@@ -107,7 +103,7 @@ def _allocation(event: BusEvent) -> AllocationCreated | AllocationReleased:
         detail = AllocationDetail.model_validate(event.detail)
     except ValidationError as error:
         raise _invalid(error, "detail") from error
-    if event.detail_type == EVENT_ALLOCATION_RELEASED:
+    if event.detail_type == DetailType.ALLOCATION_RELEASED:
         return AllocationReleased(detail.event_id, detail.location_id, detail.allocation_id)
     missing = [name for name in ("order_id", "items") if getattr(detail, name) is None]
     if missing:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from inventory.errors import LocationIsDc, NotFound, NotReady, SwitchIrreversible
+from inventory.messages import DetailType
 from inventory.models import (
     InventoryMaster,
     Location,
@@ -18,8 +19,6 @@ from inventory.models import (
     readiness_cutoff,
 )
 from inventory.ports import Clock, LocationRepository
-
-EVENT_SWITCHED = "Inventory Master Switched"
 
 
 class LocationService:
@@ -67,7 +66,7 @@ class LocationService:
         now = self._clock.now()
         self._refuse_unless_ready(location, now)
         event = OutboxEvent.of(
-            EVENT_SWITCHED,
+            DetailType.MASTER_SWITCHED,
             location_id,
             now,
             {

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from inventory.errors import EventIdReused, EventTooOld, InvalidInput
+from inventory.messages import DetailType
 from inventory.models import (
     MAIN,
     Allocation,
@@ -30,16 +31,16 @@ from inventory.services.allocations import AllocationRepositories
 from inventory.services.counters import until_written
 from inventory.services.stock import ProductReading, ProductStock, StockService, availability
 
-EVENT_SHIPPED = "Fulfillment Items Shipped"
-EVENT_HANDED_OVER = "Fulfillment Items Handed Over"
-EVENT_APPLIED = "Shipment Applied"
 PRUNE_PER_WRITE = 50
 # Most lines are written without reading their product, so they cannot prune its ledger. One line in
 # PRUNING_SAMPLE (chosen by a hash of its entry id, so a redelivery chooses the same) reads the
 # product whole and prunes it: a product's ledger keeps about PRUNING_SAMPLE entries past retention.
 PRUNING_SAMPLE = 64
 LOCATION_CACHE = timedelta(minutes=1)
-KIND_OF = {EVENT_SHIPPED: LedgerKind.SHIPMENT, EVENT_HANDED_OVER: LedgerKind.HANDOVER}
+KIND_OF: dict[str, LedgerKind] = {
+    DetailType.ITEMS_SHIPPED: LedgerKind.SHIPMENT,
+    DetailType.ITEMS_HANDED_OVER: LedgerKind.HANDOVER,
+}
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,7 @@ class ShipmentService:
         """The line's part of the `Shipment Applied` event; the relay adds the product's figures
         (`ShipmentFigures`) when it publishes it."""
         return OutboxEvent.of(
-            EVENT_APPLIED,
+            DetailType.SHIPMENT_APPLIED,
             shipment.location_id,
             self._clock.now(),
             {
