@@ -9,6 +9,7 @@ would move it there without one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -17,6 +18,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from inventory.errors import InventoryError
 from inventory.observability import logger, metrics
 from inventory.ports import WorkQueue
+from inventory.services.outcomes import Outcome
 
 
 def reason_of(error: BaseException) -> dict[str, Any]:
@@ -35,3 +37,27 @@ def dead_letter(queue: WorkQueue, record: SQSRecord, reason: dict[str, Any], met
     logger.warning("record dead-lettered", extra={"reason": reason, "message_id": record.message_id})
     queue.send({"reason": reason, "body": record.body})
     metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+
+
+def settle(
+    record: SQSRecord,
+    outcome: Outcome,
+    *,
+    dead_letters: WorkQueue,
+    max_receives: int,
+    metric: str,
+    give_up: Callable[[], bool] | None = None,
+) -> None:
+    """The queue's answer for one record: return (acknowledged), or raise (delivered again).
+
+    Applied: acknowledged. Refused for good: to the dead-letter queue at once. Failed for now:
+    raised, and so retried; on its last delivery, `give_up` (when given) ends what the record had
+    started and says whether the record still needs dead-lettering, with the reason."""
+    if outcome.error is None:
+        return
+    if not outcome.final:
+        if not last_delivery(record, max_receives):
+            raise outcome.error
+        if give_up is not None and not give_up():
+            return
+    dead_letter(dead_letters, record, reason_of(outcome.error), metric)

@@ -11,6 +11,7 @@ from inventory.adapters.s3 import S3FileStore
 from inventory.adapters.sqs import SqsWorkQueue
 from inventory.messages import DetailType
 from inventory.services.allocations import AllocationService
+from inventory.services.fulfillment import FulfillmentService
 from inventory.services.imports import ImportService
 from inventory.services.locations import LocationService
 from inventory.services.outbox import OutboxRelay
@@ -67,6 +68,11 @@ def dead_letters() -> SqsWorkQueue:
 @lru_cache(maxsize=1)
 def shipment_service() -> ShipmentService:
     return ShipmentService(repository(), SystemClock(), get_settings().ledger_retention_days)
+
+
+@lru_cache(maxsize=1)
+def fulfillment_service() -> FulfillmentService:
+    return FulfillmentService(shipment_service(), allocation_service())
 
 
 @lru_cache(maxsize=1)

@@ -3,8 +3,6 @@ exactly once per event line, in both inventory-master modes."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,10 +35,6 @@ PRUNE_PER_WRITE = 50
 # product whole and prunes it: a product's ledger keeps about PRUNING_SAMPLE entries past retention.
 PRUNING_SAMPLE = 64
 LOCATION_CACHE = timedelta(minutes=1)
-KIND_OF: dict[str, LedgerKind] = {
-    DetailType.ITEMS_SHIPPED: LedgerKind.SHIPMENT,
-    DetailType.ITEMS_HANDED_OVER: LedgerKind.HANDOVER,
-}
 
 
 @dataclass(frozen=True)
@@ -59,12 +53,7 @@ class Shipment:
     logical_timestamp: int
     occurred_at: datetime
     lines: tuple[ShipmentLine, ...]
-    body_hash: str
-
-    @staticmethod
-    def hash_of(detail_type: str, detail: dict[str, Any]) -> str:
-        canonical = json.dumps([detail_type, detail], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+    body_hash: str  # of the event's detail as it came: the same event id with another body is refused
 
 
 class ShipmentRepositories(AllocationRepositories, AppliedEvents, Protocol):
