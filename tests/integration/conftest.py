@@ -39,9 +39,11 @@ def handler_environment(local_aws: LocalAws) -> Iterator[dict[str, str]]:
         wiring.location_service,
         wiring.outbox_relay,
         wiring.import_service,
+        wiring.import_worker,
         wiring.stock_service,
         wiring.dead_letters,
         wiring.shipment_service,
+        wiring.fulfillment_service,
         wiring.fulfillment_dead_letters,
         wiring.allocation_service,
     ):

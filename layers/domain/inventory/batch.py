@@ -15,16 +15,9 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from inventory.errors import InventoryError
 from inventory.observability import logger, metrics
 from inventory.ports import WorkQueue
 from inventory.services.outcomes import Outcome
-
-
-def reason_of(error: BaseException) -> dict[str, Any]:
-    if isinstance(error, InventoryError):
-        return {"code": error.code, "message": error.message, "details": error.details}
-    return {"code": "unexpected_error", "message": f"{type(error).__name__}: {error}", "details": []}
 
 
 def last_delivery(record: SQSRecord, max_receives: int) -> bool:
@@ -60,4 +53,4 @@ def settle(
             raise outcome.error
         if give_up is not None and not give_up():
             return
-    dead_letter(dead_letters, record, reason_of(outcome.error), metric)
+    dead_letter(dead_letters, record, outcome.reason, metric)

@@ -12,6 +12,7 @@ from inventory.adapters.sqs import SqsWorkQueue
 from inventory.messages import DetailType
 from inventory.services.allocations import AllocationService
 from inventory.services.fulfillment import FulfillmentService
+from inventory.services.import_work import ImportWorker
 from inventory.services.imports import ImportService
 from inventory.services.locations import LocationService
 from inventory.services.outbox import OutboxRelay
@@ -52,6 +53,11 @@ def import_service() -> ImportService:
     return ImportService(
         repository(), S3FileStore(settings.import_bucket_name), SqsWorkQueue(settings.import_queue_url), SystemClock()
     )
+
+
+@lru_cache(maxsize=1)
+def import_worker() -> ImportWorker:
+    return ImportWorker(import_service())
 
 
 @lru_cache(maxsize=1)

@@ -6,6 +6,7 @@ The services decide which it is; the handlers turn it into the queue's answer (s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from inventory.errors import InventoryError, TemporarilyUnavailable
 
@@ -19,6 +20,11 @@ class Outcome:
     def applied(self) -> bool:
         return self.error is None
 
+    @property
+    def reason(self) -> dict[str, Any]:
+        """Why the record was not applied, as the dead-letter queue records it."""
+        return reason_of(self.error) if self.error is not None else {}
+
 
 APPLIED = Outcome()
 
@@ -28,3 +34,9 @@ def outcome_of(error: Exception, transient: tuple[type[InventoryError], ...] = (
     an unreachable service, a defect) may succeed when the record is delivered again."""
     final = isinstance(error, InventoryError) and not isinstance(error, transient)
     return Outcome(error, final=final)
+
+
+def reason_of(error: BaseException) -> dict[str, Any]:
+    if isinstance(error, InventoryError):
+        return {"code": error.code, "message": error.message, "details": error.details}
+    return {"code": "unexpected_error", "message": f"{type(error).__name__}: {error}", "details": []}
