@@ -11,7 +11,7 @@ export AWS_DEFAULT_REGION ?= eu-west-1
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help run test install lint types template unit integration e2e bench bench-backend bench-cold-import bench-imports bench-shipments soak-imports clean
+.PHONY: help run test install lint types template schemas unit integration e2e bench bench-backend bench-cold-import bench-imports bench-shipments soak-imports clean
 
 help:
 	@echo "make run    start the service locally (HTTP API on http://127.0.0.1:3000)"
@@ -59,6 +59,10 @@ template: $(TOOLS)/.installed
 	$(TOOLS)/bin/cfn-lint template.yaml
 	$(TOOLS)/bin/sam validate --lint --template template.yaml
 	$(TOOLS)/bin/sam build --template template.yaml --build-dir .aws-sam/build --cached --cache-dir .aws-sam/cache
+
+# the JSON Schema of every bus event, in and out, from the models of inventory.messages
+schemas: $(VENV)/.installed
+	PYTHONPATH=layers/domain $(PY) -m inventory.messages.schemas schemas/events
 
 unit: install
 	$(PY) -m pytest tests/unit

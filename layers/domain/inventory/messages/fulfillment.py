@@ -41,7 +41,8 @@ class ShipmentLineIn(Inbound):
 
 
 class ShipmentDetail(Inbound):
-    """The `detail` of `Fulfillment Items Shipped` and `Fulfillment Items Handed Over`."""
+    """Units that left the location, shipped or handed over in store: each line leaves main stock once
+    and closes the allocation it names, or else the product's oldest open allocations."""
 
     event_id: ExternalId
     location_id: LocationId
@@ -57,7 +58,8 @@ class AllocationItemIn(Inbound):
 
 
 class AllocationCreatedDetail(Inbound):
-    """The `detail` of `Allocation Created`."""
+    """Units promised to an order, each product once: opened whole, or refused with an `Allocation
+    Refused` event when more is asked than is available."""
 
     event_id: ExternalId
     location_id: LocationId
@@ -75,7 +77,8 @@ class AllocationCreatedDetail(Inbound):
 
 
 class AllocationReleasedDetail(Inbound):
-    """The `detail` of `Allocation Released` (its order and items, when given, are checked, not used)."""
+    """Frees what the allocation still holds; a release that comes before its creation is remembered.
+    Its order and items, when given, are checked, not used."""
 
     event_id: ExternalId
     location_id: LocationId
