@@ -1,7 +1,8 @@
 """Cold-import time of each handler (`python -X importtime`), against a bare `import boto3`.
 
 Each figure is the median of several fresh interpreters importing the handler module the way
-Lambda does (PYTHONPATH = the function's folder and the layer), with the template's environment.
+Lambda does (PYTHONPATH = the function's folder and the layer), with the environment the template
+gives that function (a handler reads its settings at its cold start, so they are part of it).
 
     python -m bench.cold_import [--runs 5]
 """
@@ -16,18 +17,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+from local.template import Template
+
 ROOT = Path(__file__).resolve().parent.parent
 LINE = re.compile(r"import time:\s+\d+ \|\s+(\d+) \|\s*(\S.*)$")
 
 
-def cumulative_us(code_dir: Path | None, module: str) -> int:
+def cumulative_us(code_dir: Path | None, module: str, variables: dict[str, str] | None = None) -> int:
     env = {
         **os.environ,
+        **(variables or {}),
         "PYTHONPATH": os.pathsep.join(str(p) for p in (code_dir, ROOT / "layers/domain") if p),
-        "TABLE_NAME": "inventory",
-        "EVENT_BUS_NAME": "inventory",
-        "POWERTOOLS_SERVICE_NAME": "inventory-master",
-        "POWERTOOLS_METRICS_NAMESPACE": "InventoryMaster",
         "AWS_DEFAULT_REGION": "eu-west-1",
         "PYTHONDONTWRITEBYTECODE": "1",
     }
@@ -46,8 +46,8 @@ def cumulative_us(code_dir: Path | None, module: str) -> int:
     raise RuntimeError(f"no import time for {module}")
 
 
-def median_ms(code_dir: Path | None, module: str, runs: int) -> float:
-    return statistics.median(cumulative_us(code_dir, module) for _ in range(runs)) / 1000
+def median_ms(code_dir: Path | None, module: str, runs: int, variables: dict[str, str] | None = None) -> float:
+    return statistics.median(cumulative_us(code_dir, module, variables) for _ in range(runs)) / 1000
 
 
 def main() -> None:
@@ -57,9 +57,10 @@ def main() -> None:
     baseline = median_ms(None, "boto3", args.runs)
     print(f"{'handler':<20} {'import ms':>10} {'x boto3':>8}")
     print(f"{'import boto3':<20} {baseline:>10.1f} {1.0:>8.2f}")
-    for folder in sorted(p for p in (ROOT / "functions").iterdir() if (p / "app.py").exists()):
-        took = median_ms(folder, "app", args.runs)
-        print(f"{folder.name:<20} {took:>10.1f} {took / baseline:>8.2f}")
+    functions = Template(ROOT / "template.yaml", region="eu-west-1").functions().values()
+    for spec in sorted(functions, key=lambda spec: spec.code_dir.name):
+        took = median_ms(spec.code_dir, "app", args.runs, spec.environment)
+        print(f"{spec.code_dir.name:<20} {took:>10.1f} {took / baseline:>8.2f}")
 
 
 if __name__ == "__main__":

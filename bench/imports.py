@@ -49,13 +49,14 @@ WORKER = "ImportWorkerFunction"
 WORKER_CODE = ROOT / "functions" / "import_worker"
 sys.path.insert(0, str(ROOT / "layers" / "domain"))  # the domain layer, where Lambda puts it
 
-from inventory import settings, wiring  # noqa: E402
+from inventory import wiring  # noqa: E402
 from inventory.adapters.dynamodb import DynamoDbRepository  # noqa: E402
 from inventory.adapters.dynamodb.imports import WRITE_THREADS  # noqa: E402
 from inventory.adapters.dynamodb.keys import PRODUCT_SHARDS, import_partition, import_row_key  # noqa: E402
 from inventory.adapters.dynamodb.table import BATCH_WRITE_ITEMS  # noqa: E402
 from inventory.models import ImportKind, ImportStatus, LocationType  # noqa: E402
 from inventory.services.imports import ImportRequest  # noqa: E402
+from inventory.settings import ImportWorkerSettings, settings_of  # noqa: E402
 
 TIME_RATIO_TARGET = 1.3
 WCU_PER_ROW_TARGET = 1.1
@@ -128,10 +129,10 @@ def run_service(env: dict[str, str], location: str, source: str, rows: int) -> d
     os.environ.update(env)
     sys.path.insert(0, str(WORKER_CODE))
     importlib.import_module("app")  # the worker's handler module, with everything it loads at a cold start
-    for cached in (settings.get_settings, wiring.repository, wiring.import_service):
-        cached.cache_clear()
-    service = wiring.import_service()
-    counter = CallCounter(wiring.repository().client)
+    wiring.forget()
+    worker = settings_of(ImportWorkerSettings)
+    service = wiring.import_service(worker)
+    counter = CallCounter(wiring.repository(worker.table_name).client)
     boto3.client("s3")  # loads the models that the service's own clients will use
     boto3.client("sqs")
     rss_before = peak_rss_bytes()

@@ -14,13 +14,15 @@ from inventory.batch import settle
 from inventory.messages.fulfillment import FulfillmentEvent, parse_fulfillment_message
 from inventory.observability import logger, metrics
 from inventory.services.outcomes import Outcome
-from inventory.settings import get_settings
+from inventory.settings import FulfillmentEventsSettings, settings_of
 from inventory.wiring import fulfillment_dead_letters, fulfillment_service
 
 # A batch whose every record failed is answered as such (the queue delivers them again), not as an
 # error of the function: the queue's age and dead-letter alarms watch records that never succeed.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 DEAD_LETTERED = "FulfillmentRecordsDeadLettered"
+# Read at cold start: a variable the template does not give fails the function's start, not a request.
+SETTINGS = settings_of(FulfillmentEventsSettings)
 
 
 def parse(body: str) -> FulfillmentEvent | Exception:
@@ -40,8 +42,8 @@ def answer(outcomes: dict[str, Outcome], record: SQSRecord) -> None:
     settle(
         record,
         outcomes[record.message_id],
-        dead_letters=fulfillment_dead_letters(),
-        max_receives=get_settings().fulfillment_max_receives,
+        dead_letters=fulfillment_dead_letters(SETTINGS),
+        max_receives=SETTINGS.fulfillment_max_receives,
         metric=DEAD_LETTERED,
     )
 
@@ -51,7 +53,7 @@ def answer(outcomes: dict[str, Outcome], record: SQSRecord) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     records = event.get("Records", [])
     parsed = {record["messageId"]: parse(record["body"]) for record in records}
-    done = fulfillment_service().apply(parsed, context.get_remaining_time_in_millis)
+    done = fulfillment_service(SETTINGS).apply(parsed, context.get_remaining_time_in_millis)
     response = process_partial_response(
         event=event, record_handler=partial(answer, done.outcomes), processor=processor, context=context
     )

@@ -11,11 +11,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from inventory.batch import settle
 from inventory.messages.import_work import ImportWork, parse_import_work
 from inventory.observability import logger, metrics
-from inventory.settings import get_settings
+from inventory.settings import ImportWorkerSettings, settings_of
 from inventory.wiring import dead_letters, import_worker
 
 processor = BatchProcessor(event_type=EventType.SQS)
 DEAD_LETTERED = "ImportRecordsDeadLettered"
+# Read at cold start: a variable the template does not give fails the function's start, not a request.
+SETTINGS = settings_of(ImportWorkerSettings)
 
 
 def parse(body: str) -> ImportWork | Exception:
@@ -31,14 +33,14 @@ def parse(body: str) -> ImportWork | Exception:
 
 def handle(record: SQSRecord, lambda_context: LambdaContext) -> None:
     work = parse(record.body)
-    outcome = import_worker().process(work, lambda_context.get_remaining_time_in_millis)
+    outcome = import_worker(SETTINGS).process(work, lambda_context.get_remaining_time_in_millis)
     settle(
         record,
         outcome,
-        dead_letters=dead_letters(),
-        max_receives=get_settings().import_max_receives,
+        dead_letters=dead_letters(SETTINGS),
+        max_receives=SETTINGS.import_max_receives,
         metric=DEAD_LETTERED,
-        give_up=lambda: import_worker().give_up(work, outcome),
+        give_up=lambda: import_worker(SETTINGS).give_up(work, outcome),
     )
 
 

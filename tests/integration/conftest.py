@@ -11,8 +11,9 @@ from typing import Any
 import boto3
 import pytest
 
-from inventory import settings, wiring
+from inventory import wiring
 from inventory.adapters.dynamodb import DynamoDbRepository
+from inventory.settings import TableSettings, settings_of
 from local.stack import LocalAws
 from tests.conftest import ROOT
 
@@ -25,7 +26,7 @@ def local_aws() -> Iterator[LocalAws]:
 
 @pytest.fixture(scope="session", autouse=True)
 def handler_environment(local_aws: LocalAws) -> Iterator[dict[str, str]]:
-    """Every function gets the Globals environment; the handlers here run in this process."""
+    """Every function's environment from the template, together: the handlers here run in this process."""
     saved = dict(os.environ)
     env: dict[str, str] = {}
     for function in local_aws.functions:  # their variables never disagree: one process can host them all
@@ -33,24 +34,16 @@ def handler_environment(local_aws: LocalAws) -> Iterator[dict[str, str]]:
     env.pop("PYTHONPATH", None)
     os.environ.update(env)
     os.environ["RELAY_POLL_INTERVAL_MS"] = "50"
-    for cached in (
-        settings.get_settings,
-        wiring.repository,
-        wiring.location_service,
-        wiring.outbox_relay,
-        wiring.import_service,
-        wiring.import_worker,
-        wiring.stock_service,
-        wiring.dead_letters,
-        wiring.shipment_service,
-        wiring.fulfillment_service,
-        wiring.fulfillment_dead_letters,
-        wiring.allocation_service,
-    ):
-        cached.cache_clear()
+    wiring.forget()  # settings and services come from this environment
     yield env
     os.environ.clear()
     os.environ.update(saved)
+    wiring.forget()
+
+
+def shared_repository() -> DynamoDbRepository:
+    """The repository, and its DynamoDB client, that every handler of this process shares."""
+    return wiring.repository(settings_of(TableSettings).table_name)
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from inventory import wiring
 from local.stack import LocalAws
 from tests.conftest import FakeContext, http_event, load_handler, sqs_event
 from tests.faults import Faults, faults_on, item_key
+from tests.integration.conftest import shared_repository
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def faults(local_aws: LocalAws) -> Iterator[Faults]:
     """Faults on the DynamoDB client every handler of this process shares."""
-    with faults_on(wiring.repository().client) as armed:
+    with faults_on(shared_repository().client) as armed:
         yield armed
 
 
@@ -100,7 +100,7 @@ def test_an_import_whose_location_write_fails_at_completion_completes_on_redeliv
 
 def outbox_events(detail_type: str, location_id: str) -> list[Any]:
     """The events of one type and location still in the outbox (no relay runs in these tests)."""
-    repo = wiring.repository()
+    repo = shared_repository()
     keys: list[tuple[str, str]] = []
     for shard in range(repo.shards):
         after: tuple[str, str] | None = None
