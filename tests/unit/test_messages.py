@@ -20,6 +20,7 @@ from inventory.services.outbox import OutboxRelay
 from inventory.services.shipments import ShipmentFigures
 from tests.conftest import ROOT
 from tests.unit.test_allocations import Shop
+from tests.unit.test_template import RESOURCES
 
 SCHEMAS = ROOT / "schemas" / "events"
 
@@ -27,6 +28,19 @@ SCHEMAS = ROOT / "schemas" / "events"
 def committed(detail_type: str) -> dict[str, Any]:
     schema: dict[str, Any] = json.loads((SCHEMAS / file_name(DetailType(detail_type))).read_text())
     return schema
+
+
+def test_the_bus_rule_routes_exactly_the_events_the_fulfilment_handler_takes() -> None:
+    to_the_queue = {"Fn::GetAtt": ["FulfillmentQueue", "Arn"]}
+    (rule,) = [
+        r
+        for r in RESOURCES.values()
+        if r["Type"] == "AWS::Events::Rule" and any(t["Arn"] == to_the_queue for t in r["Properties"]["Targets"])
+    ]
+    pattern = rule["Properties"]["EventPattern"]
+
+    assert sorted(pattern["detail-type"]) == sorted(DETAILS)
+    assert pattern["source"] == [{"anything-but": [SOURCE]}]
 
 
 def test_every_event_in_and_out_has_a_model_and_a_schema_file() -> None:
