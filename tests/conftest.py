@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _lambda_like_environment() -> None:
     """Set what Lambda sets before a handler is imported: the template's plain Globals variables
-    (POWERTOOLS_*), no X-Ray daemon, and a region. The Globals that name resources (the table, the
-    bus) are set by the integration fixtures, which know the local backends' names."""
+    (POWERTOOLS_*), no X-Ray daemon, and a region. Each function's own variables (the table, the
+    bus, the queues) are set by the integration fixtures, which know the local backends' names, or
+    from `template_environment` by the tests that import a handler without backends."""
 
     class _Loader(yaml.SafeLoader):
         pass
