@@ -12,7 +12,7 @@ export AWS_DEFAULT_REGION ?= eu-west-1
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help run dlq test install lint types template scan unit integration e2e bench bench-backend bench-cold-import bench-imports bench-shipments soak soak-imports clean
+.PHONY: help run dlq test install lint types template scan schemas unit integration e2e bench bench-backend bench-cold-import bench-imports bench-shipments soak soak-imports clean
 
 help:
 	@echo "make run    start the service locally (HTTP API on http://127.0.0.1:3000)"
@@ -76,6 +76,10 @@ template: $(TOOLS)/.installed
 # its resource in template.yaml with its reason. No update check against the package index either.
 scan: $(SCAN)/.installed
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(SCAN)/bin/checkov --config-file .checkov.yaml --file template.yaml --quiet
+
+# the JSON Schema of every bus event, in and out, from the models of inventory.messages
+schemas: $(VENV)/.installed
+	PYTHONPATH=layers/domain $(PY) -m inventory.messages.schemas schemas/events
 
 unit: install
 	$(PY) -m pytest tests/unit

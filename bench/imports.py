@@ -40,13 +40,14 @@ from boto3.s3.transfer import TransferConfig
 from bench.child import load_handler
 from bench.gen_import_file import stock_rows, write_import_file
 from bench.harness import ROOT, CallCounter, handler_env, in_child, read_items, read_partitions, write_units
-from inventory import settings, wiring
+from inventory import wiring
 from inventory.adapters.dynamodb import DynamoDbRepository
 from inventory.adapters.dynamodb.imports import WRITE_THREADS
 from inventory.adapters.dynamodb.keys import PRODUCT_SHARDS, import_partition, import_row_key
 from inventory.adapters.dynamodb.table import BATCH_WRITE_ITEMS
 from inventory.models import ImportKind, ImportStatus, LocationType
 from inventory.services.imports import ImportRequest
+from inventory.settings import ImportWorkerSettings, settings_of
 
 WORKER = "ImportWorkerFunction"
 WORKER_CODE = ROOT / "functions" / "import_worker"
@@ -69,10 +70,10 @@ def peak_rss_bytes() -> int:
 def run_service(env: dict[str, str], location: str, source: str, rows: int) -> dict[str, Any]:
     """What the API and then the worker do with one file, in this (fresh) process, spawned with `env`."""
     load_handler()  # the worker's handler module, with everything it loads at a cold start
-    for cached in (settings.get_settings, wiring.repository, wiring.import_service):
-        cached.cache_clear()
-    service = wiring.import_service()
-    counter = CallCounter(wiring.repository().client)
+    wiring.forget()
+    worker = settings_of(ImportWorkerSettings)
+    service = wiring.import_service(worker)
+    counter = CallCounter(wiring.repository(worker.table_name).client)
     boto3.client("s3")  # loads the models that the service's own clients will use
     boto3.client("sqs")
     rss_before = peak_rss_bytes()

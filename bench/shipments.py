@@ -95,6 +95,7 @@ from inventory.adapters.dynamodb.keys import (
 from inventory.models import AllocationLine, AllocationStatus, ImportKind, ImportStatus, LocationType
 from inventory.services.allocations import AllocationRequest
 from inventory.services.imports import ImportRequest
+from inventory.settings import ImportWorkerSettings, TableSettings, settings_of
 
 FUNCTION = "FulfillmentEventsFunction"
 HANDLER_CODE = ROOT / "functions" / "fulfillment_events"
@@ -218,7 +219,7 @@ def prepare(env: dict[str, str], source: str, products: int, allocations: list[A
     """The location, its initial import of `products` products, the open allocations; then its counters items."""
     location = LOCATION
     started = time.perf_counter()
-    imports = wiring.import_service()
+    imports = wiring.import_service(settings_of(ImportWorkerSettings))  # in a process with the worker's environment
     request = ImportRequest(
         import_id="bench-load", kind=ImportKind.INITIAL, source=source, location_type=LocationType.STORE
     )
@@ -230,7 +231,7 @@ def prepare(env: dict[str, str], source: str, products: int, allocations: list[A
     import_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    allocate = wiring.allocation_service()
+    allocate = wiring.allocation_service(settings_of(TableSettings))
 
     def open_one(spec: tuple[str, str, int]) -> None:
         allocation_id, product, quantity = spec
@@ -262,7 +263,7 @@ def service_start(env: dict[str, str], timeout_s: int, profile: int) -> None:
         context=lambda_context_class(),
         env=env,
         timeout_s=timeout_s,
-        counter=CallCounter(wiring.repository().client),
+        counter=CallCounter(wiring.repository(env["TABLE_NAME"]).client),  # the handler's client
         sdk=SdkTime(),
         profiler=cProfile.Profile() if profile else None,
         profile=profile,

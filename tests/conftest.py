@@ -7,11 +7,13 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 from urllib.parse import urlencode
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,8 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _lambda_like_environment() -> None:
     """Set what Lambda sets before a handler is imported: the template's plain Globals variables
-    (POWERTOOLS_*), no X-Ray daemon, and a region. The Globals that name resources (the table, the
-    bus) are set by the integration fixtures, which know the local backends' names."""
+    (POWERTOOLS_*), no X-Ray daemon, and a region. Each function's own variables (the table, the
+    bus, the queues) are set by the integration fixtures, which know the local backends' names, or
+    from `template_environment` by the tests that import a handler without backends."""
 
     class _Loader(yaml.SafeLoader):
         pass
@@ -91,6 +94,27 @@ def http_event(
         "body": text,
         "isBase64Encoded": False,
     }
+
+
+def template_environment(function: str) -> dict[str, str]:
+    """The variables template.yaml gives functions/<function> (its Globals included), resolved as the
+    local stack resolves them (resource names, not the backends' endpoints)."""
+    from local.template import Template
+
+    specs = Template(ROOT / "template.yaml", region="eu-west-1").functions()
+    (spec,) = [spec for spec in specs.values() if spec.code_dir.name == function]
+    return dict(spec.environment)
+
+
+@pytest.fixture
+def cold_start() -> Iterator[None]:
+    """Settings read and services built again at their next use, as after a cold start; and again
+    after the test, which may change the environment."""
+    from inventory import wiring
+
+    wiring.forget()
+    yield
+    wiring.forget()
 
 
 def load_handler(function: str) -> ModuleType:

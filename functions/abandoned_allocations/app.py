@@ -5,10 +5,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from inventory.observability import logger, metrics
+from inventory.settings import TableSettings, settings_of
 from inventory.wiring import allocation_service
 
 BATCH = 100  # released per call; the run goes on while calls come back full and time is left
 STOP_BEFORE_TIMEOUT_MS = 10_000
+# Read at cold start: a variable the template does not give fails the function's start, not a request.
+SETTINGS = settings_of(TableSettings)
 
 
 @logger.inject_lambda_context
@@ -16,7 +19,7 @@ STOP_BEFORE_TIMEOUT_MS = 10_000
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     released = 0
     while context.get_remaining_time_in_millis() > STOP_BEFORE_TIMEOUT_MS:
-        batch = allocation_service().release_abandoned(BATCH)
+        batch = allocation_service(SETTINGS).release_abandoned(BATCH)
         for allocation in batch:
             logger.warning(
                 "abandoned allocation released",

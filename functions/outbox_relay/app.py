@@ -10,17 +10,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from inventory.errors import TemporarilyUnavailable
 from inventory.observability import logger, metrics
-from inventory.settings import get_settings
+from inventory.settings import OutboxRelaySettings, settings_of
 from inventory.wiring import outbox_relay
 
 STOP_BEFORE_TIMEOUT_MS = 5_000
+# Read at cold start: a variable the template does not give fails the function's start, not a request.
+SETTINGS = settings_of(OutboxRelaySettings)
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    relay = outbox_relay()
-    pause = get_settings().relay_poll_interval_ms / 1000
+    relay = outbox_relay(SETTINGS)
+    pause = SETTINGS.relay_poll_interval_ms / 1000
     published = failed = rounds = 0
     worst_lag = 0.0
     while context.get_remaining_time_in_millis() > STOP_BEFORE_TIMEOUT_MS:

@@ -6,7 +6,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from inventory.api import stock
 from inventory.api.http import make_resolver
 from inventory.observability import logger
+from inventory.settings import TableSettings, settings_of
 
+# Read at cold start: a variable the template does not give fails the function's start, not a request.
+settings_of(TableSettings)  # the routes take it from there
 app = make_resolver(stock.router)
 
 

@@ -18,10 +18,14 @@ from typing import Any
 
 import boto3
 import pytest
+from jsonschema import Draft202012Validator
 
+from inventory.messages import DetailType
+from inventory.messages.schemas import file_name
 from tests.conftest import ROOT
 
 START_TIMEOUT_S = 90
+SCHEMAS = ROOT / "schemas" / "events"
 
 
 def free_port() -> int:
@@ -129,13 +133,21 @@ def bus_queue(stack: RunningStack) -> Iterator[tuple[Any, str]]:
     events.delete_rule(Name=name, EventBusName=stack.bus)
 
 
+def schema_errors(detail_type: str, detail: Any) -> list[str]:
+    """What the repository's JSON Schema of `detail_type` finds wrong with `detail` (nothing: it fits)."""
+    schema = json.loads((SCHEMAS / file_name(DetailType(detail_type))).read_text())
+    return [f"{list(error.path)}: {error.message}" for error in Draft202012Validator(schema).iter_errors(detail)]
+
+
 def drain(bus_queue: tuple[Any, str], until: Any, seconds: float) -> list[dict[str, Any]]:
-    """Receive events until `until(events)` holds or the time is up."""
+    """Receive events until `until(events)` holds or the time is up; each must fit its schema file."""
     sqs, url = bus_queue
     events: list[dict[str, Any]] = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not until(events):
         for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
-            events.append(json.loads(message["Body"]))
+            event = json.loads(message["Body"])
+            assert schema_errors(event["detail-type"], event["detail"]) == [], event
+            events.append(event)
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
     return events

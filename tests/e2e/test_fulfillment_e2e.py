@@ -1,6 +1,7 @@
 """Fulfilment over the running local stack: events put on the bus change stock on hand and
 availability, allocations made over HTTP are closed by the shipments that name them, and a poison
-record lands in the dead-letter queue with its reason while its batch-mates apply."""
+record lands in the dead-letter queue with its reason while its batch-mates apply. Every event put
+on the bus and every event the service publishes fits its schema file (schemas/events)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import RunningStack
+from tests.e2e.conftest import RunningStack, drain, schema_errors
 
 pytestmark = pytest.mark.e2e
 
@@ -20,7 +21,10 @@ def put(
     detail: dict[str, Any],
     source: str = "fulfilment",
     detail_type: str = "Fulfillment Items Shipped",
+    fits: bool = True,
 ) -> None:
+    """Put fulfilment's event on the bus: one that fits its schema, unless told otherwise."""
+    assert bool(schema_errors(detail_type, detail)) is not fits
     entry = {
         "Source": source,
         "DetailType": detail_type,
@@ -65,11 +69,21 @@ def load(stack: RunningStack, location: str, product: str, quantity: int) -> Non
     eventually(lambda: stack.api.call("GET", done)[1]["status"] == "completed")
 
 
-def test_an_event_on_the_bus_moves_stock_and_a_poison_record_is_dead_lettered(stack: RunningStack) -> None:
+def applied_parts(events: list[dict[str, Any]], *source_event_ids: str) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in events
+        if e["detail-type"] == "Shipment Applied" and e["detail"]["source_event_id"] in source_event_ids
+    ]
+
+
+def test_an_event_on_the_bus_moves_stock_and_a_poison_record_is_dead_lettered(
+    stack: RunningStack, bus_queue: Any
+) -> None:
     load(stack, "e2e-ships", "x", 9)
 
     put(stack, shipped("ok-1", "x", 2))
-    put(stack, shipped("poison-1", "x", -4))
+    put(stack, shipped("poison-1", "x", -4), fits=False)
     put(stack, shipped("ok-2", "x", 1))
     put(stack, shipped("own-1", "x", 5), source="inventory-master")  # this service's own: ignored
 
@@ -88,6 +102,13 @@ def test_an_event_on_the_bus_moves_stock_and_a_poison_record_is_dead_lettered(st
     assert reason["reason"]["details"][0]["field"] == "detail.items[0].quantity"
     time.sleep(2)
     assert soh(stack, "x") == 6
+    # what the service published of it, each event checked against its schema file as it arrives
+    published = drain(bus_queue, lambda seen: len(applied_parts(seen, "ok-1", "ok-2")) == 2, seconds=60)
+    parts = sorted(applied_parts(published, "ok-1", "ok-2"), key=lambda e: e["detail"]["source_event_id"])
+    assert [(p["detail"]["source_event_id"], p["detail"]["products"][0]["quantity"]) for p in parts] == [
+        ("ok-1", -2),
+        ("ok-2", -1),
+    ]
 
 
 def available(stack: RunningStack, product: str) -> tuple[int, int, int]:

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from inventory import settings, wiring
+from inventory import wiring
 from inventory.adapters.dynamodb import DynamoDbRepository
+from inventory.settings import TableSettings, settings_of
 from local.provision import create_table
 from local.stack import LocalAws
 from tests.conftest import ROOT
@@ -32,7 +33,7 @@ def local_aws() -> Iterator[LocalAws]:
 
 @pytest.fixture(scope="session", autouse=True)
 def handler_environment(local_aws: LocalAws) -> Iterator[dict[str, str]]:
-    """Every function gets the Globals environment; the handlers here run in this process."""
+    """Every function's environment from the template, together: the handlers here run in this process."""
     saved = dict(os.environ)
     env: dict[str, str] = {}
     for function in local_aws.functions:  # their variables never disagree: one process can host them all
@@ -40,22 +41,16 @@ def handler_environment(local_aws: LocalAws) -> Iterator[dict[str, str]]:
     env.pop("PYTHONPATH", None)
     os.environ.update(env)
     os.environ["RELAY_POLL_INTERVAL_MS"] = "50"
-    for cached in (
-        settings.get_settings,
-        wiring.repository,
-        wiring.location_service,
-        wiring.outbox_relay,
-        wiring.import_service,
-        wiring.stock_service,
-        wiring.dead_letters,
-        wiring.shipment_service,
-        wiring.fulfillment_dead_letters,
-        wiring.allocation_service,
-    ):
-        cached.cache_clear()
+    wiring.forget()  # settings and services come from this environment
     yield env
     os.environ.clear()
     os.environ.update(saved)
+    wiring.forget()
+
+
+def shared_repository() -> DynamoDbRepository:
+    """The repository, and its DynamoDB client, that every handler of this process shares."""
+    return wiring.repository(settings_of(TableSettings).table_name)
 
 
 @pytest.fixture
@@ -127,5 +122,5 @@ def bus_queue(listen: Callable[..., tuple[Any, str]]) -> tuple[Any, str]:
 @pytest.fixture
 def faults(handler_environment: dict[str, str]) -> Iterator[Faults]:
     """Faults injected at the DynamoDB client every handler of this process shares (tests/faults.py)."""
-    with faults_on(wiring.repository().client) as armed:
+    with faults_on(shared_repository().client) as armed:
         yield armed

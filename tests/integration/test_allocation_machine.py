@@ -39,7 +39,7 @@ from inventory.models import (
 )
 from inventory.services.allocations import AllocationRequest, AllocationService, AllocationView
 from inventory.services.imports import ImportRequest, ImportService
-from inventory.services.locations import LocationService
+from inventory.services.locations import MasterSwitchService
 from inventory.services.shipments import ShipmentService
 from inventory.services.stock import StockService, availability
 from tests.unit.fakes import FixedClock, MemoryFiles, MemoryQueue
@@ -71,7 +71,7 @@ class AllocationMachine(RuleBasedStateMachine):
         self.repo = repo
         self.clock = FixedClock()
         self.location_id = f"machine-{uuid.uuid4().hex[:16]}"
-        self.locations = LocationService(repo, self.clock, 15)
+        self.locations = MasterSwitchService(repo, self.clock, 15)
         self.allocations = AllocationService(repo, self.clock)
         self.shipments = ShipmentService(repo, self.clock, RETENTION_DAYS)
         self.stock = StockService(repo)

@@ -16,7 +16,9 @@ import pytest
 
 from inventory.adapters.dynamodb.keys import PRODUCT_PREFIX
 from inventory.errors import TemporarilyUnavailable
+from inventory.settings import FulfillmentEventsSettings, ImportWorkerSettings, TableSettings, settings_of
 from tests.conftest import FakeContext, http_event, load_handler, sqs_event
+from tests.integration.conftest import shared_repository
 from tests.integration.test_outbox_relay import received
 
 pytestmark = pytest.mark.integration
@@ -42,9 +44,10 @@ def load(location: str, stock: dict[str, int], **settings: Any) -> None:
     if status == 200:  # loaded by an earlier test of this module
         return
     assert status == 202, record
-    from inventory.wiring import import_service  # the worker's service, on the same backends
+    from inventory import wiring
 
-    assert import_service().run(location, "load", lambda: 10**9).value == "completed"
+    worker = wiring.import_service(settings_of(ImportWorkerSettings))  # the worker's, on the same backends
+    assert worker.run(location, "load", lambda: 10**9).value == "completed"
 
 
 def availability(location: str, product: str) -> dict[str, Any]:
@@ -313,7 +316,7 @@ def test_a_batch_reads_the_allocations_its_lines_close_in_one_request(monkeypatc
         return from_bus("Fulfillment Items Shipped", detail, event)
 
     handler, reads, counting = load_handler("fulfillment_events"), [], [True]
-    client = wiring.repository().client
+    client = shared_repository().client
 
     def count(params: dict[str, Any], model: Any, **_: Any) -> None:
         if not counting[0]:
@@ -340,7 +343,8 @@ def test_a_batch_reads_the_allocations_its_lines_close_in_one_request(monkeypatc
         assert reads == ["BatchGetItem"]
 
         # A change between the read ahead and the line's write: the write is refused, the line reads again.
-        service, read_ahead = wiring.shipment_service(), wiring.shipment_service().read_ahead
+        service = wiring.shipment_service(settings_of(FulfillmentEventsSettings))  # the handler's
+        read_ahead = service.read_ahead
 
         def then_allocate(shipments: Any) -> None:
             read_ahead(shipments)
@@ -383,7 +387,7 @@ def test_the_abandoned_allocations_run_releases_what_an_api_request_left_pending
 
     location = f"abandon-{uuid.uuid4().hex[:8]}"
     load(location, {"a": 5})
-    repo = wiring.repository()
+    repo = shared_repository()
 
     def time_out(*args: Any, **kwargs: Any) -> bool:
         raise ConnectionError("the function timed out before the allocation was settled")
@@ -392,7 +396,7 @@ def test_the_abandoned_allocations_run_releases_what_an_api_request_left_pending
     monkeypatch.setattr(repo, "settle_allocation", time_out)
     request = AllocationRequest("ab-1", "o-1", (AllocationLine(product_id="a", quantity=2),))
     with pytest.raises(ConnectionError):
-        wiring.allocation_service().create(location, request, "tester")
+        wiring.allocation_service(settings_of(TableSettings)).create(location, request, "tester")
     monkeypatch.undo()
     assert availability(location, "a")["allocated"] == 2
 

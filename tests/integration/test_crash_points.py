@@ -25,9 +25,11 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 
 from inventory import wiring
 from inventory.adapters.dynamodb.keys import location_pk
+from inventory.settings import OutboxRelaySettings, settings_of
 from local.stack import LocalAws
 from tests.conftest import FakeContext, http_event, load_handler, sqs_event
 from tests.faults import ANY_WRITE, Crash, Faults, Kind
+from tests.integration.conftest import shared_repository
 from tests.integration.test_allocations import QUEUE_ARN, from_bus, load
 from tests.integration.test_failure_paths import import_steps, outbox_events
 
@@ -208,7 +210,7 @@ class OneLocation:
     stays where it is, and the writes counted are this location's."""
 
     def __init__(self, location: str) -> None:
-        self._store = wiring.repository()
+        self._store = shared_repository()
         self._pk = location_pk(location)
         self.shards = self._store.shards
 
@@ -251,7 +253,7 @@ def subscribe(local_aws: LocalAws, location: str) -> tuple[Any, str]:
 def relay_round(local_aws: LocalAws, location: str, state: Any) -> None:
     from inventory.services.outbox import OutboxRelay
 
-    base = wiring.outbox_relay()
+    base = wiring.outbox_relay(settings_of(OutboxRelaySettings))
     relay = OutboxRelay(OneLocation(location), base._publisher, base._clock, finishers=base._finishers)
     try:
         relay.run_once()

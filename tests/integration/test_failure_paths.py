@@ -12,10 +12,10 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from inventory import wiring
 from local.stack import LocalAws
 from tests.conftest import FakeContext, http_event, load_handler, sqs_event
 from tests.faults import Faults, item_key
+from tests.integration.conftest import shared_repository
 
 pytestmark = pytest.mark.integration
 
@@ -99,7 +99,7 @@ def test_an_import_whose_location_write_fails_at_completion_completes_on_redeliv
 
 def outbox_events(detail_type: str, location_id: str) -> list[Any]:
     """The events of one type and location still in the outbox (no relay runs in these tests)."""
-    repo = wiring.repository()
+    repo = shared_repository()
     keys: list[tuple[str, str]] = []
     for shard in range(repo.shards):
         after: tuple[str, str] | None = None

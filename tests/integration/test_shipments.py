@@ -115,7 +115,7 @@ def test_shipments_from_the_bus_apply_once_and_a_poison_record_is_dead_lettered_
 
 def test_a_line_that_would_overfill_its_product_record_is_dead_lettered_with_its_reason(local_aws: LocalAws) -> None:
     from inventory.adapters.dynamodb.keys import counters_key
-    from inventory.settings import get_settings
+    from inventory.settings import TableSettings, settings_of
     from tests.integration.test_allocations import QUEUE_ARN, availability, from_bus, load
 
     location = f"full-{uuid.uuid4().hex[:8]}"
@@ -124,7 +124,7 @@ def test_a_line_that_would_overfill_its_product_record_is_dead_lettered_with_its
     item = {"pk": {"S": key["pk"]}, "sk": {"S": key["sk"]}, "version": {"N": "1"}, "stock_version": {"N": "0"}}
     # as if years of entries filled it: the next write would pass 400 KB
     local_aws.client("dynamodb").put_item(
-        TableName=get_settings().table_name, Item={**item, "filler": {"S": "x" * 409_100}}
+        TableName=settings_of(TableSettings).table_name, Item={**item, "filler": {"S": "x" * 409_100}}
     )
     records = [
         from_bus("Fulfillment Items Shipped", {**detail("full-1", 1, "full", location)}, "m-full"),

@@ -170,11 +170,12 @@ def test_an_import_step_that_fails_on_every_delivery_fails_the_import_and_frees_
     step = next(m for m in messages if "doomed" in m["Body"])
     from inventory import wiring
     from inventory.errors import TemporarilyUnavailable
+    from inventory.settings import ImportWorkerSettings, settings_of
 
     def unreachable(uri: str, size: int = 1024) -> bytes:
         raise TemporarilyUnavailable("S3 is down")
 
-    monkeypatch.setattr(wiring.import_service()._files, "head", unreachable)
+    monkeypatch.setattr(wiring.import_service(settings_of(ImportWorkerSettings))._files, "head", unreachable)
     event = sqs_event([step], arn)
     event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "4"
     with pytest.raises(BatchProcessingError):  # the whole batch failed: the queue delivers it again

@@ -29,7 +29,7 @@ from inventory.models import (
     LocationType,
     OutboxEvent,
 )
-from inventory.services.locations import LocationService
+from inventory.services.locations import MasterSwitchService
 from tests.unit.fakes import FixedClock
 
 WINDOW_MINUTES = 15
@@ -66,7 +66,7 @@ class SwitchMachine(RuleBasedStateMachine):
         super().__init__()
         self.clock = FixedClock()
         self.repo = type(self).make_repository()
-        self.service = LocationService(self.repo, self.clock, WINDOW_MINUTES)  # type: ignore[arg-type]
+        self.service = MasterSwitchService(self.repo, self.clock, WINDOW_MINUTES)  # type: ignore[arg-type]
         run = uuid.uuid4().hex[:8]
         self.ids = {"store": f"store-{run}", "dc": f"dc-{run}"}
         self.model = {kind: ModelLocation(kind) for kind in self.ids}

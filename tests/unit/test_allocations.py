@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from inventory.errors import AllocationIdReused, EventIdReused, EventTooOld, InsufficientStock, InvalidInput, NotFound
+from inventory.messages import DetailType
 from inventory.models import (
     AllocationLine,
     AllocationStatus,
@@ -21,7 +22,7 @@ from inventory.models import (
 )
 from inventory.services.allocations import AllocationRequest, AllocationService
 from inventory.services.outbox import OutboxRelay
-from inventory.services.shipments import EVENT_APPLIED, PRUNING_SAMPLE, Applied, ShipmentFigures, ShipmentService
+from inventory.services.shipments import PRUNING_SAMPLE, Applied, ShipmentFigures, ShipmentService
 from tests.unit.fakes import MemoryPublisher
 from tests.unit.test_import_service import World
 from tests.unit.test_shipments import bus_message, parse_shipment
@@ -63,7 +64,9 @@ class Shop(World):
     def published(self, detail_type: str) -> list[OutboxEvent]:
         """What the relay publishes now of `detail_type`, parts in order."""
         bus = MemoryPublisher()
-        OutboxRelay(self.repo, bus, self.clock, finishers={EVENT_APPLIED: ShipmentFigures(self.stock)}).run_once()
+        OutboxRelay(
+            self.repo, bus, self.clock, finishers={DetailType.SHIPMENT_APPLIED: ShipmentFigures(self.stock)}
+        ).run_once()
         events = [e for e in bus.published if e.detail_type == detail_type]
         return sorted(events, key=lambda e: (e.detail.get("source_event_id", ""), e.detail.get("part", 0)))
 

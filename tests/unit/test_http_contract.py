@@ -13,7 +13,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from inventory import errors
 from inventory.api.http import CALLER_LOG_KEY, MAX_BODY_BYTES, field_path, make_resolver, status_of
 from inventory.observability import logger
-from tests.conftest import FakeContext, http_event, load_handler
+from tests.conftest import FakeContext, http_event, load_handler, template_environment
 
 
 @pytest.mark.parametrize(
@@ -95,10 +95,12 @@ def test_an_unexpected_failure_is_a_500_without_internals() -> None:
     ],
 )
 def test_a_body_that_is_not_utf8_text_is_a_422_on_every_route_that_takes_one(
-    function: str, method: str, path: str, body: str, code: str
+    function: str, method: str, path: str, body: str, code: str, cold_start: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """API Gateway hands over a body that is not valid UTF-8 base64-encoded; it used to crash the
     body decoding with a 500 before validation ran."""
+    for name, value in template_environment(function).items():  # what the handler reads at its cold start
+        monkeypatch.setenv(name, value)
     event = http_event(method, path) | {"body": body, "isBase64Encoded": True}
 
     response = load_handler(function).lambda_handler(event, FakeContext())

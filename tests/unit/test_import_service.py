@@ -26,7 +26,7 @@ from inventory.models import (
     StockRow,
 )
 from inventory.services.imports import ImportRequest, ImportService
-from inventory.services.locations import LocationService
+from inventory.services.locations import MasterSwitchService
 from inventory.services.stock import StockService
 from tests.unit.fakes import FixedClock, MemoryFiles, MemoryQueue, MemoryRepository
 
@@ -39,7 +39,7 @@ class World:
         self.queue = MemoryQueue()
         self.imports = ImportService(self.repo, self.files, self.queue, self.clock, chunk_rows=chunk_rows)
         self.stock = StockService(self.repo)
-        self.locations = LocationService(self.repo, self.clock, 15)
+        self.locations = MasterSwitchService(self.repo, self.clock, 15)
         self.locations.put("s1", LocationChanges(type=LocationType.STORE))
 
     def run_queue(self, budget_ms: int = 10**9) -> None:

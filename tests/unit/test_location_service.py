@@ -1,10 +1,11 @@
-"""LocationService: locations, readiness and the one-way switch, against in-memory ports."""
+"""LocationService and MasterSwitchService: locations, readiness and the one-way switch, against in-memory ports."""
 
 from __future__ import annotations
 
 import pytest
 
 from inventory.errors import LocationIsDc, LocationTypeImmutable, NotFound, NotReady, SwitchIrreversible
+from inventory.messages import DetailType
 from inventory.models import (
     CountReason,
     CountStatus,
@@ -17,7 +18,7 @@ from inventory.models import (
     LocationChanges,
     LocationType,
 )
-from inventory.services.locations import EVENT_SWITCHED, LocationService
+from inventory.services.locations import MasterSwitchService
 from tests.unit.fakes import FixedClock, MemoryRepository
 
 PLATFORM = InventoryMaster.PLATFORM
@@ -35,11 +36,11 @@ def repo() -> MemoryRepository:
 
 
 @pytest.fixture
-def service(repo: MemoryRepository, clock: FixedClock) -> LocationService:
-    return LocationService(repo, clock, readiness_window_minutes=15)
+def service(repo: MemoryRepository, clock: FixedClock) -> MasterSwitchService:
+    return MasterSwitchService(repo, clock, readiness_window_minutes=15)
 
 
-def store(service: LocationService, location_id: str = "s1") -> None:
+def store(service: MasterSwitchService, location_id: str = "s1") -> None:
     service.put(location_id, LocationChanges(type=LocationType.STORE))
 
 
@@ -58,11 +59,11 @@ def completed_import(
     repo.complete_import("s1", import_id, completed_at=clock.now(), counts=ImportCounts(rows=1, applied=1))
 
 
-def reason_codes(service: LocationService, location_id: str = "s1") -> list[str]:
+def reason_codes(service: MasterSwitchService, location_id: str = "s1") -> list[str]:
     return [reason.code for reason in service.readiness(location_id).reasons]
 
 
-def test_a_new_location_is_under_the_erp_with_defaults(service: LocationService) -> None:
+def test_a_new_location_is_under_the_erp_with_defaults(service: MasterSwitchService) -> None:
     location, created = service.put("s1", LocationChanges(type=LocationType.STORE, name="Main street"))
 
     assert created
@@ -70,7 +71,7 @@ def test_a_new_location_is_under_the_erp_with_defaults(service: LocationService)
     assert (location.enabled, location.allow_backorders, location.default_safety_stock) == (True, False, 0)
 
 
-def test_an_update_keeps_fields_it_does_not_name(service: LocationService) -> None:
+def test_an_update_keeps_fields_it_does_not_name(service: MasterSwitchService) -> None:
     service.put("s1", LocationChanges(type=LocationType.STORE, name="Main street", default_safety_stock=2))
 
     location, created = service.put("s1", LocationChanges(type=LocationType.STORE, enabled=False))
@@ -79,7 +80,7 @@ def test_an_update_keeps_fields_it_does_not_name(service: LocationService) -> No
     assert (location.name, location.default_safety_stock, location.enabled) == ("Main street", 2, False)
 
 
-def test_the_type_of_a_location_never_changes(service: LocationService) -> None:
+def test_the_type_of_a_location_never_changes(service: MasterSwitchService) -> None:
     store(service)
 
     with pytest.raises(LocationTypeImmutable):
@@ -87,7 +88,7 @@ def test_the_type_of_a_location_never_changes(service: LocationService) -> None:
     assert service.get("s1").type is LocationType.STORE
 
 
-def test_an_unknown_location_is_not_found(service: LocationService) -> None:
+def test_an_unknown_location_is_not_found(service: MasterSwitchService) -> None:
     with pytest.raises(NotFound):
         service.readiness("nope")
     with pytest.raises(NotFound):
@@ -95,7 +96,7 @@ def test_an_unknown_location_is_not_found(service: LocationService) -> None:
 
 
 def test_readiness_lists_every_reason_at_once(
-    service: LocationService, repo: MemoryRepository, clock: FixedClock
+    service: MasterSwitchService, repo: MemoryRepository, clock: FixedClock
 ) -> None:
     store(service)
     repo.begin_import(
@@ -123,7 +124,7 @@ def test_readiness_lists_every_reason_at_once(
 
 
 def test_a_partial_import_does_not_make_a_store_ready(
-    service: LocationService, repo: MemoryRepository, clock: FixedClock
+    service: MasterSwitchService, repo: MemoryRepository, clock: FixedClock
 ) -> None:
     store(service)
     completed_import(repo, clock, ImportKind.PARTIAL)
@@ -133,7 +134,7 @@ def test_a_partial_import_does_not_make_a_store_ready(
 
 @pytest.mark.parametrize("kind", [ImportKind.INITIAL, ImportKind.FULL_COUNT])
 def test_a_recent_baseline_import_makes_a_store_ready(
-    service: LocationService, repo: MemoryRepository, clock: FixedClock, kind: ImportKind
+    service: MasterSwitchService, repo: MemoryRepository, clock: FixedClock, kind: ImportKind
 ) -> None:
     store(service)
     completed_import(repo, clock, kind)
@@ -146,7 +147,7 @@ def test_a_recent_baseline_import_makes_a_store_ready(
 
 
 def test_an_import_older_than_the_window_is_too_old(
-    service: LocationService, repo: MemoryRepository, clock: FixedClock
+    service: MasterSwitchService, repo: MemoryRepository, clock: FixedClock
 ) -> None:
     store(service)
     completed_import(repo, clock)
@@ -159,7 +160,7 @@ def test_an_import_older_than_the_window_is_too_old(
 
 
 def test_a_closed_mispick_count_no_longer_blocks(
-    service: LocationService, repo: MemoryRepository, clock: FixedClock
+    service: MasterSwitchService, repo: MemoryRepository, clock: FixedClock
 ) -> None:
     store(service)
     completed_import(repo, clock)
@@ -181,7 +182,7 @@ def test_a_closed_mispick_count_no_longer_blocks(
 
 
 def test_the_switch_records_one_event_and_a_repeat_answers_the_original(
-    service: LocationService, repo: MemoryRepository, clock: FixedClock
+    service: MasterSwitchService, repo: MemoryRepository, clock: FixedClock
 ) -> None:
     store(service)
     completed_import(repo, clock)
@@ -194,13 +195,13 @@ def test_the_switch_records_one_event_and_a_repeat_answers_the_original(
     assert again.master_switched_at == first.master_switched_at
     assert again.master_switched_by == "arn:aws:iam::1:user/ops"
     events = repo.pending_events("s1")
-    assert [e.detail_type for e in events] == [EVENT_SWITCHED]
+    assert [e.detail_type for e in events] == [DetailType.MASTER_SWITCHED]
     assert events[0].detail["switched_by"] == "arn:aws:iam::1:user/ops"
     assert events[0].detail["schema_version"] == 1
 
 
 def test_nothing_switches_a_platform_store_back(
-    service: LocationService, repo: MemoryRepository, clock: FixedClock
+    service: MasterSwitchService, repo: MemoryRepository, clock: FixedClock
 ) -> None:
     store(service)
     completed_import(repo, clock)
@@ -213,7 +214,7 @@ def test_nothing_switches_a_platform_store_back(
     assert service.get("s1").inventory_master is PLATFORM
 
 
-def test_erp_on_a_store_under_the_erp_changes_nothing(service: LocationService, repo: MemoryRepository) -> None:
+def test_erp_on_a_store_under_the_erp_changes_nothing(service: MasterSwitchService, repo: MemoryRepository) -> None:
     store(service)
 
     location = service.switch("s1", ERP, "me")
@@ -222,7 +223,7 @@ def test_erp_on_a_store_under_the_erp_changes_nothing(service: LocationService, 
     assert repo.outbox == {}
 
 
-def test_a_dc_never_switches(service: LocationService, repo: MemoryRepository, clock: FixedClock) -> None:
+def test_a_dc_never_switches(service: MasterSwitchService, repo: MemoryRepository, clock: FixedClock) -> None:
     service.put("dc1", LocationChanges(type=LocationType.DC))
 
     with pytest.raises(LocationIsDc):
@@ -232,7 +233,7 @@ def test_a_dc_never_switches(service: LocationService, repo: MemoryRepository, c
 
 
 def test_a_location_that_changed_during_the_switch_is_refused_with_its_reason(
-    service: LocationService, repo: MemoryRepository, clock: FixedClock
+    service: MasterSwitchService, repo: MemoryRepository, clock: FixedClock
 ) -> None:
     """Given a store that was ready when read, when an import starts before the guarded write lands,
     then the write is refused and the answer says why."""
@@ -261,7 +262,7 @@ def test_a_location_that_changed_during_the_switch_is_refused_with_its_reason(
     assert service.get("s1").inventory_master is ERP
 
 
-def test_listing_pages_through_every_location(service: LocationService) -> None:
+def test_listing_pages_through_every_location(service: MasterSwitchService) -> None:
     for n in range(5):
         store(service, f"s{n}")
 

@@ -7,17 +7,18 @@ from typing import Any
 
 import pytest
 
-from inventory.api.events import parse_fulfillment_event
 from inventory.errors import EventIdReused, InvalidInput
+from inventory.messages.fulfillment import ShipmentEvent, parse_fulfillment_message
 from inventory.models import ImportKind, InventoryMaster, LedgerKind
+from inventory.services.fulfillment import shipment_of
 from inventory.services.shipments import Shipment, ShipmentService
 from tests.unit.test_import_service import World
 
 
 def parse_shipment(message: str) -> Shipment:
-    event = parse_fulfillment_event(message)
-    assert isinstance(event, Shipment)
-    return event
+    event = parse_fulfillment_message(message)
+    assert isinstance(event, ShipmentEvent)
+    return shipment_of(event)
 
 
 def bus_message(

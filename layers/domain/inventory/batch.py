@@ -9,19 +9,15 @@ would move it there without one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from inventory.errors import InventoryError
-from inventory.messages.dead_letters import UNEXPECTED_ERROR, DeadLetter, Reason
+from inventory.messages.dead_letters import DeadLetter, Reason
 from inventory.observability import logger, metrics
 from inventory.ports import WorkQueue
-
-
-def reason_of(error: BaseException) -> Reason:
-    if isinstance(error, InventoryError):
-        return Reason(code=error.code, message=error.message, details=error.details)
-    return Reason(code=UNEXPECTED_ERROR, message=f"{type(error).__name__}: {error}")
+from inventory.services.outcomes import Outcome
 
 
 def last_delivery(record: SQSRecord, max_receives: int) -> bool:
@@ -34,3 +30,27 @@ def dead_letter(queue: WorkQueue, record: SQSRecord, reason: Reason, metric: str
     logger.warning("record dead-lettered", extra={"reason": reason.model_dump(), "message_id": record.message_id})
     queue.send(DeadLetter(reason=reason, body=record.body).model_dump())
     metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+
+
+def settle(
+    record: SQSRecord,
+    outcome: Outcome,
+    *,
+    dead_letters: WorkQueue,
+    max_receives: int,
+    metric: str,
+    give_up: Callable[[], bool] | None = None,
+) -> None:
+    """The queue's answer for one record: return (acknowledged), or raise (delivered again).
+
+    Applied: acknowledged. Refused for good: to the dead-letter queue at once. Failed for now:
+    raised, and so retried; on its last delivery, `give_up` (when given) ends what the record had
+    started and says whether the record still needs dead-lettering, with the reason."""
+    if outcome.error is None:
+        return
+    if not outcome.final:
+        if not last_delivery(record, max_receives):
+            raise outcome.error
+        if give_up is not None and not give_up():
+            return
+    dead_letter(dead_letters, record, outcome.reason, metric)

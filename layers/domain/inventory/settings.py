@@ -1,33 +1,84 @@
-"""Deployment settings, read once per cold start from the function's environment."""
+"""Each function's deployment settings: a typed model per function, holding only the variables that
+template.yaml gives that function, each required, read and validated once, at its cold start (a
+function deployed without one fails to start, rather than at its first use). The domain never reads
+`os.environ`; `wiring.py` builds the services from these models.
+
+A plain pydantic model over `os.environ` (pydantic-settings would cost every cold start its import
+for nothing more): field `table_name` is the variable `TABLE_NAME`.
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
+import os
+from functools import cache
+from typing import Self, TypeVar
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
-class Settings(BaseSettings):
-    """What `template.yaml` passes to every function. The domain never reads `os.environ`."""
+class FunctionSettings(BaseModel):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=str.upper,
+        validate_by_name=True,
+        validate_by_alias=True,
+        hide_input_in_errors=True,  # what is wrong, never the values
+    )
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+    @classmethod
+    def from_environ(cls) -> Self:
+        """Only the model's own variables are read: nothing else of the environment (credentials)
+        goes near a validation error."""
+        variables = cls.variables()
+        return cls.model_validate({name: value for name, value in os.environ.items() if name in variables})
+
+    @classmethod
+    def variables(cls) -> set[str]:
+        """The environment variables the model reads."""
+        return {field.alias or name.upper() for name, field in cls.model_fields.items()}
+
+
+class TableSettings(FunctionSettings):
+    """The functions that only use the table: locations, stock, allocations, abandoned_allocations."""
 
     table_name: str = Field(min_length=3)
-    event_bus_name: str = "default"
-    import_readiness_window_minutes: int = Field(default=15, ge=1, le=1440)
-    relay_poll_interval_ms: int = Field(default=1000, ge=10, le=60_000)
-    import_bucket_name: str = ""
-    import_queue_url: str = ""
-    dead_letter_queue_url: str = ""
-    fulfillment_dead_letter_queue_url: str = ""
-    import_max_receives: int = Field(default=5, ge=1)  # the import queue's maxReceiveCount
-    fulfillment_max_receives: int = Field(default=5, ge=1)  # the fulfilment queue's maxReceiveCount
-    # How long the id of an applied event line is kept: the queues' retention (14 days) plus a
-    # redrive window. Older events are dead-lettered, never applied a second time.
-    ledger_retention_days: int = Field(default=35, ge=15, le=365)
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
+class MasterSwitchSettings(TableSettings):
+    import_readiness_window_minutes: int = Field(ge=1, le=1440)
+
+
+class StockImportsSettings(TableSettings):
+    import_bucket_name: str = Field(min_length=3)
+    import_queue_url: str = Field(min_length=1)
+
+
+class ImportWorkerSettings(StockImportsSettings):
+    dead_letter_queue_url: str = Field(min_length=1)
+    import_max_receives: int = Field(ge=1)  # the import queue's maxReceiveCount
+
+
+class FulfillmentEventsSettings(TableSettings):
+    fulfillment_dead_letter_queue_url: str = Field(min_length=1)
+    fulfillment_max_receives: int = Field(ge=1)  # the fulfilment queue's maxReceiveCount
+
+
+class OutboxRelaySettings(TableSettings):
+    event_bus_name: str = Field(min_length=1)
+    relay_poll_interval_ms: int = Field(ge=10, le=60_000)
+
+
+S = TypeVar("S", bound=FunctionSettings)
+
+
+def settings_of(model: type[S]) -> S:
+    """The function's settings, read from its environment the first time (its cold start)."""
+    settings = read(model)
+    assert isinstance(settings, model)
+    return settings
+
+
+@cache
+def read(model: type[FunctionSettings]) -> FunctionSettings:
+    return model.from_environ()

@@ -1,21 +1,33 @@
-"""The composition root: services built from settings and the AWS adapters, once per container."""
+"""The composition root: each service built from the settings of the function it runs in and the
+AWS adapters, once per container (per settings: one process may host several functions in tests)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cache
 
+from inventory import settings
 from inventory.adapters.dynamodb import DynamoDbRepository
 from inventory.adapters.eventbridge import EventBridgePublisher
 from inventory.adapters.s3 import S3FileStore
 from inventory.adapters.sqs import SqsWorkQueue
+from inventory.messages import DetailType
 from inventory.services.allocations import AllocationService
+from inventory.services.fulfillment import FulfillmentService
+from inventory.services.import_work import ImportWorker
 from inventory.services.imports import ImportService
-from inventory.services.locations import LocationService
-from inventory.services.outbox import OutboxRelay
-from inventory.services.shipments import EVENT_APPLIED, ShipmentFigures, ShipmentService
+from inventory.services.locations import LocationService, MasterSwitchService
+from inventory.services.outbox import Finisher, OutboxRelay
+from inventory.services.shipments import ShipmentFigures, ShipmentService
 from inventory.services.stock import StockService
-from inventory.settings import get_settings
+from inventory.settings import (
+    FulfillmentEventsSettings,
+    ImportWorkerSettings,
+    MasterSwitchSettings,
+    OutboxRelaySettings,
+    StockImportsSettings,
+    TableSettings,
+)
 
 
 class SystemClock:
@@ -23,53 +35,90 @@ class SystemClock:
         return datetime.now(UTC)
 
 
-@lru_cache(maxsize=1)
-def repository() -> DynamoDbRepository:
-    return DynamoDbRepository(get_settings().table_name)
+@cache
+def repository(table_name: str) -> DynamoDbRepository:
+    return DynamoDbRepository(table_name)
 
 
-@lru_cache(maxsize=1)
-def location_service() -> LocationService:
-    return LocationService(repository(), SystemClock(), get_settings().import_readiness_window_minutes)
+@cache
+def location_service(settings: TableSettings) -> LocationService:
+    return LocationService(repository(settings.table_name), SystemClock())
 
 
-@lru_cache(maxsize=1)
-def outbox_relay() -> OutboxRelay:
-    publisher = EventBridgePublisher(get_settings().event_bus_name)
-    return OutboxRelay(
-        repository(), publisher, SystemClock(), finishers={EVENT_APPLIED: ShipmentFigures(stock_service())}
-    )
+@cache
+def master_switch_service(settings: MasterSwitchSettings) -> MasterSwitchService:
+    return MasterSwitchService(repository(settings.table_name), SystemClock(), settings.import_readiness_window_minutes)
 
 
-@lru_cache(maxsize=1)
-def import_service() -> ImportService:
-    settings = get_settings()
+@cache
+def stock_service(settings: TableSettings) -> StockService:
+    return StockService(repository(settings.table_name))
+
+
+@cache
+def allocation_service(settings: TableSettings) -> AllocationService:
+    return AllocationService(repository(settings.table_name), SystemClock())
+
+
+@cache
+def import_service(settings: StockImportsSettings) -> ImportService:
     return ImportService(
-        repository(), S3FileStore(settings.import_bucket_name), SqsWorkQueue(settings.import_queue_url), SystemClock()
+        repository(settings.table_name),
+        S3FileStore(settings.import_bucket_name),
+        SqsWorkQueue(settings.import_queue_url),
+        SystemClock(),
     )
 
 
-@lru_cache(maxsize=1)
-def stock_service() -> StockService:
-    return StockService(repository())
+@cache
+def import_worker(settings: ImportWorkerSettings) -> ImportWorker:
+    return ImportWorker(import_service(settings))
 
 
-@lru_cache(maxsize=1)
-def dead_letters() -> SqsWorkQueue:
-    """Where records that can never succeed go, with their reason."""
-    return SqsWorkQueue(get_settings().dead_letter_queue_url)
+@cache
+def dead_letters(settings: ImportWorkerSettings) -> SqsWorkQueue:
+    """Where import queue records that can never succeed go, with their reason."""
+    return SqsWorkQueue(settings.dead_letter_queue_url)
 
 
-@lru_cache(maxsize=1)
-def shipment_service() -> ShipmentService:
-    return ShipmentService(repository(), SystemClock(), get_settings().ledger_retention_days)
+@cache
+def shipment_service(settings: FulfillmentEventsSettings) -> ShipmentService:
+    return ShipmentService(repository(settings.table_name), SystemClock())
 
 
-@lru_cache(maxsize=1)
-def fulfillment_dead_letters() -> SqsWorkQueue:
-    return SqsWorkQueue(get_settings().fulfillment_dead_letter_queue_url)
+@cache
+def fulfillment_service(settings: FulfillmentEventsSettings) -> FulfillmentService:
+    return FulfillmentService(shipment_service(settings), allocation_service(settings))
 
 
-@lru_cache(maxsize=1)
-def allocation_service() -> AllocationService:
-    return AllocationService(repository(), SystemClock())
+@cache
+def fulfillment_dead_letters(settings: FulfillmentEventsSettings) -> SqsWorkQueue:
+    """Where fulfilment queue records that can never succeed go, with their reason."""
+    return SqsWorkQueue(settings.fulfillment_dead_letter_queue_url)
+
+
+@cache
+def outbox_relay(settings: OutboxRelaySettings) -> OutboxRelay:
+    publisher = EventBridgePublisher(settings.event_bus_name)
+    finishers: dict[str, Finisher] = {DetailType.SHIPMENT_APPLIED: ShipmentFigures(stock_service(settings))}
+    return OutboxRelay(repository(settings.table_name), publisher, SystemClock(), finishers=finishers)
+
+
+def forget() -> None:
+    """Read the settings and build everything again at the next call (tests change the environment)."""
+    settings.read.cache_clear()
+    for built in (
+        repository,
+        location_service,
+        master_switch_service,
+        stock_service,
+        allocation_service,
+        import_service,
+        import_worker,
+        dead_letters,
+        shipment_service,
+        fulfillment_service,
+        fulfillment_dead_letters,
+        outbox_relay,
+    ):
+        built.cache_clear()

@@ -11,13 +11,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from inventory.errors import TemporarilyUnavailable
+from inventory.messages import SOURCE
 from inventory.models import OutboxEvent
 from inventory.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient
 
-SOURCE = "inventory-master"
 MAX_ENTRIES = 10  # PutEvents accepts at most 10 entries
 MAX_REQUEST_BYTES = 256 * 1024  # and at most 256 KB in one request
 

@@ -8,13 +8,21 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
+from inventory import wiring
 from inventory.api.http import caller_identity, errors_for
 from inventory.api.locations import LocationId
 from inventory.api.schemas import AllocationOut, PostAllocationBody
 from inventory.models import CLIENT_ID_PATTERN
-from inventory.wiring import allocation_service
+from inventory.services.allocations import AllocationService
+from inventory.settings import TableSettings, settings_of
 
 router = Router()
+
+
+def allocation_service() -> AllocationService:
+    """Built once, from the settings of the allocations function."""
+    return wiring.allocation_service(settings_of(TableSettings))
+
 
 AllocationId = Annotated[str, Path(pattern=CLIENT_ID_PATTERN, description="The allocation's id, chosen by the client")]
 

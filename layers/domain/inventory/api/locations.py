@@ -8,12 +8,20 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
+from inventory import wiring
 from inventory.api.http import errors_for
 from inventory.api.schemas import LocationList, LocationOut, PutLocationBody
 from inventory.models import LOCATION_ID_PATTERN
-from inventory.wiring import location_service
+from inventory.services.locations import LocationService
+from inventory.settings import TableSettings, settings_of
 
 router = Router()
+
+
+def location_service() -> LocationService:
+    """Built once, from the settings of the locations function."""
+    return wiring.location_service(settings_of(TableSettings))
+
 
 LocationId = Annotated[str, Path(pattern=LOCATION_ID_PATTERN, description="The store's or DC's id")]
 

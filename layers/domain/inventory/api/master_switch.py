@@ -7,12 +7,19 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
+from inventory import wiring
 from inventory.api.http import caller_identity, errors_for
 from inventory.api.locations import LocationId
 from inventory.api.schemas import LocationOut, ReadinessOut, SwitchBody
-from inventory.wiring import location_service
+from inventory.services.locations import MasterSwitchService
+from inventory.settings import MasterSwitchSettings, settings_of
 
 router = Router()
+
+
+def master_switch_service() -> MasterSwitchService:
+    """Built once, from the settings of the master switch function."""
+    return wiring.master_switch_service(settings_of(MasterSwitchSettings))
 
 
 @router.get(
@@ -22,7 +29,7 @@ router = Router()
     tags=["inventory master"],
 )
 def get_readiness(location_id: LocationId) -> ReadinessOut:
-    return ReadinessOut.of(location_service().readiness(location_id))
+    return ReadinessOut.of(master_switch_service().readiness(location_id))
 
 
 @router.put(
@@ -37,5 +44,5 @@ def get_readiness(location_id: LocationId) -> ReadinessOut:
     tags=["inventory master"],
 )
 def put_inventory_master(location_id: LocationId, body: Annotated[SwitchBody, Body()]) -> LocationOut:
-    location = location_service().switch(location_id, body.inventory_master, caller_identity(router))
+    location = master_switch_service().switch(location_id, body.inventory_master, caller_identity(router))
     return LocationOut.of(location)

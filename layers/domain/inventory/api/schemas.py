@@ -22,7 +22,6 @@ from pydantic import (
 
 from inventory.errors import InvalidInput
 from inventory.models import (
-    CLIENT_ID_PATTERN,
     MAIN,
     STOCK_LOCATIONS,
     AllocationLine,
@@ -44,9 +43,9 @@ from inventory.models import (
 from inventory.services.allocations import AllocationRequest, AllocationView
 from inventory.services.imports import ImportRequest
 from inventory.services.stock import ProductAvailability, ProductStock
+from inventory.types import ClientId, PositiveQuantity, ProductId, Quantity
 
 UtcTime = Annotated[datetime, PlainSerializer(iso, return_type=str)]
-Quantity = Annotated[StrictInt, Field(ge=0, le=1_000_000_000)]
 MAX_ALLOCATION_ITEMS = 100  # products per allocation: each is one conditional write
 
 
@@ -152,8 +151,6 @@ class ReadinessOut(Reply):
 
 
 # ---------------------------------------------------------------- stock imports
-ClientId = Annotated[StrictStr, Field(pattern=CLIENT_ID_PATTERN)]
-ProductId = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
 MAX_INLINE_ITEMS = 5_000
 
 
@@ -314,12 +311,9 @@ class StockList(Reply):
 
 
 # ---------------------------------------------------------------- allocations and availability
-AllocatedQuantity = Annotated[StrictInt, Field(gt=0, le=1_000_000_000)]
-
-
 class AllocationItemBody(Request):
     product_id: ProductId
-    quantity: AllocatedQuantity
+    quantity: PositiveQuantity
 
 
 class PostAllocationBody(Request):

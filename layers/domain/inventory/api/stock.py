@@ -8,6 +8,7 @@ from urllib.parse import unquote
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
+from inventory import wiring
 from inventory.api.http import errors_for
 from inventory.api.locations import LocationId
 from inventory.api.schemas import (
@@ -18,9 +19,15 @@ from inventory.api.schemas import (
     StockList,
 )
 from inventory.errors import InvalidInput
-from inventory.wiring import stock_service
+from inventory.services.stock import StockService
+from inventory.settings import TableSettings, settings_of
 
 router = Router()
+
+
+def stock_service() -> StockService:
+    """Built once, from the settings of the stock function."""
+    return wiring.stock_service(settings_of(TableSettings))
 
 
 def check_product_id(product_id: str, field: str) -> None:

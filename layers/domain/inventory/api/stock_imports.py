@@ -8,13 +8,21 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
+from inventory import wiring
 from inventory.api.http import caller_identity, errors_for
 from inventory.api.locations import LocationId
 from inventory.api.schemas import ImportOut, PostImportBody
 from inventory.models import CLIENT_ID_PATTERN
-from inventory.wiring import import_service
+from inventory.services.imports import ImportService
+from inventory.settings import StockImportsSettings, settings_of
 
 router = Router()
+
+
+def import_service() -> ImportService:
+    """Built once, from the settings of the stock imports function."""
+    return wiring.import_service(settings_of(StockImportsSettings))
+
 
 ImportId = Annotated[str, Path(pattern=CLIENT_ID_PATTERN, description="The import's id, chosen by the client")]
 

@@ -10,6 +10,7 @@ from urllib.parse import unquote_plus
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from inventory.errors import InvalidInput
+from inventory.messages.parsing import invalid
 from inventory.models import CLIENT_ID_PATTERN, LOCATION_ID_PATTERN, LocationType
 
 
@@ -69,17 +70,6 @@ class FileMetadata(_Message):
     )
     force: Annotated[str, Field(pattern=r"(?i)^(true|false)$")] | None = None
     location_type: LocationType | None = Field(default=None, alias="location-type")
-
-
-def invalid(error: ValidationError, prefix: str, message: str) -> InvalidInput:
-    """A validation error as InvalidInput, each problem with its field path under `prefix`."""
-    details = []
-    for problem in error.errors():
-        path = prefix
-        for part in problem["loc"]:
-            path += f"[{part}]" if isinstance(part, int) else f".{part}"
-        details.append({"field": path, "code": problem["type"], "message": problem["msg"]})
-    return InvalidInput(message, details=details)
 
 
 def parse_import_work(body: str) -> ImportWork:

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from inventory.errors import AllocationIdReused, InsufficientStock, InvalidInput, NotFound
+from inventory.messages import DetailType
 from inventory.models import (
     Allocation,
     AllocationLine,
@@ -45,7 +46,6 @@ from inventory.services.stock import (
     availability,
 )
 
-EVENT_REFUSED = "Allocation Refused"
 # An API request's allocation still pending this long after it was created was abandoned (a request
 # lasts at most 30 s; a client that retries, with the same allocation id, does so within minutes).
 ABANDONED_AFTER = timedelta(minutes=15)
@@ -242,7 +242,7 @@ class AllocationService:
             update={"status": AllocationStatus.REFUSED, "updated_at": now, "refused": tuple(shortages)}
         )
         event = OutboxEvent.of(
-            EVENT_REFUSED,
+            DetailType.ALLOCATION_REFUSED,
             allocation.location_id,
             now,
             {

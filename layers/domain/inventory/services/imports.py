@@ -28,6 +28,7 @@ from inventory.errors import (
     OpenMispickCounts,
 )
 from inventory.import_rows import FileFormat, Row, RowError, read_rows, sniff_format
+from inventory.messages import DetailType
 from inventory.messages.import_work import parse_file_metadata
 from inventory.models import (
     CLIENT_ID_PATTERN,
@@ -44,7 +45,6 @@ from inventory.models import (
 )
 from inventory.ports import Clock, FileStore, ImportRepository, LocationRepository, WorkQueue
 
-EVENT_IMPORTED = "Stock Imported"
 CHUNK_ROWS = 5_000  # rows written between two checkpoints
 MAX_ERRORS = 100  # errors kept on the import's status
 HAND_ON_BELOW_MS = 30_000  # time a chunk may need; below it, the rest goes to the next message
@@ -371,7 +371,7 @@ class ImportService:
     @staticmethod
     def _imported_event(record: ImportRecord, counts: ImportCounts, now: datetime) -> OutboxEvent:
         return OutboxEvent.of(
-            EVENT_IMPORTED,
+            DetailType.STOCK_IMPORTED,
             record.location_id,
             now,
             {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from inventory.errors import LocationIsDc, NotFound, NotReady, SwitchIrreversible
+from inventory.messages import DetailType
 from inventory.models import (
     InventoryMaster,
     Location,
@@ -19,14 +20,11 @@ from inventory.models import (
 )
 from inventory.ports import Clock, LocationRepository
 
-EVENT_SWITCHED = "Inventory Master Switched"
-
 
 class LocationService:
-    def __init__(self, repository: LocationRepository, clock: Clock, readiness_window_minutes: int) -> None:
+    def __init__(self, repository: LocationRepository, clock: Clock) -> None:
         self._repository = repository
         self._clock = clock
-        self._window = readiness_window_minutes
 
     def put(self, location_id: str, changes: LocationChanges) -> tuple[Location, bool]:
         """Create or update; (location, created). A request that changes nothing writes nothing
@@ -46,6 +44,14 @@ class LocationService:
 
     def list(self, limit: int, cursor: str | None) -> Page[Location]:
         return self._repository.list_locations(limit, cursor)
+
+
+class MasterSwitchService(LocationService):
+    """The readiness of a location for the switch, and the switch, within the deployment's window."""
+
+    def __init__(self, repository: LocationRepository, clock: Clock, readiness_window_minutes: int) -> None:
+        super().__init__(repository, clock)
+        self._window = readiness_window_minutes
 
     def readiness(self, location_id: str) -> Readiness:
         return self._readiness(self.get(location_id), self._clock.now())
@@ -67,7 +73,7 @@ class LocationService:
         now = self._clock.now()
         self._refuse_unless_ready(location, now)
         event = OutboxEvent.of(
-            EVENT_SWITCHED,
+            DetailType.MASTER_SWITCHED,
             location_id,
             now,
             {

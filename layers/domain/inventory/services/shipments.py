@@ -3,8 +3,6 @@ exactly once per event line, in both inventory-master modes."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from inventory.errors import EventIdReused, EventTooOld, InvalidInput, UnknownLocation
+from inventory.messages import DetailType
 from inventory.models import (
     MAIN,
     Allocation,
@@ -30,16 +29,12 @@ from inventory.services.allocations import AllocationRepositories
 from inventory.services.counters import until_written
 from inventory.services.stock import ProductReading, ProductStock, StockService, availability
 
-EVENT_SHIPPED = "Fulfillment Items Shipped"
-EVENT_HANDED_OVER = "Fulfillment Items Handed Over"
-EVENT_APPLIED = "Shipment Applied"
 PRUNE_PER_WRITE = 50
 # Most lines are written without reading their product, so they cannot prune its ledger. One line in
 # PRUNING_SAMPLE (chosen by a hash of its entry id, so a redelivery chooses the same) reads the
 # product whole and prunes it: a product's ledger keeps about PRUNING_SAMPLE entries past retention.
 PRUNING_SAMPLE = 64
 LOCATION_CACHE = timedelta(minutes=1)
-KIND_OF = {EVENT_SHIPPED: LedgerKind.SHIPMENT, EVENT_HANDED_OVER: LedgerKind.HANDOVER}
 
 
 @dataclass(frozen=True)
@@ -58,12 +53,7 @@ class Shipment:
     logical_timestamp: int
     occurred_at: datetime
     lines: tuple[ShipmentLine, ...]
-    body_hash: str
-
-    @staticmethod
-    def hash_of(detail_type: str, detail: dict[str, Any]) -> str:
-        canonical = json.dumps([detail_type, detail], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+    body_hash: str  # of the event's detail as it came: the same event id with another body is refused
 
 
 class ShipmentRepositories(AllocationRepositories, AppliedEvents, Protocol):
@@ -241,7 +231,7 @@ class ShipmentService:
         """The line's part of the `Shipment Applied` event; the relay adds the product's figures
         (`ShipmentFigures`) when it publishes it."""
         return OutboxEvent.of(
-            EVENT_APPLIED,
+            DetailType.SHIPMENT_APPLIED,
             shipment.location_id,
             self._clock.now(),
             {

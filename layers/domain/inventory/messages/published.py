@@ -1,0 +1,122 @@
+"""What this service publishes on the bus (SPEC.md section 5): one model of each event's `detail`.
+
+The services write these details into the outbox with the change they report, and the relay
+publishes them (completing a `Shipment Applied` part with the product's figures as it does). The
+models are the contract: the JSON Schema files of the repository are generated from them, and
+tests hold what the services publish to them. Unknown fields are refused, so that a field added
+to an event without its model fails those tests.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from inventory.messages import DetailType
+from inventory.models import ImportKind, InventoryMaster, LedgerKind
+from inventory.types import ClientId, ExternalId, LocationId, PositiveQuantity, ProductId, Quantity
+
+Count = Annotated[StrictInt, Field(ge=0)]
+Figure = Annotated[StrictInt, Field(description="Whole units; stock on hand may be below 0")]
+
+
+class Published(BaseModel):
+    """What every event's detail carries."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = Field(description="The version of this detail's schema")
+    event_id: Annotated[StrictStr, Field(min_length=1, description="Unique per event: de-duplicate by it")]
+    location_id: LocationId
+    occurred_at: AwareDatetime
+
+
+class InventoryMasterSwitched(Published):
+    """A store became platform master; it never goes back."""
+
+    inventory_master: Literal[InventoryMaster.PLATFORM]
+    previous_inventory_master: Literal[InventoryMaster.ERP]
+    master_switched_at: AwareDatetime
+    switched_by: Annotated[StrictStr, Field(description="The caller's identity")]
+
+
+class ImportCounts(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rows: Count
+    applied: Count
+    zeroed: Count = Field(description="Rows that held stock and that an initial or full count omitted: set to 0")
+
+
+class StockImported(Published):
+    """An import completed: its counts, not its products (their figures reach consumers through the
+    next delta export)."""
+
+    import_id: ClientId
+    kind: ImportKind
+    shipments_included_through: Annotated[StrictInt, Field(ge=0)] | None
+    counts: ImportCounts
+
+
+class AppliedProduct(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    product_id: ProductId
+    quantity: Annotated[StrictInt, Field(lt=0, description="What the line removed from main stock")]
+    stock_on_hand: Figure
+    allocated: Count
+    safety_stock: Count
+    available: Count
+    uncounted: StrictBool
+    version: Annotated[
+        StrictInt,
+        Field(ge=0, description="Grows with every change of the product's figures: keep the highest per product"),
+    ]
+    warnings: list[Literal["unknown_product", "negative_stock_on_hand"]]
+
+
+class ShipmentApplied(Published):
+    """One part per line of a shipment or handover, with the product's figures as the relay found
+    them when it published the part (they include the line)."""
+
+    source_event_id: ExternalId
+    kind: LedgerKind
+    shipment_id: ExternalId
+    logical_timestamp: Annotated[StrictInt, Field(ge=0)]
+    part: Annotated[StrictInt, Field(ge=1)]
+    parts: Annotated[StrictInt, Field(ge=1)]
+    products: Annotated[list[AppliedProduct], Field(min_length=1)]
+
+
+class RefusedItem(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    product_id: ProductId
+    quantity: PositiveQuantity
+
+
+class Shortage(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    product_id: ProductId
+    requested: PositiveQuantity
+    available: Quantity
+    uncounted: StrictBool
+
+
+class AllocationRefused(Published):
+    """An allocation from the bus asked for more than was available: nothing of it is held."""
+
+    allocation_id: ClientId
+    order_id: ExternalId
+    items: Annotated[list[RefusedItem], Field(min_length=1)]
+    shortages: Annotated[list[Shortage], Field(min_length=1)]
+
+
+PUBLISHED: dict[DetailType, type[Published]] = {
+    DetailType.STOCK_IMPORTED: StockImported,
+    DetailType.MASTER_SWITCHED: InventoryMasterSwitched,
+    DetailType.SHIPMENT_APPLIED: ShipmentApplied,
+    DetailType.ALLOCATION_REFUSED: AllocationRefused,
+}
