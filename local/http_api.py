@@ -56,7 +56,7 @@ class Route:
             else:
                 regex, rank = regex + re.escape(segment), 0
             ranks.append(rank)
-        object.__setattr__(self, "_pattern", re.compile(regex))
+        object.__setattr__(self, "_pattern", re.compile(regex, re.DOTALL))  # a decoded %0A is a character too
         object.__setattr__(self, "_names", tuple(names))
         object.__setattr__(self, "rank", (tuple(ranks), self.method == "ANY"))
 

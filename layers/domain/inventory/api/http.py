@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
+from re import Match
 from typing import Any
+from urllib.parse import quote, unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -130,6 +133,31 @@ def _body_problem(code: str, message: str) -> dict[str, str]:
     return {"field": "body", "code": code, "message": message}
 
 
+_ROUTE_PARAMETER = re.compile(r"\{(\w+)\+?\}")
+
+
+def _as_routed(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The event with its path rebuilt from the route API Gateway matched and the path parameters
+    it decoded, each percent-encoded once again.
+
+    API Gateway decodes the path (`%2F` included) before it routes, and sends it decoded in
+    `rawPath`. Routing that path again would split a product id `A/P` (a greedy `{product_id+}`)
+    in two, and miss one holding a `#` or any character outside the router's segment pattern.
+    Each value is decoded once more when the route receives it (`_convert_matches_into_route_keys`),
+    so a route gets exactly what API Gateway matched. Without a route key (an event made by hand)
+    the path is routed as it is, and its segments are decoded the same way."""
+    parameters = event.get("pathParameters") or {}
+    _, _, template = str(event.get("routeKey") or "").partition(" ")
+    if not parameters or not template.startswith("/"):
+        return event
+    try:
+        path = _ROUTE_PARAMETER.sub(lambda found: quote(str(parameters[found.group(1)]), safe=""), template)
+    except KeyError:  # a route key that does not name these parameters: route the path as sent
+        return event
+    stage = str((event.get("requestContext") or {}).get("stage") or "$default")
+    return {**event, "rawPath": path if stage == "$default" else f"/{stage}{path}"}
+
+
 class InventoryResolver(APIGatewayHttpResolver):
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
         refused = _refused_before_routing(event)
@@ -140,7 +168,11 @@ class InventoryResolver(APIGatewayHttpResolver):
                 "body": refused.body,
                 "isBase64Encoded": False,
             }
-        return super().resolve(event, context)
+        return super().resolve(dict(_as_routed(event)), context)
+
+    def _convert_matches_into_route_keys(self, match: Match[str]) -> dict[str, str]:
+        """Path parameters as the client meant them: each segment percent-decoded, once."""
+        return {name: unquote(value) for name, value in match.groupdict().items()}
 
 
 def caller_identity(router: Router | APIGatewayHttpResolver) -> str:
