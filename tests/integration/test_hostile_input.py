@@ -7,6 +7,7 @@ trace; nothing is ever a 5xx."""
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -185,3 +186,108 @@ def test_dynamodb_reserved_words_are_ordinary_ids(api: Gateway, word: str) -> No
     assert api.call("GET", f"/locations/{word}")[1]["name"] == word
     assert api.call("GET", f"/locations/{word}/stock/{word}")[1]["stock_on_hand"] == 4
     assert api.call("GET", f"/locations/{word}/allocations/{word}")[1]["order_id"] == word
+
+
+# ------------------------------------------------------------------ bodies: size and JSON
+
+BODY_ROUTES = [
+    ("PUT", "/locations/{location_id}"),
+    ("PUT", "/locations/{location_id}/inventory-master"),
+    ("POST", "/locations/{location_id}/stock-imports"),
+    ("POST", "/locations/{location_id}/allocations"),
+]
+MB = 1024 * 1024
+
+
+def padded(body: bytes, size: int) -> bytes:
+    """`body`, a JSON object, padded with spaces inside it to exactly `size` bytes."""
+    return body[:-1] + b" " * (size - len(body)) + b"}"
+
+
+@pytest.mark.parametrize(("method", "route"), BODY_ROUTES)
+def test_a_body_over_5_mb_is_413_on_every_route_that_takes_one_and_writes_nothing(
+    api: Gateway, method: str, route: str
+) -> None:
+    location_id = next(_names)
+    body = padded(b'{"type": "store"}', 5 * MB + 1)
+
+    answer = api.call(method, route.format(location_id=location_id), raw=body)
+
+    assert refusal(answer) == (413, "payload_too_large", [])
+    assert refusal(api.call("GET", f"/locations/{location_id}"))[:2] == (404, "not_found")
+
+
+@pytest.mark.parametrize("size", [5 * MB, 6 * MB + 1, 10 * MB + 1])
+def test_bodies_at_and_past_lambdas_and_api_gateways_limits(api: Gateway, size: int) -> None:
+    # Given a valid location body, padded with spaces to the size
+    location_id = next(_names)
+
+    status, answer = api.call("PUT", f"/locations/{location_id}", raw=padded(b'{"type": "store"}', size))
+
+    # Then 5 MB exactly is taken; past Lambda's 6 MB or API Gateway's 10 MB the gateway refuses it
+    # before any handler runs, in the same shape
+    if size == 5 * MB:
+        assert status == 201, answer
+    else:
+        assert refusal((status, answer))[:2] == (413, "payload_too_large")
+        assert api.call("GET", f"/locations/{location_id}")[0] == 404
+
+
+def nested(depth: int, leaf: str = "1") -> str:
+    return '{"a": ' * depth + leaf + "}" * depth
+
+
+HOSTILE_JSON = [
+    # (what, body, the detail's code)
+    ("the same key twice", '{"type": "store", "type": "dc"}', "duplicate_key"),
+    ("the same key twice, nested", '{"type": "store", "name": {"a": 1, "a": 1}}', "duplicate_key"),
+    ("10,000 arrays deep", "[" * 10_000 + "]" * 10_000, "json_too_deep"),
+    ("10,000 objects deep", nested(10_000), "json_too_deep"),
+    ("10,000 deep inside a field", '{"type": "store", "name": ' + "[" * 10_000 + "]" * 10_000 + "}", "json_too_deep"),
+    ("a 5,000-digit number", '{"type": "store", "default_safety_stock": ' + "9" * 5000 + "}", "number_too_long"),
+    ("NaN", '{"type": "store", "default_safety_stock": NaN}', "json_invalid"),
+    ("Infinity", '{"type": "store", "default_safety_stock": -Infinity}', "json_invalid"),
+    ("not JSON", "type=store", "json_invalid"),
+    ("cut short", '{"type": "store"', "json_invalid"),
+    ("two documents", '{"type": "store"} {"type": "dc"}', "json_invalid"),
+]
+
+
+@pytest.mark.parametrize(("body", "code"), [case[1:] for case in HOSTILE_JSON], ids=[case[0] for case in HOSTILE_JSON])
+def test_json_a_lax_parser_would_take_is_422_naming_the_body_and_writes_nothing(
+    api: Gateway, body: str, code: str
+) -> None:
+    location_id = next(_names)
+
+    answer = api.call("PUT", f"/locations/{location_id}", raw=body.encode())
+
+    assert refusal(answer) == (422, "validation_error", [("body", code)])
+    assert api.call("GET", f"/locations/{location_id}")[0] == 404
+
+
+@pytest.mark.parametrize(("method", "route"), BODY_ROUTES)
+def test_the_same_key_twice_is_422_on_every_route_that_takes_a_body(api: Gateway, method: str, route: str) -> None:
+    """SPEC.md section 4: which of the two values would count is anybody's guess, so neither does."""
+    location_id = new_location(api)
+    body = '{"inventory_master": "platform", "import_id": "d-1", "kind": "initial", "x": 1, "x": 2}'
+
+    answer = api.call(method, route.format(location_id=location_id), raw=body.encode())
+
+    assert refusal(answer) == (422, "validation_error", [("body", "duplicate_key")])
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "multipart/form-data", "application/xml"],
+)
+def test_a_body_is_json_whatever_its_content_type_says(api: Gateway, content_type: str) -> None:
+    """A form or multipart body used to be read as a form (and could create a location); an unknown
+    type was a 500."""
+    location_id = next(_names)
+    form = b'--x\r\nContent-Disposition: form-data; name="type"\r\n\r\nstore\r\n--x--\r\n'
+
+    status, _, payload = api.send("PUT", f"/locations/{location_id}", form, [("Content-Type", content_type)])
+    as_json = api.send("PUT", f"/locations/{location_id}", b'{"type": "store"}', [("Content-Type", content_type)])
+
+    assert (status, json.loads(payload)["error"]["details"][0]["code"]) == (422, "json_invalid")
+    assert as_json[0] == 201

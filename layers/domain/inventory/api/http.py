@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import Mapping
 from re import Match
@@ -13,6 +14,7 @@ from urllib.parse import quote, unquote
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -29,6 +31,9 @@ from inventory.errors import (
 from inventory.observability import logger
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
+# No field takes a number of more digits (2^63 has 19); Python's own limit (4,300 digits, an
+# interpreter setting) raises an error that is not a JSON error, and parsing up to it is slow.
+MAX_NUMBER_DIGITS = 40
 
 STATUS_BY_ERROR: dict[type[InventoryError], int] = {
     InvalidInput: 422,
@@ -133,6 +138,57 @@ def _body_problem(code: str, message: str) -> dict[str, str]:
     return {"field": "body", "code": code, "message": message}
 
 
+class _NotJson(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _one_value_per_key(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    body = dict(pairs)
+    if len(body) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise _NotJson("duplicate_key", f"the key {twice[:64]!r} appears twice in one object")
+    return body
+
+
+def _number(text: str) -> int | float:
+    if len(text) > MAX_NUMBER_DIGITS + 1:
+        raise _NotJson("number_too_long", f"a number has more than {MAX_NUMBER_DIGITS} digits")
+    return float(text) if any(c in text for c in ".eE") else int(text)
+
+
+def _not_json(constant: str) -> None:
+    raise _NotJson("json_invalid", f"{constant} is not JSON")
+
+
+def parse_json_body(text: str) -> Any:
+    """A request body as JSON, strictly: an object with the same key twice is refused (SPEC.md
+    section 4), and so are NaN and Infinity, numbers longer than any field takes, and nesting too
+    deep to read; each is a 422 naming the body, never a crash."""
+    try:
+        return json.loads(
+            text, object_pairs_hook=_one_value_per_key, parse_int=_number, parse_float=_number, parse_constant=_not_json
+        )
+    except json.JSONDecodeError as error:
+        code, message = "json_invalid", f"{error.msg} at line {error.lineno} column {error.colno}"
+    except _NotJson as error:
+        code, message = error.code, error.message
+    except RecursionError:
+        code, message = "json_too_deep", "the JSON is nested too deeply"
+    raise RequestValidationError([{"type": code, "loc": ("body",), "msg": message}])
+
+
+class _JsonBodies(OpenAPIRequestValidationMiddleware):
+    """Every body is read as JSON, whatever its Content-Type says. (Powertools reads form and
+    multipart bodies by their Content-Type, and fails with a 500 on any other: this API takes
+    JSON only, and a body that is not JSON is a 422 like any other.)"""
+
+    def _get_body(self, app: Any) -> Any:
+        return self._parse_json_data(app)
+
+
 _ROUTE_PARAMETER = re.compile(r"\{(\w+)\+?\}")
 
 
@@ -182,7 +238,9 @@ def caller_identity(router: Router | APIGatewayHttpResolver) -> str:
 
 
 def make_resolver(*routers: Router) -> InventoryResolver:
-    app = InventoryResolver(enable_validation=True)
+    app = InventoryResolver(enable_validation=True, json_body_deserializer=parse_json_body)
+    # Powertools adds its request validation to every route unless the resolver has one already.
+    app._request_validation_middleware = _JsonBodies()
 
     @app.exception_handler(RequestValidationError)
     def _invalid(error: RequestValidationError) -> Response[Any]:
