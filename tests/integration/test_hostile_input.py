@@ -76,6 +76,9 @@ PRODUCT_IDS = [
     "\u200b\u2028\u00a0",  # zero-width space, line separator, no-break space: not control characters
     "=cmd|' /C calc'!A0",
     "x" * 128,
+    "😀" * 128,  # 1,536 bytes percent-encoded: longer than a DynamoDB sort key
+    "中" * 128,
+    "😀" * 127 + " ",  # below '#' after a long id
 ]
 
 
