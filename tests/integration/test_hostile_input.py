@@ -294,3 +294,93 @@ def test_a_body_is_json_whatever_its_content_type_says(api: Gateway, content_typ
 
     assert (status, json.loads(payload)["error"]["details"][0]["code"]) == (422, "json_invalid")
     assert as_json[0] == 201
+
+
+LARGE_NUMBERS = [2**63, 2**64, 10**38, 10**39, -1]
+
+
+@pytest.mark.parametrize("number", LARGE_NUMBERS)
+def test_numbers_past_2_63_are_422_where_a_field_has_no_smaller_limit(api: Gateway, number: int) -> None:
+    """`shipments_included_through` had no upper bound: 2^200 was a 500 (DynamoDB refuses past 38
+    digits) and 10^37 was stored, a figure no ERP sends."""
+    location_id = new_location(api)
+    body = {
+        "import_id": "big",
+        "kind": "partial",
+        "shipments_included_through": number,
+        "items": [{"product_id": "p", "quantity": 1}],
+    }
+
+    answer = api.call("POST", f"/locations/{location_id}/stock-imports", body)
+
+    assert refusal(answer)[2] == [
+        ("body.shipments_included_through", "less_than" if number > 0 else "greater_than_equal")
+    ]
+    assert api.call("GET", f"/locations/{location_id}/stock-imports/big")[0] == 404
+
+
+def test_the_largest_logical_timestamp_is_taken(api: Gateway) -> None:
+    location_id = new_location(api)
+    body = {
+        "import_id": "edge",
+        "kind": "partial",
+        "shipments_included_through": 2**63 - 1,
+        "items": [{"product_id": "p", "quantity": 1}],
+    }
+
+    status, accepted = api.call("POST", f"/locations/{location_id}/stock-imports", body)
+
+    assert (status, accepted["shipments_included_through"]) == (202, 2**63 - 1)
+    assert api.run_import(location_id, "edge")["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("quantity", 2**63), ("quantity", 10**39), ("quantity", -(2**63) - 1), ("quantity", 1.0), ("quantity", True)],
+)
+def test_quantities_out_of_range_or_of_another_type_are_422(api: Gateway, field: str, value: Any) -> None:
+    location_id = new_location(api)
+    item = {"product_id": "p", "quantity": 1} | {field: value}
+
+    imported = api.call(
+        "POST", f"/locations/{location_id}/stock-imports", {"import_id": "q", "kind": "partial", "items": [item]}
+    )
+    allocated = api.call(
+        "POST", f"/locations/{location_id}/allocations", {"allocation_id": "q", "order_id": "o", "items": [item]}
+    )
+
+    assert refusal(imported)[2][0][0] == f"body.items[0].{field}"
+    assert refusal(allocated)[2][0][0] == f"body.items[0].{field}"
+
+
+# ------------------------------------------------------------------ text: unicode yes, control characters no
+
+
+@pytest.mark.parametrize("control", CONTROL_CHARACTERS, ids=lambda c: f"U+{ord(c):04X}")
+def test_names_and_order_ids_refuse_control_characters(api: Gateway, control: str) -> None:
+    """A location's name and an order id are shown and exported: a NUL, an escape or a newline in
+    them was stored as sent."""
+    location_id = next(_names)
+    stocked_at = new_location(api, allow_backorders=True)
+
+    named = api.call("PUT", f"/locations/{location_id}", {"type": "store", "name": f"Main{control}Street"})
+    ordered = api.call(
+        "POST",
+        f"/locations/{stocked_at}/allocations",
+        {"allocation_id": "c-1", "order_id": f"o{control}1", "items": [{"product_id": "p", "quantity": 1}]},
+    )
+
+    assert refusal(named)[2] == [("body.name", "string_pattern_mismatch")]
+    assert refusal(ordered)[2] == [("body.order_id", "string_pattern_mismatch")]
+    assert api.call("GET", f"/locations/{location_id}")[0] == 404
+    assert api.call("GET", f"/locations/{stocked_at}/allocations/c-1")[0] == 404
+
+
+def test_unicode_beyond_ascii_is_kept_exactly(api: Gateway) -> None:
+    name = "Zürich Hauptbahnhof 🚉 \u200b中央 \u2028 \U0001d518\U0001d52b\U0001d526"  # Fraktur letters
+    location_id = next(_names)
+
+    created = api.call("PUT", f"/locations/{location_id}", {"type": "store", "name": name})
+
+    assert (created[0], created[1]["name"]) == (201, name)
+    assert api.call("GET", f"/locations/{location_id}")[1]["name"] == name

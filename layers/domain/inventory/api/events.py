@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from inventory.api.http import field_path
-from inventory.api.schemas import ClientId, ProductId
+from inventory.api.schemas import ClientId, LogicalTimestamp, ProductId
 from inventory.errors import InvalidInput
 from inventory.models import LOCATION_ID_PATTERN, AllocationLine
 from inventory.services.allocations import AllocationRequest
@@ -36,7 +36,7 @@ class ShipmentDetail(Inbound):
     event_id: Annotated[StrictStr, Field(min_length=1, max_length=128)]
     location_id: Annotated[StrictStr, Field(pattern=LOCATION_ID_PATTERN)]
     shipment_id: Annotated[StrictStr, Field(min_length=1, max_length=128)]
-    logical_timestamp: Annotated[StrictInt, Field(ge=0)]
+    logical_timestamp: LogicalTimestamp
     occurred_at: AwareDatetime  # with its time zone: compared with the service's clock
     items: Annotated[list[ShipmentLineIn], Field(min_length=1, max_length=1000)]
 

@@ -47,6 +47,12 @@ from inventory.services.stock import ProductAvailability, ProductStock
 
 UtcTime = Annotated[datetime, PlainSerializer(iso, return_type=str)]
 Quantity = Annotated[StrictInt, Field(ge=0, le=1_000_000_000)]
+# A shipment's logical timestamp, and the highest one an import includes: what a signed 64-bit
+# integer holds, as the ERP's and fulfilment's numbers do (DynamoDB would refuse past 38 digits).
+# Written as below 2^63, which the OpenAPI document's float renders exactly (2^63 - 1 it cannot).
+LogicalTimestamp = Annotated[StrictInt, Field(ge=0, lt=2**63)]
+# Text that names or identifies something holds no control character (Unicode Cc: C0, DEL, C1).
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]*$"
 MAX_ALLOCATION_ITEMS = 100  # products per allocation: each is one conditional write
 
 
@@ -80,7 +86,7 @@ class ErrorBody(Reply):
 # ---------------------------------------------------------------- locations
 class PutLocationBody(Request):
     type: LocationType
-    name: Annotated[StrictStr, Field(min_length=1, max_length=200)] | None = None
+    name: Annotated[StrictStr, Field(min_length=1, max_length=200, pattern=NO_CONTROL_CHARACTERS)] | None = None
     enabled: StrictBool | None = None
     trust_imported_stock: StrictBool | None = None
     default_safety_stock: Quantity | None = None
@@ -153,7 +159,7 @@ class ReadinessOut(Reply):
 
 # ---------------------------------------------------------------- stock imports
 ClientId = Annotated[StrictStr, Field(pattern=CLIENT_ID_PATTERN)]
-ProductId = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
+ProductId = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=NO_CONTROL_CHARACTERS)]
 MAX_INLINE_ITEMS = 5_000
 
 
@@ -173,7 +179,7 @@ class ImportItemBody(Request):
 class PostImportBody(Request):
     import_id: ClientId
     kind: ImportKind
-    shipments_included_through: Annotated[StrictInt, Field(ge=0)] | None = None
+    shipments_included_through: LogicalTimestamp | None = None
     force: StrictBool = False
     items: Annotated[list[ImportItemBody], Field(min_length=1, max_length=MAX_INLINE_ITEMS)] | None = None
     source: Annotated[StrictStr, Field(pattern=r"^s3://[^/]+/.+")] | None = None
@@ -324,7 +330,7 @@ class AllocationItemBody(Request):
 
 class PostAllocationBody(Request):
     allocation_id: ClientId
-    order_id: Annotated[StrictStr, Field(min_length=1, max_length=128)]
+    order_id: Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=NO_CONTROL_CHARACTERS)]
     items: Annotated[list[AllocationItemBody], Field(min_length=1, max_length=MAX_ALLOCATION_ITEMS)]
 
     @field_validator("items")
