@@ -6,6 +6,7 @@ trace; nothing is ever a 5xx."""
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
 from typing import Any
@@ -384,3 +385,128 @@ def test_unicode_beyond_ascii_is_kept_exactly(api: Gateway) -> None:
 
     assert (created[0], created[1]["name"]) == (201, name)
     assert api.call("GET", f"/locations/{location_id}")[1]["name"] == name
+
+
+# ------------------------------------------------------------------ import files built to hurt the worker
+
+FORMULAS = ["=cmd|' /C calc'!A0", "+SUM(1,2)", "-2+3", "@SUM(A1)", '=HYPERLINK("http://x","y")', "\t=1"]
+
+
+def import_file(api: Gateway, local_aws: Any, location_id: str, name: str, data: bytes) -> Any:
+    bucket = local_aws.name("ImportBucket")
+    local_aws.client("s3").put_object(Bucket=bucket, Key=f"uploads/{location_id}/{name}", Body=data)
+    import_id = next(_names)
+    body = {"import_id": import_id, "kind": "partial", "source": f"s3://{bucket}/uploads/{location_id}/{name}"}
+    status, accepted = api.call("POST", f"/locations/{location_id}/stock-imports", body)
+    assert status == 202, accepted
+    return api.run_import(location_id, import_id)
+
+
+def csv_cell(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+@pytest.mark.parametrize("file_format", ["csv", "jsonl"])
+def test_formula_cells_as_product_ids_are_stored_as_plain_text(api: Gateway, local_aws: Any, file_format: str) -> None:
+    """Nothing this service writes is a spreadsheet (answers are JSON, exports JSON Lines), so a
+    cell that a spreadsheet would run is an ordinary product id: stored and shown exactly as sent."""
+    location_id = new_location(api)
+    ids = [formula for formula in FORMULAS if not formula.startswith("\t")]
+    if file_format == "csv":
+        data = "product_id,quantity\n" + "".join(f"{csv_cell(pid)},{n}\n" for n, pid in enumerate(ids, 1))
+    else:
+        data = "".join(json.dumps({"product_id": pid, "quantity": n}) + "\n" for n, pid in enumerate(ids, 1))
+
+    done = import_file(api, local_aws, location_id, f"formulas.{file_format}", data.encode())
+
+    assert done["status"] == "completed", done
+    for n, product_id in enumerate(ids, 1):
+        product = api.call("GET", f"/locations/{location_id}/stock/{path_of(product_id)}")[1]
+        assert (product["product_id"], product["stock_on_hand"]) == (product_id, n)
+
+
+BAD_FILES = [
+    # (what, file name, content, the line and code of the first error)
+    ("a NUL byte in a CSV cell", "nul.csv", b"product_id,quantity\nok,1\nSKU\x001,2\n", (3, "invalid_product_id")),
+    (
+        "a NUL byte in a JSON line",
+        "nul.jsonl",
+        b'{"product_id": "ok", "quantity": 1}\n{"product_id": "a\x00b", "quantity": 2}\n',
+        (2, "invalid_json"),
+    ),
+    (
+        "an escaped NUL in a JSON line",
+        "nul-escaped.jsonl",
+        b'{"product_id": "ok", "quantity": 1}\n{"product_id": "a\\u0000b", "quantity": 2}\n',
+        (2, "invalid_product_id"),
+    ),
+    ("a tab-led formula", "tab.csv", b'product_id,quantity\nok,1\n"\t=1",2\n', (3, "invalid_product_id")),
+    (
+        "a lone surrogate",
+        "surrogate.jsonl",
+        b'{"product_id": "ok", "quantity": 1}\n{"product_id": "\\ud800", "quantity": 2}\n',
+        (2, "invalid_product_id"),
+    ),
+    (
+        "a 1 MB line",
+        "long.jsonl",
+        b'{"product_id": "ok", "quantity": 1}\n{"product_id": "' + b"x" * (1 << 20) + b'", "quantity": 2}\n',
+        (2, "line_too_long"),
+    ),
+    ("a 1 MB CSV line", "long.csv", b"product_id,quantity\nok,1\n" + b"y" * (1 << 20) + b",2\n", (3, "line_too_long")),
+    (
+        "the same key twice",
+        "twice.jsonl",
+        b'{"product_id": "ok", "quantity": 1}\n{"product_id": "p", "quantity": 1, "quantity": 5}\n',
+        (2, "duplicate_key"),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "first_error"), [case[1:] for case in BAD_FILES], ids=[case[0] for case in BAD_FILES]
+)
+def test_a_hostile_line_fails_the_import_naming_it_and_changes_nothing(
+    api: Gateway, local_aws: Any, name: str, data: bytes, first_error: tuple[int, str]
+) -> None:
+    location_id = new_location(api)
+    import_stock(api, location_id, [{"product_id": "ok", "quantity": 7}])
+
+    done = import_file(api, local_aws, location_id, name, data)
+
+    assert done["status"] == "failed", done
+    assert (done["errors"][0]["line"], done["errors"][0]["code"]) == first_error
+    assert api.call("GET", f"/locations/{location_id}/stock/ok")[1]["stock_on_hand"] == 7
+
+
+def gzip_bomb(line: bytes, gigabytes: int) -> bytes:
+    member = gzip.compress(line * ((64 << 20) // len(line)), 9)  # 64 MiB inflated, about 64 KiB
+    return member * (gigabytes * 16)
+
+
+@pytest.mark.parametrize(
+    ("line", "code", "errors"),
+    [
+        (b"product_id,quantity\n", "invalid_header", 1),
+        (b"not,valid,row\n", "invalid_row", 100),
+        (b"\n", "inflation_limit", 1),
+    ],
+    ids=["invalid rows", "bad header", "blank lines"],
+)
+def test_a_gzip_bomb_stops_being_read_at_its_100th_invalid_row_or_its_inflation(
+    api: Gateway, local_aws: Any, line: bytes, code: str, errors: int
+) -> None:
+    # Given a location with stock, and a 4 MB file that inflates to 4 GiB
+    location_id = new_location(api)
+    import_stock(api, location_id, [{"product_id": "ok", "quantity": 7}])
+    header = b"product_id,quantity\n" if line != b"product_id,quantity\n" else b"bad header\n"
+    bomb = gzip.compress(header) + gzip_bomb(line, 4)
+
+    # When it is imported
+    done = import_file(api, local_aws, location_id, "bomb.csv.gz", bomb)
+
+    # Then the import failed at once, saying why, and nothing changed
+    assert done["status"] == "failed", done
+    assert {e["code"] for e in done["errors"]} == {code}
+    assert len(done["errors"]) == errors
+    assert api.call("GET", f"/locations/{location_id}/stock/ok")[1]["stock_on_hand"] == 7
