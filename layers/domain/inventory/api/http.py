@@ -18,6 +18,7 @@ from aws_lambda_powertools.event_handler.middlewares.openapi_validation import O
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from inventory.api.schemas import ErrorBody
 from inventory.errors import (
@@ -82,6 +83,15 @@ def _validation_details(error: RequestValidationError) -> list[dict[str, Any]]:
             }
         )
     return details
+
+
+def answers(model: type[BaseModel], *statuses: int, description: str = "OK") -> dict[int, OpenAPIResponse]:
+    """OpenAPI entries for a route's successful answers, each with its body's model. (Powertools
+    documents the return type only when a route names no `responses` of its own.)"""
+    return {
+        status: {"description": description, "content": {"application/json": {"model": model}}}
+        for status in statuses or (200,)
+    }
 
 
 def errors_for(code: int, *extra: int) -> dict[int, OpenAPIResponse]:

@@ -7,7 +7,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from inventory.api.http import errors_for
+from inventory.api.http import answers, errors_for
 from inventory.api.locations import LocationId
 from inventory.api.schemas import (
     AvailabilityList,
@@ -25,7 +25,7 @@ router = Router()
 @router.get(
     "/locations/<location_id>/stock",
     summary="Stock on hand of every product the location holds",
-    responses=errors_for(404),
+    responses={**answers(StockList), **errors_for(404)},
     tags=["stock"],
 )
 def list_stock(
@@ -44,7 +44,7 @@ def list_stock(
         "`product_id` is percent-encoded in the path. It may hold a `/`: the rest of the path is the "
         "product id, so `.../stock/A%2FP` and `.../stock/A/P` both name the product `A/P`."
     ),
-    responses=errors_for(404),
+    responses={**answers(ProductStockExplained), **errors_for(404)},
     tags=["stock"],
 )
 def get_product_stock(
@@ -66,7 +66,7 @@ def get_product_stock(
         "ledger or allocations. With `product_id`, only that product (no row when the location "
         "never knew it)."
     ),
-    responses=errors_for(404),
+    responses={**answers(AvailabilityList), **errors_for(404)},
     tags=["stock"],
 )
 def list_availability(
