@@ -56,7 +56,7 @@ class Route:
             else:
                 regex, rank = regex + re.escape(segment), 0
             ranks.append(rank)
-        object.__setattr__(self, "_pattern", re.compile(regex))
+        object.__setattr__(self, "_pattern", re.compile(regex, re.DOTALL))  # a decoded %0A is a character too
         object.__setattr__(self, "_names", tuple(names))
         object.__setattr__(self, "rank", (tuple(ranks), self.method == "ANY"))
 
@@ -233,6 +233,41 @@ def http_response(invocation: Invocation) -> tuple[int, list[tuple[str, str]], b
     return status, headers, payload
 
 
+def respond(
+    router: Router,
+    invoke: Invoke,
+    *,
+    method: str,
+    target: str,
+    headers: list[tuple[str, str]],
+    body: bytes | None,
+    source_ip: str,
+    region: str,
+    request_id: str | None = None,
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """What API Gateway answers to one request (`body` None: over its 10 MB limit). The path is
+    decoded before it is routed, `%2F` included, so a `{name+}` route takes a decoded '/'."""
+    if body is None:
+        return error_response(413, "payload_too_large", "The request body is larger than 10 MB")
+    path = urlsplit(target).path
+    found = router.match(method, unquote(path))
+    if found is None:
+        return error_response(404, "not_found", f"No route for {method} {path}")
+    route, parameters = found
+    event = http_event(
+        route,
+        parameters,
+        method=method,
+        target=target,
+        headers=headers,
+        body=body,
+        source_ip=source_ip,
+        region=region,
+        request_id=request_id,
+    )
+    return http_response(invoke(route.function, event))
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
@@ -262,25 +297,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         request_id = new_request_id()
-        body = self._body()
-        if body is None:
-            response = error_response(413, "payload_too_large", "The request body is larger than 10 MB")
-        elif (found := self.api.router.match(self.command, unquote(urlsplit(self.path).path))) is None:
-            response = error_response(404, "not_found", f"No route for {self.command} {urlsplit(self.path).path}")
-        else:
-            route, parameters = found
-            event = http_event(
-                route,
-                parameters,
-                method=self.command,
-                target=self.path,
-                headers=[*self.headers.items(), *self._forwarded()],
-                body=body,
-                source_ip=self.client_address[0],
-                region=self.api.region,
-                request_id=request_id,
-            )
-            response = http_response(self.api.invoke(route.function, event))
+        response = respond(
+            self.api.router,
+            self.api.invoke,
+            method=self.command,
+            target=self.path,
+            headers=[*self.headers.items(), *self._forwarded()],
+            body=self._body(),
+            source_ip=self.client_address[0],
+            region=self.api.region,
+            request_id=request_id,
+        )
         self._send(*response, request_id)
 
     def _forwarded(self) -> list[tuple[str, str]]:

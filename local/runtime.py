@@ -88,6 +88,16 @@ class Invocation:
         return self.error is not None and self.error.get("errorType") == TIMEOUT_ERROR
 
 
+def refused_payload(event_json: bytes) -> dict[str, Any] | None:
+    """The error Lambda's Invoke answers, before any handler runs, for an event over its 6 MB limit."""
+    if len(event_json) <= MAX_PAYLOAD_BYTES:
+        return None
+    return {
+        "errorType": "RequestTooLargeException",
+        "errorMessage": f"Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the Invoke operation",
+    }
+
+
 class _Failed(Exception):
     def __init__(self, error_type: str, message: str) -> None:
         super().__init__(message)
@@ -240,11 +250,8 @@ class FunctionPool:
         request_id = str(uuid.uuid4())
         invocation = Invocation(request_id)
         event_json = json.dumps(event).encode()
-        if len(event_json) > MAX_PAYLOAD_BYTES:
-            invocation.error = {
-                "errorType": "RequestTooLargeException",
-                "errorMessage": f"Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the Invoke operation",
-            }
+        invocation.error = refused_payload(event_json)
+        if invocation.error is not None:
             return invocation
         try:
             worker = self._acquire()

@@ -166,8 +166,8 @@ def test_the_reason_on_one_line_names_the_fields_at_fault() -> None:
 
 
 def test_the_handlers_and_the_command_read_one_shape() -> None:
-    """What inventory.batch sends (reason_of an InventoryError) is what the command reads."""
-    from inventory.batch import reason_of
+    """What the handlers send (reason_of an InventoryError) is what the command reads."""
+    from inventory.services.outcomes import reason_of
 
     reason = reason_of(InvalidInput("bad", details=[{"field": "detail.x", "code": "c", "message": "m"}]))
     sent = json.dumps(DeadLetter(reason=reason, body="{}").model_dump())

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
+from pydantic import BaseModel, ConfigDict
 
 from inventory import errors
 from inventory.api.http import CALLER_LOG_KEY, MAX_BODY_BYTES, field_path, make_resolver, status_of
@@ -151,3 +153,48 @@ def test_every_log_line_of_a_request_names_its_request_id_and_caller_as_the_acce
         (first["requestContext"]["requestId"], "arn:aws:iam::123456789012:role/erp-import"),
         (second["requestContext"]["requestId"], "arn:aws:iam::123456789012:user/store-001-till"),
     ]
+
+
+class Thing(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "code"),
+    [
+        ("application/json", '{"name": "a", "name": "b"}', "duplicate_key"),
+        ("application/json", '{"name": "a", "x": {"y": 1, "y": 1}}', "duplicate_key"),
+        ("application/json", "[" * 100_000 + "]" * 100_000, "json_too_deep"),
+        ("application/json", '{"name": ' + "1" * 50 + "}", "number_too_long"),
+        ("application/json", '{"name": NaN}', "json_invalid"),
+        ("application/x-www-form-urlencoded", "name=a", "json_invalid"),
+        (
+            "multipart/form-data; boundary=x",
+            '--x\r\nContent-Disposition: form-data; name="name"\r\n\r\na\r\n--x--\r\n',
+            "json_invalid",
+        ),
+        ("application/xml", "<name>a</name>", "json_invalid"),
+    ],
+)
+def test_a_body_is_strict_json_whatever_its_content_type_and_the_route_never_runs(
+    content_type: str, body: str, code: str
+) -> None:
+    """Duplicate keys used to count the last value, deep nesting and long numbers were a 500, a
+    form or multipart body was read as a form, and any other content type was a 500."""
+    app = make_resolver()
+    calls = []
+
+    @app.post("/things")
+    def post_things(thing: Annotated[Thing, Body()]) -> dict[str, str]:
+        calls.append(thing)
+        return {}
+
+    event = http_event("POST", "/things", body=body)
+    event["headers"]["content-type"] = content_type
+    response = app.resolve(event, FakeContext())
+
+    assert response["statusCode"] == 422
+    error = json.loads(response["body"])["error"]
+    assert [(d["field"], d["code"]) for d in error["details"]] == [("body", code)]
+    assert calls == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import io
 import json
@@ -14,9 +15,12 @@ from hypothesis import strategies as st
 
 from inventory.import_rows import (
     DEFAULT_STOCK_LOCATIONS,
+    INFLATION_FLOOR_BYTES,
+    MAX_INFLATION,
     MAX_QUANTITY,
     DuplicateCheck,
     FileFormat,
+    InflationLimit,
     Row,
     RowError,
     read_rows,
@@ -36,6 +40,10 @@ class Trickle:
 
     def read(self, size: int) -> bytes:
         return self._data.read(min(size, self._step))
+
+    @property
+    def consumed(self) -> int:
+        return self._data.tell()
 
 
 def read(data: bytes | str, file_format: FileFormat = JSONL, max_line_bytes: int = 4096) -> list[Row | RowError]:
@@ -533,6 +541,8 @@ JSONL_BAD_LINES = [
     (b'{"product_id": "BAD\\u001b", "quantity": 1}', "invalid_product_id"),
     (b'{"product_id": "BAD", "quantity": 1, "stock_location": "attic"}', "unknown_stock_location"),
     (b'{"product_id": "BAD", "quantity": 1, "colour": "red"}', "unknown_field"),
+    (b'{"product_id": "BAD", "quantity": 1, "quantity": 2}', "duplicate_key"),
+    (b'{"product_id": "BAD", "quantity": 1, "quantit\\u0079": 2}', "duplicate_key"),
     (b'["BAD", 1]', "invalid_row"),
     (b'{"product_id": "BAD", "quantity": 1', "invalid_json"),
     (b'{"product_id": "BAD\xe9", "quantity": 1}', "not_utf8"),
@@ -593,3 +603,73 @@ def test_repeating_a_row_later_is_one_duplicate_naming_the_first_line(
     assert [(e.line, e.code) for e in found] == [(position + 1, "duplicate_row")]
     assert found[0].message.endswith(f"already appears on line {original + 1}")
     assert [r[1:] for r in rows(got)] == items
+
+
+@functools.cache
+def _bomb_member(line: bytes) -> bytes:
+    return gzip.compress(line * ((64 << 20) // len(line)), 9)  # 64 MiB inflated, about 64 KiB
+
+
+def gzip_bomb(line: bytes, gigabytes: int) -> bytes:
+    """A small gzip file (concatenated members, as gzip allows) that inflates to `gigabytes` GiB of `line`."""
+    return _bomb_member(line) * (gigabytes * 16)
+
+
+@pytest.mark.parametrize(
+    ("line", "file_format"),
+    [(b"\n", JSONL), (b"\n", CSV), (b"x", JSONL), (b" ", CSV)],
+    ids=["blank lines", "blank lines after no header", "one endless line", "one endless blank line"],
+)
+def test_a_gzip_bomb_that_yields_no_rows_stops_being_read_at_the_inflation_limit(
+    line: bytes, file_format: FileFormat
+) -> None:
+    # Given 4 GiB of nothing that counts as a row (not even an invalid one), in a gzip file of 4 MiB
+    bomb = gzip_bomb(line, 4)
+    assert len(bomb) < 5 << 20
+    stream = Trickle(bomb, step=1 << 20)
+
+    # When it is read
+    with pytest.raises(InflationLimit) as stopped:
+        list(read_rows(stream, file_format))
+
+    # Then reading stopped within its first megabytes, past the limit
+    assert f"more than {MAX_INFLATION} times its size" in str(stopped.value)
+    assert stream.consumed < 1 << 20
+
+
+def test_a_gzip_bomb_is_read_in_bounded_memory() -> None:
+    bomb = gzip_bomb(b"x", 4)
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(InflationLimit):
+            list(read_rows(io.BytesIO(bomb), JSONL))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert peak < 2 << 20
+
+
+def test_a_file_that_compresses_as_well_as_import_files_do_is_read_whole() -> None:
+    # Given 2 MB of JSON Lines with sequential ids, which compress about 26 times
+    data = b"".join(b'{"product_id": "SKU-%07d", "quantity": 0, "stock_location": "main"}\n' % n for n in range(30_000))
+    compressed = gzip.compress(data)
+    assert len(data) > INFLATION_FLOOR_BYTES
+    assert len(data) > 20 * len(compressed)
+
+    # Then every row is read
+    assert sum(1 for item in read_rows(io.BytesIO(compressed), JSONL) if isinstance(item, Row)) == 30_000
+
+
+def test_a_field_named_twice_in_a_line_is_an_error_but_its_name_as_a_value_is_not() -> None:
+    """Which of two values of one key counts is anybody's guess (the HTTP API refuses it too)."""
+    items = read(
+        '{"product_id": "quantity", "quantity": 1}\n'
+        '{"product_id": "\\"quantity\\"", "quantity": 2}\n'
+        '{"product_id": "p", "quantity": 3, "quantity": 4}\n'
+        '{"product_id": "q", "stock_location": "main", "stock_location": "damaged", "quantity": 5}\n'
+    )
+
+    assert rows(items) == [(1, "quantity", 1, "main"), (2, '"quantity"', 2, "main")]
+    assert errors(items) == [(3, "duplicate_key"), (4, "duplicate_key")]

@@ -274,3 +274,30 @@ def test_a_line_with_two_errors_counts_as_one_row(world: World) -> None:
     status = world.imports.status("s1", "i1")
     assert (status.counts.rows, status.counts.applied) == (2, 0)
     assert [e["line"] for e in status.errors] == [1, 1]
+
+
+def test_a_file_stops_being_read_at_its_100th_invalid_row(world: World) -> None:
+    # Given a file of a million invalid rows
+    uri = world.files.put("drop/bad.csv", b"product_id,quantity\n" + b"p,many\n" * 1_000_000)
+
+    world.imports.accept("s1", ImportRequest("i1", ImportKind.PARTIAL, source=uri), "tester")
+    world.run_queue()
+
+    # Then the import failed with the first 100 errors, having read no further than their rows
+    status = world.imports.status("s1", "i1")
+    assert status.status is ImportStatus.FAILED
+    assert [e["line"] for e in status.errors] == list(range(2, 102))
+    assert (status.counts.rows, status.counts.applied) == (100, 0)
+
+
+def test_a_gzip_bomb_fails_the_import_with_the_reason_and_changes_nothing(world: World) -> None:
+    world.import_inline("i1", ImportKind.INITIAL, {"a": 2})
+    member = gzip.compress(b"\n" * (64 << 20), 9)
+    uri = world.files.put("drop/bomb.jsonl.gz", member * 16)  # 1 GiB of blank lines in 1 MiB
+
+    world.imports.accept("s1", ImportRequest("i2", ImportKind.FULL_COUNT, source=uri), "tester")
+    world.run_queue()
+
+    status = world.imports.status("s1", "i2")
+    assert (status.status, [e["code"] for e in status.errors]) == (ImportStatus.FAILED, ["inflation_limit"])
+    assert world.soh("a") == 2

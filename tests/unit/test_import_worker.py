@@ -38,7 +38,7 @@ def test_a_message_that_failed_parsing_is_refused_for_good() -> None:
 
     outcome = ImportWorker(World().imports).process(raised.value, lambda: 10**9)
 
-    assert (outcome.applied, outcome.final, outcome.reason["code"]) == (False, True, "validation_error")
+    assert (outcome.applied, outcome.final, outcome.reason.code) == (False, True, "validation_error")
 
 
 def test_a_step_that_fails_for_now_is_retried_and_giving_up_fails_its_import(monkeypatch: pytest.MonkeyPatch) -> None:

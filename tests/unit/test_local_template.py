@@ -224,6 +224,7 @@ ROUTES = [
         ("GET", "/items/special", "Special", {}),
         ("DELETE", "/items/42", "AnyItem", {"item_id": "42"}),
         ("POST", "/files/a/b/c.txt", "Files", {"proxy": "a/b/c.txt"}),
+        ("PUT", "/files/line\n/feed", "Files", {"proxy": "line\n/feed"}),  # a decoded %0A, greedy too
         ("GET", "/", "Root", {}),
     ],
 )

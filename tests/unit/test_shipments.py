@@ -97,6 +97,8 @@ def test_an_unknown_location_can_never_succeed() -> None:
         (bus_message(shipment(items=[])), "detail.items"),
         (bus_message({k: v for k, v in shipment().items() if k != "event_id"}), "detail.event_id"),
         (bus_message(shipment(logical_timestamp="11")), "detail.logical_timestamp"),
+        # an import's shipments_included_through is below 2^63: no later shipment can be compared with it
+        (bus_message(shipment(logical_timestamp=2**63)), "detail.logical_timestamp"),
         (bus_message(shipment(location_id="bad id")), "detail.location_id"),
     ],
 )

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,9 +23,29 @@ def is_location_id(value: str) -> bool:
     return bool(_LOCATION_ID.fullmatch(value))
 
 
+# A sort key holds at most 1,024 bytes: "P#", the product's key form, "#" and a stock location name
+# of up to 32 characters leave 989 for the product.
+PRODUCT_KEY_BYTES = 989
+_LONG_PRODUCT = "!"  # never the start of a percent-encoded id, which encodes "!"
+
+
 def product_order(product_id: str) -> str:
-    """Products are ordered, and keyed, by their percent-encoded id (which never holds a '#')."""
-    return quote(product_id, safe="")
+    """Products are ordered, and keyed, by their percent-encoded id (which never holds a '#').
+
+    Percent-encoding takes up to 12 bytes per code point, so an id of 128 (its limit) that are not
+    ASCII may not fit a sort key. Such an id (none could ever be stored otherwise) keeps its
+    characters instead, those up to '%' in the code table percent-encoded, after a "!": at most 4
+    bytes per code point. In both forms '#' is below every character that follows a product's
+    form, so `P#<form>#...` ranges never take in another product."""
+    encoded = quote(product_id, safe="")
+    if len(encoded) <= PRODUCT_KEY_BYTES:
+        return encoded
+    return _LONG_PRODUCT + "".join(f"%{ord(char):02X}" if char <= "%" else char for char in product_id)
+
+
+def product_of_order(order: str) -> str:
+    """The product id whose `product_order` this is."""
+    return unquote(order.removeprefix(_LONG_PRODUCT))
 
 
 def iso(moment: datetime) -> str:

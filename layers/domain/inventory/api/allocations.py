@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
 from inventory import wiring
-from inventory.api.http import caller_identity, errors_for
+from inventory.api.http import answers, caller_identity, errors_for
 from inventory.api.locations import LocationId
 from inventory.api.schemas import AllocationOut, PostAllocationBody
 from inventory.models import CLIENT_ID_PATTERN
@@ -39,7 +39,11 @@ AllocationId = Annotated[str, Path(pattern=CLIENT_ID_PATTERN, description="The a
         "allocation as it is now; the same allocation_id with other content answers 409 "
         "allocation_id_reused. Each product may be listed once, up to 100 products."
     ),
-    responses={200: {"description": "The same allocation, repeated"}, **errors_for(409, 404)},
+    responses={
+        **answers(AllocationOut, 201, description="Created"),
+        **answers(AllocationOut, 200, description="The same allocation, repeated"),
+        **errors_for(409, 404),
+    },
     tags=["allocations"],
 )
 def post_allocation(location_id: LocationId, body: Annotated[PostAllocationBody, Body()]) -> Response[Any]:
@@ -54,7 +58,7 @@ def post_allocation(location_id: LocationId, body: Annotated[PostAllocationBody,
 @router.get(
     "/locations/<location_id>/allocations/<allocation_id>",
     summary="An allocation: what it asked for and what is still open per product",
-    responses=errors_for(404),
+    responses={**answers(AllocationOut), **errors_for(404)},
     tags=["allocations"],
 )
 def get_allocation(location_id: LocationId, allocation_id: AllocationId) -> AllocationOut:
@@ -65,7 +69,7 @@ def get_allocation(location_id: LocationId, allocation_id: AllocationId) -> Allo
     "/locations/<location_id>/allocations/<allocation_id>",
     summary="Release what the allocation still holds",
     description="200 with the allocation, now released (repeating it changes nothing); unknown allocation: 404.",
-    responses=errors_for(404),
+    responses={**answers(AllocationOut), **errors_for(404)},
     tags=["allocations"],
 )
 def delete_allocation(location_id: LocationId, allocation_id: AllocationId) -> AllocationOut:

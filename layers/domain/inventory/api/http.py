@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import re
 from collections.abc import Mapping
+from re import Match
 from typing import Any
+from urllib.parse import quote, unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from inventory.api.schemas import ErrorBody
 from inventory.errors import (
@@ -26,6 +32,9 @@ from inventory.errors import (
 from inventory.observability import logger
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
+# No field takes a number of more digits (2^63 has 19); Python's own limit (4,300 digits, an
+# interpreter setting) raises an error that is not a JSON error, and parsing up to it is slow.
+MAX_NUMBER_DIGITS = 40
 
 STATUS_BY_ERROR: dict[type[InventoryError], int] = {
     InvalidInput: 422,
@@ -74,6 +83,15 @@ def _validation_details(error: RequestValidationError) -> list[dict[str, Any]]:
             }
         )
     return details
+
+
+def answers(model: type[BaseModel], *statuses: int, description: str = "OK") -> dict[int, OpenAPIResponse]:
+    """OpenAPI entries for a route's successful answers, each with its body's model. (Powertools
+    documents the return type only when a route names no `responses` of its own.)"""
+    return {
+        status: {"description": description, "content": {"application/json": {"model": model}}}
+        for status in statuses or (200,)
+    }
 
 
 def errors_for(code: int, *extra: int) -> dict[int, OpenAPIResponse]:
@@ -135,6 +153,82 @@ def _body_problem(code: str, message: str) -> dict[str, str]:
 CALLER_LOG_KEY = "caller"
 
 
+class _NotJson(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _one_value_per_key(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    body = dict(pairs)
+    if len(body) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise _NotJson("duplicate_key", f"the key {twice[:64]!r} appears twice in one object")
+    return body
+
+
+def _number(text: str) -> int | float:
+    if len(text) > MAX_NUMBER_DIGITS + 1:
+        raise _NotJson("number_too_long", f"a number has more than {MAX_NUMBER_DIGITS} digits")
+    return float(text) if any(c in text for c in ".eE") else int(text)
+
+
+def _not_json(constant: str) -> None:
+    raise _NotJson("json_invalid", f"{constant} is not JSON")
+
+
+def parse_json_body(text: str) -> Any:
+    """A request body as JSON, strictly: an object with the same key twice is refused (SPEC.md
+    section 4), and so are NaN and Infinity, numbers longer than any field takes, and nesting too
+    deep to read; each is a 422 naming the body, never a crash."""
+    try:
+        return json.loads(
+            text, object_pairs_hook=_one_value_per_key, parse_int=_number, parse_float=_number, parse_constant=_not_json
+        )
+    except json.JSONDecodeError as error:
+        code, message = "json_invalid", f"{error.msg} at line {error.lineno} column {error.colno}"
+    except _NotJson as error:
+        code, message = error.code, error.message
+    except RecursionError:
+        code, message = "json_too_deep", "the JSON is nested too deeply"
+    raise RequestValidationError([{"type": code, "loc": ("body",), "msg": message}])
+
+
+class _JsonBodies(OpenAPIRequestValidationMiddleware):
+    """Every body is read as JSON, whatever its Content-Type says. (Powertools reads form and
+    multipart bodies by their Content-Type, and fails with a 500 on any other: this API takes
+    JSON only, and a body that is not JSON is a 422 like any other.)"""
+
+    def _get_body(self, app: Any) -> Any:
+        return self._parse_json_data(app)
+
+
+_ROUTE_PARAMETER = re.compile(r"\{(\w+)\+?\}")
+
+
+def _as_routed(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The event with its path rebuilt from the route API Gateway matched and the path parameters
+    it decoded, each percent-encoded once again.
+
+    API Gateway decodes the path (`%2F` included) before it routes, and sends it decoded in
+    `rawPath`. Routing that path again would split a product id `A/P` (a greedy `{product_id+}`)
+    in two, and miss one holding a `#` or any character outside the router's segment pattern.
+    Each value is decoded once more when the route receives it (`_convert_matches_into_route_keys`),
+    so a route gets exactly what API Gateway matched. Without a route key (an event made by hand)
+    the path is routed as it is, and its segments are decoded the same way."""
+    parameters = event.get("pathParameters") or {}
+    _, _, template = str(event.get("routeKey") or "").partition(" ")
+    if not parameters or not template.startswith("/"):
+        return event
+    try:
+        path = _ROUTE_PARAMETER.sub(lambda found: quote(str(parameters[found.group(1)]), safe=""), template)
+    except KeyError:  # a route key that does not name these parameters: route the path as sent
+        return event
+    stage = str((event.get("requestContext") or {}).get("stage") or "$default")
+    return {**event, "rawPath": path if stage == "$default" else f"/{stage}{path}"}
+
+
 class InventoryResolver(APIGatewayHttpResolver):
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.append_keys(**{CALLER_LOG_KEY: caller_of(event)})
@@ -146,7 +240,11 @@ class InventoryResolver(APIGatewayHttpResolver):
                 "body": refused.body,
                 "isBase64Encoded": False,
             }
-        return super().resolve(event, context)
+        return super().resolve(dict(_as_routed(event)), context)
+
+    def _convert_matches_into_route_keys(self, match: Match[str]) -> dict[str, str]:
+        """Path parameters as the client meant them: each segment percent-decoded, once."""
+        return {name: unquote(value) for name, value in match.groupdict().items()}
 
 
 def caller_of(event: Mapping[str, Any]) -> str:
@@ -160,7 +258,9 @@ def caller_identity(router: Router | APIGatewayHttpResolver) -> str:
 
 
 def make_resolver(*routers: Router) -> InventoryResolver:
-    app = InventoryResolver(enable_validation=True)
+    app = InventoryResolver(enable_validation=True, json_body_deserializer=parse_json_body)
+    # Powertools adds its request validation to every route unless the resolver has one already.
+    app._request_validation_middleware = _JsonBodies()
 
     @app.exception_handler(RequestValidationError)
     def _invalid(error: RequestValidationError) -> Response[Any]:

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from inventory import wiring
-from inventory.api.http import errors_for
+from inventory.api.http import answers, errors_for
 from inventory.api.schemas import LocationList, LocationOut, PutLocationBody
 from inventory.models import LOCATION_ID_PATTERN
 from inventory.services.locations import LocationService
@@ -33,7 +33,11 @@ LocationId = Annotated[str, Path(pattern=LOCATION_ID_PATTERN, description="The s
         "Fields left out keep their current value (their default on creation). `type` never changes "
         "once set, and `inventory_master` is only changed by PUT .../inventory-master."
     ),
-    responses={200: {"description": "Updated"}, 201: {"description": "Created"}, **errors_for(409)},
+    responses={
+        **answers(LocationOut, 200, description="Updated"),
+        **answers(LocationOut, 201, description="Created"),
+        **errors_for(409),
+    },
     tags=["locations"],
 )
 def put_location(location_id: LocationId, body: Annotated[PutLocationBody, Body()]) -> Response[Any]:
@@ -48,14 +52,16 @@ def put_location(location_id: LocationId, body: Annotated[PutLocationBody, Body(
 @router.get(
     "/locations/<location_id>",
     summary="Read a location",
-    responses=errors_for(404),
+    responses={**answers(LocationOut), **errors_for(404)},
     tags=["locations"],
 )
 def get_location(location_id: LocationId) -> LocationOut:
     return LocationOut.of(location_service().get(location_id))
 
 
-@router.get("/locations", summary="List locations", responses=errors_for(422), tags=["locations"])
+@router.get(
+    "/locations", summary="List locations", responses={**answers(LocationList), **errors_for(422)}, tags=["locations"]
+)
 def list_locations(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,

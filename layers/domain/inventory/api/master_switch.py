@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from inventory import wiring
-from inventory.api.http import caller_identity, errors_for
+from inventory.api.http import answers, caller_identity, errors_for
 from inventory.api.locations import LocationId
 from inventory.api.schemas import LocationOut, ReadinessOut, SwitchBody
 from inventory.services.locations import MasterSwitchService
@@ -25,7 +25,7 @@ def master_switch_service() -> MasterSwitchService:
 @router.get(
     "/locations/<location_id>/inventory-master/readiness",
     summary="Dry run of the switch to platform master",
-    responses=errors_for(404),
+    responses={**answers(ReadinessOut), **errors_for(404)},
     tags=["inventory master"],
 )
 def get_readiness(location_id: LocationId) -> ReadinessOut:
@@ -40,7 +40,7 @@ def get_readiness(location_id: LocationId) -> ReadinessOut:
         "409 location_is_dc, not_ready (details: the readiness reasons). `erp`: 200 on a location "
         "still under the ERP, 409 switch_irreversible once platform."
     ),
-    responses=errors_for(409, 404),
+    responses={**answers(LocationOut), **errors_for(409, 404)},
     tags=["inventory master"],
 )
 def put_inventory_master(location_id: LocationId, body: Annotated[SwitchBody, Body()]) -> LocationOut:

@@ -14,7 +14,6 @@ from pydantic import (
     Field,
     PlainSerializer,
     StrictBool,
-    StrictInt,
     StrictStr,
     field_validator,
     model_validator,
@@ -43,7 +42,7 @@ from inventory.models import (
 from inventory.services.allocations import AllocationRequest, AllocationView
 from inventory.services.imports import ImportRequest
 from inventory.services.stock import ProductAvailability, ProductStock
-from inventory.types import ClientId, PositiveQuantity, ProductId, Quantity
+from inventory.types import NO_CONTROL_CHARACTERS, ClientId, LogicalTimestamp, PositiveQuantity, ProductId, Quantity
 
 UtcTime = Annotated[datetime, PlainSerializer(iso, return_type=str)]
 MAX_ALLOCATION_ITEMS = 100  # products per allocation: each is one conditional write
@@ -79,7 +78,7 @@ class ErrorBody(Reply):
 # ---------------------------------------------------------------- locations
 class PutLocationBody(Request):
     type: LocationType
-    name: Annotated[StrictStr, Field(min_length=1, max_length=200)] | None = None
+    name: Annotated[StrictStr, Field(min_length=1, max_length=200, pattern=NO_CONTROL_CHARACTERS)] | None = None
     enabled: StrictBool | None = None
     trust_imported_stock: StrictBool | None = None
     default_safety_stock: Quantity | None = None
@@ -170,7 +169,7 @@ class ImportItemBody(Request):
 class PostImportBody(Request):
     import_id: ClientId
     kind: ImportKind
-    shipments_included_through: Annotated[StrictInt, Field(ge=0)] | None = None
+    shipments_included_through: LogicalTimestamp | None = None
     force: StrictBool = False
     items: Annotated[list[ImportItemBody], Field(min_length=1, max_length=MAX_INLINE_ITEMS)] | None = None
     source: Annotated[StrictStr, Field(pattern=r"^s3://[^/]+/.+")] | None = None
@@ -318,7 +317,7 @@ class AllocationItemBody(Request):
 
 class PostAllocationBody(Request):
     allocation_id: ClientId
-    order_id: Annotated[StrictStr, Field(min_length=1, max_length=128)]
+    order_id: Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=NO_CONTROL_CHARACTERS)]
     items: Annotated[list[AllocationItemBody], Field(min_length=1, max_length=MAX_ALLOCATION_ITEMS)]
 
     @field_validator("items")

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
 from inventory import wiring
-from inventory.api.http import caller_identity, errors_for
+from inventory.api.http import answers, caller_identity, errors_for
 from inventory.api.locations import LocationId
 from inventory.api.schemas import ImportOut, PostImportBody
 from inventory.models import CLIENT_ID_PATTERN
@@ -41,8 +41,8 @@ ImportId = Annotated[str, Path(pattern=CLIENT_ID_PATTERN, description="The impor
         "else 404."
     ),
     responses={
-        200: {"description": "The same import, repeated"},
-        202: {"description": "Accepted"},
+        **answers(ImportOut, 200, description="The same import, repeated"),
+        **answers(ImportOut, 202, description="Accepted"),
         **errors_for(409, 404),
     },
     tags=["stock imports"],
@@ -59,7 +59,7 @@ def post_stock_import(location_id: LocationId, body: Annotated[PostImportBody, B
 @router.get(
     "/locations/<location_id>/stock-imports/<import_id>",
     summary="An import's status, counts, warnings and first 100 errors",
-    responses=errors_for(404),
+    responses={**answers(ImportOut), **errors_for(404)},
     tags=["stock imports"],
 )
 def get_stock_import(location_id: LocationId, import_id: ImportId) -> ImportOut:

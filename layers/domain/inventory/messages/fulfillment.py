@@ -13,7 +13,6 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    StrictInt,
     TypeAdapter,
     ValidationError,
     field_validator,
@@ -25,7 +24,7 @@ from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 from inventory.errors import InvalidInput
 from inventory.messages import SOURCE, DetailType
 from inventory.messages.parsing import field_path
-from inventory.types import ClientId, ExternalId, LocationId, PositiveQuantity, ProductId
+from inventory.types import ClientId, ExternalId, LocationId, LogicalTimestamp, PositiveQuantity, ProductId
 
 
 class Inbound(BaseModel):
@@ -47,7 +46,7 @@ class ShipmentDetail(Inbound):
     event_id: ExternalId
     location_id: LocationId
     shipment_id: ExternalId
-    logical_timestamp: Annotated[StrictInt, Field(ge=0)]
+    logical_timestamp: LogicalTimestamp
     occurred_at: AwareDatetime  # with its time zone: compared with the service's clock
     items: Annotated[list[ShipmentLineIn], Field(min_length=1, max_length=1000)]
 

@@ -27,7 +27,7 @@ from inventory.errors import (
     NotFound,
     OpenMispickCounts,
 )
-from inventory.import_rows import FileFormat, Row, RowError, read_rows, sniff_format
+from inventory.import_rows import FileFormat, InflationLimit, Row, RowError, read_rows, sniff_format
 from inventory.messages import DetailType
 from inventory.messages.import_work import parse_file_metadata
 from inventory.models import (
@@ -46,8 +46,30 @@ from inventory.models import (
 from inventory.ports import Clock, FileStore, ImportRepository, LocationRepository, WorkQueue
 
 CHUNK_ROWS = 5_000  # rows written between two checkpoints
-MAX_ERRORS = 100  # errors kept on the import's status
+MAX_ERRORS = 100  # errors kept on the import's status; a file stops being read at its 100th invalid row
 HAND_ON_BELOW_MS = 30_000  # time a chunk may need; below it, the rest goes to the next message
+
+
+class _Rejections:
+    """A file's invalid rows: its first MAX_ERRORS errors, and how many lines held one."""
+
+    def __init__(self) -> None:
+        self.errors: list[dict[str, object]] = []
+        self.lines = 0
+        self._last_line = -1
+
+    def add(self, error: RowError) -> bool:
+        """Record one error; True once MAX_ERRORS lines are invalid (the file is read no further)."""
+        if error.line != self._last_line:  # a line may have several errors
+            self.lines, self._last_line = self.lines + 1, error.line
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(error.as_dict())
+        return self.lines >= MAX_ERRORS
+
+    def unreadable(self, code: str, message: str) -> None:
+        """The file as a whole could not be read further: the last error kept says why."""
+        self.lines += 1
+        self.errors = [*self.errors[: MAX_ERRORS - 1], {"line": 0, "code": code, "message": message}]
 
 
 class ImportRepositories(ImportRepository, LocationRepository, Protocol):
@@ -262,9 +284,7 @@ class ImportService:
         stream = self._files.open(record.source)
         written_through = record.written_through_line
         rows = 0
-        errors: list[dict[str, object]] = []
-        error_lines = 0
-        last_error_line = -1
+        rejected = _Rejections()
         chunk: list[Row] = []
         # One chunk is written (rows, then its checkpoint) while the next is parsed; never two at once,
         # so the checkpoint only ever moves past rows that are in the table.
@@ -273,13 +293,11 @@ class ImportService:
             try:
                 for item in read_rows(stream, file_format, STOCK_LOCATIONS.keys()):
                     if isinstance(item, RowError):
-                        if item.line != last_error_line:  # a line may have several errors
-                            error_lines, last_error_line = error_lines + 1, item.line
-                        if len(errors) < MAX_ERRORS:
-                            errors.append(item.as_dict())
+                        if rejected.add(item):
+                            break  # the 100th invalid row: the file is rejected, and read no further
                         continue
                     rows += 1
-                    if error_lines or item.line <= written_through:
+                    if rejected.lines or item.line <= written_through:
                         continue  # a rejected file writes no more; rows before the checkpoint are written
                     chunk.append(item)
                     if len(chunk) >= self._chunk_rows:
@@ -291,16 +309,16 @@ class ImportService:
                             self._queue.send({"location_id": location_id, "import_id": import_id})
                             return ImportStatus.RUNNING
             except (EOFError, OSError, zlib.error) as error:  # a damaged or truncated gzip file
-                error_lines += 1
-                errors = [
-                    *errors[: MAX_ERRORS - 1],
-                    {"line": 0, "code": "invalid_gzip", "message": f"the file cannot be read: {error}"},
-                ]
+                rejected.unreadable("invalid_gzip", f"the file cannot be read: {error}")
+            except InflationLimit as error:  # a gzip bomb
+                rejected.unreadable("inflation_limit", str(error))
             if writing is not None:
                 writing.result()
-        counts = ImportCounts(rows=rows + error_lines, applied=0 if error_lines else rows)
-        if error_lines:  # an empty file is an error too (empty_file)
-            self._repo.fail_import(location_id, import_id, failed_at=self._clock.now(), errors=errors, counts=counts)
+        counts = ImportCounts(rows=rows + rejected.lines, applied=0 if rejected.lines else rows)
+        if rejected.lines:  # an empty file is an error too (empty_file)
+            self._repo.fail_import(
+                location_id, import_id, failed_at=self._clock.now(), errors=rejected.errors, counts=counts
+            )
             return ImportStatus.FAILED
         if chunk:
             self._write(record, chunk)

@@ -11,7 +11,9 @@
     counters        pk LOC#<location_id>#S<nn>                sk P#<product>
     any item with unpublished events:                    outbox_pk OUTBOX#<n> (and its own sk)
 
-`<product>` is the percent-encoded product id (`product_order`), which never holds a '#'. Attributes
+`<product>` is the percent-encoded product id (`product_order`), which never holds a '#'; an id whose
+encoding would not fit a sort key (1,024 bytes) is `!` and the id with only '#', '%' and the
+characters below them encoded. Attributes
 whose names carry an id: `E#<event id>` (an outbox event), `L#<entry id>#<source hash>` (a ledger
 entry of a product's counters), `A#<allocation id>` (what an open allocation holds of a product).
 """
@@ -20,9 +22,8 @@ from __future__ import annotations
 
 import zlib
 from datetime import datetime
-from urllib.parse import unquote
 
-from inventory.models import iso, product_order
+from inventory.models import iso, product_of_order, product_order
 
 PRODUCT_SHARDS = 32  # each location's counters, and each import's rows, over this many partitions
 EVENT_SHARDS = 32  # each location's applied-event records, by the crc32 of the event id
@@ -80,7 +81,7 @@ def past_product(product_id: str) -> str:
 
 def product_of(sk: str) -> str:
     """The product id of a counters item's sort key."""
-    return unquote(sk.removeprefix(PRODUCT_PREFIX))
+    return product_of_order(sk.removeprefix(PRODUCT_PREFIX))
 
 
 def counters_partition(location_id: str, shard: int) -> str:
@@ -105,8 +106,8 @@ def import_row_key(location_id: str, seq: int, product_id: str, stock_location: 
 
 def import_row_of(sk: str) -> tuple[str, str]:
     """(product id, stock location) of an import row's sort key."""
-    _, encoded, stock_location = sk.split("#")
-    return unquote(encoded), stock_location
+    _, order, stock_location = sk.split("#")
+    return product_of_order(order), stock_location
 
 
 def import_seq_of(pk: str) -> int:
