@@ -28,6 +28,17 @@ def received(bus_queue: Any, wanted: int, seconds: float = 10) -> list[dict[str,
     return messages
 
 
+def drained(bus_queue: Any) -> list[dict[str, Any]]:
+    """Every message the queue holds now (until a receive comes back empty)."""
+    sqs, url = bus_queue
+    messages: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages"):
+        for message in batch:
+            messages.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return messages
+
+
 def test_a_switch_is_published_once_and_leaves_the_outbox(repo: DynamoDbRepository, bus_queue: Any) -> None:
     """Given a ready store, when it switches and the relay runs twice,
     then the bus carries one Inventory Master Switched event and the outbox is empty."""
@@ -50,10 +61,16 @@ def test_a_switch_is_published_once_and_leaves_the_outbox(repo: DynamoDbReposito
     )
     assert answer["statusCode"] == 200, answer["body"]
 
+    # Other tests may have left thousands of events in the outbox, which the relay publishes first:
+    # it runs until this one is out (and once more), as the schedule would run it.
+    events: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 240
+    while not events and time.monotonic() < deadline:
+        relay.lambda_handler({}, FakeContext(remaining_ms=5_300))
+        events += [e for e in drained(bus_queue) if e["detail"]["location_id"] == "relay-store"]
     relay.lambda_handler({}, FakeContext(remaining_ms=5_300))
-    relay.lambda_handler({}, FakeContext(remaining_ms=5_300))
+    events += [e for e in drained(bus_queue) if e["detail"]["location_id"] == "relay-store"]
 
-    events = [e for e in received(bus_queue, 1) if e["detail"]["location_id"] == "relay-store"]
     assert len(events) == 1
     assert events[0]["detail-type"] == "Inventory Master Switched"
     assert events[0]["source"] == "inventory-master"
