@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 ROWS = int(os.environ.get("E2E_IMPORT_ROWS", "50000"))
 WAIT_S = max(240.0, ROWS / 1_000)  # the local backend writes about 10,000 rows a second; reads are slower
-WORKER_DIR = ROOT / "functions" / "import_worker"
+WORKER_DIR = ROOT / "functions" / "stock_import_worker"
 
 
 def upload(stack: RunningStack, key: str, lines: list[str]) -> str:

@@ -110,7 +110,7 @@ def import_seen(local_aws: LocalAws, location: str, steps: Any = None) -> Any:
         for step in import_steps(local_aws, location):
             for _ in range(RETRIES):
                 try:
-                    deliver("import_worker", sqs_event([step], local_aws.arn("ImportQueue")))
+                    deliver("stock_import_worker", sqs_event([step], local_aws.arn("ImportQueue")))
                     break
                 except Failed:
                     continue
@@ -131,7 +131,7 @@ def prepare_import_run(local_aws: LocalAws, location: str) -> Any:
 
 
 def run_import(local_aws: LocalAws, location: str, event: Any) -> None:
-    deliver("import_worker", event)
+    deliver("stock_import_worker", event)
 
 
 # ---------------------------------------------------------------------------------- allocations
@@ -187,7 +187,7 @@ def prepare_shipment(local_aws: LocalAws, location: str) -> Any:
 
 
 def ship(local_aws: LocalAws, location: str, event: Any) -> None:
-    deliver("fulfillment_events", event)
+    deliver("shipment_events", event)
 
 
 def shipment_seen(local_aws: LocalAws, location: str, _: Any) -> Any:

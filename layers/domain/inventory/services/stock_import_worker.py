@@ -16,7 +16,7 @@ from inventory.services.outcomes import APPLIED, Outcome, outcome_of
 TRANSIENT = (TemporarilyUnavailable, ImportInProgress)
 
 
-class ImportWorker:
+class StockImportWorker:
     def __init__(self, imports: ImportService) -> None:
         self._imports = imports
 
