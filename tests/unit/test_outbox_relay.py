@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from inventory.adapters.dynamodb.keys import location_pk, outbox_shard
+from inventory.errors import TemporarilyUnavailable
 from inventory.models import OutboxEvent
 from inventory.services.outbox import OutboxRelay
 from tests.unit.fakes import FixedClock, MemoryPublisher, MemoryRepository, location_item
@@ -97,3 +101,37 @@ def test_a_round_reads_its_items_together_and_publishes_their_events_together() 
         two: [f"{two}-b"],  # each item keeps what the bus refused of its own
         three: [],
     }
+
+
+def test_a_run_polls_until_shortly_before_its_deadline_and_goes_on_after_a_round_that_failed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Given an outbox with an event and a bus that is down for the first round, when a run has 5 s
+    left and stops 1.5 s before its deadline (each pause takes 1 s of the clock), then it publishes
+    the event once the bus is back, pauses after the failed round and after each empty one, and
+    stops once less than 1.5 s is left."""
+    clock, repo = FixedClock(), MemoryRepository()
+    repo.record(location_item("s1"), event(clock, "a", minutes_ago=1))
+    bus = MemoryPublisher()
+    publish, pauses, deadline = bus.publish, [], clock.now() + timedelta(seconds=5)
+
+    def down_once(events: Any) -> Any:
+        bus.publish = publish  # type: ignore[method-assign]
+        raise TemporarilyUnavailable("the bus is down")
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        clock.advance(seconds=1)
+
+    bus.publish = down_once  # type: ignore[method-assign]
+    monkeypatch.setattr(time, "sleep", pause)
+
+    def remaining_ms() -> int:
+        return int((deadline - clock.now()).total_seconds() * 1000)
+
+    run = OutboxRelay(repo, bus, clock).run(remaining_ms, stop_before_ms=1_500, pause_seconds=0.25)
+
+    assert [e.event_id for e in bus.published] == ["a"]
+    assert (run.published, run.failed, run.rounds) == (1, 0, 5)  # failed, published, then 3 empty
+    assert run.worst_lag_seconds == 61.0  # seen in the second round, a second after the first
+    assert pauses == [0.25] * 4  # after the failure and each empty round, not after publishing

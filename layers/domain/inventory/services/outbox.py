@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from inventory.errors import TemporarilyUnavailable
 from inventory.models import OutboxEvent
+from inventory.observability import logger
 from inventory.ports import Clock, EventPublisher, OutboxStore
 
 # Completes the events of one detail type that a relay round publishes, as they are published
@@ -19,6 +22,14 @@ class RelayRound:
     published: int
     failed: int
     oldest_pending_seconds: float  # age of the oldest event seen this round, 0 when none
+
+
+@dataclass(frozen=True)
+class RelayRun:
+    published: int
+    failed: int
+    rounds: int
+    worst_lag_seconds: float  # the oldest event's age in the round that saw the oldest, 0 when none
 
 
 class OutboxRelay:
@@ -73,3 +84,23 @@ class OutboxRelay:
                 self._store.mark_published(key, ids, version if len(ids) == len(item_events) else None)
         lag = (self._clock.now() - oldest).total_seconds() if oldest else 0.0
         return RelayRound(published=published, failed=failed, oldest_pending_seconds=max(lag, 0.0))
+
+    def run(self, remaining_ms: Callable[[], int], stop_before_ms: int, pause_seconds: float) -> RelayRun:
+        """Rounds until `stop_before_ms` before the deadline: after a round that published nothing,
+        or one that failed for now (logged), it waits `pause_seconds` before the next."""
+        published = failed = rounds = 0
+        worst_lag = 0.0
+        while remaining_ms() > stop_before_ms:
+            rounds += 1
+            try:
+                result = self.run_once()
+            except TemporarilyUnavailable as error:
+                logger.warning("relay round failed; retrying", extra={"reason": error.message})
+                time.sleep(pause_seconds)
+                continue
+            published += result.published
+            failed += result.failed
+            worst_lag = max(worst_lag, result.oldest_pending_seconds)
+            if result.published == 0:
+                time.sleep(pause_seconds)
+        return RelayRun(published=published, failed=failed, rounds=rounds, worst_lag_seconds=worst_lag)
