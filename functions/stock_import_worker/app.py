@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from inventory.batch import settle
+from inventory.batch import last_delivery, settle
 from inventory.messages.import_work import ImportWork, parse_import_work
 from inventory.observability import logger, metrics
 from inventory.settings import StockImportWorkerSettings, settings_of
@@ -33,15 +33,17 @@ def parse(body: str) -> ImportWork | Exception:
 
 
 def handle(record: SQSRecord, lambda_context: LambdaContext) -> None:
-    work = parse(record.body)
-    outcome = stock_import_worker(SETTINGS).process(work, lambda_context.get_remaining_time_in_millis)
+    outcome = stock_import_worker(SETTINGS).process(
+        parse(record.body),
+        lambda_context.get_remaining_time_in_millis,
+        last_delivery=last_delivery(record, SETTINGS.import_max_receives),
+    )
     settle(
         record,
         outcome,
         dead_letters=stock_import_dead_letters(SETTINGS),
         max_receives=SETTINGS.import_max_receives,
         metric=DEAD_LETTERED,
-        give_up=lambda: stock_import_worker(SETTINGS).give_up(work, outcome),
     )
 
 

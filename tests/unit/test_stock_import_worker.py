@@ -53,7 +53,11 @@ def test_a_step_that_fails_for_now_is_retried_and_giving_up_fails_its_import(mon
     outcome = worker.process(step, lambda: 10**9)
 
     assert (outcome.applied, outcome.final) == (False, False)
-    assert worker.give_up(step, outcome)  # and so to the dead-letter queue, with the reason
+    assert world.imports.status("s1", "i1").status is not ImportStatus.FAILED  # delivered again: still running
+
+    last = worker.process(step, lambda: 10**9, last_delivery=True)
+
+    assert (last.applied, last.final) == (False, False)  # and so to the dead-letter queue, with the reason
     failed = world.imports.status("s1", "i1")
     assert (failed.status, failed.errors[0]["code"]) == (ImportStatus.FAILED, "abandoned")
     assert "S3 is down" in failed.errors[0]["message"]
