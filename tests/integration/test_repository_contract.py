@@ -21,7 +21,7 @@ from hypothesis import settings
 
 from inventory.adapters.dynamodb import DynamoDbRepository
 from inventory.adapters.dynamodb.keys import location_pk, outbox_shard, product_shard
-from inventory.adapters.dynamodb.table import encode_cursor
+from inventory.cursor import encode_cursor
 from inventory.errors import (
     Conflict,
     CountIdReused,

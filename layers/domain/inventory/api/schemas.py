@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -19,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from inventory.errors import InvalidInput
+from inventory.cursor import decode_cursor, encode_cursor, invalid_cursor
 from inventory.models import (
     MAIN,
     STOCK_LOCATIONS,
@@ -268,8 +266,9 @@ class ProductStockExplained(Reply):
     @classmethod
     def of(cls, stock: ProductStock, limit: int, cursor: str | None) -> ProductStockExplained:
         entries = stock.ledger
-        if cursor is not None:
-            entries = [e for e in entries if _ledger_position(e) > _decode_ledger_cursor(cursor)]
+        if cursor is not None and entries:
+            after = _decode_ledger_cursor(cursor)
+            entries = [e for e in entries if _ledger_position(e) > after]
         page = entries[:limit]
         more = len(entries) > limit
         return cls(
@@ -288,20 +287,14 @@ def _ledger_position(entry: LedgerEntry) -> tuple[str, str]:
 
 
 def _encode_ledger_cursor(entry: LedgerEntry) -> str:
-    return base64.urlsafe_b64encode(json.dumps(_ledger_position(entry)).encode()).decode().rstrip("=")
+    return encode_cursor(_ledger_position(entry))
 
 
 def _decode_ledger_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        applied_at, entry_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if isinstance(applied_at, str) and isinstance(entry_id, str):
-            return applied_at, entry_id
-    except (ValueError, TypeError, UnicodeDecodeError):
-        pass
-    raise InvalidInput(
-        "the cursor is not one this list returned",
-        details=[{"field": "query.cursor", "code": "invalid_cursor", "message": "use next_cursor as returned"}],
-    )
+    position = decode_cursor(cursor)
+    if isinstance(position, list) and len(position) == 2 and all(isinstance(part, str) for part in position):
+        return position[0], position[1]
+    raise invalid_cursor()
 
 
 class StockList(Reply):

@@ -3,15 +3,13 @@ imports' rows. Under an ERP master and before any shipment: the base of each sto
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from inventory.errors import InvalidInput, NotFound
+from inventory.cursor import decode_cursor, encode_cursor, invalid_cursor
+from inventory.errors import NotFound
 from inventory.models import (
     STOCK_LOCATIONS,
     ImportKind,
@@ -270,18 +268,14 @@ class StockService:
 
 
 def _encode_cursor(shard: int, after: str | None) -> str:
-    return base64.urlsafe_b64encode(json.dumps([shard, after]).encode()).decode().rstrip("=")
+    return encode_cursor([shard, after])
 
 
 def _decode_cursor(cursor: str, shards: int) -> tuple[int, str | None]:
-    invalid = InvalidInput(
-        "the cursor is not one this list returned",
-        details=[{"field": "query.cursor", "code": "invalid_cursor", "message": "use next_cursor as returned"}],
-    )
-    try:
-        shard, after = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as error:
-        raise invalid from error
+    position = decode_cursor(cursor)
+    if not isinstance(position, list) or len(position) != 2:
+        raise invalid_cursor()
+    shard, after = position
     if not isinstance(shard, int) or not 0 <= shard < shards or not (after is None or isinstance(after, str)):
-        raise invalid
+        raise invalid_cursor()
     return shard, after

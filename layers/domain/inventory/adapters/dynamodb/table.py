@@ -8,9 +8,6 @@ and outages into TemporarilyUnavailable, a write past the item size limit into I
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -23,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from inventory.adapters.dynamodb.codec import from_ddb, to_ddb
 from inventory.adapters.dynamodb.expressions import Update
-from inventory.errors import InvalidInput, ItemTooLarge, TemporarilyUnavailable
+from inventory.errors import ItemTooLarge, TemporarilyUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -221,29 +218,3 @@ class Table:
                 return dict(self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {})
 
         _until_processed(send, {self.name: requests}, gave_up)
-
-
-# ---------------------------------------------------------------- list cursors
-def encode_cursor(key: Mapping[str, Any]) -> str:
-    """A page's LastEvaluatedKey (decoded), as the opaque `next_cursor` of a list."""
-    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode().rstrip("=")
-
-
-def invalid_cursor() -> InvalidInput:
-    """What a list answers to a cursor it did not return."""
-    return InvalidInput(
-        "the cursor is not one this list returned",
-        details=[{"field": "query.cursor", "code": "invalid_cursor", "message": "use next_cursor as returned"}],
-    )
-
-
-def decode_cursor(cursor: str, fields: set[str]) -> dict[str, str]:
-    """The key a `cursor` of `encode_cursor` names; InvalidInput unless it is one, with exactly `fields`."""
-    invalid = invalid_cursor()
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as error:
-        raise invalid from error
-    if not isinstance(key, dict) or set(key) != fields or not all(isinstance(v, str) for v in key.values()):
-        raise invalid
-    return key
