@@ -36,8 +36,8 @@ from inventory.models import (
     ProductCounters,
     product_order,
 )
-from inventory.ports import AllocationRepository, Clock
-from inventory.services.counters import close_allocation, until_written
+from inventory.ports import AllocationRepository, Clock, CountersRepository
+from inventory.retry import until_written
 from inventory.services.stock import (
     ProductAvailability,
     ProductStock,
@@ -337,3 +337,16 @@ def _short(line: AllocationLine, figures: ProductAvailability) -> dict[str, Any]
 def received_order(created_at: datetime) -> int:
     """Allocations of a product are served oldest first: by the time the service received them."""
     return int(created_at.timestamp() * 1_000_000)
+
+
+def close_allocation(repo: CountersRepository, location_id: str, product_id: str, allocation_id: str) -> None:
+    """Free what `allocation_id` still holds of one product (nothing when it holds nothing)."""
+
+    def step() -> bool | None:
+        counters = repo.counters_of(location_id, product_id)
+        if counters.allocation(allocation_id) is None:
+            return True
+        change = CountersChange(expected=counters, allocations={allocation_id: None})
+        return True if repo.change_counters(location_id, change) else None
+
+    until_written(step, f"releasing {allocation_id!r} of {product_id!r}")

@@ -36,8 +36,8 @@ from inventory.models import (
 )
 from inventory.observability import logger
 from inventory.ports import AppliedEvents, Clock
+from inventory.retry import until_written
 from inventory.services.allocations import AllocationRepositories, AllocationRequest, AllocationService
-from inventory.services.counters import until_written
 from inventory.services.outcomes import APPLIED, Outcome, outcome_of
 from inventory.services.stock import ProductReading, ProductStock, StockService, availability
 

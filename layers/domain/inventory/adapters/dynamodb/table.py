@@ -1,15 +1,13 @@
 """The table client: every DynamoDB call of the adapter goes through it.
 
-It creates the boto3 client on first use, pages and retries what DynamoDB leaves unprocessed (with
-jittered backoff), and turns `ClientError` codes into what the domain understands: a refused
+It creates the boto3 client on first use, pages and retries what DynamoDB leaves unprocessed (the
+backoff of `inventory.retry.UNPROCESSED`), and turns `ClientError` codes into what the domain understands: a refused
 condition into a None or False result (the caller decides whether it is a conflict), throttling
 and outages into TemporarilyUnavailable, a write past the item size limit into ItemTooLarge.
 """
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -21,13 +19,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from inventory.adapters.dynamodb.codec import from_ddb, to_ddb
 from inventory.adapters.dynamodb.expressions import Update
 from inventory.errors import ItemTooLarge, TemporarilyUnavailable
+from inventory.retry import UNPROCESSED, retried
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 BATCH_WRITE_ITEMS = 25  # DynamoDB's limit per BatchWriteItem
 BATCH_GET_ITEMS = 100  # and per BatchGetItem
-UNPROCESSED_ATTEMPTS = 10  # calls of one batch before what stays unprocessed is given up for now
 _RETRYABLE = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
@@ -64,19 +62,16 @@ def _condition_failed(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
-def _backoff(attempt: int) -> None:
-    """Wait before asking again for what DynamoDB left unprocessed: jittered, exponential, at most 2 s."""
-    time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())  # noqa: S311 - jitter, not secrets
-
-
 def _until_processed(send: Callable[[dict[str, Any]], dict[str, Any]], pending: dict[str, Any], gave_up: str) -> None:
-    """Send `pending`, then what each call leaves unprocessed, until nothing is left."""
-    for attempt in range(UNPROCESSED_ATTEMPTS):
+    """Send `pending`, then what each call leaves unprocessed (after the policy's wait), until nothing
+    is left; TemporarilyUnavailable with `gave_up` when some stays unprocessed."""
+
+    def step() -> bool | None:
+        nonlocal pending
         pending = send(pending)
-        if not pending:
-            return
-        _backoff(attempt)
-    raise TemporarilyUnavailable(gave_up)
+        return None if pending else True
+
+    retried(step, UNPROCESSED, gave_up)
 
 
 class Table:
