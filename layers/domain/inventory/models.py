@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -12,15 +11,7 @@ from urllib.parse import quote, unquote
 from pydantic import BaseModel, ConfigDict, Field
 
 EVENT_SCHEMA_VERSION = 1  # of every published event's detail
-LOCATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-# Ids that clients choose for imports, counts, allocations and transactions.
-CLIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
-_LOCATION_ID = re.compile(LOCATION_ID_PATTERN)
 T = TypeVar("T")
-
-
-def is_location_id(value: str) -> bool:
-    return bool(_LOCATION_ID.fullmatch(value))
 
 
 # A sort key holds at most 1,024 bytes: "P#", the product's key form, "#" and a stock location name
@@ -148,11 +139,6 @@ class Location(Frozen):
     # The last import sequence number before the switch: a base above 0 from any of these imports
     # is uncounted stock (SPEC.md section 1) until a cycle count or a full_count covers it.
     imports_before_switch: int | None = None
-
-
-# Stock location types, and whether they count toward stock on hand (SPEC.md section 2).
-STOCK_LOCATIONS: dict[str, bool] = {"main": True, "damaged": False, "display": False, "returns": False}
-MAIN = "main"
 
 
 class ReadinessReason(Frozen):

@@ -6,12 +6,19 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import Field
 
 from inventory.messages import DetailType
 from inventory.messages.bus import BusEvent, Inbound
-from inventory.types import ClientId, ExternalId, LocationId, PositiveQuantity, ProductId
+from inventory.types import (
+    MAX_ALLOCATION_ITEMS,
+    ClientId,
+    EachProductOnce,
+    ExternalId,
+    LocationId,
+    PositiveQuantity,
+    ProductId,
+)
 
 
 class AllocationItemIn(Inbound):
@@ -27,15 +34,7 @@ class AllocationCreatedDetail(Inbound):
     location_id: LocationId
     allocation_id: ClientId
     order_id: ExternalId
-    items: Annotated[list[AllocationItemIn], Field(min_length=1, max_length=100)]
-
-    @field_validator("items")
-    @classmethod
-    def _each_product_once(cls, items: list[AllocationItemIn]) -> list[AllocationItemIn]:
-        products = [item.product_id for item in items]
-        if len(set(products)) != len(products):
-            raise PydanticCustomError("duplicate_product", "a product is listed twice")
-        return items
+    items: Annotated[list[AllocationItemIn], Field(min_length=1, max_length=MAX_ALLOCATION_ITEMS), EachProductOnce]
 
 
 class AllocationReleasedDetail(Inbound):
@@ -46,7 +45,7 @@ class AllocationReleasedDetail(Inbound):
     location_id: LocationId
     allocation_id: ClientId
     order_id: ExternalId | None = None
-    items: Annotated[list[AllocationItemIn], Field(min_length=1, max_length=100)] | None = None
+    items: Annotated[list[AllocationItemIn], Field(min_length=1, max_length=MAX_ALLOCATION_ITEMS)] | None = None
 
 
 class AllocationCreated(BusEvent):

@@ -21,7 +21,15 @@ from inventory.messages.allocation_events import (
 )
 from inventory.messages.bus import BusEvent, Inbound
 from inventory.messages.parsing import field_path
-from inventory.types import ClientId, ExternalId, LocationId, LogicalTimestamp, PositiveQuantity, ProductId
+from inventory.types import (
+    MAX_SHIPMENT_LINES,
+    ClientId,
+    ExternalId,
+    LocationId,
+    LogicalTimestamp,
+    PositiveQuantity,
+    ProductId,
+)
 
 
 # ---------------------------------------------------------------- details
@@ -40,7 +48,7 @@ class ShipmentDetail(Inbound):
     shipment_id: ExternalId
     logical_timestamp: LogicalTimestamp
     occurred_at: AwareDatetime  # with its time zone: compared with the service's clock
-    items: Annotated[list[ShipmentLineIn], Field(min_length=1, max_length=1000)]
+    items: Annotated[list[ShipmentLineIn], Field(min_length=1, max_length=MAX_SHIPMENT_LINES)]
 
 
 # ---------------------------------------------------------------- the events, as the queue holds them

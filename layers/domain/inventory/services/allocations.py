@@ -45,6 +45,7 @@ from inventory.services.stock import (
     StockService,
     availability,
 )
+from inventory.types import repeated_product
 
 # An API request's allocation still pending this long after it was created was abandoned (a request
 # lasts at most 30 s; a client that retries, with the same allocation id, does so within minutes).
@@ -107,11 +108,16 @@ class AllocationService:
         On the API a refusal raises InsufficientStock and leaves nothing; from the bus it is recorded
         (status `refused`, an `Allocation Refused` event) and returned.
         """
-        products = [line.product_id for line in request.items]
-        if len(set(products)) != len(products):
+        if (product_id := repeated_product(request.items)) is not None:
             raise InvalidInput(
                 "each product may appear once in an allocation",
-                details=[{"field": "body.items", "code": "duplicate_product", "message": "a product is listed twice"}],
+                details=[
+                    {
+                        "field": "body.items",
+                        "code": "duplicate_product",
+                        "message": f"product {product_id!r} is listed twice",
+                    }
+                ],
             )
         location = self._stock.location(location_id)
         content_hash = request.content_hash()

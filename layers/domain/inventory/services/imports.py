@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,10 +28,8 @@ from inventory.errors import (
 )
 from inventory.import_rows import FileFormat, InflationLimit, Row, RowError, read_rows, sniff_format
 from inventory.messages import DetailType
-from inventory.messages.import_work import parse_file_metadata
+from inventory.messages.import_work import parse_dropped_file, parse_file_metadata
 from inventory.models import (
-    CLIENT_ID_PATTERN,
-    STOCK_LOCATIONS,
     ImportCounts,
     ImportKind,
     ImportRecord,
@@ -41,9 +38,9 @@ from inventory.models import (
     LocationType,
     OutboxEvent,
     StockRow,
-    is_location_id,
 )
 from inventory.ports import Clock, FileStore, ImportRepository, LocationRepository, WorkQueue
+from inventory.types import STOCK_LOCATIONS
 
 CHUNK_ROWS = 5_000  # rows written between two checkpoints
 MAX_ERRORS = 100  # errors kept on the import's status; a file stops being read at its 100th invalid row
@@ -404,26 +401,17 @@ class ImportService:
     # ------------------------------------------------------------------ files dropped in the bucket
     def file_dropped(self, bucket: str, key: str) -> ImportRecord:
         """`imports/<location_id>/<kind>/<import_id>.<jsonl|ndjson|csv>[.gz]`: the key names the import."""
-        parts = key.split("/")
-        if len(parts) != 4 or parts[0] != "imports":
-            raise InvalidInput(f"{key!r} is not imports/<location_id>/<kind>/<import_id>.<format>")
-        _, location_id, kind, name = parts
-        import_id = name.split(".", 1)[0]
-        if kind not in ImportKind.__members__.values():
-            raise InvalidInput(f"{kind!r} is not an import kind: initial, full_count or partial")
-        if not is_location_id(location_id) or not re.fullmatch(CLIENT_ID_PATTERN, import_id):
-            raise InvalidInput(f"{key!r} does not name a valid location id and import id")
+        dropped = parse_dropped_file(key)
         metadata = parse_file_metadata(self._files.metadata(f"s3://{bucket}/{key}"))
-        sit = metadata.shipments_included_through
         request = ImportRequest(
-            import_id=import_id,
-            kind=ImportKind(kind),
-            shipments_included_through=int(sit) if sit is not None else None,
-            force=(metadata.force or "").lower() == "true",
+            import_id=dropped.import_id,
+            kind=dropped.kind,
+            shipments_included_through=metadata.shipments_included_through,
+            force=metadata.force,
             source=f"s3://{bucket}/{key}",
             location_type=metadata.location_type,
         )
-        record, _ = self.accept(location_id, request, caller=f"s3://{bucket}")
+        record, _ = self.accept(dropped.location_id, request, caller=f"s3://{bucket}")
         return record
 
 

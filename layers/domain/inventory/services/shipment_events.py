@@ -21,7 +21,6 @@ from inventory.messages import DetailType
 from inventory.messages.allocation_events import AllocationCreated, AllocationReleased
 from inventory.messages.shipment_events import ItemsHandedOver, ItemsShipped, QueuedEvent, ShipmentEvent
 from inventory.models import (
-    MAIN,
     Allocation,
     AllocationLine,
     AllocationStatus,
@@ -40,6 +39,7 @@ from inventory.retry import until_written
 from inventory.services.allocations import AllocationRepositories, AllocationRequest, AllocationService
 from inventory.services.outcomes import APPLIED, Outcome, outcome_of
 from inventory.services.stock import ProductReading, ProductStock, StockService, availability
+from inventory.types import MAIN
 
 PRUNE_PER_WRITE = 50
 # Most lines are written without reading their product, so they cannot prune its ledger. One line in

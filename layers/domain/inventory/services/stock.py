@@ -11,7 +11,6 @@ from typing import Protocol
 from inventory.cursor import decode_cursor, encode_cursor, invalid_cursor
 from inventory.errors import NotFound
 from inventory.models import (
-    STOCK_LOCATIONS,
     ImportKind,
     InventoryMaster,
     LedgerEntry,
@@ -23,6 +22,7 @@ from inventory.models import (
     product_order,
 )
 from inventory.ports import CountersRepository, ImportRepository, LocationRepository
+from inventory.types import MAIN, STOCK_LOCATIONS
 
 
 @dataclass(frozen=True)
@@ -81,11 +81,11 @@ def product_stock(
     has_rows = bool(bases)
     moved = {entry.stock_location for entry in ledger if entry.kind.moves_stock_under_erp}
     if baseline is not None:
-        for stock_location in moved | ({"main"} if not bases else set()):
+        for stock_location in moved | ({MAIN} if not bases else set()):
             bases.setdefault(stock_location, (baseline, 0))
     since: list[LedgerEntry] = []
     figures = []
-    for stock_location in sorted(bases.keys() | moved, key=lambda name: (name != "main", name)):
+    for stock_location in sorted(bases.keys() | moved, key=lambda name: (name != MAIN, name)):
         imported_base = bases.get(stock_location)
         entries = [
             e

@@ -27,9 +27,9 @@ from inventory.models import (
     Page,
     VisibleImport,
     epoch_ms,
-    is_location_id,
     iso,
 )
+from inventory.types import LOCATION_ID_PATTERN, matches
 
 _LOCATION_DEFAULTS: dict[str, Any] = {
     "name": None,
@@ -105,7 +105,11 @@ def listed_after(cursor: str) -> str:
     with a ValidationException, and takes one whose parts disagree as a place among the items)."""
     position = decode_cursor(cursor)
     location_id = position.get("gsi1sk") if isinstance(position, dict) else None
-    if not isinstance(location_id, str) or not is_location_id(location_id) or position != list_position(location_id):
+    if (
+        not isinstance(location_id, str)
+        or not matches(LOCATION_ID_PATTERN, location_id)
+        or position != list_position(location_id)
+    ):
         raise invalid_cursor()
     return location_id
 
