@@ -12,6 +12,7 @@ from urllib.parse import unquote_plus
 
 import pytest
 
+from inventory.adapters.dynamodb.keys import location_key, location_pk
 from local.stack import LocalAws
 from tests.conftest import FakeContext, http_event, load_handler, sqs_event
 from tests.faults import Faults, item_key
@@ -63,7 +64,8 @@ def ends_import_at(location_id: str) -> Any:
 
     def match(params: Mapping[str, Any]) -> bool:
         names = set(params.get("ExpressionAttributeNames", {}).values())
-        return item_key(params) == (f"LOC#{location_id}", "LOCATION") and {"running_import_id", "last_import"} <= names
+        location = location_key(location_id)
+        return item_key(params) == (location["pk"], location["sk"]) and {"running_import_id", "last_import"} <= names
 
     return match
 
@@ -268,7 +270,7 @@ def test_an_import_whose_claim_is_throttled_creates_no_location_and_no_file(
     }
 
     def claims(params: Mapping[str, Any]) -> bool:
-        return item_key(params)[0] == "LOC#claim-throttled"
+        return item_key(params)[0] == location_pk("claim-throttled")
 
     faults.inject("UpdateItem", "throttled", match=claims)
     status, answer = call(imports, "POST", "/locations/claim-throttled/stock-imports", body)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from inventory.adapters.dynamodb.keys import location_key
 from inventory.api.schemas import ProductStockExplained
 from inventory.cursor import decode_cursor, encode_cursor
 from inventory.errors import InvalidInput
@@ -27,9 +28,7 @@ def refused(call: Callable[[], object]) -> list[str]:
     return [detail["code"] for detail in refusal.value.details]
 
 
-@pytest.mark.parametrize(
-    "position", [{"pk": "LOC#a", "sk": "LOCATION"}, [3, "p07"], ["2026-11-27T09:00:00.000Z", "e:0"]]
-)
+@pytest.mark.parametrize("position", [location_key("a"), [3, "p07"], ["2026-11-27T09:00:00.000Z", "e:0"]])
 def test_a_position_reads_back_from_its_cursor_which_is_url_safe_text(position: object) -> None:
     cursor = encode_cursor(position)
 
@@ -37,7 +36,7 @@ def test_a_position_reads_back_from_its_cursor_which_is_url_safe_text(position: 
     assert set(cursor) <= set(string.ascii_letters + string.digits + "-_")
 
 
-@pytest.mark.parametrize("cursor", ["not base64!", "e30", "W10", "bnVsbA", encode_cursor({"pk": "LOC#s1"})])
+@pytest.mark.parametrize("cursor", ["not base64!", "e30", "W10", "bnVsbA", encode_cursor(location_key("s1"))])
 def test_the_stock_list_refuses_a_cursor_it_did_not_return(cursor: str) -> None:
     """Given a location with stock, when its list is asked with junk, an empty object, an empty list,
     null or another list's cursor, then it answers invalid_cursor; its own cursor goes on."""
