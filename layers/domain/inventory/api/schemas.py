@@ -151,6 +151,8 @@ class ReadinessOut(Reply):
 
 # ---------------------------------------------------------------- stock imports
 MAX_INLINE_ITEMS = 5_000
+# s3://<bucket>/<key>: a bucket named as S3 names them (3 to 63 lower-case letters, digits, '.' and '-').
+S3_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+"
 
 
 class ImportItemBody(Request):
@@ -172,7 +174,7 @@ class PostImportBody(Request):
     shipments_included_through: LogicalTimestamp | None = None
     force: StrictBool = False
     items: Annotated[list[ImportItemBody], Field(min_length=1, max_length=MAX_INLINE_ITEMS)] | None = None
-    source: Annotated[StrictStr, Field(pattern=r"^s3://[^/]+/.+")] | None = None
+    source: Annotated[StrictStr, Field(pattern=S3_URI_PATTERN)] | None = None
     location_type: LocationType | None = None
 
     @model_validator(mode="after")
