@@ -23,6 +23,7 @@ from tests.unit.fakes import MemoryRepository
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
+from tests.integration.gateway import REPORT
 
 
 @pytest.fixture(scope="session")
@@ -124,3 +125,7 @@ def faults(handler_environment: dict[str, str]) -> Iterator[Faults]:
     """Faults injected at the DynamoDB client every handler of this process shares (tests/faults.py)."""
     with faults_on(shared_repository().client) as armed:
         yield armed
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """What the tests left to report (the number of generated requests sent, by status)."""
+    for line in config.stash.get(REPORT, []):
+        terminalreporter.write_line(line)
