@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -22,8 +23,10 @@ _names = (f"hostile-{n}" for n in itertools.count())
 
 
 @pytest.fixture(scope="module")
-def api(local_aws: Any) -> Gateway:
-    return Gateway(local_aws.template)
+def api(local_aws: Any) -> Iterator[Gateway]:
+    gateway = Gateway(local_aws.template)
+    yield gateway
+    gateway.publish_outbox()
 
 
 def new_location(api: Gateway, **fields: Any) -> str:

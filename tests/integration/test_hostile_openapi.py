@@ -74,6 +74,7 @@ ERROR_CODES = _codes(errors.InventoryError) | {"internal_error", "timeout"}
 def gateway(local_aws: Any, request: pytest.FixtureRequest) -> Iterator[Gateway]:
     seed(GATEWAY)
     yield GATEWAY
+    GATEWAY.publish_outbox()
     statuses = ", ".join(f"{status}: {count}" for status, count in sorted(SENT.items()))
     request.config.stash.setdefault(REPORT, []).append(
         f"generated requests ({EXAMPLES} examples an operation): {sum(SENT.values())} sent, by status "
