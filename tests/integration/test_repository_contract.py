@@ -10,6 +10,7 @@ one backend and not on the other fails here rather than in production.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -70,6 +71,9 @@ from tests.unit.fakes import MemoryRepository, OutboxKey, allocation_item, count
 from tests.unit.switch_machine import SwitchMachine
 
 pytestmark = pytest.mark.integration
+
+# examples of the switch's state machine on DynamoDB (each step a few requests; `make soak` runs more)
+SWITCH_MACHINE_EXAMPLES = int(os.environ.get("SWITCH_MACHINE_EXAMPLES", "25"))
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # whole milliseconds: what DynamoDB keeps of a time
 CUTOFF = NOW - timedelta(minutes=15)  # the switch's readiness window
@@ -1169,8 +1173,10 @@ def test_the_switch_state_machine_holds(repository: Repository) -> None:
         )
         pending_events = staticmethod(events_of)
 
-    Machine.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+    examples = SWITCH_MACHINE_EXAMPLES if not isinstance(repository, MemoryRepository) else 4 * SWITCH_MACHINE_EXAMPLES
+    Machine.TestCase.settings = settings(max_examples=examples, stateful_step_count=30, deadline=None)
     Machine.TestCase().runTest()
+    print(f"\nswitch state machine: {examples} examples of up to 30 steps")
 
 
 # ------------------------------------------------------------------------------------------ the checks checked
