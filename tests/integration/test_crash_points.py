@@ -28,8 +28,9 @@ from inventory.adapters.dynamodb.keys import location_pk
 from inventory.settings import OutboxRelaySettings, settings_of
 from local.stack import LocalAws
 from tests.conftest import FakeContext, http_event, load_handler, sqs_event
-from tests.faults import ANY_WRITE, Crash, Faults, Kind
+from tests.faults import ANY_WRITE, Crash, Faults, Kind, faults_on, item_key
 from tests.integration.conftest import shared_repository
+from tests.integration.test_abandoned_requests import Listing, PastTheGrace
 from tests.integration.test_allocations import QUEUE_ARN, from_bus, load
 from tests.integration.test_failure_paths import import_steps, outbox_events
 
@@ -275,6 +276,45 @@ def relay_seen(local_aws: LocalAws, location: str, state: Any) -> Any:
     return {"published": Counter(detail_type for detail_type, _ in state["published"]), "waiting": 0}
 
 
+# ---------------------------------------------------------------------------------- the abandoned-requests sweep
+def stopped_start(after: str) -> Callable[[LocalAws, str], None]:
+    """An import start that stops right after its claim (no record) or its record (never queued)."""
+
+    def prepare(local_aws: LocalAws, location: str) -> None:
+        operation, sk = ("UpdateItem", "LOCATION") if after == "claim" else ("PutItem", "IMPORT#load")
+        with faults_on(shared_repository().client) as stop:
+            stop.inject(operation, "crash", when="after", match=lambda p: item_key(p) == (f"LOC#{location}", sk))
+            with contextlib.suppress(Crash):
+                start_import(local_aws, location, None)
+
+    return prepare
+
+
+def sweep_abandoned(local_aws: LocalAws, location: str, _: Any) -> None:
+    from inventory.services.imports import ImportSweep
+
+    try:
+        ImportSweep(Listing([location]), PastTheGrace()).fail_abandoned()  # type: ignore[arg-type]
+    except Exception as error:  # a run that failed: the schedule's next run sweeps again
+        raise Failed(str(error)) from error
+
+
+def swept_seen(local_aws: LocalAws, location: str, _: Any) -> Any:
+    """The import as it ended, a late repeat of its request, and whether the store takes another."""
+    status, record = call("stock_imports", "GET", f"/locations/{location}/stock-imports/load")
+    last = call("locations", "GET", f"/locations/{location}")[1].get("last_import", {})
+    repeat = call("stock_imports", "POST", f"/locations/{location}/stock-imports", {**IMPORT, "location_type": "store"})
+    following = {**IMPORT, "import_id": "next", "location_type": "store"}
+    next_status = call("stock_imports", "POST", f"/locations/{location}/stock-imports", following)[0]
+    import_steps(local_aws, f'"location_id":"{location}"')  # the next import's step: nobody runs it
+    return {
+        "import": (status, record.get("status"), [e["code"] for e in record.get("errors", [])]),
+        "last_import": (last.get("import_id"), last.get("status")),
+        "repeat": (repeat[0], repeat[1].get("status")),
+        "next import": next_status,
+    }
+
+
 OPERATIONS = [
     Operation("import start", lambda aws, location: None, start_import, import_seen),
     Operation("import run", prepare_import_run, run_import, lambda aws, location, event: import_seen(aws, location, 1)),
@@ -283,6 +323,8 @@ OPERATIONS = [
     Operation("shipment", prepare_shipment, ship, shipment_seen),
     Operation("switch", loaded, switch, switch_seen),
     Operation("relay round", prepare_relay, relay_round, relay_seen),
+    Operation("sweep claim", stopped_start("claim"), sweep_abandoned, swept_seen),
+    Operation("sweep record", stopped_start("record"), sweep_abandoned, swept_seen),
 ]
 
 

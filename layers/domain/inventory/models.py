@@ -18,6 +18,12 @@ CLIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 _LOCATION_ID = re.compile(LOCATION_ID_PATTERN)
 T = TypeVar("T")
 
+# A request that stopped half-way and was not repeated within this time was abandoned: an API
+# allocation left pending, an import start that claimed its location but never handed the import to
+# the worker. A request lasts at most 30 s, and a client that retries one does so within minutes;
+# after this, the abandoned-requests sweep (every five minutes) undoes or ends what it left.
+ABANDONED_AFTER = timedelta(minutes=15)
+
 
 def is_location_id(value: str) -> bool:
     return bool(_LOCATION_ID.fullmatch(value))
@@ -141,6 +147,10 @@ class Location(Frozen):
     last_import: ImportSummary | None = None
     # What the switch's guard reads, kept on the location so that one conditional write decides.
     running_import_id: str | None = None
+    # When the running import claimed the location (set by the claim's own write): the sweep of
+    # imports never started judges a claim's age by it. None for a claim written before claims
+    # carried their time.
+    running_import_claimed_at: datetime | None = None
     last_baseline_import_at: datetime | None = None
     open_mispick_count_ids: frozenset[str] = frozenset()
     # Which imports' rows are visible, newest last (see docs/data-design.md).
@@ -182,7 +192,9 @@ class ImportRecord(Frozen):
     import_id: str
     kind: ImportKind
     status: ImportStatus
-    content_hash: str
+    # Of the request that started it. None for an import failed by the sweep before its request
+    # recorded it (stopped between its claim and its record): its content was never known.
+    content_hash: str | None = None
     shipments_included_through: int | None = None
     source: str | None = None
     force: bool = False

@@ -12,10 +12,11 @@ from inventory.adapters.eventbridge import EventBridgePublisher
 from inventory.adapters.s3 import S3FileStore
 from inventory.adapters.sqs import SqsWorkQueue
 from inventory.messages import DetailType
+from inventory.services.abandoned import AbandonedRequests
 from inventory.services.allocations import AllocationService
 from inventory.services.fulfillment import FulfillmentService
 from inventory.services.import_work import ImportWorker
-from inventory.services.imports import ImportService
+from inventory.services.imports import ImportService, ImportSweep
 from inventory.services.locations import LocationService, MasterSwitchService
 from inventory.services.outbox import Finisher, OutboxRelay
 from inventory.services.shipments import ShipmentFigures, ShipmentService
@@ -58,6 +59,12 @@ def stock_service(settings: TableSettings) -> StockService:
 @cache
 def allocation_service(settings: TableSettings) -> AllocationService:
     return AllocationService(repository(settings.table_name), SystemClock())
+
+
+@cache
+def abandoned_requests(settings: TableSettings) -> AbandonedRequests:
+    """The sweep: it only needs the table (it neither reads import files nor sends import steps)."""
+    return AbandonedRequests(allocation_service(settings), ImportSweep(repository(settings.table_name), SystemClock()))
 
 
 @cache
@@ -113,6 +120,7 @@ def forget() -> None:
         master_switch_service,
         stock_service,
         allocation_service,
+        abandoned_requests,
         import_service,
         import_worker,
         dead_letters,

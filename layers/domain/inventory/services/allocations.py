@@ -20,12 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from inventory.errors import AllocationIdReused, InsufficientStock, InvalidInput, NotFound
 from inventory.messages import DetailType
 from inventory.models import (
+    ABANDONED_AFTER,
     Allocation,
     AllocationLine,
     AllocationStatus,
@@ -46,9 +47,6 @@ from inventory.services.stock import (
     availability,
 )
 
-# An API request's allocation still pending this long after it was created was abandoned (a request
-# lasts at most 30 s; a client that retries, with the same allocation id, does so within minutes).
-ABANDONED_AFTER = timedelta(minutes=15)
 ABANDONED_CALLER = "abandoned-allocations"  # who releases them
 NO_LIMIT = 10**15  # allocated totals never come near it: backorders are not limited
 

@@ -31,6 +31,7 @@ from inventory.import_rows import FileFormat, InflationLimit, Row, RowError, rea
 from inventory.messages import DetailType
 from inventory.messages.import_work import parse_file_metadata
 from inventory.models import (
+    ABANDONED_AFTER,
     CLIENT_ID_PATTERN,
     STOCK_LOCATIONS,
     ImportCounts,
@@ -38,16 +39,23 @@ from inventory.models import (
     ImportRecord,
     ImportStatus,
     InventoryMaster,
+    Location,
     LocationType,
     OutboxEvent,
     StockRow,
     is_location_id,
 )
+from inventory.observability import logger
 from inventory.ports import Clock, FileStore, ImportRepository, LocationRepository, WorkQueue
 
+ENDED = (ImportStatus.COMPLETED, ImportStatus.FAILED)
 CHUNK_ROWS = 5_000  # rows written between two checkpoints
 MAX_ERRORS = 100  # errors kept on the import's status; a file stops being read at its 100th invalid row
 HAND_ON_BELOW_MS = 30_000  # time a chunk may need; below it, the rest goes to the next message
+ABANDONED_START = (  # why the sweep failed an import: its start stopped before this step
+    "the request that started the import stopped before it {step}, and was not repeated within "
+    f"{int(ABANDONED_AFTER.total_seconds() // 60)} minutes"
+)
 
 
 class _Rejections:
@@ -108,6 +116,44 @@ def _json_lines(items: Sequence[StockRow] | None) -> bytes:
         for i in items or ()
     )
     return "\n".join(lines).encode()
+
+
+def not_started(message: str) -> dict[str, object]:
+    """The error of an import that was never handed to the worker."""
+    return {"line": 0, "code": "not_started", "message": message}
+
+
+def imported_event(record: ImportRecord, counts: ImportCounts, now: datetime) -> OutboxEvent:
+    return OutboxEvent.of(
+        DetailType.STOCK_IMPORTED,
+        record.location_id,
+        now,
+        {
+            "import_id": record.import_id,
+            "kind": record.kind.value,
+            "shipments_included_through": record.shipments_included_through,
+            "counts": counts.model_dump(),
+        },
+        key=f"{record.location_id}/{record.import_id}",  # ending it again records the same event
+    )
+
+
+def release_if_claimed(repository: ImportRepositories, record: ImportRecord) -> None:
+    """An import ends in two writes: its record, then the location (the claim released, the rows
+    made visible). When the second failed (throttled, timed out, stopped) the record has ended but
+    still holds the location: end it again, which only repeats the location's write, with the
+    record's own time (and, for a completion, the same event)."""
+    location = repository.get_location(record.location_id)
+    if location is None or location.running_import_id != record.import_id:
+        return
+    at = record.completed_at or record.accepted_at
+    if record.status is ImportStatus.COMPLETED:
+        event = imported_event(record, record.counts, at)
+        repository.complete_import(
+            record.location_id, record.import_id, completed_at=at, counts=record.counts, event=event
+        )
+    else:
+        repository.fail_import(record.location_id, record.import_id, failed_at=at, errors=record.errors)
 
 
 def inline_key(location_id: str, import_id: str, content_hash: str) -> str:
@@ -205,8 +251,10 @@ class ImportService:
 
     def _repeated(self, existing: ImportRecord, request: ImportRequest, content_hash: str) -> ImportRecord:
         """The answer to a repeat of an accepted request; one that stopped before it handed the
-        import to the worker (not `queued`) starts it now."""
-        if existing.content_hash != content_hash:
+        import to the worker (not `queued`) starts it now. An import that the sweep failed before
+        its request recorded its content (no content hash) is answered as it is, failed, to any
+        request with its id: it is never begun again under that id."""
+        if existing.content_hash is not None and existing.content_hash != content_hash:
             raise ImportIdReused(f"import {request.import_id!r} was accepted with other content")
         if existing.status is ImportStatus.ACCEPTED and not existing.queued:
             self._start(existing, request, content_hash)
@@ -227,7 +275,7 @@ class ImportService:
                 record.location_id,
                 record.import_id,
                 failed_at=self._clock.now(),
-                errors=[{"code": "not_started", "message": f"the import could not be started: {error}"}],
+                errors=[not_started(f"the import could not be started: {error}")],
             )
             raise
         # Not in the try: once the message is out, a failure here leaves the import to run (a repeat
@@ -263,14 +311,14 @@ class ImportService:
         record = self._repo.get_import(location_id, import_id)
         if record is None:
             raise NotFound(f"import {import_id!r} does not exist at location {location_id!r}")
-        if record.status in (ImportStatus.COMPLETED, ImportStatus.FAILED):
-            self._release_if_claimed(record)  # a repeated delivery, or a retry after half an ending
+        if record.status in ENDED:
+            release_if_claimed(self._repo, record)  # a repeated delivery, or a retry after half an ending
             return record.status
         try:
             return self._advance(record, remaining_ms)
         except Conflict:  # another run of the same import (its message sent twice) ended it first
             ended = self._repo.get_import(location_id, import_id)
-            if ended is None or ended.status not in (ImportStatus.COMPLETED, ImportStatus.FAILED):
+            if ended is None or ended.status not in ENDED:
                 raise
             return ended.status
 
@@ -325,7 +373,7 @@ class ImportService:
         counts = counts.model_copy(update={"zeroed": self._zeroed_by(record)})
         now = self._clock.now()
         self._repo.complete_import(
-            location_id, import_id, completed_at=now, counts=counts, event=self._imported_event(record, counts, now)
+            location_id, import_id, completed_at=now, counts=counts, event=imported_event(record, counts, now)
         )
         return ImportStatus.COMPLETED
 
@@ -348,30 +396,14 @@ class ImportService:
             zeroed += sum(1 for pair, quantity in before.items() if quantity > 0 and pair not in present)
         return zeroed
 
-    def _release_if_claimed(self, record: ImportRecord) -> None:
-        """An import ends in two writes: its record, then the location (the claim released, the rows
-        made visible). When the second failed (throttled, timed out) the record has ended but still
-        holds the location: end it again, which only repeats the location's write."""
-        location = self._repo.get_location(record.location_id)
-        if location is None or location.running_import_id != record.import_id:
-            return
-        at = record.completed_at or self._clock.now()
-        if record.status is ImportStatus.COMPLETED:
-            event = self._imported_event(record, record.counts, at)
-            self._repo.complete_import(
-                record.location_id, record.import_id, completed_at=at, counts=record.counts, event=event
-            )
-        else:
-            self._repo.fail_import(record.location_id, record.import_id, failed_at=at, errors=record.errors)
-
     def abandon(self, location_id: str, import_id: str, reason: str) -> ImportStatus | None:
         """Fail an import that will not be run again, so that it releases its location (or, when it
         ended already but still holds it, finish its ending); the status it ends with."""
         record = self._repo.get_import(location_id, import_id)
         if record is None:
             return None
-        if record.status in (ImportStatus.COMPLETED, ImportStatus.FAILED):
-            self._release_if_claimed(record)
+        if record.status in ENDED:
+            release_if_claimed(self._repo, record)
             return record.status
         error = {"line": 0, "code": "abandoned", "message": f"the import failed on every attempt: {reason}"}
         self._repo.fail_import(location_id, import_id, failed_at=self._clock.now(), errors=[error])
@@ -385,21 +417,6 @@ class ImportService:
         ]
         self._repo.write_import_rows(record.location_id, record.seq, rows)
         self._repo.record_progress(record.location_id, record.import_id, written_through_line=chunk[-1].line)
-
-    @staticmethod
-    def _imported_event(record: ImportRecord, counts: ImportCounts, now: datetime) -> OutboxEvent:
-        return OutboxEvent.of(
-            DetailType.STOCK_IMPORTED,
-            record.location_id,
-            now,
-            {
-                "import_id": record.import_id,
-                "kind": record.kind.value,
-                "shipments_included_through": record.shipments_included_through,
-                "counts": counts.model_dump(),
-            },
-            key=f"{record.location_id}/{record.import_id}",  # ending it again records the same event
-        )
 
     # ------------------------------------------------------------------ files dropped in the bucket
     def file_dropped(self, bucket: str, key: str) -> ImportRecord:
@@ -427,4 +444,92 @@ class ImportService:
         return record
 
 
-__all__ = ["FileFormat", "ImportRequest", "ImportService"]
+class ImportSweep:
+    """Fails the imports whose start stopped half-way and was never repeated, so that none keeps
+    its location claimed for ever (every later import would be refused, and the switch with them).
+
+    An import start claims the location, puts the record (`accepted`), writes the inline items'
+    file, sends the worker's message and marks the record `queued`; a repeat of the request
+    completes any of these. Once a claim is ABANDONED_AFTER old, its request is no longer repeated:
+
+    - a claim with no record (stopped between the two): a failed record is put, on the condition
+      that none exists, so that a late repeat of the request finds the import failed rather than
+      racing the sweep; then the location is released, on the condition that this import still
+      claims it;
+    - a record still `accepted` and not `queued` (stopped before its message): failed, on the
+      condition that it still is, then released, as the worker's failures are;
+    - a record that has ended but still claims the location (an ending that stopped between its
+      two writes, this sweep's own among them): its ending is repeated.
+
+    Queued and running imports are the worker's: the queue delivers their steps again, and the
+    worker's give-up on the last delivery fails them. Each step is one conditional write that a
+    repeat finds done, so a stop between any two, or two sweeps at once, end in the same state
+    (two at once may both report a recorded import they raced for: the one that lost finds it
+    failed and finishes its release; the function runs one sweep at a time).
+    """
+
+    def __init__(self, repository: ImportRepositories, clock: Clock) -> None:
+        self._repo = repository
+        self._clock = clock
+
+    def fail_abandoned(self, more_time: Callable[[], bool] = lambda: True) -> list[ImportRecord]:
+        """Sweep every claimed location while `more_time()`; the imports this run failed."""
+        now = self._clock.now()
+        cutoff = now - ABANDONED_AFTER
+        failed: list[ImportRecord] = []
+        for location in self._repo.claimed_locations():
+            if not more_time():
+                break
+            # A claim written before claims carried their time counts from the location's last
+            # write, which is never earlier than the claim.
+            claimed_at = location.running_import_claimed_at or location.updated_at
+            if claimed_at > cutoff:
+                continue  # its request may still be repeated
+            record = self._sweep(location, claimed_at, now, cutoff)
+            if record is not None:
+                failed.append(record)
+        return failed
+
+    def _sweep(self, location: Location, claimed_at: datetime, now: datetime, cutoff: datetime) -> ImportRecord | None:
+        import_id = location.running_import_id
+        assert import_id is not None  # a claimed location
+        record = self._repo.get_import(location.location_id, import_id)
+        if record is None:
+            summary = location.last_import  # the claim writes it: this import's id and kind
+            if summary is None or summary.import_id != import_id:
+                logger.error(
+                    "claimed location without its import's summary: left",
+                    extra={"location_id": location.location_id, "import_id": import_id},
+                )
+                return None
+            unrecorded = ImportRecord(
+                location_id=location.location_id,
+                import_id=import_id,
+                kind=summary.kind,
+                status=ImportStatus.FAILED,
+                accepted_at=claimed_at,
+                completed_at=now,
+                errors=[not_started(ABANDONED_START.format(step="recorded it"))],
+            )
+            record, put = self._repo.fail_unrecorded_import(unrecorded)
+            if put:
+                return record
+            # recorded meanwhile: by a late repeat of its request, or by another sweep
+        if record.status in ENDED:
+            release_if_claimed(self._repo, record)
+            return None
+        if record.status is not ImportStatus.ACCEPTED or record.queued or record.accepted_at > cutoff:
+            return None  # the worker's, or recorded by a repeat of its request just now
+        try:
+            return self._repo.fail_import(
+                location.location_id,
+                import_id,
+                failed_at=now,
+                errors=[not_started(ABANDONED_START.format(step="marked it queued for the worker"))],
+                unstarted_only=True,
+            )
+        except Conflict:  # queued or running meanwhile: the worker's now
+            return None
+
+
+__all__ = ["FileFormat", "ImportRequest", "ImportService", "ImportSweep"]
