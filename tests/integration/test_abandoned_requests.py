@@ -16,12 +16,15 @@ import pytest
 from botocore.client import BaseClient
 
 from inventory import wiring
+from inventory.models import IMPORT_START_ABANDONED_AFTER
 from local.stack import LocalAws
 from tests.conftest import FakeContext, http_event, load_handler
 from tests.faults import Crash, Faults, item_key
 from tests.integration.conftest import shared_repository
 from tests.integration.test_event_files import allowed_actions
 from tests.integration.test_failure_paths import import_steps
+
+GRACE = int(IMPORT_START_ABANDONED_AFTER.total_seconds() // 60)  # minutes
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +100,7 @@ def test_starts_stopped_before_the_worker_has_them_are_failed_once_abandoned_and
 ) -> None:
     """Given four stores whose import start stopped after its claim (no record), stopped after its
     record (accepted, never queued), completed (queued: its step waits in the queue), and whose
-    import is running, when the scheduled sweep runs 14 minutes later, then 16 minutes later,
+    import is running, when the scheduled sweep runs a minute before the grace, then a minute after,
     then the first run leaves all four; the second fails the two never handed to the worker with
     `not_started`, and their stores take a new import, while a late repeat of their request answers
     the import failed; the queued and the running import are left, their stores claimed. The
@@ -110,7 +113,7 @@ def test_starts_stopped_before_the_worker_has_them_are_failed_once_abandoned_and
         assert import_steps(local_aws, f'"location_id":"{location}"')  # off the queue: nobody runs it
     shared_repository().record_progress(running, "load", written_through_line=0)  # the worker's first step
 
-    early = sweep(minutes_later=14)
+    early = sweep(minutes_later=GRACE - 1)
     blocked_early = [takes_a_new_import(local_aws, loc, "early")[1] for loc in (claim_only, record_only)]
     calls: set[tuple[str, str]] = set()
     make_api_call = BaseClient._make_api_call
@@ -121,7 +124,7 @@ def test_starts_stopped_before_the_worker_has_them_are_failed_once_abandoned_and
         return make_api_call(client, operation, params)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", recording)
-    late = sweep(minutes_later=16)
+    late = sweep(minutes_later=GRACE + 1)
     monkeypatch.undo()
 
     assert early["failed_imports"] == 0
@@ -141,7 +144,7 @@ def test_starts_stopped_before_the_worker_has_them_are_failed_once_abandoned_and
     allowed = allowed_actions("abandoned_requests")
     assert calls - allowed == set(), "add these to AbandonedRequestsFunction's policy"
     assert {("dynamodb:PutItem", "table"), ("dynamodb:Query", "index/gsi1")} <= calls
-    assert sweep(minutes_later=16)["failed_imports"] == 0  # nothing left to fail
+    assert sweep(minutes_later=GRACE + 1)["failed_imports"] == 0  # nothing left to fail
 
 
 def test_a_location_whose_import_start_stopped_after_its_claim_takes_imports_again_after_the_sweep(
@@ -149,12 +152,12 @@ def test_a_location_whose_import_start_stopped_after_its_claim_takes_imports_aga
 ) -> None:
     """Given a store whose import start stopped right after its claim and was never repeated (every
     later import used to be refused with import_in_progress, and the switch, for ever), when the
-    sweep runs 16 minutes later, then the store takes a new import."""
+    sweep runs just past the grace, then the store takes a new import."""
     location = "sweep-defect"
     stopped_start(faults, location, after="claim")
     refused = takes_a_new_import(local_aws, location, "refused")
 
-    sweep(minutes_later=16)
+    sweep(minutes_later=GRACE + 1)
 
     assert refused == (409, "import_in_progress")
     assert takes_a_new_import(local_aws, location, "after-sweep") == (202, "accepted")
@@ -179,10 +182,10 @@ class Listing:
 
 
 class PastTheGrace:
-    """The sweep's clock, 16 minutes on: every start stopped just now is abandoned by then."""
+    """The sweep's clock, just past the grace: every start stopped just now is abandoned by then."""
 
     def now(self) -> datetime:
-        return datetime.now(UTC) + timedelta(minutes=16)
+        return datetime.now(UTC) + timedelta(minutes=GRACE + 1)
 
 
 def _sweep_at_once(locations: list[str], barrier: Any) -> list[str]:

@@ -17,6 +17,7 @@ import pytest
 from inventory.errors import ImportInProgress, TemporarilyUnavailable
 from inventory.models import (
     ABANDONED_AFTER,
+    IMPORT_START_ABANDONED_AFTER,
     ImportKind,
     ImportStatus,
     Location,
@@ -29,6 +30,9 @@ from inventory.services.allocations import AllocationService
 from inventory.services.imports import ImportRequest, ImportService, ImportSweep
 from inventory.services.locations import MasterSwitchService
 from tests.unit.fakes import FixedClock, MemoryFiles, MemoryQueue, MemoryRepository
+from tests.unit.test_template import TEMPLATE
+
+GRACE = int(IMPORT_START_ABANDONED_AFTER.total_seconds() // 60)  # minutes
 
 
 class Stopped(BaseException):
@@ -118,11 +122,11 @@ def test_a_start_never_repeated_is_failed_once_the_claim_is_abandoned_and_the_lo
 ) -> None:
     """Given an import start that stopped after its claim (no record), before its file, or after
     its message (recorded, never marked queued), and was not repeated,
-    when the sweep runs 14 minutes later, then just past 15,
+    when the sweep runs a minute before the grace, then just past it,
     then the first leaves it (its client may still repeat it), the second fails it with
     `not_started`, releases the location, and the location takes the next import."""
     world.stopped_start(at)
-    world.clock.advance(minutes=14)
+    world.clock.advance(minutes=GRACE - 1)
 
     early = world.sweep.fail_abandoned()
     blocked = not world.takes_a_new_import("too-early")
@@ -132,7 +136,7 @@ def test_a_start_never_repeated_is_failed_once_the_claim_is_abandoned_and_the_lo
     assert (early, blocked) == ([], True)
     assert (failed.import_id, failed.status) == ("i1", ImportStatus.FAILED)
     assert world.seen() == FAILED_NOT_STARTED
-    assert "not repeated within 15 minutes" in world.imports.status("s1", "i1").errors[0]["message"]
+    assert f"not repeated within {GRACE} minutes" in world.imports.status("s1", "i1").errors[0]["message"]
     assert not any(r.code == "import_in_progress" for r in world.switch.readiness("s1").reasons)
     assert world.takes_a_new_import()
     assert world.sweep.fail_abandoned() == []  # the next import is young, and i1 has ended
@@ -141,10 +145,10 @@ def test_a_start_never_repeated_is_failed_once_the_claim_is_abandoned_and_the_lo
 def test_the_fix_a_location_whose_start_stopped_after_its_claim_takes_imports_again(world: World) -> None:
     """Given an import start that stopped right after claiming the location (the defect: every later
     import answered import_in_progress for ever),
-    when the abandoned-requests sweep runs 16 minutes later,
+    when the abandoned-requests sweep runs just past the grace,
     then the location takes a new import."""
     world.stopped_start("after the claim")
-    world.clock.advance(minutes=16)
+    world.clock.advance(minutes=GRACE + 1)
     assert not world.takes_a_new_import("blocked")
 
     sweep = AbandonedRequests(AllocationService(world.repo, world.clock), world.sweep)
@@ -159,7 +163,7 @@ def test_a_late_repeat_of_the_request_answers_the_failed_import_and_claims_nothi
     when the same request comes again, and a request with the same id and other content,
     then each answers the import as it is, failed, without a claim, a file or a message."""
     world.stopped_start("after the claim")
-    world.clock.advance(minutes=16)
+    world.clock.advance(minutes=GRACE + 1)
     world.sweep.fail_abandoned()
 
     again, created = world.start()
@@ -177,7 +181,7 @@ def test_a_recorded_start_repeated_after_the_sweep_answers_it_failed_and_the_wor
     when the worker gets the message, and the request is repeated,
     then the worker stops without writing, and the repeat answers the import failed."""
     world.stopped_start("after the message")
-    world.clock.advance(minutes=16)
+    world.clock.advance(minutes=GRACE + 1)
     world.sweep.fail_abandoned()
 
     (message,) = world.queue.messages
@@ -209,12 +213,12 @@ def test_queued_and_running_imports_are_the_workers_not_the_sweeps(world: World)
 
 def test_the_grace_counts_from_the_claim_not_from_the_locations_last_write(world: World) -> None:
     """Given a start that stopped after its claim at 9:00, and the location updated at 9:10,
-    when the sweep runs at 9:16,
+    when the sweep runs a minute past the grace after 9:00,
     then the import is failed: the claim's own time decides."""
     world.stopped_start("after the claim")
     world.clock.advance(minutes=10)
     world.switch.put("s1", LocationChanges(type=LocationType.STORE, name="renamed"))
-    world.clock.advance(minutes=6)
+    world.clock.advance(minutes=GRACE - 10 + 1)
 
     assert [r.import_id for r in world.sweep.fail_abandoned()] == ["i1"]
 
@@ -223,16 +227,16 @@ def test_a_claim_written_before_claims_carried_their_time_counts_from_the_locati
     world: World,
 ) -> None:
     """Given a claim without its time (written before claims carried it) and the location last
-    written at 9:10, when the sweep runs at 9:20 and at 9:26, then the first leaves it and the
-    second fails it."""
+    written at 9:10, when the sweep runs a minute before the grace after 9:10 and a minute past
+    it, then the first leaves it and the second fails it."""
     world.stopped_start("after the claim")
     world.clock.advance(minutes=10)
     world.switch.put("s1", LocationChanges(type=LocationType.STORE, name="renamed"))
     world.repo.locations["s1"] = world.location().model_copy(update={"running_import_claimed_at": None})
 
-    world.clock.advance(minutes=10)
+    world.clock.advance(minutes=GRACE - 1)
     early = world.sweep.fail_abandoned()
-    world.clock.advance(minutes=6)
+    world.clock.advance(minutes=2)
     late = world.sweep.fail_abandoned()
 
     assert (early, [r.import_id for r in late]) == ([], ["i1"])
@@ -249,7 +253,7 @@ def test_a_sweep_stopped_between_its_writes_is_finished_by_the_next(world: World
     then the repeat answers the import failed, and the next sweep releases the location: the
     state of a sweep that never stopped."""
     world.stopped_start(at)
-    world.clock.advance(minutes=16)
+    world.clock.advance(minutes=GRACE + 1)
     world.repo.fail_next(method, Stopped("stopped between the record and the release"), after_writes=1)
     with pytest.raises(Stopped):
         world.sweep.fail_abandoned()
@@ -292,7 +296,7 @@ def test_two_sweeps_at_once_fail_the_import_once(at: str) -> None:
     world.switch = MasterSwitchService(repo, world.clock, 15)
     world.switch.put("s1", LocationChanges(type=LocationType.STORE))
     world.stopped_start(at)
-    world.clock.advance(minutes=16)
+    world.clock.advance(minutes=GRACE + 1)
     first = ImportSweep(repo, world.clock)
     repo.other = first
 
@@ -311,7 +315,7 @@ def test_an_import_that_ended_but_kept_its_claim_is_given_back_not_failed(world:
     (message,) = world.queue.messages
     with pytest.raises(Stopped):
         world.imports.run(str(message["location_id"]), str(message["import_id"]), lambda: 10**9)
-    world.clock.advance(minutes=16)
+    world.clock.advance(minutes=GRACE + 1)
 
     assert world.sweep.fail_abandoned() == []
 
@@ -330,7 +334,7 @@ def test_a_claim_without_its_imports_summary_is_left_and_logged(world: World) ->
     nothing: the location is left claimed."""
     world.stopped_start("after the claim")
     world.repo.locations["s1"] = world.location().model_copy(update={"last_import": None})
-    world.clock.advance(minutes=16)
+    world.clock.advance(minutes=GRACE + 1)
 
     assert world.sweep.fail_abandoned() == []
     assert world.location().running_import_id == "i1"
@@ -345,7 +349,7 @@ def test_the_sweep_stops_when_its_time_is_up(world: World) -> None:
     world.repo.fail_next("begin_import", Stopped(), after_writes=1)
     with pytest.raises(Stopped):
         world.imports.accept("s2", world.request("j1"), "erp")
-    world.clock.advance(minutes=16)
+    world.clock.advance(minutes=GRACE + 1)
     budget = iter([True, False])
 
     first = world.sweep.fail_abandoned(lambda: next(budget))
@@ -364,7 +368,7 @@ def test_one_half_of_the_sweep_failing_does_not_hold_the_other_back(world: World
     then the imports are swept all the same, and the run fails (the schedule records it, and the
     next run tries again)."""
     world.stopped_start("after the claim")
-    world.clock.advance(minutes=16)
+    world.clock.advance(minutes=GRACE + 1)
     sweep = AbandonedRequests(FailingAllocations(world.repo, world.clock), world.sweep)
 
     with pytest.raises(TemporarilyUnavailable):
@@ -373,6 +377,9 @@ def test_one_half_of_the_sweep_failing_does_not_hold_the_other_back(world: World
     assert world.seen() == FAILED_NOT_STARTED
 
 
-def test_the_grace_is_the_allocations_abandon_time() -> None:
-    """One grace for every abandoned request: 15 minutes."""
-    assert timedelta(minutes=15) == ABANDONED_AFTER
+def test_the_grace_outlasts_two_deliveries_of_a_dropped_files_notification() -> None:
+    """A dropped file's start is repeated by the import queue after its visibility timeout: the
+    sweep waits for two of those, and never less than an API client's retries (15 minutes)."""
+    visibility = TEMPLATE["Resources"]["ImportQueue"]["Properties"]["VisibilityTimeout"]
+    assert 2 * timedelta(seconds=visibility) < IMPORT_START_ABANDONED_AFTER
+    assert IMPORT_START_ABANDONED_AFTER >= ABANDONED_AFTER

@@ -23,6 +23,10 @@ T = TypeVar("T")
 # the worker. A request lasts at most 30 s, and a client that retries one does so within minutes;
 # after this, the abandoned-requests sweep (every five minutes) undoes or ends what it left.
 ABANDONED_AFTER = timedelta(minutes=15)
+# An import start from a dropped file is repeated by the import queue, which delivers the file's
+# notification again only after its visibility timeout (ImportQueue: 30 minutes): the sweep fails a
+# start that claimed its location once two such deliveries could have come and gone.
+IMPORT_START_ABANDONED_AFTER = timedelta(minutes=65)
 
 
 def is_location_id(value: str) -> bool:

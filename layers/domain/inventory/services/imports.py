@@ -31,8 +31,8 @@ from inventory.import_rows import FileFormat, InflationLimit, Row, RowError, rea
 from inventory.messages import DetailType
 from inventory.messages.import_work import parse_file_metadata
 from inventory.models import (
-    ABANDONED_AFTER,
     CLIENT_ID_PATTERN,
+    IMPORT_START_ABANDONED_AFTER,
     STOCK_LOCATIONS,
     ImportCounts,
     ImportKind,
@@ -54,7 +54,7 @@ MAX_ERRORS = 100  # errors kept on the import's status; a file stops being read 
 HAND_ON_BELOW_MS = 30_000  # time a chunk may need; below it, the rest goes to the next message
 ABANDONED_START = (  # why the sweep failed an import: its start stopped before this step
     "the request that started the import stopped before it {step}, and was not repeated within "
-    f"{int(ABANDONED_AFTER.total_seconds() // 60)} minutes"
+    f"{int(IMPORT_START_ABANDONED_AFTER.total_seconds() // 60)} minutes"
 )
 
 
@@ -450,7 +450,8 @@ class ImportSweep:
 
     An import start claims the location, puts the record (`accepted`), writes the inline items'
     file, sends the worker's message and marks the record `queued`; a repeat of the request
-    completes any of these. Once a claim is ABANDONED_AFTER old, its request is no longer repeated:
+    completes any of these, and the import queue repeats a dropped file's start after its visibility
+    timeout. Once a claim is IMPORT_START_ABANDONED_AFTER old, its start is no longer repeated:
 
     - a claim with no record (stopped between the two): a failed record is put, on the condition
       that none exists, so that a late repeat of the request finds the import failed rather than
@@ -475,7 +476,7 @@ class ImportSweep:
     def fail_abandoned(self, more_time: Callable[[], bool] = lambda: True) -> list[ImportRecord]:
         """Sweep every claimed location while `more_time()`; the imports this run failed."""
         now = self._clock.now()
-        cutoff = now - ABANDONED_AFTER
+        cutoff = now - IMPORT_START_ABANDONED_AFTER
         failed: list[ImportRecord] = []
         for location in self._repo.claimed_locations():
             if not more_time():
