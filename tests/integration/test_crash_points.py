@@ -2,8 +2,9 @@
 
 For each operation, a run without faults counts its DynamoDB writes and records what a user then
 sees. Then, for each write k and each kind of fault, the operation runs again on a fresh location
-with the fault at write k: the function stops before it (`crash`), is refused it (`throttled`), or
-has it applied and its answer lost (`timeout`). The client, or the queue, retries the request
+with the fault at write k: the function stops before it (`crash`), is refused it (throttled, over
+its provisioned throughput, an internal error or a connection reset, in turn), or has it applied
+and its answer lost (`timeout`). The client, or the queue, retries the request
 until it succeeds, and what a user sees must equal the fault-free run's: completed once, nothing
 half-applied, nothing doubled. Faults are injected at the DynamoDB client's boundary
 (tests/faults.py); the backend is dynalite, as everywhere in these tests.
@@ -12,6 +13,7 @@ half-applied, nothing doubled. Faults are injected at the DynamoDB client's boun
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import uuid
@@ -36,7 +38,19 @@ from tests.integration.test_failure_paths import import_steps, outbox_events
 
 pytestmark = pytest.mark.integration
 
-KINDS: tuple[Kind, ...] = ("crash", "throttled", "timeout")
+KINDS = ("crash", "refused", "timeout")
+# A refused write is each of DynamoDB's refusals in turn, over the whole suite: throttled (after the
+# SDK's retries), over provisioned throughput, an internal error, a connection reset.
+REFUSALS: tuple[Kind, ...] = ("throttled", "provisioned", "unavailable", "reset")
+_REFUSED = itertools.count()
+
+
+def injected_kind(kind: str) -> Kind:
+    if kind == "refused":
+        return REFUSALS[next(_REFUSED) % len(REFUSALS)]
+    return "crash" if kind == "crash" else "timeout"
+
+
 RETRIES = 4  # a client (or the queue) tries again this many times at most
 INJECTED: Counter[tuple[str, str]] = Counter()  # faults injected, by operation and kind
 
@@ -360,11 +374,12 @@ def test_an_operation_stopped_at_any_write_completes_once_on_retry(
             for k in range(writes):
                 location = fresh(operation.name)
                 state = operation.prepare(local_aws, location)
-                fault = faults.inject(ANY_WRITE, kind, skip=k)
+                injected = injected_kind(kind)
+                fault = faults.inject(ANY_WRITE, injected, skip=k)
                 with contextlib.suppress(Crash, Failed):  # stopped, or answered a failure
                     operation.run(local_aws, location, state)
                 faults.disarm()
-                INJECTED[(operation.name, kind)] += fault.fired
+                INJECTED[(operation.name, injected)] += fault.fired
                 retried(local_aws, operation, location, state)
                 seen = operation.seen(local_aws, location, state)
                 assert seen == expected, f"{kind} at write {k + 1} of {writes}"
