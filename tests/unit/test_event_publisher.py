@@ -1,5 +1,6 @@
 """The EventBridge publisher against a fake client: events too large for the bus go out in parts
-that each fit, with ids that a second publication gives again."""
+that each fit, with ids that a second publication gives again; a request the bus refuses fails
+its own events only."""
 
 from __future__ import annotations
 
@@ -7,15 +8,18 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
 from jsonschema import Draft202012Validator
 
+from inventory.adapters.dynamodb.keys import location_pk, outbox_shard
 from inventory.adapters.eventbridge import MAX_ENTRY_BYTES, MAX_REQUEST_BYTES, EventBridgePublisher, entry_size
 from inventory.messages import DetailType
 from inventory.messages.published import AllocationRefused
 from inventory.models import AllocationLine, OutboxEvent
 from inventory.services.allocations import AllocationRequest
 from inventory.services.outbox import OutboxRelay
+from tests.unit.fakes import FixedClock, MemoryPublisher, MemoryRepository, location_item
 from tests.unit.test_allocations import Shop
 from tests.unit.test_messages import committed
 
@@ -200,3 +204,72 @@ def test_a_part_that_fits_nowhere_keeps_its_whole_event_back() -> None:
 
     assert publisher(bus).publish([event]) == []
     assert bus.calls == []
+
+
+# ------------------------------------------------------------------------------------ refused requests
+@pytest.mark.parametrize(
+    "error", [throttled(), EndpointConnectionError(endpoint_url="https://events")], ids=["throttled", "unreachable"]
+)
+def test_a_refused_request_fails_its_own_events_and_the_other_requests_go_on(error: Exception) -> None:
+    """Given 25 events (three requests: 10, 10 and 5), when the bus refuses the second request,
+    then the events of the first and third are accepted, and the second's are not."""
+    events = [switched(n) for n in range(25)]
+    bus = Bus(raise_calls={2: error})
+
+    accepted = publisher(bus).publish(events)
+
+    assert [len(call) for call in bus.calls] == [10, 10, 5]
+    assert accepted == [e.event_id for e in events[:10] + events[20:]]
+
+
+def test_entries_the_bus_did_not_accept_are_not_published_and_the_rest_are() -> None:
+    events = [switched(n) for n in range(4)]
+    bus = Bus(refuse={events[1].event_id, events[3].event_id})
+
+    assert publisher(bus).publish(events) == [events[0].event_id, events[2].event_id]
+
+
+def test_an_event_whose_parts_were_not_all_accepted_is_not_published_and_goes_out_whole_again() -> None:
+    """Parts of 256 KB go out one a request: when the request of the second is refused, the event
+    stays unpublished, and the next publication sends every part again, with the same ids."""
+    event = refused(items=1, shortages=390)
+    bus = Bus(raise_calls={2: throttled()})
+
+    assert publisher(bus).publish([event]) == []
+    assert publisher(bus).publish([event]) == [event.event_id]
+
+    sent = [json.loads(entry["Detail"])["event_id"] for call in bus.calls for entry in call]
+    assert sent[:3] == sent[3:]  # the first publication's three parts, then the same three again
+    assert [d["part"] for d in bus.details()] == [1, 3, 1, 2, 3]
+
+
+def test_a_refused_request_leaves_its_events_in_the_outbox_and_the_round_goes_on_with_other_shards() -> None:
+    """Given events in every shard of the outbox, when the bus refuses the round's first request,
+    then the round publishes the rest, counts the refused ones as failed, and the next round
+    publishes those."""
+    repo = MemoryRepository()
+    events = [switched(n) for n in range(40)]
+    for n, event in enumerate(events):
+        repo.record(location_item(f"s{n}"), event)
+    shards = {outbox_shard(location_pk(f"s{n}")) for n in range(40)}
+    bus = Bus(raise_calls={1: throttled()})
+    relay = OutboxRelay(repo, publisher(bus), FixedClock())
+
+    first = relay.run_once()
+    second = relay.run_once()
+
+    refused_ids = {json.loads(entry["Detail"])["event_id"] for entry in bus.calls[0]}
+    assert len(shards) > 1
+    assert (first.published, first.failed) == (40 - len(refused_ids), len(refused_ids))
+    assert (second.published, second.failed) == (len(refused_ids), 0)
+    assert sorted(d["event_id"] for d in bus.details()) == sorted(e.event_id for e in events)  # each once
+
+
+def test_the_relay_counts_as_failed_what_the_publisher_did_not_accept() -> None:
+    repo = MemoryRepository()
+    for n in range(3):
+        repo.record(location_item(f"s{n}"), switched(n))
+
+    result = OutboxRelay(repo, MemoryPublisher(refuse={switched(1).event_id}), FixedClock()).run_once()
+
+    assert (result.published, result.failed) == (2, 1)

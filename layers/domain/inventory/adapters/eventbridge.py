@@ -2,7 +2,9 @@
 
 Events go out in as few `PutEvents` calls as the bus allows (10 entries, 256 KB a call). An event
 larger than the bus takes goes out in parts (`OutboxEvent.part`), which share out the list its
-model names (`Splittable.split_on`).
+model names (`Splittable.split_on`). A call the bus refuses (throttled, an outage, a request it
+finds invalid) fails its own events only: they are not accepted, so they stay in the outbox for the
+next round, and the other calls go on.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from inventory.errors import TemporarilyUnavailable
 from inventory.messages import SOURCE
 from inventory.models import OutboxEvent
 from inventory.observability import logger
@@ -120,7 +121,7 @@ class EventBridgePublisher:
 
     def publish(self, events: Sequence[OutboxEvent]) -> list[str]:
         """Publish; returns the ids of the events that the bus accepted whole (every part of theirs).
-        An entry the bus did not accept is not in the answer."""
+        What a refused call held, or an entry the bus did not accept, is not in the answer."""
         waiting: dict[str, int] = {}  # by event id: its entries the bus has not accepted yet
         entries: list[_Entry] = []
         for event in events:
@@ -137,7 +138,12 @@ class EventBridgePublisher:
             try:
                 response = self.client.put_events(Entries=[e.entry for e in batch])  # type: ignore[misc]
             except (ClientError, BotoCoreError) as error:
-                raise TemporarilyUnavailable(f"EventBridge refused the batch ({type(error).__name__})") from error
+                code = error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
+                logger.warning(
+                    "the bus refused a request: its events wait in the outbox for the next round",
+                    extra={"error": type(error).__name__, "error_code": code, "entries": len(batch)},
+                )
+                continue
             for sent, result in zip(batch, response.get("Entries", []), strict=False):
                 if result.get("EventId"):
                     waiting[sent.event_id] -= 1
