@@ -27,6 +27,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 
 from inventory import wiring
 from inventory.adapters.dynamodb.keys import location_pk
+from inventory.adapters.eventbridge import EventBridgePublisher
 from inventory.settings import OutboxRelaySettings, settings_of
 from local.stack import LocalAws
 from tests.conftest import FakeContext, http_event, load_handler, sqs_event
@@ -383,6 +384,45 @@ def test_an_operation_stopped_at_any_write_completes_once_on_retry(
                 retried(local_aws, operation, location, state)
                 seen = operation.seen(local_aws, location, state)
                 assert seen == expected, f"{kind} at write {k + 1} of {writes}"
+
+
+RELAY = next(o for o in OPERATIONS if o.name == "relay round")
+# The bus's refusals as the relay sees them: a ClientError (throttled, an internal error) or a
+# connection reset, each failing the call it hits and no other.
+BUS_KINDS: tuple[Kind, ...] = ("crash", "throttled", "unavailable", "reset", "timeout")
+
+
+@pytest.mark.parametrize("kind", BUS_KINDS)
+def test_a_relay_round_stopped_at_any_bus_call_publishes_every_event_on_retry(local_aws: LocalAws, kind: Kind) -> None:
+    """The relay round again, with the fault at its other writes, its `PutEvents` calls, at the
+    relay's EventBridge client: the run stopped before the call (`crash`), the call refused
+    (`throttled`, `unavailable`) or its connection reset (`reset`), or the events published and
+    the answer lost (`timeout`). The next rounds publish every event, and the consumer sees what
+    it saw without the fault (de-duplicating by event_id)."""
+    publisher = wiring.outbox_relay(settings_of(OutboxRelaySettings))._publisher
+    assert isinstance(publisher, EventBridgePublisher)
+    with faults_on(publisher.client) as bus:
+        location = fresh(RELAY.name)
+        state = RELAY.prepare(local_aws, location)
+        bus.calls.clear()
+        RELAY.run(local_aws, location, state)
+        calls = sum(operation == "PutEvents" for operation, _ in bus.calls)
+        expected = RELAY.seen(local_aws, location, state)
+        assert calls >= 1
+
+        for k in range(calls):
+            location = fresh(RELAY.name)
+            state = RELAY.prepare(local_aws, location)
+            fault = bus.inject("PutEvents", kind, skip=k)
+            with contextlib.suppress(Crash, Failed):  # stopped, or the events still wait
+                RELAY.run(local_aws, location, state)
+            bus.disarm()
+            INJECTED[("relay bus", kind)] += fault.fired
+            # A fresh location's events may fall in fewer shards (fewer calls): only the first
+            # call is sure to be there.
+            assert fault.fired or k > 0
+            retried(local_aws, RELAY, location, state)
+            assert RELAY.seen(local_aws, location, state) == expected, f"{kind} at bus call {k + 1} of {calls}"
 
 
 def test_zz_report_the_faults_injected() -> None:

@@ -374,6 +374,15 @@ class OutboxEvent(Frozen):
         common = {"schema_version": EVENT_SCHEMA_VERSION, "location_id": location_id, "occurred_at": iso(at)}
         return cls(event_id=event_id, detail_type=detail_type, occurred_at=at, detail=common | detail)
 
+    def part(self, number: int, parts: int, detail: dict[str, Any]) -> OutboxEvent:
+        """Part `number` of `parts` of this event, which is too large to publish whole: an event of its
+        own, with `detail` and what says which part of which event it is. Its id derives from this
+        event's, so that publishing this event again (after a crash) gives the same parts."""
+        event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.event_id}/part/{number}/{parts}"))
+        said = {"part_of": self.event_id, "part": number, "parts": parts}
+        own = {k: v for k, v in detail.items() if k != "event_id"}  # a stored detail names the whole's id
+        return self.model_copy(update={"event_id": event_id, "detail": own | said})
+
 
 class Page(BaseModel, Generic[T]):
     items: list[T]

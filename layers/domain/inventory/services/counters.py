@@ -7,11 +7,11 @@ reads again and decides again, so each decision is made on the figures it is wri
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from inventory.backoff import backoff_seconds
 from inventory.errors import TemporarilyUnavailable
 from inventory.models import CountersChange
 from inventory.ports import CountersRepository
@@ -26,7 +26,7 @@ def until_written(step: Callable[[], T | None], what: str) -> T:
         result = step()
         if result is not None:
             return result
-        time.sleep(random.random() * min(0.05, 0.001 * 2**attempt))  # noqa: S311 - jitter, not secrets
+        time.sleep(backoff_seconds(attempt, base=0.001, cap=0.05))
     raise TemporarilyUnavailable(f"{what}: the product changed on every attempt; try again")
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from inventory.adapters.dynamodb.codec import from_ddb, to_ddb
 from inventory.adapters.dynamodb.expressions import Update
+from inventory.backoff import backoff_seconds
 from inventory.errors import InvalidInput, ItemTooLarge, TemporarilyUnavailable
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def _condition_failed(error: ClientError) -> bool:
 
 def _backoff(attempt: int) -> None:
     """Wait before asking again for what DynamoDB left unprocessed: jittered, exponential, at most 2 s."""
-    time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())  # noqa: S311 - jitter, not secrets
+    time.sleep(backoff_seconds(attempt, base=0.05, cap=2.0))
 
 
 def _until_processed(send: Callable[[dict[str, Any]], dict[str, Any]], pending: dict[str, Any], gave_up: str) -> None:
