@@ -91,7 +91,7 @@ MEASURED: dict[str, tuple[str, Any]] = {
     # It polls until shortly before its deadline: given STOP_BEFORE_TIMEOUT_MS + POLL_ONCE_MS, one
     # round, then one wait of RELAY_POLL_INTERVAL_MS (not counted: asleep), then it stops.
     "outbox_relay": ("outbox_relay_scheduled", polled_once),
-    "abandoned_allocations": ("abandoned_allocations_scheduled", {"released": 0}),
+    "abandoned_requests": ("abandoned_requests_scheduled", {"released_allocations": 0, "failed_imports": 0}),
 }
 POLLS_UNTIL_DEADLINE = {"outbox_relay"}
 POLL_ONCE_MS = 900

@@ -2,7 +2,7 @@
 
 On fresh local AWS backends (dynalite, moto for S3 and SQS) provisioned from template.yaml, a store
 location gets an initial stock import of --products products (one row each, in main stock; the
-import worker's `ImportService.accept()` and `run()`, as bench.imports runs them) and, for about one
+stock import worker's `ImportService.accept()` and `run()`, as bench.imports runs them) and, for about one
 shipped product in ten, an open allocation (`AllocationService.create`). Then:
 
 - the service: --events "Fulfillment Items Shipped" events of 1 to 3 lines each (every line a

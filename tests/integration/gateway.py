@@ -16,11 +16,15 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import pytest
+
 from local.http_api import MAX_REQUEST_BYTES, Router, respond, routes_from
 from local.runtime import Invocation, refused_payload
 from local.template import Template
 from tests.conftest import FakeContext, load_handler, sqs_event
 
+# Lines for the end of the test run's report (tests/integration/conftest.py prints them).
+REPORT = pytest.StashKey[list[str]]()
 CALLER = "AKIAHOSTILETEST"
 SIGV4 = f"AWS4-HMAC-SHA256 Credential={CALLER}/20260101/eu-west-1/execute-api/aws4_request, Signature=0"
 
@@ -106,6 +110,15 @@ class Gateway:
             "batchItemFailures": []
         }
         return self.call("GET", f"/locations/{location_id}/stock-imports/{import_id}")[1]
+
+    def publish_outbox(self) -> None:
+        """Run the outbox relay, as its schedule would, until it publishes nothing more: the tests
+        that come after find none of these requests' events waiting before theirs."""
+        relay = self.handler("OutboxRelayFunction")
+        for _ in range(100):
+            if relay.lambda_handler({}, FakeContext(remaining_ms=5_300))["published"] == 0:
+                return
+        raise AssertionError("the outbox relay kept publishing")
 
     # ------------------------------------------------------------------ WSGI
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:

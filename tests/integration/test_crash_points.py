@@ -2,8 +2,9 @@
 
 For each operation, a run without faults counts its DynamoDB writes and records what a user then
 sees. Then, for each write k and each kind of fault, the operation runs again on a fresh location
-with the fault at write k: the function stops before it (`crash`), is refused it (`throttled`), or
-has it applied and its answer lost (`timeout`). The client, or the queue, retries the request
+with the fault at write k: the function stops before it (`crash`), is refused it (throttled, over
+its provisioned throughput, an internal error or a connection reset, in turn), or has it applied
+and its answer lost (`timeout`). The client, or the queue, retries the request
 until it succeeds, and what a user sees must equal the fault-free run's: completed once, nothing
 half-applied, nothing doubled. Faults are injected at the DynamoDB client's boundary
 (tests/faults.py); the backend is dynalite, as everywhere in these tests.
@@ -12,6 +13,7 @@ half-applied, nothing doubled. Faults are injected at the DynamoDB client's boun
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import uuid
@@ -24,18 +26,32 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from inventory import wiring
-from inventory.adapters.dynamodb.keys import location_pk
+from inventory.adapters.dynamodb.keys import import_key, location_key, location_pk
+from inventory.adapters.eventbridge import EventBridgePublisher
 from inventory.settings import OutboxRelaySettings, settings_of
 from local.stack import LocalAws
 from tests.conftest import FakeContext, http_event, load_handler, sqs_event
-from tests.faults import ANY_WRITE, Crash, Faults, Kind
+from tests.faults import ANY_WRITE, Crash, Faults, Kind, faults_on, item_key
 from tests.integration.conftest import shared_repository
+from tests.integration.test_abandoned_requests import Listing, PastTheGrace
 from tests.integration.test_allocations import QUEUE_ARN, from_bus, load
 from tests.integration.test_failure_paths import import_steps, outbox_events
 
 pytestmark = pytest.mark.integration
 
-KINDS: tuple[Kind, ...] = ("crash", "throttled", "timeout")
+KINDS = ("crash", "refused", "timeout")
+# A refused write is each of DynamoDB's refusals in turn, over the whole suite: throttled (after the
+# SDK's retries), over provisioned throughput, an internal error, a connection reset.
+REFUSALS: tuple[Kind, ...] = ("throttled", "provisioned", "unavailable", "reset")
+_REFUSED = itertools.count()
+
+
+def injected_kind(kind: str) -> Kind:
+    if kind == "refused":
+        return REFUSALS[next(_REFUSED) % len(REFUSALS)]
+    return "crash" if kind == "crash" else "timeout"
+
+
 RETRIES = 4  # a client (or the queue) tries again this many times at most
 INJECTED: Counter[tuple[str, str]] = Counter()  # faults injected, by operation and kind
 
@@ -275,6 +291,46 @@ def relay_seen(local_aws: LocalAws, location: str, state: Any) -> Any:
     return {"published": Counter(detail_type for detail_type, _ in state["published"]), "waiting": 0}
 
 
+# ---------------------------------------------------------------------------------- the abandoned-requests sweep
+def stopped_start(after: str) -> Callable[[LocalAws, str], None]:
+    """An import start that stops right after its claim (no record) or its record (never queued)."""
+
+    def prepare(local_aws: LocalAws, location: str) -> None:
+        claim, record = location_key(location), import_key(location, "load")
+        operation, key = ("UpdateItem", claim) if after == "claim" else ("PutItem", record)
+        with faults_on(shared_repository().client) as stop:
+            stop.inject(operation, "crash", when="after", match=lambda p: item_key(p) == (key["pk"], key["sk"]))
+            with contextlib.suppress(Crash):
+                start_import(local_aws, location, None)
+
+    return prepare
+
+
+def sweep_abandoned(local_aws: LocalAws, location: str, _: Any) -> None:
+    from inventory.services.abandoned import ImportSweep
+
+    try:
+        ImportSweep(Listing([location]), PastTheGrace()).fail_abandoned()  # type: ignore[arg-type]
+    except Exception as error:  # a run that failed: the schedule's next run sweeps again
+        raise Failed(str(error)) from error
+
+
+def swept_seen(local_aws: LocalAws, location: str, _: Any) -> Any:
+    """The import as it ended, a late repeat of its request, and whether the store takes another."""
+    status, record = call("stock_imports", "GET", f"/locations/{location}/stock-imports/load")
+    last = call("locations", "GET", f"/locations/{location}")[1].get("last_import", {})
+    repeat = call("stock_imports", "POST", f"/locations/{location}/stock-imports", {**IMPORT, "location_type": "store"})
+    following = {**IMPORT, "import_id": "next", "location_type": "store"}
+    next_status = call("stock_imports", "POST", f"/locations/{location}/stock-imports", following)[0]
+    import_steps(local_aws, f'"location_id":"{location}"')  # the next import's step: nobody runs it
+    return {
+        "import": (status, record.get("status"), [e["code"] for e in record.get("errors", [])]),
+        "last_import": (last.get("import_id"), last.get("status")),
+        "repeat": (repeat[0], repeat[1].get("status")),
+        "next import": next_status,
+    }
+
+
 OPERATIONS = [
     Operation("import start", lambda aws, location: None, start_import, import_seen),
     Operation("import run", prepare_import_run, run_import, lambda aws, location, event: import_seen(aws, location, 1)),
@@ -283,6 +339,8 @@ OPERATIONS = [
     Operation("shipment", prepare_shipment, ship, shipment_seen),
     Operation("switch", loaded, switch, switch_seen),
     Operation("relay round", prepare_relay, relay_round, relay_seen),
+    Operation("sweep claim", stopped_start("claim"), sweep_abandoned, swept_seen),
+    Operation("sweep record", stopped_start("record"), sweep_abandoned, swept_seen),
 ]
 
 
@@ -318,14 +376,54 @@ def test_an_operation_stopped_at_any_write_completes_once_on_retry(
             for k in range(writes):
                 location = fresh(operation.name)
                 state = operation.prepare(local_aws, location)
-                fault = faults.inject(ANY_WRITE, kind, skip=k)
+                injected = injected_kind(kind)
+                fault = faults.inject(ANY_WRITE, injected, skip=k)
                 with contextlib.suppress(Crash, Failed):  # stopped, or answered a failure
                     operation.run(local_aws, location, state)
                 faults.disarm()
-                INJECTED[(operation.name, kind)] += fault.fired
+                INJECTED[(operation.name, injected)] += fault.fired
                 retried(local_aws, operation, location, state)
                 seen = operation.seen(local_aws, location, state)
                 assert seen == expected, f"{kind} at write {k + 1} of {writes}"
+
+
+RELAY = next(o for o in OPERATIONS if o.name == "relay round")
+# The bus's refusals as the relay sees them: a ClientError (throttled, an internal error) or a
+# connection reset, each failing the call it hits and no other.
+BUS_KINDS: tuple[Kind, ...] = ("crash", "throttled", "unavailable", "reset", "timeout")
+
+
+@pytest.mark.parametrize("kind", BUS_KINDS)
+def test_a_relay_round_stopped_at_any_bus_call_publishes_every_event_on_retry(local_aws: LocalAws, kind: Kind) -> None:
+    """The relay round again, with the fault at its other writes, its `PutEvents` calls, at the
+    relay's EventBridge client: the run stopped before the call (`crash`), the call refused
+    (`throttled`, `unavailable`) or its connection reset (`reset`), or the events published and
+    the answer lost (`timeout`). The next rounds publish every event, and the consumer sees what
+    it saw without the fault (de-duplicating by event_id)."""
+    publisher = wiring.outbox_relay(settings_of(OutboxRelaySettings))._publisher
+    assert isinstance(publisher, EventBridgePublisher)
+    with faults_on(publisher.client) as bus:
+        location = fresh(RELAY.name)
+        state = RELAY.prepare(local_aws, location)
+        bus.calls.clear()
+        RELAY.run(local_aws, location, state)
+        calls = sum(operation == "PutEvents" for operation, _ in bus.calls)
+        expected = RELAY.seen(local_aws, location, state)
+        assert calls >= 1
+
+        for k in range(calls):
+            location = fresh(RELAY.name)
+            state = RELAY.prepare(local_aws, location)
+            fault = bus.inject("PutEvents", kind, skip=k)
+            with contextlib.suppress(Crash, Failed):  # stopped, or the events still wait
+                RELAY.run(local_aws, location, state)
+            bus.disarm()
+            INJECTED[("relay bus", kind)] += fault.fired
+            # A fresh location's events may fall in fewer shards (fewer calls): only the first
+            # call is sure to be there.
+            assert fault.fired or k > 0
+            retried(local_aws, RELAY, location, state)
+            assert RELAY.seen(local_aws, location, state) == expected, f"{kind} at bus call {k + 1} of {calls}"
 
 
 def test_zz_report_the_faults_injected() -> None:

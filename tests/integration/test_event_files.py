@@ -50,7 +50,7 @@ SCENARIO: list[tuple[str, Any]] = [
     ("api_docs_openapi", 200),
     ("api_docs_not_found", 404),
     ("outbox_relay_scheduled", None),
-    ("abandoned_allocations_scheduled", {"released": 0}),  # none abandoned
+    ("abandoned_requests_scheduled", {"released_allocations": 0, "failed_imports": 0}),  # none abandoned
 ]
 
 

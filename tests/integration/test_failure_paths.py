@@ -21,8 +21,10 @@ from tests.integration.conftest import shared_repository
 pytestmark = pytest.mark.integration
 
 
-def call(handler: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    response = handler.lambda_handler(http_event(method, path, body), FakeContext())
+def call(
+    handler: Any, method: str, path: str, body: Any = None, query: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    response = handler.lambda_handler(http_event(method, path, body, query), FakeContext())
     return response["statusCode"], json.loads(response["body"])
 
 
@@ -323,3 +325,62 @@ def test_a_location_put_again_unchanged_writes_nothing(local_aws: LocalAws, faul
     assert faults.writes() == []
     changed = call(locations, "PUT", "/locations/put-twice", {"type": "store", "name": "High Street"})
     assert (changed[0], changed[1]["name"], faults.writes()) == (200, "High Street", ["UpdateItem"])
+
+
+def test_an_import_whose_row_batches_come_back_half_unprocessed_writes_every_row_once(
+    local_aws: LocalAws, faults: Faults
+) -> None:
+    """Given DynamoDB answering every `BatchWriteItem` of an import with half its rows unprocessed
+    (as it does for a partition over its throughput), the worker writes the rest again until none is
+    left: the import completes with every row, each with its own quantity."""
+    location_id = "unprocessed-rows"
+    rows = [{"product_id": f"p{n:03d}", "quantity": n} for n in range(240)]
+    body = {"import_id": "load-1", "kind": "initial", "location_type": "store", "items": rows}
+    assert call(load_handler("stock_imports"), "POST", f"/locations/{location_id}/stock-imports", body)[0] == 202
+    (step,) = import_steps(local_aws, f'"location_id":"{location_id}"')
+    armed = faults.inject("BatchWriteItem", "unprocessed", times=10**6)
+
+    answer = load_handler("stock_import_worker").lambda_handler(
+        sqs_event([step], local_aws.arn("ImportQueue")), FakeContext(remaining_ms=300_000)
+    )
+
+    faults.disarm()
+    assert answer == {"batchItemFailures": []}
+    assert armed.fired >= 240 // 25  # every batch, and the batches of what came back
+    record = call(load_handler("stock_imports"), "GET", f"/locations/{location_id}/stock-imports/load-1")[1]
+    assert (record["status"], record["counts"]["rows"], record["counts"]["applied"]) == ("completed", 240, 240)
+    stock = load_handler("stock")
+    for n in (0, 1, 24, 25, 26, 199, 239):
+        assert call(stock, "GET", f"/locations/{location_id}/stock/p{n:03d}")[1]["stock_on_hand"] == n
+
+
+def test_an_allocation_whose_reads_come_back_half_unprocessed_opens_once_with_the_right_figures(
+    local_aws: LocalAws, faults: Faults
+) -> None:
+    """Given every `BatchGetItem` answered with half its keys unprocessed, an allocation of four
+    products reads the rest again: it opens once, and each product's availability is right."""
+    from tests.integration.test_allocations import load
+
+    products = {"u1": 5, "u2": 6, "u3": 7, "u4": 8}
+    load("unprocessed-keys", products)
+    allocations, stock = load_handler("allocations"), load_handler("stock")
+    body = {
+        "allocation_id": "a-1",
+        "order_id": "o-1",
+        "items": [{"product_id": product, "quantity": 2} for product in products],
+    }
+    armed = faults.inject("BatchGetItem", "unprocessed", times=10**6)
+
+    status, answer = call(allocations, "POST", "/locations/unprocessed-keys/allocations", body)
+    availability = {
+        product: call(stock, "GET", "/locations/unprocessed-keys/availability", query={"product_id": product})
+        for product in products
+    }
+
+    faults.disarm()
+    assert status == 201, answer
+    assert armed.fired >= 1
+    assert call(allocations, "GET", "/locations/unprocessed-keys/allocations/a-1")[1]["status"] == "open"
+    for product, quantity in products.items():
+        (row,) = availability[product][1]["items"]
+        assert (row["stock_on_hand"], row["allocated"]) == (quantity, 2), product

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -23,8 +24,10 @@ _names = (f"hostile-{n}" for n in itertools.count())
 
 
 @pytest.fixture(scope="module")
-def api(local_aws: Any) -> Gateway:
-    return Gateway(local_aws.template)
+def api(local_aws: Any) -> Iterator[Gateway]:
+    gateway = Gateway(local_aws.template)
+    yield gateway
+    gateway.publish_outbox()
 
 
 def new_location(api: Gateway, **fields: Any) -> str:
@@ -511,3 +514,40 @@ def test_a_gzip_bomb_stops_being_read_at_its_100th_invalid_row_or_its_inflation(
     assert {e["code"] for e in done["errors"]} == {code}
     assert len(done["errors"]) == errors
     assert api.call("GET", f"/locations/{location_id}/stock/ok")[1]["stock_on_hand"] == 7
+
+
+SOURCES = [
+    # (what, the source given, the key written in the import bucket (None: no file), the answer)
+    ("a bracket in the bucket", "s3://bucket[/x.csv", None, 422),
+    ("an IPv6 host", "s3://[::1]/x.csv", None, 422),
+    ("upper case in the bucket", "s3://Imports/x.csv", None, 422),
+    ("'#', '?' and brackets in the key", "s3://{bucket}/up/a#b?c[d].jsonl", "up/a#b?c[d].jsonl", 202),
+    ("a NUL in the key", "s3://{bucket}/nul\x00key.csv", None, 422),
+    ("a key longer than S3 takes", "s3://{bucket}/" + "k" * 2000, None, 422),
+]
+
+
+@pytest.mark.parametrize(("source", "key", "status"), [case[1:] for case in SOURCES], ids=[case[0] for case in SOURCES])
+def test_a_source_is_the_object_it_names_or_a_422(
+    api: Gateway, local_aws: Any, source: str, key: str | None, status: int
+) -> None:
+    """`source` was read as a URL: a '[' was a 500 (urlparse's "Invalid IPv6 URL"), and a key
+    holding '#' or '?' named another object (what precedes them)."""
+    location_id = new_location(api)
+    bucket = local_aws.name("ImportBucket")
+    if key is not None:
+        local_aws.client("s3").put_object(Bucket=bucket, Key=key, Body=b'{"product_id": "p", "quantity": 3}\n')
+
+    answer = api.call(
+        "POST",
+        f"/locations/{location_id}/stock-imports",
+        {"import_id": "src", "kind": "partial", "source": source.format(bucket=bucket)},
+    )
+
+    if status == 422:
+        assert refusal(answer)[:2] == (422, "validation_error")
+        assert api.call("GET", f"/locations/{location_id}/stock-imports/src")[0] == 404
+    else:
+        assert answer[0] == 202, answer
+        assert api.run_import(location_id, "src")["status"] == "completed"
+        assert api.call("GET", f"/locations/{location_id}/stock/p")[1]["stock_on_hand"] == 3

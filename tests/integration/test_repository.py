@@ -26,7 +26,7 @@ from inventory.adapters.dynamodb.keys import (
     outbox_pk_of,
     pending_index_keys,
 )
-from inventory.errors import ItemTooLarge
+from inventory.errors import ImportIdReused, ItemTooLarge
 from inventory.models import (
     Allocation,
     AllocationStatus,
@@ -180,3 +180,66 @@ def test_a_write_past_the_item_size_limit_is_refused_whole(repo: DynamoDbReposit
         repo.append_entry(store, "p", *line(2, 210_000))
 
     assert repo.counters_of(store, "p") == before
+
+
+def test_a_claim_taken_over_from_its_own_import_is_left_to_that_imports_ending(
+    repo: DynamoDbRepository, fresh_table: str, dynamodb_client: DynamoDBClient
+) -> None:
+    """Given a store claimed by import i1 with no record (its request stopped after the claim), when
+    the request comes again and, between its claim (taking the claim over) and its record, the sweep
+    of abandoned imports records i1 failed and stops before its release, then the repeat is
+    ImportIdReused and leaves the claim to i1's ending; the sweep's next run releases it, with i1
+    failed as the store's last import (a repeat that gave the store back itself would restore the
+    `accepted` it had read). Only the adapter races: the in-memory repository runs one call at a time."""
+    from tests.faults import ANY_WRITE, Crash, faults_on
+
+    store = f"takeover-{uuid.uuid4().hex[:8]}"
+    repo.put_location(store, LocationChanges(type=LocationType.STORE), NOW)
+    record = ImportRecord(
+        location_id=store,
+        import_id="i1",
+        kind=ImportKind.INITIAL,
+        status=ImportStatus.ACCEPTED,
+        content_hash="h",
+        accepted_at=NOW,
+    )
+    with faults_on(repo.client) as faults:
+        faults.inject(ANY_WRITE, "crash", when="after")  # the claim is written, the record never
+        with pytest.raises(Crash):
+            repo.begin_import(record)
+    failed = record.model_copy(
+        update={
+            "status": ImportStatus.FAILED,
+            "content_hash": None,
+            "completed_at": NOW + timedelta(minutes=16),
+            "errors": [{"line": 0, "code": "not_started"}],
+        }
+    )
+    sweep = DynamoDbRepository(fresh_table, dynamodb_client)
+
+    def record_first(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Item", {}).get("sk") == {"S": import_key(store, "i1")["sk"]}:
+            repo.client.meta.events.unregister("provide-client-params.dynamodb.PutItem", record_first)
+            item = {**import_key(store, "i1"), "entity": "import", **failed.model_dump(mode="json")}
+            sweep._table.put_new(item)  # the sweep's first write; it stops before the release
+
+    repo.client.meta.events.register("provide-client-params.dynamodb.PutItem", record_first)
+    try:
+        with pytest.raises(ImportIdReused):
+            repo.begin_import(record.model_copy(update={"accepted_at": NOW + timedelta(minutes=16)}))
+    finally:
+        repo.client.meta.events.unregister("provide-client-params.dynamodb.PutItem", record_first)
+    between = repo.get_location(store)
+    repo.fail_import(store, "i1", failed_at=NOW + timedelta(minutes=21), errors=[])  # the sweep's next run
+
+    assert between is not None
+    assert between.running_import_id == "i1"
+    after = repo.get_location(store)
+    assert after is not None
+    assert after.last_import is not None
+    assert (after.running_import_id, after.last_import.import_id, after.last_import.status) == (
+        None,
+        "i1",
+        ImportStatus.FAILED,
+    )
+    assert repo.get_import(store, "i1") == failed

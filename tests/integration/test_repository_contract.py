@@ -10,6 +10,7 @@ one backend and not on the other fails here rather than in production.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -76,6 +77,9 @@ from tests.unit.fakes import MemoryRepository, OutboxKey, allocation_item, count
 from tests.unit.switch_machine import SwitchMachine
 
 pytestmark = pytest.mark.integration
+
+# examples of the switch's state machine on DynamoDB (each step a few requests; `make soak` runs more)
+SWITCH_MACHINE_EXAMPLES = int(os.environ.get("SWITCH_MACHINE_EXAMPLES", "25"))
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # whole milliseconds: what DynamoDB keeps of a time
 CUTOFF = NOW - timedelta(minutes=15)  # the switch's readiness window
@@ -582,6 +586,163 @@ def check_an_import_begun_again_after_a_stop_between_its_claim_and_its_record_ta
         repo.begin_import(import_record(store, "i2"))
     with pytest.raises(ImportIdReused):
         repo.begin_import(import_record(store, "i1"))
+
+
+def unrecorded_failure(location_id: str, import_id: str = "i1", at: datetime = NOW) -> ImportRecord:
+    """The failed record the sweep puts for an import that claimed its location and never recorded itself."""
+    return ImportRecord(
+        location_id=location_id,
+        import_id=import_id,
+        kind=ImportKind.INITIAL,
+        status=ImportStatus.FAILED,
+        accepted_at=at,
+        completed_at=minutes(16),
+        errors=[{"line": 0, "code": "not_started", "message": "stopped after its claim"}],
+    )
+
+
+def claimed_only(repo: Repository, location_id: str, import_id: str = "i1", at: datetime = NOW) -> None:
+    """An import start that stopped after its first write: the claim, with no record."""
+    with stopped_after_its_first_write(repo, "begin_import"), pytest.raises(Crash):
+        repo.begin_import(import_record(location_id, import_id, at=at))
+
+
+@check
+def check_claims_are_listed_with_their_own_time_until_released(repo: Repository) -> None:
+    """Given three stores: one claimed at 9:01 and never recorded, one whose import claimed it at 9:02
+    and completed, and one never claimed, when the claims are listed, after the first is claimed again
+    at 9:03 by the same import (a repeat of its request), and after it is released, then only the
+    claimed store is listed, with the time of its latest claim, until it is released."""
+    one, two, three = (new_location(repo, prefix=p) for p in ("a", "b", "c"))
+    claimed_only(repo, one, at=minutes(1))
+    imported(repo, two, "j1", at=minutes(2))
+
+    listed = [(c.location_id, c.running_import_id, c.running_import_claimed_at) for c in repo.claimed_locations()]
+    repo.begin_import(import_record(one, "i1", at=minutes(3)))
+    again = [(loc.location_id, loc.running_import_claimed_at) for loc in repo.claimed_locations()]
+    repo.fail_import(one, "i1", failed_at=minutes(4), errors=[])
+
+    assert listed == [(one, "i1", minutes(1))]
+    assert again == [(one, minutes(3))]
+    assert list(repo.claimed_locations()) == []
+    assert [location(repo, x).running_import_claimed_at for x in (one, two, three)] == [None, None, None]
+
+
+@check
+def check_an_unrecorded_import_is_failed_once_and_its_claim_released(repo: Repository) -> None:
+    """Given a store claimed by an import that has no record, when its failed record is put, put
+    again, and the import begins again, then the first put records it and releases the store with
+    it as the last import, the second finds it and writes nothing, and the import is ImportIdReused."""
+    store = new_location(repo)
+    claimed_only(repo, store)
+    failed = unrecorded_failure(store)
+
+    first = repo.fail_unrecorded_import(failed)
+    after = location(repo, store)
+    second = repo.fail_unrecorded_import(failed.model_copy(update={"completed_at": minutes(20)}))
+    with pytest.raises(ImportIdReused):
+        repo.begin_import(import_record(store, "i1", at=minutes(21)))
+
+    assert first == (failed, True)
+    assert second == (failed, False)
+    assert repo.get_import(store, "i1") == failed
+    assert after.last_import is not None
+    assert (after.running_import_id, after.running_import_claimed_at) == (None, None)
+    assert (after.last_import.import_id, after.last_import.status, after.updated_at) == (
+        "i1",
+        ImportStatus.FAILED,
+        minutes(16),
+    )
+    assert location(repo, store) == after
+
+
+@check
+def check_an_unrecorded_failure_overwrites_no_record_and_releases_no_other_claim(repo: Repository) -> None:
+    """Given a store whose import i1 is recorded (accepted), and a store claimed by j1, when failed
+    records are put for i1 and for an import that claims nothing, then i1's record stays as it was and
+    its store claimed; the other is recorded failed, and j1 keeps its claim and its last import."""
+    recorded, other = new_location(repo), new_location(repo)
+    accepted = repo.begin_import(import_record(recorded, "i1"))
+    repo.begin_import(import_record(other, "j1"))
+    before = location(repo, other)
+
+    kept = repo.fail_unrecorded_import(unrecorded_failure(recorded))
+    ghost = repo.fail_unrecorded_import(unrecorded_failure(other, "ghost"))
+
+    assert kept == (accepted, False)
+    assert repo.get_import(recorded, "i1") == accepted
+    assert location(repo, recorded).running_import_id == "i1"
+    assert ghost == (unrecorded_failure(other, "ghost"), True)
+    assert location(repo, other) == before
+
+
+@check
+def check_an_unrecorded_failure_stopped_before_its_release_is_released_by_the_failure_path(repo: Repository) -> None:
+    """Given an unrecorded import whose failed record was put by a call that stopped before the
+    release, when the record is put again, then nothing is written and the store is still claimed;
+    and failing the import (the path every failure takes) releases it with the record as it is."""
+    store = new_location(repo)
+    claimed_only(repo, store)
+    failed = unrecorded_failure(store)
+    with stopped_after_its_first_write(repo, "fail_unrecorded_import"), pytest.raises(Crash):
+        repo.fail_unrecorded_import(failed)
+
+    again = repo.fail_unrecorded_import(failed)
+    between = location(repo, store).running_import_id
+    ended = repo.fail_import(store, "i1", failed_at=minutes(30), errors=[{"code": "other"}])
+
+    assert (again, between) == ((failed, False), "i1")
+    assert ended == failed
+    after = location(repo, store)
+    assert after.last_import is not None
+    assert (after.running_import_id, after.last_import.status, after.updated_at) == (
+        None,
+        ImportStatus.FAILED,
+        minutes(16),
+    )
+
+
+@check
+def check_a_failure_of_unstarted_imports_only_fails_those_accepted_and_not_queued(repo: Repository) -> None:
+    """Given four stores whose imports are accepted, accepted and queued, running, and completed,
+    when each is failed as unstarted, then the first is failed and its store released; the others are
+    each a Conflict, and stay as they were."""
+    unstarted, queued, running, completed = (new_location(repo) for _ in range(4))
+    for store in (unstarted, queued, running):
+        repo.begin_import(import_record(store))
+    repo.mark_queued(queued, "i1")
+    repo.record_progress(running, "i1", written_through_line=0)
+    imported(repo, completed)
+    stored = {store: repo.get_import(store, "i1") for store in (queued, running, completed)}
+    errors: list[dict[str, object]] = [{"line": 0, "code": "not_started"}]
+
+    failed = repo.fail_import(unstarted, "i1", failed_at=minutes(16), errors=errors, unstarted_only=True)
+    for store in (queued, running, completed):
+        with pytest.raises(Conflict):
+            repo.fail_import(store, "i1", failed_at=minutes(16), errors=errors, unstarted_only=True)
+
+    assert (failed.status, failed.errors, failed.completed_at) == (ImportStatus.FAILED, errors, minutes(16))
+    assert location(repo, unstarted).running_import_id is None
+    assert {store: repo.get_import(store, "i1") for store in stored} == stored
+    assert [location(repo, store).running_import_id for store in (queued, running, completed)] == ["i1", "i1", None]
+
+
+@check
+def check_an_unstarted_failure_retried_after_a_stop_between_its_writes_releases(repo: Repository) -> None:
+    """Given an accepted import whose failure as unstarted stopped after the record's write, when it is
+    failed as unstarted again, then the stored failure comes back and the store is released."""
+    store = new_location(repo)
+    repo.begin_import(import_record(store))
+    errors: list[dict[str, object]] = [{"line": 0, "code": "not_started"}]
+    with stopped_after_its_first_write(repo, "fail_import"), pytest.raises(Crash):
+        repo.fail_import(store, "i1", failed_at=minutes(16), errors=errors, unstarted_only=True)
+    between = location(repo, store).running_import_id
+
+    retried = repo.fail_import(store, "i1", failed_at=minutes(21), errors=[], unstarted_only=True)
+
+    assert between == "i1"
+    assert (retried.status, retried.completed_at, retried.errors) == (ImportStatus.FAILED, minutes(16), errors)
+    assert location(repo, store).running_import_id is None
 
 
 @check
@@ -1175,8 +1336,10 @@ def test_the_switch_state_machine_holds(repository: Repository) -> None:
         )
         pending_events = staticmethod(events_of)
 
-    Machine.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+    examples = SWITCH_MACHINE_EXAMPLES if not isinstance(repository, MemoryRepository) else 4 * SWITCH_MACHINE_EXAMPLES
+    Machine.TestCase.settings = settings(max_examples=examples, stateful_step_count=30, deadline=None)
     Machine.TestCase().runTest()
+    print(f"\nswitch state machine: {examples} examples of up to 30 steps")
 
 
 # ------------------------------------------------------------------------------------------ the checks checked
@@ -1252,6 +1415,30 @@ class RecordsTheEventWithTheRecord(MemoryRepository):
         )
 
 
+class OverwritesAnyRecord(MemoryRepository):
+    """The failed record of an unrecorded import is put whether or not the import has a record."""
+
+    def fail_unrecorded_import(self, record: ImportRecord) -> tuple[ImportRecord, bool]:
+        self.imports.pop((record.location_id, record.import_id), None)
+        return super().fail_unrecorded_import(record)
+
+
+class FailsQueuedImports(MemoryRepository):
+    """A failure of unstarted imports fails queued and running ones too."""
+
+    def fail_import(
+        self,
+        location_id: str,
+        import_id: str,
+        *,
+        failed_at: datetime,
+        errors: list[dict[str, object]],
+        counts: ImportCounts | None = None,
+        unstarted_only: bool = False,
+    ) -> ImportRecord:
+        return super().fail_import(location_id, import_id, failed_at=failed_at, errors=errors, counts=counts)
+
+
 BROKEN: list[tuple[type[MemoryRepository], str]] = [
     (PublishesWhateverTheVersion, "an_item_leaves_the_outbox_only_when_published_at_the_version_read"),
     (LetsAStoreGoBack, "a_switched_store_stays_platform_whatever_is_written_after"),
@@ -1259,6 +1446,8 @@ BROKEN: list[tuple[type[MemoryRepository], str]] = [
     (TakesAnyCursor, "a_cursor_the_list_did_not_return_is_refused"),
     (OneShard, "a_products_rows_and_counters_share_its_shard_and_products_spread_over_shards"),
     (RecordsTheEventWithTheRecord, "a_completion_retried_after_a_stop_between_its_writes_ends_as_if_uninterrupted"),
+    (OverwritesAnyRecord, "an_unrecorded_failure_overwrites_no_record_and_releases_no_other_claim"),
+    (FailsQueuedImports, "a_failure_of_unstarted_imports_only_fails_those_accepted_and_not_queued"),
 ]
 
 

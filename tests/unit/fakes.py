@@ -243,6 +243,11 @@ class MemoryRepository(
         )
 
     @_port
+    def claimed_locations(self) -> Iterator[Location]:
+        claimed = [self.locations[i] for i in sorted(self.locations) if self.locations[i].running_import_id]
+        return iter(claimed)
+
+    @_port
     def switch_to_platform(
         self, location_id: str, *, now: datetime, caller: str, baseline_cutoff: datetime, event: OutboxEvent
     ) -> Location | None:
@@ -293,7 +298,12 @@ class MemoryRepository(
         seq = self.import_seq[location_id] = self.import_seq.get(location_id, 0) + 1
         record = record.model_copy(update={"seq": seq})
         self.locations[location_id] = location.model_copy(
-            update={"running_import_id": import_id, "last_import": record.summary(), "updated_at": record.accepted_at}
+            update={
+                "running_import_id": import_id,
+                "running_import_claimed_at": record.accepted_at,
+                "last_import": record.summary(),
+                "updated_at": record.accepted_at,
+            }
         )
         self._wrote()
         self.imports[(location_id, import_id)] = record
@@ -325,7 +335,14 @@ class MemoryRepository(
         self._wrote()
 
     def _finish(
-        self, location_id: str, import_id: str, status: ImportStatus, at: datetime, **fields: object
+        self,
+        location_id: str,
+        import_id: str,
+        status: ImportStatus,
+        at: datetime,
+        *,
+        unstarted_only: bool = False,
+        **fields: object,
     ) -> ImportRecord:
         """The import record's write: the stored record, unchanged, when it has ended already as `status`."""
         record = self.imports.get((location_id, import_id))
@@ -333,8 +350,11 @@ class MemoryRepository(
             raise NotFound(f"import {import_id!r} does not exist")
         if record.status in _ENDED:
             if record.status is not status:
-                raise Conflict(f"import {import_id!r} has already ended as {record.status.value}")
+                raise Conflict(f"import {import_id!r} is {record.status.value}: it cannot end as {status.value}")
             return record  # a retry: the release below may still be to do
+        if unstarted_only and (record.status is not ImportStatus.ACCEPTED or record.queued):
+            state = "queued" if record.status is ImportStatus.ACCEPTED else record.status.value
+            raise Conflict(f"import {import_id!r} is {state}: it cannot end as {status.value}")
         record = record.model_copy(update={"status": status, "completed_at": at, **fields})
         self.imports[(location_id, import_id)] = record
         self._wrote()
@@ -346,7 +366,12 @@ class MemoryRepository(
         if location.running_import_id != record.import_id:
             return
         at = record.completed_at or record.accepted_at
-        update: dict[str, object] = {"running_import_id": None, "last_import": record.summary(), "updated_at": at}
+        update: dict[str, object] = {
+            "running_import_id": None,
+            "running_import_claimed_at": None,
+            "last_import": record.summary(),
+            "updated_at": at,
+        }
         if record.status is ImportStatus.COMPLETED:
             visible = VisibleImport(
                 seq=record.seq or 0,
@@ -390,13 +415,28 @@ class MemoryRepository(
         failed_at: datetime,
         errors: list[dict[str, object]],
         counts: ImportCounts | None = None,
+        unstarted_only: bool = False,
     ) -> ImportRecord:
         fields: dict[str, object] = {"errors": errors}
         if counts is not None:
             fields["counts"] = counts
-        record = self._finish(location_id, import_id, ImportStatus.FAILED, failed_at, **fields)
+        record = self._finish(
+            location_id, import_id, ImportStatus.FAILED, failed_at, unstarted_only=unstarted_only, **fields
+        )
         self._release(record)
         return record
+
+    @_port
+    def fail_unrecorded_import(self, record: ImportRecord) -> tuple[ImportRecord, bool]:
+        """The record's put (condition: none), then the location's release: two writes."""
+        key = (record.location_id, record.import_id)
+        existing = self.imports.get(key)
+        if existing is not None:
+            return existing, False
+        self.imports[key] = record
+        self._wrote()
+        self._release(record)
+        return record, True
 
     @_port
     def get_import(self, location_id: str, import_id: str) -> ImportRecord | None:

@@ -109,3 +109,28 @@ def test_the_sample_shipment_events_fit_their_schemas_but_the_poison_record(samp
         event = json.loads(record["body"])
         errors = list(Draft202012Validator(committed(event["detail-type"])).iter_errors(event["detail"]))
         assert bool(errors) == ("poison" in sample.stem), [error.message for error in errors]
+
+
+def test_a_part_of_an_event_says_which_part_of_how_many_of_which_event_it_is() -> None:
+    """`part_of`, `part` and `parts` come together (a whole event has none), in the model as in the file."""
+    whole = {
+        "schema_version": 1,
+        "event_id": "e-1",
+        "location_id": "s1",
+        "occurred_at": "2026-11-27T09:00:00Z",
+        "allocation_id": "al-1",
+        "order_id": "o-1",
+        "items": [{"product_id": "a", "quantity": 2}],
+        "shortages": [{"product_id": "a", "requested": 2, "available": 1, "uncounted": False}],
+    }
+    part = {**whole, "event_id": "e-1-part-2", "part_of": "e-1", "part": 2, "parts": 2}
+    schema = Draft202012Validator(committed("Allocation Refused"))
+    model = PUBLISHED[DetailType.ALLOCATION_REFUSED]
+
+    for good in (whole, part):
+        model.model_validate_json(json.dumps(good), strict=True)
+        schema.validate(good)
+    for bad in ({**whole, "part": 1}, {**part, "part": 3}):
+        with pytest.raises(ValueError, match="part"):
+            model.model_validate_json(json.dumps(bad), strict=True)
+    assert not schema.is_valid({**whole, "part": 1, "parts": 2})  # no part_of

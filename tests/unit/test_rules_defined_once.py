@@ -3,7 +3,7 @@
 Read from the source, the way a reviewer greps for it: every id pattern, limit, stock location name
 and the event source is written in `inventory/types.py` or `inventory/messages` and imported from
 there; cursors are encoded only by `inventory/cursor.py`, backoff jitter drawn only by
-`inventory/retry.py`, key strings built only by `adapters/dynamodb/keys.py`.
+`inventory/backoff.py`, key strings built only by `adapters/dynamodb/keys.py`.
 """
 
 from __future__ import annotations
@@ -130,18 +130,20 @@ def test_the_parsers_name_their_limits_rather_than_write_them() -> None:
     [
         ("base64", "urlsafe_b64encode", "cursor.py"),
         ("base64", "urlsafe_b64decode", "cursor.py"),
-        ("random", "random", "retry.py"),
+        ("random", "random", "backoff.py"),
     ],
 )
 def test_cursors_are_encoded_and_backoff_is_jittered_in_one_module(module: str, attribute: str, owner: str) -> None:
     users = sorted(
-        name(path)
-        for path in code_of_the_service()
-        for node in ast.walk(ast.parse(path.read_text()))
-        if isinstance(node, ast.Attribute)
-        and node.attr == attribute
-        and isinstance(node.value, ast.Name)
-        and node.value.id == module
+        {
+            name(path)
+            for path in code_of_the_service()
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Attribute)
+            and node.attr == attribute
+            and isinstance(node.value, ast.Name)
+            and node.value.id == module
+        }
     )
 
     assert users == [name(LAYER / owner)]

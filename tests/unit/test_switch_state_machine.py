@@ -17,5 +17,5 @@ class MemorySwitchMachine(SwitchMachine):
     pending_events = staticmethod(location_events)
 
 
-MemorySwitchMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=40, deadline=None)
+MemorySwitchMachine.TestCase.settings = settings(max_examples=120, stateful_step_count=40, deadline=None)
 TestSwitchOnMemory = MemorySwitchMachine.TestCase

@@ -13,6 +13,16 @@ from pydantic import BaseModel, ConfigDict, Field
 EVENT_SCHEMA_VERSION = 1  # of every published event's detail
 T = TypeVar("T")
 
+# A request that stopped half-way and was not repeated within this time was abandoned: an API
+# allocation left pending, an import start that claimed its location but never handed the import to
+# the worker. A request lasts at most 30 s, and a client that retries one does so within minutes;
+# after this, the abandoned-requests sweep (every five minutes) undoes or ends what it left.
+ABANDONED_AFTER = timedelta(minutes=15)
+# An import start from a dropped file is repeated by the import queue, which delivers the file's
+# notification again only after its visibility timeout (ImportQueue: 30 minutes): the sweep fails a
+# start that claimed its location once two such deliveries could have come and gone.
+IMPORT_START_ABANDONED_AFTER = timedelta(minutes=65)
+
 
 # A sort key holds at most 1,024 bytes: "P#", the product's key form, "#" and a stock location name
 # of up to 32 characters leave 989 for the product.
@@ -132,6 +142,10 @@ class Location(Frozen):
     last_import: ImportSummary | None = None
     # What the switch's guard reads, kept on the location so that one conditional write decides.
     running_import_id: str | None = None
+    # When the running import claimed the location (set by the claim's own write): the sweep of
+    # imports never started judges a claim's age by it. None for a claim written before claims
+    # carried their time.
+    running_import_claimed_at: datetime | None = None
     last_baseline_import_at: datetime | None = None
     open_mispick_count_ids: frozenset[str] = frozenset()
     # Which imports' rows are visible, newest last (see docs/data-design.md).
@@ -168,7 +182,9 @@ class ImportRecord(Frozen):
     import_id: str
     kind: ImportKind
     status: ImportStatus
-    content_hash: str
+    # Of the request that started it. None for an import failed by the sweep before its request
+    # recorded it (stopped between its claim and its record): its content was never known.
+    content_hash: str | None = None
     shipments_included_through: int | None = None
     source: str | None = None
     force: bool = False
@@ -343,6 +359,15 @@ class OutboxEvent(Frozen):
         event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{detail_type}/{key}")) if key else str(uuid.uuid4())
         common = {"schema_version": EVENT_SCHEMA_VERSION, "location_id": location_id, "occurred_at": iso(at)}
         return cls(event_id=event_id, detail_type=detail_type, occurred_at=at, detail=common | detail)
+
+    def part(self, number: int, parts: int, detail: dict[str, Any]) -> OutboxEvent:
+        """Part `number` of `parts` of this event, which is too large to publish whole: an event of its
+        own, with `detail` and what says which part of which event it is. Its id derives from this
+        event's, so that publishing this event again (after a crash) gives the same parts."""
+        event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.event_id}/part/{number}/{parts}"))
+        said = {"part_of": self.event_id, "part": number, "parts": parts}
+        own = {k: v for k, v in detail.items() if k != "event_id"}  # a stored detail names the whole's id
+        return self.model_copy(update={"event_id": event_id, "detail": own | said})
 
 
 class Page(BaseModel, Generic[T]):

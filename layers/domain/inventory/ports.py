@@ -46,6 +46,12 @@ class LocationRepository(Protocol):
 
     def list_locations(self, limit: int, cursor: str | None) -> Page[Location]: ...
 
+    def claimed_locations(self) -> Iterator[Location]:
+        """Every location that an import claims (`running_import_id` set), in id order, from the
+        list of locations: read eventually consistently, so a claim may have been released or taken
+        since (every write that acts on one is conditioned on it)."""
+        ...
+
     def switch_to_platform(
         self, location_id: str, *, now: datetime, caller: str, baseline_cutoff: datetime, event: OutboxEvent
     ) -> Location | None:
@@ -99,7 +105,22 @@ class ImportRepository(Protocol):
         failed_at: datetime,
         errors: list[dict[str, object]],
         counts: ImportCounts | None = None,
-    ) -> ImportRecord: ...
+        unstarted_only: bool = False,
+    ) -> ImportRecord:
+        """Mark the import failed (condition: accepted or running), then release the location if the
+        import still claims it. An import that has failed already is returned as stored, and its
+        release repeated (a retry after a stop between the two writes); one that completed is a
+        Conflict. With `unstarted_only`, only an import still `accepted` and not `queued` is failed
+        (the sweep of imports never started): Conflict once it is queued or running."""
+        ...
+
+    def fail_unrecorded_import(self, record: ImportRecord) -> tuple[ImportRecord, bool]:
+        """For an import that claimed its location and has no record (its request stopped between
+        the two and was not repeated): put `record`, failed, on the condition that no record exists,
+        then release the location if this import still claims it, with `record` as its last import.
+        Returns the stored record and whether this call put it; when a record exists already,
+        nothing is written."""
+        ...
 
     def get_import(self, location_id: str, import_id: str) -> ImportRecord | None: ...
 

@@ -40,7 +40,7 @@ class FunctionSettings(BaseModel):
 
 
 class TableSettings(FunctionSettings):
-    """The functions that only use the table: locations, stock, allocations, abandoned_allocations."""
+    """The functions that only use the table: locations, stock, allocations, abandoned_requests."""
 
     table_name: str = Field(min_length=3)
 

@@ -22,8 +22,8 @@ MAX_ID_LENGTH = 128  # code points of a product id, and of the ids other systems
 # Text that names or identifies something holds no control character (Unicode Cc: C0, DEL, C1).
 CONTROL_CHARACTERS = r"\x00-\x1f\x7f-\x9f"
 NO_CONTROL_CHARACTERS = rf"^[^{CONTROL_CHARACTERS}]*$"
-# An `s3://<bucket>/<key>` address.
-S3_URI_PATTERN = r"^s3://[^/]+/.+"
+# s3://<bucket>/<key>: a bucket named as S3 names them (3 to 63 lower-case letters, digits, '.' and '-').
+S3_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+"
 
 LocationId = Annotated[StrictStr, Field(pattern=LOCATION_ID_PATTERN)]
 ClientId = Annotated[StrictStr, Field(pattern=CLIENT_ID_PATTERN)]

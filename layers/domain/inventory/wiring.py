@@ -12,6 +12,7 @@ from inventory.adapters.eventbridge import EventBridgePublisher
 from inventory.adapters.s3 import S3FileStore
 from inventory.adapters.sqs import SqsWorkQueue
 from inventory.messages import DetailType
+from inventory.services.abandoned import AbandonedRequests, ImportSweep
 from inventory.services.allocations import AllocationService
 from inventory.services.imports import ImportService
 from inventory.services.locations import LocationService, MasterSwitchService
@@ -57,6 +58,12 @@ def stock_service(settings: TableSettings) -> StockService:
 @cache
 def allocation_service(settings: TableSettings) -> AllocationService:
     return AllocationService(repository(settings.table_name), SystemClock())
+
+
+@cache
+def abandoned_requests(settings: TableSettings) -> AbandonedRequests:
+    """The sweep: it only needs the table (it neither reads import files nor sends import steps)."""
+    return AbandonedRequests(allocation_service(settings), ImportSweep(repository(settings.table_name), SystemClock()))
 
 
 @cache
@@ -112,6 +119,7 @@ def forget() -> None:
         master_switch_service,
         stock_service,
         allocation_service,
+        abandoned_requests,
         import_service,
         stock_import_worker,
         stock_import_dead_letters,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, BinaryIO, cast
-from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
@@ -23,7 +22,13 @@ def _serving(uri: str) -> Iterator[None]:
     try:
         yield
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NoSuchBucket", "InvalidRange"}:
+        if error.response.get("Error", {}).get("Code") in {
+            "NoSuchKey",
+            "404",
+            "NoSuchBucket",
+            "InvalidRange",
+            "KeyTooLongError",
+        }:
             raise InvalidInput(f"{uri} does not exist or is empty") from error
         raise TemporarilyUnavailable(f"S3 could not serve {uri}") from error
     except BotoCoreError as error:
@@ -31,13 +36,15 @@ def _serving(uri: str) -> Iterator[None]:
 
 
 def split_uri(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.strip("/"):
+    """(bucket, key) of s3://<bucket>/<key>. Not read as a URL: a key may hold '#', '?' or '['
+    (which urlparse takes for a fragment, a query or an IPv6 host, or fails on)."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket or not key.strip("/"):
         raise InvalidInput(
             f"{uri!r} is not an s3://bucket/key address",
             details=[{"field": "body.source", "code": "invalid_source", "message": "expected s3://<bucket>/<key>"}],
         )
-    return parsed.netloc, parsed.path.lstrip("/")
+    return bucket, key.lstrip("/")
 
 
 class S3FileStore:

@@ -9,9 +9,10 @@ to an event without its model fails those tests.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from inventory.messages import DetailType
 from inventory.models import ImportKind, InventoryMaster, LedgerKind
@@ -30,6 +31,50 @@ class Published(BaseModel):
     event_id: Annotated[StrictStr, Field(min_length=1, description="Unique per event: de-duplicate by it")]
     location_id: LocationId
     occurred_at: AwareDatetime
+
+
+def _absent_unless_given(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # a whole event has no part fields, rather than null ones
+
+
+PART_FIELDS = ("part_of", "part", "parts")
+PartNumber = Annotated[StrictInt, Field(ge=1)] | SkipJsonSchema[None]
+
+
+class Splittable(Published):
+    """An event that can be larger than EventBridge takes (256 KB an entry). The relay then
+    publishes it in parts: each an event of its own, with its own `event_id` (stable: publishing
+    the event again gives the same parts with the same ids), every field of the whole event but the
+    list named by `split_on`, and of that list a share, in order. Parts say which part of how many
+    of which event they are (`part`, `parts`, `part_of`); a whole event has none of the three.
+    Consumers can take each part as it comes (it holds all that the event says of its elements), or
+    join the parts of one `part_of` by concatenating their lists in `part` order."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"dependentRequired": {f: [o for o in PART_FIELDS if o != f] for f in PART_FIELDS}}
+    )
+
+    split_on: ClassVar[str]  # the list field that the parts share out
+
+    part_of: (
+        Annotated[StrictStr, Field(min_length=1, description="The `event_id` of the event this is a part of")]
+        | SkipJsonSchema[None]
+    ) = Field(default=None, json_schema_extra=_absent_unless_given)
+    part: PartNumber = Field(
+        default=None, description="This part's number, from 1", json_schema_extra=_absent_unless_given
+    )
+    parts: PartNumber = Field(
+        default=None, description="How many parts the event has", json_schema_extra=_absent_unless_given
+    )
+
+    @model_validator(mode="after")
+    def _a_part_says_all_of_what_it_is(self) -> Splittable:
+        given = [self.part_of is not None, self.part is not None, self.parts is not None]
+        if any(given) and not all(given):
+            raise ValueError("a part has `part_of`, `part` and `parts`; a whole event none of them")
+        if self.part is not None and self.parts is not None and self.part > self.parts:
+            raise ValueError("`part` is at most `parts`")
+        return self
 
 
 class InventoryMasterSwitched(Published):
@@ -78,7 +123,8 @@ class AppliedProduct(BaseModel):
 
 class ShipmentApplied(Published):
     """One part per line of a shipment or handover, with the product's figures as the relay found
-    them when it published the part (they include the line)."""
+    them when it published the part (they include the line). A part names one product, so it is
+    never too large for the bus (its `part` and `parts` count the shipment's lines)."""
 
     source_event_id: ExternalId
     kind: LedgerKind
@@ -105,8 +151,12 @@ class Shortage(BaseModel):
     uncounted: StrictBool
 
 
-class AllocationRefused(Published):
-    """An allocation from the bus asked for more than was available: nothing of it is held."""
+class AllocationRefused(Splittable):
+    """An allocation from the bus asked for more than was available: nothing of it is held. When it
+    is too large for the bus (long product ids of characters that JSON escapes), it comes in parts
+    that share out its `shortages`, each with all the `items` (100 at most, which always fit)."""
+
+    split_on: ClassVar[str] = "shortages"
 
     allocation_id: ClientId
     order_id: ExternalId

@@ -256,7 +256,7 @@ def line(record: Record) -> str:
 
 SCHEDULED = (
     "the scheduled runs' records are not redriven: the next run does what a failed one did not (the "
-    "outbox relay every minute, the abandoned-allocations release every five minutes). Read them with "
+    "outbox relay every minute, the abandoned-requests sweep every five minutes). Read them with "
     "`dlq list --queue scheduled`, fix the cause, then delete them with `dlq purge --queue scheduled`."
 )
 

@@ -20,12 +20,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
+from inventory.backoff import until_written
 from inventory.errors import AllocationIdReused, InsufficientStock, InvalidInput, NotFound
 from inventory.messages import DetailType
 from inventory.models import (
+    ABANDONED_AFTER,
     Allocation,
     AllocationLine,
     AllocationStatus,
@@ -37,7 +39,6 @@ from inventory.models import (
     product_order,
 )
 from inventory.ports import AllocationRepository, Clock, CountersRepository
-from inventory.retry import until_written
 from inventory.services.stock import (
     ProductAvailability,
     ProductStock,
@@ -47,9 +48,6 @@ from inventory.services.stock import (
 )
 from inventory.types import repeated_product
 
-# An API request's allocation still pending this long after it was created was abandoned (a request
-# lasts at most 30 s; a client that retries, with the same allocation id, does so within minutes).
-ABANDONED_AFTER = timedelta(minutes=15)
 ABANDONED_CALLER = "abandoned-allocations"  # who releases them
 NO_LIMIT = 10**15  # allocated totals never come near it: backorders are not limited
 

@@ -42,6 +42,7 @@ from inventory.models import (
 from inventory.ports import Clock, FileStore, ImportRepository, LocationRepository, WorkQueue
 from inventory.types import STOCK_LOCATIONS
 
+ENDED = (ImportStatus.COMPLETED, ImportStatus.FAILED)
 CHUNK_ROWS = 5_000  # rows written between two checkpoints
 MAX_ERRORS = 100  # errors kept on the import's status; a file stops being read at its 100th invalid row
 HAND_ON_BELOW_MS = 30_000  # time a chunk may need; below it, the rest goes to the next message
@@ -105,6 +106,44 @@ def _json_lines(items: Sequence[StockRow] | None) -> bytes:
         for i in items or ()
     )
     return "\n".join(lines).encode()
+
+
+def not_started(message: str) -> dict[str, object]:
+    """The error of an import that was never handed to the worker."""
+    return {"line": 0, "code": "not_started", "message": message}
+
+
+def imported_event(record: ImportRecord, counts: ImportCounts, now: datetime) -> OutboxEvent:
+    return OutboxEvent.of(
+        DetailType.STOCK_IMPORTED,
+        record.location_id,
+        now,
+        {
+            "import_id": record.import_id,
+            "kind": record.kind.value,
+            "shipments_included_through": record.shipments_included_through,
+            "counts": counts.model_dump(),
+        },
+        key=f"{record.location_id}/{record.import_id}",  # ending it again records the same event
+    )
+
+
+def release_if_claimed(repository: ImportRepositories, record: ImportRecord) -> None:
+    """An import ends in two writes: its record, then the location (the claim released, the rows
+    made visible). When the second failed (throttled, timed out, stopped) the record has ended but
+    still holds the location: end it again, which only repeats the location's write, with the
+    record's own time (and, for a completion, the same event)."""
+    location = repository.get_location(record.location_id)
+    if location is None or location.running_import_id != record.import_id:
+        return
+    at = record.completed_at or record.accepted_at
+    if record.status is ImportStatus.COMPLETED:
+        event = imported_event(record, record.counts, at)
+        repository.complete_import(
+            record.location_id, record.import_id, completed_at=at, counts=record.counts, event=event
+        )
+    else:
+        repository.fail_import(record.location_id, record.import_id, failed_at=at, errors=record.errors)
 
 
 def inline_key(location_id: str, import_id: str, content_hash: str) -> str:
@@ -202,8 +241,10 @@ class ImportService:
 
     def _repeated(self, existing: ImportRecord, request: ImportRequest, content_hash: str) -> ImportRecord:
         """The answer to a repeat of an accepted request; one that stopped before it handed the
-        import to the worker (not `queued`) starts it now."""
-        if existing.content_hash != content_hash:
+        import to the worker (not `queued`) starts it now. An import that the sweep failed before
+        its request recorded its content (no content hash) is answered as it is, failed, to any
+        request with its id: it is never begun again under that id."""
+        if existing.content_hash is not None and existing.content_hash != content_hash:
             raise ImportIdReused(f"import {request.import_id!r} was accepted with other content")
         if existing.status is ImportStatus.ACCEPTED and not existing.queued:
             self._start(existing, request, content_hash)
@@ -224,7 +265,7 @@ class ImportService:
                 record.location_id,
                 record.import_id,
                 failed_at=self._clock.now(),
-                errors=[{"code": "not_started", "message": f"the import could not be started: {error}"}],
+                errors=[not_started(f"the import could not be started: {error}")],
             )
             raise
         # Not in the try: once the message is out, a failure here leaves the import to run (a repeat
@@ -260,14 +301,14 @@ class ImportService:
         record = self._repo.get_import(location_id, import_id)
         if record is None:
             raise NotFound(f"import {import_id!r} does not exist at location {location_id!r}")
-        if record.status in (ImportStatus.COMPLETED, ImportStatus.FAILED):
-            self._release_if_claimed(record)  # a repeated delivery, or a retry after half an ending
+        if record.status in ENDED:
+            release_if_claimed(self._repo, record)  # a repeated delivery, or a retry after half an ending
             return record.status
         try:
             return self._advance(record, remaining_ms)
         except Conflict:  # another run of the same import (its message sent twice) ended it first
             ended = self._repo.get_import(location_id, import_id)
-            if ended is None or ended.status not in (ImportStatus.COMPLETED, ImportStatus.FAILED):
+            if ended is None or ended.status not in ENDED:
                 raise
             return ended.status
 
@@ -322,7 +363,7 @@ class ImportService:
         counts = counts.model_copy(update={"zeroed": self._zeroed_by(record)})
         now = self._clock.now()
         self._repo.complete_import(
-            location_id, import_id, completed_at=now, counts=counts, event=self._imported_event(record, counts, now)
+            location_id, import_id, completed_at=now, counts=counts, event=imported_event(record, counts, now)
         )
         return ImportStatus.COMPLETED
 
@@ -345,30 +386,14 @@ class ImportService:
             zeroed += sum(1 for pair, quantity in before.items() if quantity > 0 and pair not in present)
         return zeroed
 
-    def _release_if_claimed(self, record: ImportRecord) -> None:
-        """An import ends in two writes: its record, then the location (the claim released, the rows
-        made visible). When the second failed (throttled, timed out) the record has ended but still
-        holds the location: end it again, which only repeats the location's write."""
-        location = self._repo.get_location(record.location_id)
-        if location is None or location.running_import_id != record.import_id:
-            return
-        at = record.completed_at or self._clock.now()
-        if record.status is ImportStatus.COMPLETED:
-            event = self._imported_event(record, record.counts, at)
-            self._repo.complete_import(
-                record.location_id, record.import_id, completed_at=at, counts=record.counts, event=event
-            )
-        else:
-            self._repo.fail_import(record.location_id, record.import_id, failed_at=at, errors=record.errors)
-
     def abandon(self, location_id: str, import_id: str, reason: str) -> ImportStatus | None:
         """Fail an import that will not be run again, so that it releases its location (or, when it
         ended already but still holds it, finish its ending); the status it ends with."""
         record = self._repo.get_import(location_id, import_id)
         if record is None:
             return None
-        if record.status in (ImportStatus.COMPLETED, ImportStatus.FAILED):
-            self._release_if_claimed(record)
+        if record.status in ENDED:
+            release_if_claimed(self._repo, record)
             return record.status
         error = {"line": 0, "code": "abandoned", "message": f"the import failed on every attempt: {reason}"}
         self._repo.fail_import(location_id, import_id, failed_at=self._clock.now(), errors=[error])
@@ -382,21 +407,6 @@ class ImportService:
         ]
         self._repo.write_import_rows(record.location_id, record.seq, rows)
         self._repo.record_progress(record.location_id, record.import_id, written_through_line=chunk[-1].line)
-
-    @staticmethod
-    def _imported_event(record: ImportRecord, counts: ImportCounts, now: datetime) -> OutboxEvent:
-        return OutboxEvent.of(
-            DetailType.STOCK_IMPORTED,
-            record.location_id,
-            now,
-            {
-                "import_id": record.import_id,
-                "kind": record.kind.value,
-                "shipments_included_through": record.shipments_included_through,
-                "counts": counts.model_dump(),
-            },
-            key=f"{record.location_id}/{record.import_id}",  # ending it again records the same event
-        )
 
     # ------------------------------------------------------------------ files dropped in the bucket
     def file_dropped(self, bucket: str, key: str) -> ImportRecord:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from inventory.backoff import until_written
 from inventory.errors import EventIdReused, EventTooOld, InvalidInput, UnknownLocation
 from inventory.messages import DetailType
 from inventory.messages.allocation_events import AllocationCreated, AllocationReleased
@@ -35,7 +36,6 @@ from inventory.models import (
 )
 from inventory.observability import logger
 from inventory.ports import AppliedEvents, Clock
-from inventory.retry import until_written
 from inventory.services.allocations import AllocationRepositories, AllocationRequest, AllocationService
 from inventory.services.outcomes import APPLIED, Outcome, outcome_of
 from inventory.services.stock import ProductReading, ProductStock, StockService, availability

@@ -68,6 +68,9 @@ class Imports:
             raise ImportIdReused(f"import {record.import_id!r} exists already")
         claim = Update()
         claim.set("running_import_id", record.import_id)
+        # The claim's own time, so that the sweep of imports never started can tell its age even
+        # when no record follows it (other writes of the location move `updated_at`).
+        claim.set("running_import_claimed_at", iso(record.accepted_at))
         claim.set("last_import", record.summary().model_dump(mode="json", exclude_none=True))
         claim.set("updated_at", iso(record.accepted_at))
         claim.increment("import_seq")
@@ -88,12 +91,17 @@ class Imports:
         record = record.model_copy(update={"seq": int(before.get("import_seq", 0)) + 1})
         key_of_record = import_key(record.location_id, record.import_id)
         if not self._table.put_new({**key_of_record, "entity": "import", **record.model_dump(mode="json")}):
-            # Another request created the same import id in between. While that import runs, the
-            # claim is its own (the same id); once it has ended, give the location back as it was.
+            # Another request with the same import id (or the sweep of imports never started)
+            # recorded it in between. A claim this request took over from the same id stays with
+            # that import: while it runs it is its own, and its ending (or the sweep's, which failed
+            # it) releases it on the condition that it is still this id's, with what the import made
+            # of the location. Only a claim this request took of a free location is given back, as
+            # the location was (the import that recorded the id ended and released it before).
             existing = self._table.get(key_of_record)
-            if existing is not None and existing["status"] in _UNFINISHED:
+            took_over = before.get("running_import_id") == record.import_id
+            if (existing is not None and existing["status"] in _UNFINISHED) or took_over:
                 raise ImportIdReused(f"import {record.import_id!r} exists already")
-            release = Update().remove("running_import_id")
+            release = Update().remove("running_import_id").remove("running_import_claimed_at")
             if before.get("last_import"):
                 release.set("last_import", before["last_import"])
             else:
@@ -173,29 +181,54 @@ class Imports:
         failed_at: datetime,
         errors: list[dict[str, object]],
         counts: ImportCounts | None = None,
+        unstarted_only: bool = False,
     ) -> ImportRecord:
         fields: dict[str, Any] = {"errors": errors}
         if counts is not None:
             fields["counts"] = counts.model_dump()
-        record = self._finish_import(location_id, import_id, ImportStatus.FAILED, failed_at, **fields)
+        record = self._finish_import(
+            location_id, import_id, ImportStatus.FAILED, failed_at, unstarted_only=unstarted_only, **fields
+        )
         self._apply_release(record, _release(record))
         return record
 
+    def fail_unrecorded_import(self, record: ImportRecord) -> tuple[ImportRecord, bool]:
+        key = import_key(record.location_id, record.import_id)
+        if not self._table.put_new({**key, "entity": "import", **record.model_dump(mode="json")}):
+            existing = self._table.get(key)  # records are never deleted: it is there
+            if existing is None:
+                raise Conflict(f"import {record.import_id!r} was recorded and is gone")
+            return import_record_of(existing), False
+        self._apply_release(record, _release(record))
+        return record, True
+
     def _finish_import(
-        self, location_id: str, import_id: str, status: ImportStatus, at: datetime, **fields: Any
+        self,
+        location_id: str,
+        import_id: str,
+        status: ImportStatus,
+        at: datetime,
+        *,
+        unstarted_only: bool = False,
+        **fields: Any,
     ) -> ImportRecord:
         key = import_key(location_id, import_id)
         update = Update().set("status", status.value).set("completed_at", iso(at))
         for name, value in fields.items():
             update.set(name, value)
-        unfinished = update.is_in("status", _UNFINISHED)
-        item = self._table.update(update, key, f"{update.exists('pk')} AND {unfinished}")
+        if unstarted_only:  # accepted, and its first step never sent: nobody runs it
+            unqueued = f"({update.absent('queued')} OR {update.equals('queued', False)})"
+            guard = f"{update.equals('status', ImportStatus.ACCEPTED.value)} AND {unqueued}"
+        else:
+            guard = update.is_in("status", _UNFINISHED)
+        item = self._table.update(update, key, f"{update.exists('pk')} AND {guard}")
         if item is None:
             existing = self._table.get(key)
             if existing is None:
                 raise NotFound(f"import {import_id!r} does not exist")
             if existing["status"] != status.value:
-                raise Conflict(f"import {import_id!r} has already ended as {existing['status']}")
+                state = "queued" if existing["status"] == ImportStatus.ACCEPTED.value else existing["status"]
+                raise Conflict(f"import {import_id!r} is {state}: it cannot end as {status.value}")
             item = existing  # a retry after a crash: finish the release below
         return import_record_of(item)
 
@@ -226,6 +259,6 @@ class Imports:
 
 def _release(record: ImportRecord) -> Update:
     """Give the location back: no import running, this one the last."""
-    update = Update().remove("running_import_id")
+    update = Update().remove("running_import_id").remove("running_import_claimed_at")
     update.set("last_import", record.summary().model_dump(mode="json", exclude_none=True))
     return update.set("updated_at", iso(record.completed_at or record.accepted_at))

@@ -7,7 +7,7 @@ of those rules is one conditional write of this item.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -57,6 +57,7 @@ def location_of(item: Mapping[str, Any]) -> Location:
         updated_at=item["updated_at"],
         last_import=last_import or None,
         running_import_id=item.get("running_import_id"),
+        running_import_claimed_at=item.get("running_import_claimed_at"),
         last_baseline_import_at=item.get("last_baseline_import_at"),
         open_mispick_count_ids=frozenset(item.get("open_mispick_count_ids", set())),
         imports_before_switch=item.get("imports_before_switch"),
@@ -154,6 +155,18 @@ class Locations:
             items=[location_of(from_ddb(item)) for item in items],
             next_cursor=list_cursor(from_ddb(last)["gsi1sk"]) if last else None,
         )
+
+    def claimed_locations(self) -> Iterator[Location]:
+        # The list of locations (a few thousand at most, one gsi1 partition), read whole: the filter
+        # only spares the answer the unclaimed ones; every item read is paid for (docs/data-design.md).
+        items = self._table.query_all(
+            IndexName="gsi1",
+            KeyConditionExpression="#p = :p",
+            FilterExpression="attribute_exists(#claim)",
+            ExpressionAttributeNames={"#p": "gsi1pk", "#claim": "running_import_id"},
+            ExpressionAttributeValues={":p": {"S": LOCATIONS_PARTITION}},
+        )
+        return (location_of(from_ddb(item)) for item in items)
 
     def switch_to_platform(
         self, location_id: str, *, now: datetime, caller: str, baseline_cutoff: datetime, event: OutboxEvent

@@ -1,9 +1,10 @@
 """The table client: every DynamoDB call of the adapter goes through it.
 
-It creates the boto3 client on first use, pages and retries what DynamoDB leaves unprocessed (the
-backoff of `inventory.retry.UNPROCESSED`), and turns `ClientError` codes into what the domain understands: a refused
-condition into a None or False result (the caller decides whether it is a conflict), throttling
-and outages into TemporarilyUnavailable, a write past the item size limit into ItemTooLarge.
+It creates the boto3 client on first use, pages and retries what DynamoDB leaves unprocessed (by
+`inventory.backoff.UNPROCESSED`), and turns `ClientError` codes into what the domain understands: a
+refused condition into a None or False result (the caller decides whether it is a conflict),
+throttling and outages into TemporarilyUnavailable, a write past the item size limit into
+ItemTooLarge.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from inventory.adapters.dynamodb.codec import from_ddb, to_ddb
 from inventory.adapters.dynamodb.expressions import Update
+from inventory.backoff import UNPROCESSED, retried
 from inventory.errors import ItemTooLarge, TemporarilyUnavailable
-from inventory.retry import UNPROCESSED, retried
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
