@@ -126,7 +126,7 @@ soak-hostile: install
 bench-imports: install
 	$(BENCH) bench.imports $(ARGS)
 
-# 5,000 shipment events through the fulfilment handler, 100,000 products at the location, taking turns
+# 5,000 shipment events through the shipment events handler, 100,000 products at the location, taking turns
 # with raw conditional writes of the same changes on backends of their own, three times (about 12 minutes)
 bench-shipments: install
 	$(BENCH) bench.shipments $(ARGS)

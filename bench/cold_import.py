@@ -83,10 +83,10 @@ MEASURED: dict[str, tuple[str, Any]] = {
     "locations": ("locations_put", 200),  # an update of the location
     "master_switch": ("master_switch_readiness", 200),  # the location, its imports, its counts
     "stock_imports": ("stock_imports_post", 200),  # the same request again: the import as it is now
-    "import_worker": ("import_worker_step", NO_FAILURES),  # a step of an import that has completed
+    "stock_import_worker": ("stock_import_worker_step", NO_FAILURES),  # a step of an import that has completed
     "stock": ("stock_get", 200),  # a product's base and ledger
     "allocations": ("allocations_post", 200),  # the same allocation again
-    "fulfillment_events": ("fulfillment_events_shipped_and_handed_over", NO_FAILURES),  # delivered again
+    "shipment_events": ("shipment_events_shipped_and_handed_over", NO_FAILURES),  # delivered again
     "api_docs": ("api_docs_openapi", 200),
     # It polls until shortly before its deadline: given STOP_BEFORE_TIMEOUT_MS + POLL_ONCE_MS, one
     # round, then one wait of RELAY_POLL_INTERVAL_MS (not counted: asleep), then it stops.
@@ -99,11 +99,11 @@ POLL_ONCE_MS = 900
 SETUP: list[tuple[str, Any]] = [
     ("locations_put", 201),
     ("stock_imports_post", 202),
-    ("import_worker_step", NO_FAILURES),
-    ("import_worker_file_dropped", NO_FAILURES),  # the file is put in the bucket first
-    ("import_worker_step_dropped_file", NO_FAILURES),  # SKU-1001: 4 units
+    ("stock_import_worker_step", NO_FAILURES),
+    ("stock_import_worker_file_dropped", NO_FAILURES),  # the file is put in the bucket first
+    ("stock_import_worker_step_dropped_file", NO_FAILURES),  # SKU-1001: 4 units
     ("allocations_post", 201),
-    ("fulfillment_events_shipped_and_handed_over", NO_FAILURES),
+    ("shipment_events_shipped_and_handed_over", NO_FAILURES),
     ("outbox_relay_scheduled", lambda response: isinstance(response, dict) and response.get("failed") == 0),
 ]
 DROPPED_FILE = b"product_id,quantity\nSKU-1001,4\n"
@@ -228,9 +228,9 @@ def set_up(aws: Any, functions: list[Target]) -> None:
     def target_of(stem: str) -> Target:  # the function whose folder name is the longest prefix
         return max((t for t in functions if stem.startswith(t.name)), key=lambda t: len(t.name))
 
-    dropped = json.loads(event_file("import_worker_file_dropped")["Records"][0]["body"])["Records"][0]["s3"]
+    dropped = json.loads(event_file("stock_import_worker_file_dropped")["Records"][0]["body"])["Records"][0]["s3"]
     for stem, expected in SETUP:
-        if stem == "import_worker_file_dropped":
+        if stem == "stock_import_worker_file_dropped":
             aws.client("s3").put_object(
                 Bucket=dropped["bucket"]["name"], Key=dropped["object"]["key"], Body=DROPPED_FILE
             )

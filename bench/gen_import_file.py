@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-STOCK_LOCATIONS = ("main", "damaged", "display", "returns")
+from inventory.types import STOCK_LOCATIONS as SALABLE_BY_NAME
+
+STOCK_LOCATIONS = tuple(SALABLE_BY_NAME)  # main, damaged, display, returns
 BLOCK_ROWS = 10_000
 JSONL_ROW = '{"product_id":"SKU-%07d","quantity":%d,"stock_location":"%s"}\n'
 CSV_ROW = "SKU-%07d,%d,%s\n"

@@ -47,10 +47,10 @@ from inventory.adapters.dynamodb.keys import PRODUCT_SHARDS, import_partition, i
 from inventory.adapters.dynamodb.table import BATCH_WRITE_ITEMS
 from inventory.models import ImportKind, ImportStatus, LocationType
 from inventory.services.imports import ImportRequest
-from inventory.settings import ImportWorkerSettings, settings_of
+from inventory.settings import StockImportWorkerSettings, settings_of
 
-WORKER = "ImportWorkerFunction"
-WORKER_CODE = ROOT / "functions" / "import_worker"
+WORKER = "StockImportWorkerFunction"
+WORKER_CODE = ROOT / "functions" / "stock_import_worker"
 TIME_RATIO_TARGET = 1.3
 WCU_PER_ROW_TARGET = 1.1
 BYTES_PER_PAIR_GROWTH_TARGET = 1.5
@@ -71,7 +71,7 @@ def run_service(env: dict[str, str], location: str, source: str, rows: int) -> d
     """What the API and then the worker do with one file, in this (fresh) process, spawned with `env`."""
     load_handler()  # the worker's handler module, with everything it loads at a cold start
     wiring.forget()
-    worker = settings_of(ImportWorkerSettings)
+    worker = settings_of(StockImportWorkerSettings)
     service = wiring.import_service(worker)
     counter = CallCounter(wiring.repository(worker.table_name).client)
     boto3.client("s3")  # loads the models that the service's own clients will use

@@ -1,14 +1,14 @@
-"""Shipment events through the fulfilment handler on the local backends, against the floor of their writes.
+"""Shipment events through the shipment events handler on the local backends, against the floor of their writes.
 
 On fresh local AWS backends (dynalite, moto for S3 and SQS) provisioned from template.yaml, a store
 location gets an initial stock import of --products products (one row each, in main stock; the
-import worker's `ImportService.accept()` and `run()`, as bench.imports runs them) and, for about one
+stock import worker's `ImportService.accept()` and `run()`, as bench.imports runs them) and, for about one
 shipped product in ten, an open allocation (`AllocationService.create`). Then:
 
 - the service: --events "Fulfillment Items Shipped" events of 1 to 3 lines each (every line a
   distinct product, spread over the location's products; the lines of allocated products name their
   allocation and close part or all of it) go, as SQS events of the template's BatchSize, to
-  `lambda_handler` of functions/fulfillment_events/app.py, one batch after another (one Lambda
+  `lambda_handler` of functions/shipment_events/app.py, one batch after another (one Lambda
   instance), in a child process that has imported the handler with the function's environment, as
   Lambda would;
 - the floor: on backends of their own, prepared the same way, the same changes written by the fewest
@@ -95,10 +95,10 @@ from inventory.adapters.dynamodb.keys import (
 from inventory.models import AllocationLine, AllocationStatus, ImportKind, ImportStatus, LocationType
 from inventory.services.allocations import AllocationRequest
 from inventory.services.imports import ImportRequest
-from inventory.settings import ImportWorkerSettings, TableSettings, settings_of
+from inventory.settings import StockImportWorkerSettings, TableSettings, settings_of
 
-FUNCTION = "FulfillmentEventsFunction"
-HANDLER_CODE = ROOT / "functions" / "fulfillment_events"
+FUNCTION = "ShipmentEventsFunction"
+HANDLER_CODE = ROOT / "functions" / "shipment_events"
 LOCATION = "bench-ship"
 SOURCE = "fulfilment"
 DETAIL_TYPE = "Fulfillment Items Shipped"
@@ -109,7 +109,7 @@ SDK_CODE = (
     r"|_collections_abc|<frozen os>|queue.py|uuid.py:\d+\(uuid4\)|logging/__init__.py:\d+\((debug|isEnabledFor)\)"
     r"|_make_api_call|timed|bench/harness))"
 )
-HANDLER_PATHS = r"inventory/|fulfillment_events/|aws_lambda_powertools/"
+HANDLER_PATHS = r"inventory/|shipment_events/|aws_lambda_powertools/"
 PREFIXES = (ALLOCATION_PREFIX, EVENT_PREFIX, LEDGER_PREFIX)
 WRITE_OPERATIONS = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
 
@@ -219,7 +219,8 @@ def prepare(env: dict[str, str], source: str, products: int, allocations: list[A
     """The location, its initial import of `products` products, the open allocations; then its counters items."""
     location = LOCATION
     started = time.perf_counter()
-    imports = wiring.import_service(settings_of(ImportWorkerSettings))  # in a process with the worker's environment
+    # In a process with the worker's environment.
+    imports = wiring.import_service(settings_of(StockImportWorkerSettings))
     request = ImportRequest(
         import_id="bench-load", kind=ImportKind.INITIAL, source=source, location_type=LocationType.STORE
     )

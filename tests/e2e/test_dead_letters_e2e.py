@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.e2e.conftest import RunningStack
-from tests.e2e.test_fulfillment_e2e import eventually, load, put
+from tests.e2e.test_shipment_events_e2e import eventually, load, put
 
 pytestmark = pytest.mark.e2e
 

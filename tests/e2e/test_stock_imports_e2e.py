@@ -23,7 +23,7 @@ ROWS = int(os.environ.get("E2E_IMPORT_ROWS", "20000"))
 # the killed import needs time between a checkpoint and its end for the kill to land mid-way
 KILL_ROWS = max(ROWS, 50_000)
 WAIT_S = max(240.0, ROWS / 1_000)  # the local backend writes about 10,000 rows a second; reads are slower
-WORKER_DIR = ROOT / "functions" / "import_worker"
+WORKER_DIR = ROOT / "functions" / "stock_import_worker"
 
 
 def upload(stack: RunningStack, key: str, lines: list[str]) -> str:

@@ -104,7 +104,7 @@ class Gateway:
             "Body": body,
             "MD5OfBody": hashlib.md5(body.encode()).hexdigest(),  # what SQS computes
         }
-        worker = self.handler("ImportWorkerFunction")
+        worker = self.handler("StockImportWorkerFunction")
         arn = f"arn:aws:sqs:{self.region}:123456789012:import-queue"
         assert worker.lambda_handler(sqs_event([message], arn), FakeContext(remaining_ms=300_000)) == {
             "batchItemFailures": []

@@ -16,6 +16,7 @@ import pytest
 from botocore.client import BaseClient
 
 from inventory import wiring
+from inventory.adapters.dynamodb.keys import Key, import_key, location_key
 from inventory.models import IMPORT_START_ABANDONED_AFTER
 from local.stack import LocalAws
 from tests.conftest import FakeContext, http_event, load_handler
@@ -43,19 +44,21 @@ def body(import_id: str = "load") -> dict[str, Any]:
     }
 
 
-def write_to(location: str, sk: str) -> Any:
-    """Matches the write of one item of the location's partition: its claim (`LOCATION`) or a record."""
+def write_to(key: Key) -> Any:
+    """Matches the write of one item of the location's partition: its claim (the location) or a record."""
 
     def match(params: Mapping[str, Any]) -> bool:
-        return item_key(params) == (f"LOC#{location}", sk)
+        return item_key(params) == (key["pk"], key["sk"])
 
     return match
 
 
 def stopped_start(faults: Faults, location: str, after: str) -> None:
     """POST an import that stops (the function ends) right after its claim or its record."""
-    operation, sk = ("UpdateItem", "LOCATION") if after == "claim" else ("PutItem", "IMPORT#load")
-    armed = faults.inject(operation, "crash", when="after", match=write_to(location, sk))
+    operation, key = (
+        ("UpdateItem", location_key(location)) if after == "claim" else ("PutItem", import_key(location, "load"))
+    )
+    armed = faults.inject(operation, "crash", when="after", match=write_to(key))
     with pytest.raises(Crash):
         call("stock_imports", "POST", f"/locations/{location}/stock-imports", body())
     faults.disarm()
@@ -189,7 +192,7 @@ class PastTheGrace:
 
 
 def _sweep_at_once(locations: list[str], barrier: Any) -> list[str]:
-    from inventory.services.imports import ImportSweep
+    from inventory.services.abandoned import ImportSweep
 
     sweep = ImportSweep(Listing(locations), PastTheGrace())  # type: ignore[arg-type]
     barrier.wait()

@@ -40,7 +40,7 @@ from inventory.models import (
 from inventory.services.allocations import AllocationRequest, AllocationService, AllocationView
 from inventory.services.imports import ImportRequest, ImportService
 from inventory.services.locations import MasterSwitchService
-from inventory.services.shipments import ShipmentService
+from inventory.services.shipment_events import ShipmentService
 from inventory.services.stock import StockService, availability
 from tests.unit.fakes import FixedClock, MemoryFiles, MemoryQueue
 from tests.unit.reference import ErpStore

@@ -16,7 +16,7 @@ import pytest
 
 from inventory.adapters.dynamodb.keys import PRODUCT_PREFIX
 from inventory.errors import TemporarilyUnavailable
-from inventory.settings import FulfillmentEventsSettings, ImportWorkerSettings, TableSettings, settings_of
+from inventory.settings import ShipmentEventsSettings, StockImportWorkerSettings, TableSettings, settings_of
 from tests.conftest import FakeContext, http_event, load_handler, sqs_event
 from tests.integration.conftest import shared_repository
 from tests.integration.test_outbox_relay import received
@@ -46,7 +46,7 @@ def load(location: str, stock: dict[str, int], **settings: Any) -> None:
     assert status == 202, record
     from inventory import wiring
 
-    worker = wiring.import_service(settings_of(ImportWorkerSettings))  # the worker's, on the same backends
+    worker = wiring.import_service(settings_of(StockImportWorkerSettings))  # the worker's, on the same backends
     assert worker.run(location, "load", lambda: 10**9).value == "completed"
 
 
@@ -138,7 +138,7 @@ QUEUE_ARN = "arn:aws:sqs:eu-west-1:123456789012:local-fulfillmentqueue"
 
 
 def from_bus(detail_type: str, detail: dict[str, Any], message_id: str = "m-1") -> dict[str, Any]:
-    """The SQS message the fulfilment rule delivers for an event fulfilment put on the bus."""
+    """The SQS message the shipment events rule delivers for an event fulfilment put on the bus."""
     body = json.dumps({"version": "0", "id": "e", "detail-type": detail_type, "source": "oms", "detail": detail})
     md5 = hashlib.md5(body.encode()).hexdigest()
     return {"MessageId": message_id, "ReceiptHandle": "r", "Body": body, "MD5OfBody": md5}
@@ -154,7 +154,7 @@ def _deliver(shipment: dict[str, Any], barrier: Any) -> dict[str, Any]:
     message = from_bus("Fulfillment Items Shipped", shipment, str(uuid.uuid4()))
     barrier.wait()
     return dict(
-        load_handler("fulfillment_events").lambda_handler(
+        load_handler("shipment_events").lambda_handler(
             sqs_event([message], QUEUE_ARN), FakeContext(remaining_ms=60_000)
         )
     )
@@ -218,7 +218,7 @@ def test_a_refusal_from_the_bus_is_an_allocation_refused_event(listen: Any) -> N
         "items": [{"product_id": "a", "quantity": 2}],
     }
     message = from_bus("Allocation Created", detail)
-    handler = load_handler("fulfillment_events")
+    handler = load_handler("shipment_events")
 
     assert handler.lambda_handler(
         sqs_event([message, {**message, "MessageId": "m-2"}], QUEUE_ARN), FakeContext(remaining_ms=60_000)
@@ -253,7 +253,7 @@ def test_shipment_applied_is_published_with_the_figures_and_version_of_its_publi
         "occurred_at": "2026-11-27T09:00:00Z",
         "items": [{"product_id": "a", "quantity": 1}, {"product_id": "ghost", "quantity": 1}],
     }
-    handler = load_handler("fulfillment_events")
+    handler = load_handler("shipment_events")
     message = from_bus("Fulfillment Items Shipped", detail)
     assert handler.lambda_handler(sqs_event([message], QUEUE_ARN), FakeContext(remaining_ms=60_000)) == {
         "batchItemFailures": []
@@ -283,7 +283,7 @@ def test_a_record_is_not_started_with_too_little_time_left_and_the_queue_deliver
         "occurred_at": "2026-11-27T09:00:00Z",
         "items": [{"product_id": "a", "quantity": 1}],
     }
-    handler = load_handler("fulfillment_events")
+    handler = load_handler("shipment_events")
     event = sqs_event([from_bus("Fulfillment Items Shipped", detail, "m-late")], QUEUE_ARN)
 
     assert handler.lambda_handler(event, FakeContext(remaining_ms=5_000)) == {
@@ -315,7 +315,7 @@ def test_a_batch_reads_the_allocations_its_lines_close_in_one_request(monkeypatc
                   "occurred_at": "2026-11-27T09:00:00Z", "items": items}  # fmt: skip
         return from_bus("Fulfillment Items Shipped", detail, event)
 
-    handler, reads, counting = load_handler("fulfillment_events"), [], [True]
+    handler, reads, counting = load_handler("shipment_events"), [], [True]
     client = shared_repository().client
 
     def count(params: dict[str, Any], model: Any, **_: Any) -> None:
@@ -343,7 +343,7 @@ def test_a_batch_reads_the_allocations_its_lines_close_in_one_request(monkeypatc
         assert reads == ["BatchGetItem"]
 
         # A change between the read ahead and the line's write: the write is refused, the line reads again.
-        service = wiring.shipment_service(settings_of(FulfillmentEventsSettings))  # the handler's
+        service = wiring.shipment_service(settings_of(ShipmentEventsSettings))  # the handler's
         read_ahead = service.read_ahead
 
         def then_allocate(shipments: Any) -> None:

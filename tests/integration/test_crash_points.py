@@ -26,7 +26,7 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from inventory import wiring
-from inventory.adapters.dynamodb.keys import location_pk
+from inventory.adapters.dynamodb.keys import import_key, location_key, location_pk
 from inventory.adapters.eventbridge import EventBridgePublisher
 from inventory.settings import OutboxRelaySettings, settings_of
 from local.stack import LocalAws
@@ -126,7 +126,7 @@ def import_seen(local_aws: LocalAws, location: str, steps: Any = None) -> Any:
         for step in import_steps(local_aws, location):
             for _ in range(RETRIES):
                 try:
-                    deliver("import_worker", sqs_event([step], local_aws.arn("ImportQueue")))
+                    deliver("stock_import_worker", sqs_event([step], local_aws.arn("ImportQueue")))
                     break
                 except Failed:
                     continue
@@ -147,7 +147,7 @@ def prepare_import_run(local_aws: LocalAws, location: str) -> Any:
 
 
 def run_import(local_aws: LocalAws, location: str, event: Any) -> None:
-    deliver("import_worker", event)
+    deliver("stock_import_worker", event)
 
 
 # ---------------------------------------------------------------------------------- allocations
@@ -203,7 +203,7 @@ def prepare_shipment(local_aws: LocalAws, location: str) -> Any:
 
 
 def ship(local_aws: LocalAws, location: str, event: Any) -> None:
-    deliver("fulfillment_events", event)
+    deliver("shipment_events", event)
 
 
 def shipment_seen(local_aws: LocalAws, location: str, _: Any) -> Any:
@@ -296,9 +296,10 @@ def stopped_start(after: str) -> Callable[[LocalAws, str], None]:
     """An import start that stops right after its claim (no record) or its record (never queued)."""
 
     def prepare(local_aws: LocalAws, location: str) -> None:
-        operation, sk = ("UpdateItem", "LOCATION") if after == "claim" else ("PutItem", "IMPORT#load")
+        claim, record = location_key(location), import_key(location, "load")
+        operation, key = ("UpdateItem", claim) if after == "claim" else ("PutItem", record)
         with faults_on(shared_repository().client) as stop:
-            stop.inject(operation, "crash", when="after", match=lambda p: item_key(p) == (f"LOC#{location}", sk))
+            stop.inject(operation, "crash", when="after", match=lambda p: item_key(p) == (key["pk"], key["sk"]))
             with contextlib.suppress(Crash):
                 start_import(local_aws, location, None)
 
@@ -306,7 +307,7 @@ def stopped_start(after: str) -> Callable[[LocalAws, str], None]:
 
 
 def sweep_abandoned(local_aws: LocalAws, location: str, _: Any) -> None:
-    from inventory.services.imports import ImportSweep
+    from inventory.services.abandoned import ImportSweep
 
     try:
         ImportSweep(Listing([location]), PastTheGrace()).fail_abandoned()  # type: ignore[arg-type]

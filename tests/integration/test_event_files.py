@@ -33,20 +33,20 @@ SCENARIO: list[tuple[str, Any]] = [
     ("master_switch_revert", 200),
     ("stock_imports_post", 202),
     ("stock_imports_post_file", 422),  # the file named does not exist
-    ("import_worker_step", NO_FAILURES),
+    ("stock_import_worker_step", NO_FAILURES),
     ("stock_imports_get", 200),
     ("stock_get", 200),
     ("stock_list", 200),
-    ("import_worker_file_dropped", NO_FAILURES),
-    ("import_worker_step_dropped_file", NO_FAILURES),  # SKU-1001: 4 units
+    ("stock_import_worker_file_dropped", NO_FAILURES),
+    ("stock_import_worker_step_dropped_file", NO_FAILURES),  # SKU-1001: 4 units
     ("allocations_post", 201),  # 2 of them for ORD-5521-1
     ("allocations_get", 200),
     ("allocations_post_insufficient", 409),  # SKU-1002 has none: refused whole
-    ("fulfillment_events_allocations", NO_FAILURES),  # one opened, one released first, one refused
+    ("shipment_events_allocations", NO_FAILURES),  # one opened, one released first, one refused
     ("stock_availability", 200),
     ("allocations_delete", 200),
-    ("fulfillment_events_shipped_and_handed_over", NO_FAILURES),
-    ("fulfillment_events_poison_record", NO_FAILURES),  # dead-lettered with its reason, and acknowledged
+    ("shipment_events_shipped_and_handed_over", NO_FAILURES),
+    ("shipment_events_poison_record", NO_FAILURES),  # dead-lettered with its reason, and acknowledged
     ("api_docs_openapi", 200),
     ("api_docs_not_found", 404),
     ("outbox_relay_scheduled", None),
@@ -106,7 +106,7 @@ def test_each_handler_answers_its_sample_events_in_order(local_aws: LocalAws, mo
         return make_api_call(client, operation, params)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", recording)
-    dropped = json.loads(EVENT_FILES["import_worker_file_dropped"].read_text())
+    dropped = json.loads(EVENT_FILES["stock_import_worker_file_dropped"].read_text())
     s3_event = json.loads(dropped["Records"][0]["body"])["Records"][0]["s3"]
     local_aws.client("s3").put_object(
         Bucket=s3_event["bucket"]["name"], Key=s3_event["object"]["key"], Body=b"product_id,quantity\nSKU-1001,4\n"

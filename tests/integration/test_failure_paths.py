@@ -12,6 +12,7 @@ from urllib.parse import unquote_plus
 
 import pytest
 
+from inventory.adapters.dynamodb.keys import location_key, location_pk
 from local.stack import LocalAws
 from tests.conftest import FakeContext, http_event, load_handler, sqs_event
 from tests.faults import Faults, item_key
@@ -65,7 +66,8 @@ def ends_import_at(location_id: str) -> Any:
 
     def match(params: Mapping[str, Any]) -> bool:
         names = set(params.get("ExpressionAttributeNames", {}).values())
-        return item_key(params) == (f"LOC#{location_id}", "LOCATION") and {"running_import_id", "last_import"} <= names
+        location = location_key(location_id)
+        return item_key(params) == (location["pk"], location["sk"]) and {"running_import_id", "last_import"} <= names
 
     return match
 
@@ -78,7 +80,7 @@ def test_an_import_whose_location_write_fails_at_completion_completes_on_redeliv
     the rows visible) is throttled or times out, the queue's redelivery finishes it: the rows are
     visible, the location takes the next import, and `Stock Imported` is recorded once."""
     location_id = f"end-fails-{fault}"
-    imports, worker, stock = load_handler("stock_imports"), load_handler("import_worker"), load_handler("stock")
+    imports, worker, stock = load_handler("stock_imports"), load_handler("stock_import_worker"), load_handler("stock")
     body, event = started_import(local_aws, location_id, quantity=7)
     armed = faults.inject("UpdateItem", fault, match=ends_import_at(location_id))
 
@@ -131,7 +133,7 @@ def test_an_import_abandoned_after_its_record_completed_is_finished_not_failed(
     """Given the completion's location write failing on the queue's last delivery too, the give-up
     path finishes the completion rather than failing an import whose rows are all written."""
     location_id = "end-fails-last"
-    imports, worker, stock = load_handler("stock_imports"), load_handler("import_worker"), load_handler("stock")
+    imports, worker, stock = load_handler("stock_imports"), load_handler("stock_import_worker"), load_handler("stock")
     body, event = started_import(local_aws, location_id, quantity=4)
     event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "5"
     faults.inject("UpdateItem", "throttled", match=ends_import_at(location_id))
@@ -180,7 +182,7 @@ def test_a_shipment_dated_without_a_time_zone_is_dead_lettered_at_once_with_its_
     load("naive-time", {"p1": 3})
     record = from_bus("Fulfillment Items Shipped", shipped("naive-1", "naive-time", "2026-11-27T09:00:00"))
 
-    answer = load_handler("fulfillment_events").lambda_handler(
+    answer = load_handler("shipment_events").lambda_handler(
         sqs_event([record], QUEUE_ARN), FakeContext(remaining_ms=60_000)
     )
 
@@ -201,7 +203,7 @@ def test_a_shipment_throttled_on_its_last_delivery_is_dead_lettered_with_the_rea
     record = from_bus("Fulfillment Items Shipped", shipped("throttled-1", "throttled-store"))
     event = sqs_event([record], QUEUE_ARN)
     faults.inject("PutItem", "throttled", times=10**6)
-    handler = load_handler("fulfillment_events")
+    handler = load_handler("shipment_events")
 
     retried = handler.lambda_handler(event, FakeContext(remaining_ms=60_000))
     event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "5"
@@ -225,7 +227,7 @@ def test_a_dropped_file_with_malformed_metadata_is_dead_lettered_at_once_and_imp
     local_aws: LocalAws, metadata: dict[str, str], field: str
 ) -> None:
     """Given object metadata the worker cannot read (it used to raise ValueError five times over)."""
-    worker = load_handler("import_worker")
+    worker = load_handler("stock_import_worker")
     location_id = f"meta-{field.rsplit('.', 1)[1]}"
     call(load_handler("locations"), "PUT", f"/locations/{location_id}", {"type": "store"})
     bucket, key = local_aws.name("ImportBucket"), f"imports/{location_id}/partial/meta-1.csv"
@@ -246,7 +248,7 @@ def test_a_dropped_file_with_malformed_metadata_is_dead_lettered_at_once_and_imp
     ["not json", "[1]", '{"location_id": "x"}', '{"Records": [{"s3": {"bucket": {}}}]}'],
 )
 def test_an_import_queue_message_that_is_not_one_is_dead_lettered_at_once(local_aws: LocalAws, body: str) -> None:
-    worker = load_handler("import_worker")
+    worker = load_handler("stock_import_worker")
     message = {"MessageId": "bad-1", "ReceiptHandle": "r", "Body": body, "MD5OfBody": "0"}
 
     answer = worker.lambda_handler(sqs_event([message], local_aws.arn("ImportQueue")), FakeContext())
@@ -270,7 +272,7 @@ def test_an_import_whose_claim_is_throttled_creates_no_location_and_no_file(
     }
 
     def claims(params: Mapping[str, Any]) -> bool:
-        return item_key(params)[0] == "LOC#claim-throttled"
+        return item_key(params)[0] == location_pk("claim-throttled")
 
     faults.inject("UpdateItem", "throttled", match=claims)
     status, answer = call(imports, "POST", "/locations/claim-throttled/stock-imports", body)
@@ -338,7 +340,7 @@ def test_an_import_whose_row_batches_come_back_half_unprocessed_writes_every_row
     (step,) = import_steps(local_aws, f'"location_id":"{location_id}"')
     armed = faults.inject("BatchWriteItem", "unprocessed", times=10**6)
 
-    answer = load_handler("import_worker").lambda_handler(
+    answer = load_handler("stock_import_worker").lambda_handler(
         sqs_event([step], local_aws.arn("ImportQueue")), FakeContext(remaining_ms=300_000)
     )
 

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
+from inventory.adapters.dynamodb.keys import PRODUCT_PREFIX
 from tests.integration.gateway import Gateway
 
 pytestmark = pytest.mark.integration
@@ -67,7 +68,7 @@ PRODUCT_IDS = [
     "a/b/c/d",
     "SKU#1",  # the key delimiter
     "#",
-    "P#SKU",  # a whole key prefix
+    PRODUCT_PREFIX + "SKU",  # a whole key prefix
     "name",  # DynamoDB reserved words
     "status",
     "size",

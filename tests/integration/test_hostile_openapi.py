@@ -14,7 +14,6 @@ many more); the number sent, by status, is printed at the end of the module."""
 from __future__ import annotations
 
 import os
-import re
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -33,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from inventory import errors
-from inventory.models import CLIENT_ID_PATTERN, is_location_id
+from inventory.types import CLIENT_ID_PATTERN, LOCATION_ID_PATTERN, matches
 from local.template import Template
 from tests.conftest import ROOT
 from tests.integration.gateway import REPORT, Gateway
@@ -101,7 +100,7 @@ def seed(gateway: Gateway) -> None:
 
 
 def is_client_id(value: str) -> bool:
-    return re.fullmatch(CLIENT_ID_PATTERN, value) is not None
+    return matches(CLIENT_ID_PATTERN, value)
 
 
 def is_product_id(value: str) -> bool:
@@ -112,7 +111,7 @@ def aim_at_seeded_locations(case: Any) -> None:
     """Three generated location ids in four become a seeded location (a valid id for a valid one,
     so that a request keeps whatever makes it invalid), chosen by the generated id itself."""
     location_id = (case.path_parameters or {}).get("location_id")
-    if isinstance(location_id, str) and is_location_id(location_id):
+    if isinstance(location_id, str) and matches(LOCATION_ID_PATTERN, location_id):
         choice = zlib.crc32(location_id.encode()) % (len(SEEDED) + 1)  # the last: left as generated
         if choice < len(SEEDED):
             case.path_parameters["location_id"] = SEEDED[choice]
@@ -178,7 +177,7 @@ def watched(case: Any) -> tuple[str, list[str] | None, dict[str, str]] | None:
     its location is read back."""
     location_id = (case.path_parameters or {}).get("location_id")
     if case.method.upper() not in ("PUT", "POST", "DELETE") or not (
-        isinstance(location_id, str) and is_location_id(location_id)
+        isinstance(location_id, str) and matches(LOCATION_ID_PATTERN, location_id)
     ):
         return None
     if case.meta is not None and case.meta.generation.mode is not GenerationMode.POSITIVE:

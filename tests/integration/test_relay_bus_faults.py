@@ -61,7 +61,7 @@ def shipped(locations: int, products: int) -> str:
     """Stores loaded with `products` products each, and a shipment of one of each: one Stock
     Imported event per store, and a Shipment Applied part per line, over every shard of the outbox."""
     prefix = f"bus-{uuid.uuid4().hex[:6]}"
-    fulfilment = load_handler("fulfillment_events")
+    fulfilment = load_handler("shipment_events")
     for n in range(locations):
         location = f"{prefix}-{n}"
         load(location, {f"p{k}": 5 for k in range(products)})
@@ -205,7 +205,7 @@ def test_a_refusal_too_large_for_the_bus_reaches_the_consumer_in_parts(
         "items": [{"product_id": p, "quantity": 2} for p in products],
     }
     message = from_bus("Allocation Created", detail, f"m-{location}")
-    answer = load_handler("fulfillment_events").lambda_handler(
+    answer = load_handler("shipment_events").lambda_handler(
         sqs_event([message], QUEUE_ARN), FakeContext(remaining_ms=60_000)
     )
     assert answer == {"batchItemFailures": []}

@@ -21,8 +21,14 @@ import pytest
 from hypothesis import settings
 
 from inventory.adapters.dynamodb import DynamoDbRepository
-from inventory.adapters.dynamodb.keys import location_pk, outbox_shard, product_shard
-from inventory.adapters.dynamodb.table import encode_cursor
+from inventory.adapters.dynamodb.keys import (
+    LOCATIONS_PARTITION,
+    location_key,
+    location_pk,
+    outbox_shard,
+    product_shard,
+)
+from inventory.cursor import encode_cursor
 from inventory.errors import (
     Conflict,
     CountIdReused,
@@ -307,8 +313,8 @@ def check_a_cursor_the_list_did_not_return_is_refused(repo: Repository) -> None:
     for name in ("loc-a", "loc-b"):
         repo.put_location(name, LocationChanges(type=STORE), NOW)
     forged = [
-        {"pk": "LOC#loc-a", "sk": "LOCATION", "gsi1pk": "OTHER", "gsi1sk": "loc-a"},
-        {"pk": "LOC#loc-b", "sk": "LOCATION", "gsi1pk": "LOCATIONS", "gsi1sk": "loc-a"},
+        {**location_key("loc-a"), "gsi1pk": "OTHER", "gsi1sk": "loc-a"},
+        {**location_key("loc-b"), "gsi1pk": LOCATIONS_PARTITION, "gsi1sk": "loc-a"},
     ]
     returned = repo.list_locations(1, None).next_cursor
 

@@ -64,7 +64,7 @@ def soh(product: str) -> int:
 def test_shipments_from_the_bus_apply_once_and_a_poison_record_is_dead_lettered_with_its_reason(
     local_aws: LocalAws,
 ) -> None:
-    imports, worker = load_handler("stock_imports"), load_handler("import_worker")
+    imports, worker = load_handler("stock_imports"), load_handler("stock_import_worker")
     body = {
         "import_id": "ship-load",
         "kind": "initial",
@@ -86,7 +86,7 @@ def test_shipments_from_the_bus_apply_once_and_a_poison_record_is_dead_lettered_
         if ours:
             break
     assert ours
-    shipments = load_handler("fulfillment_events")
+    shipments = load_handler("shipment_events")
 
     put_on_bus(local_aws, detail("e1", 3))
     put_on_bus(local_aws, detail("e2", 0, product="ship-b"))  # quantity 0: can never succeed
@@ -131,7 +131,7 @@ def test_a_line_that_would_overfill_its_product_record_is_dead_lettered_with_its
         from_bus("Fulfillment Items Shipped", {**detail("fine-1", 1, "fine", location)}, "m-fine"),
     ]
 
-    answer = load_handler("fulfillment_events").lambda_handler(
+    answer = load_handler("shipment_events").lambda_handler(
         sqs_event(records, QUEUE_ARN), FakeContext(remaining_ms=60_000)
     )
 

@@ -39,7 +39,7 @@ def call(
 
 
 def test_an_inline_import_runs_through_the_queue_and_becomes_visible(local_aws: LocalAws) -> None:
-    imports, worker, stock = load_handler("stock_imports"), load_handler("import_worker"), load_handler("stock")
+    imports, worker, stock = load_handler("stock_imports"), load_handler("stock_import_worker"), load_handler("stock")
     body = {
         "import_id": "inline-1",
         "kind": "initial",
@@ -93,7 +93,7 @@ def test_invalid_inline_items_are_refused_with_their_index_and_write_nothing(loc
 
 
 def test_a_file_dropped_in_the_bucket_starts_its_import(local_aws: LocalAws) -> None:
-    worker, stock = load_handler("import_worker"), load_handler("stock")
+    worker, stock = load_handler("stock_import_worker"), load_handler("stock")
     s3 = local_aws.client("s3")
     bucket = local_aws.name("ImportBucket")
     call(load_handler("locations"), "PUT", "/locations/drop-store", {"type": "store"})
@@ -113,7 +113,7 @@ def test_a_file_dropped_in_the_bucket_starts_its_import(local_aws: LocalAws) -> 
 
 
 def test_a_file_with_a_bad_row_near_its_end_fails_with_that_line_and_changes_nothing(local_aws: LocalAws) -> None:
-    imports, worker, stock = load_handler("stock_imports"), load_handler("import_worker"), load_handler("stock")
+    imports, worker, stock = load_handler("stock_imports"), load_handler("stock_import_worker"), load_handler("stock")
     s3 = local_aws.client("s3")
     bucket = local_aws.name("ImportBucket")
     call(
@@ -156,7 +156,7 @@ def test_an_import_step_that_fails_on_every_delivery_fails_the_import_and_frees_
 ) -> None:
     """Given the import bucket's file vanishing under a running import's feet (S3 answers with an
     error every time), on the queue's last delivery the import fails visibly and another can start."""
-    imports, worker = load_handler("stock_imports"), load_handler("import_worker")
+    imports, worker = load_handler("stock_imports"), load_handler("stock_import_worker")
     body = {
         "import_id": "doomed",
         "kind": "initial",
@@ -170,12 +170,12 @@ def test_an_import_step_that_fails_on_every_delivery_fails_the_import_and_frees_
     step = next(m for m in messages if "doomed" in m["Body"])
     from inventory import wiring
     from inventory.errors import TemporarilyUnavailable
-    from inventory.settings import ImportWorkerSettings, settings_of
+    from inventory.settings import StockImportWorkerSettings, settings_of
 
     def unreachable(uri: str, size: int = 1024) -> bytes:
         raise TemporarilyUnavailable("S3 is down")
 
-    monkeypatch.setattr(wiring.import_service(settings_of(ImportWorkerSettings))._files, "head", unreachable)
+    monkeypatch.setattr(wiring.import_service(settings_of(StockImportWorkerSettings))._files, "head", unreachable)
     event = sqs_event([step], arn)
     event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "4"
     with pytest.raises(BatchProcessingError):  # the whole batch failed: the queue delivers it again
@@ -200,7 +200,7 @@ def test_under_an_erp_shipments_after_the_import_lower_stock_and_are_explained(
 ) -> None:
     """Given shipments recorded through the adapter (as the shipment handler will), stock on hand is
     the import plus the shipments it did not include, by logical timestamp."""
-    imports, worker, stock = load_handler("stock_imports"), load_handler("import_worker"), load_handler("stock")
+    imports, worker, stock = load_handler("stock_imports"), load_handler("stock_import_worker"), load_handler("stock")
     now = datetime.now(UTC)
 
     def ship(entry_id: str, timestamp: int, quantity: int, product: str = "erp-1") -> bool:

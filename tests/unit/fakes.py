@@ -43,7 +43,6 @@ from inventory.errors import (
     NotFound,
 )
 from inventory.models import (
-    STOCK_LOCATIONS,
     Allocation,
     AllocationStatus,
     CountersChange,
@@ -78,6 +77,7 @@ from inventory.ports import (
     OutboxStore,
     WorkQueue,
 )
+from inventory.types import STOCK_LOCATIONS
 
 OutboxKey = tuple[str, str]  # (pk, sk) of an item that holds events: the item's own key, as in the adapter
 _ENDED = (ImportStatus.COMPLETED, ImportStatus.FAILED)

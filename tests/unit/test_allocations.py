@@ -22,7 +22,7 @@ from inventory.models import (
 )
 from inventory.services.allocations import AllocationRequest, AllocationService
 from inventory.services.outbox import OutboxRelay
-from inventory.services.shipments import PRUNING_SAMPLE, Applied, ShipmentFigures, ShipmentService
+from inventory.services.shipment_events import PRUNING_SAMPLE, Applied, ShipmentFigures, ShipmentService
 from tests.unit.fakes import MemoryPublisher
 from tests.unit.test_import_service import World
 from tests.unit.test_shipments import bus_message, parse_shipment

@@ -17,7 +17,6 @@ from inventory.import_rows import (
     DEFAULT_STOCK_LOCATIONS,
     INFLATION_FLOOR_BYTES,
     MAX_INFLATION,
-    MAX_QUANTITY,
     DuplicateCheck,
     FileFormat,
     InflationLimit,
@@ -27,6 +26,7 @@ from inventory.import_rows import (
     sniff_format,
     validate_item,
 )
+from inventory.types import MAX_QUANTITY
 
 JSONL, CSV = FileFormat.JSONL, FileFormat.CSV
 

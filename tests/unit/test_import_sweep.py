@@ -25,9 +25,9 @@ from inventory.models import (
     LocationType,
     StockRow,
 )
-from inventory.services.abandoned import AbandonedRequests
+from inventory.services.abandoned import AbandonedRequests, ImportSweep
 from inventory.services.allocations import AllocationService
-from inventory.services.imports import ImportRequest, ImportService, ImportSweep
+from inventory.services.imports import ImportRequest, ImportService
 from inventory.services.locations import MasterSwitchService
 from tests.unit.fakes import FixedClock, MemoryFiles, MemoryQueue, MemoryRepository
 from tests.unit.test_template import TEMPLATE

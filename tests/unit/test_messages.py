@@ -12,12 +12,12 @@ from jsonschema import Draft202012Validator
 
 from inventory.adapters.eventbridge import EventBridgePublisher
 from inventory.messages import SOURCE, DetailType
-from inventory.messages.fulfillment import DETAILS
 from inventory.messages.published import PUBLISHED
 from inventory.messages.schemas import event_schemas, file_name, main
+from inventory.messages.shipment_events import DETAILS
 from inventory.models import EVENT_SCHEMA_VERSION, InventoryMaster
 from inventory.services.outbox import OutboxRelay
-from inventory.services.shipments import ShipmentFigures
+from inventory.services.shipment_events import ShipmentFigures
 from tests.conftest import ROOT
 from tests.unit.test_allocations import Shop
 from tests.unit.test_template import RESOURCES
@@ -30,7 +30,7 @@ def committed(detail_type: str) -> dict[str, Any]:
     return schema
 
 
-def test_the_bus_rule_routes_exactly_the_events_the_fulfilment_handler_takes() -> None:
+def test_the_bus_rule_routes_exactly_the_events_the_shipment_events_handler_takes() -> None:
     to_the_queue = {"Fn::GetAtt": ["FulfillmentQueue", "Arn"]}
     (rule,) = [
         r
@@ -103,8 +103,8 @@ def test_what_the_service_publishes_is_what_each_model_and_schema_file_say() -> 
         Draft202012Validator(committed(entry["DetailType"])).validate(json.loads(entry["Detail"]))
 
 
-@pytest.mark.parametrize("sample", sorted((ROOT / "events").glob("fulfillment_events_*.json")), ids=lambda p: p.stem)
-def test_the_sample_fulfilment_events_fit_their_schemas_but_the_poison_record(sample: Path) -> None:
+@pytest.mark.parametrize("sample", sorted((ROOT / "events").glob("shipment_events_*.json")), ids=lambda p: p.stem)
+def test_the_sample_shipment_events_fit_their_schemas_but_the_poison_record(sample: Path) -> None:
     for record in json.loads(sample.read_text())["Records"]:
         event = json.loads(record["body"])
         errors = list(Draft202012Validator(committed(event["detail-type"])).iter_errors(event["detail"]))

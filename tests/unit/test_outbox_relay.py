@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from inventory.adapters.dynamodb.keys import location_pk, outbox_shard
+from inventory.errors import TemporarilyUnavailable
 from inventory.models import OutboxEvent
-from inventory.services.outbox import OutboxRelay
+from inventory.services import outbox
+from inventory.services.outbox import OutboxRelay, poll
 from tests.unit.fakes import FixedClock, MemoryPublisher, MemoryRepository, location_item
 
 
@@ -97,3 +102,42 @@ def test_a_round_reads_its_items_together_and_publishes_their_events_together() 
         two: [f"{two}-b"],  # each item keeps what the bus refused of its own
         three: [],
     }
+
+
+def test_a_run_of_the_relay_publishes_once_the_bus_is_back_and_stops_before_its_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Given an outbox with an event and a bus that is down for the first round, when the relay polls
+    with 5 s left, stopping 1.5 s before its deadline, then it publishes the event in the second
+    round, goes on at once after it, pauses after each empty round, and never sleeps past the stop."""
+    clock, repo = FixedClock(), MemoryRepository()
+    repo.record(location_item("s1"), event(clock, "a", minutes_ago=1))
+    bus = MemoryPublisher()
+    publish, waits, deadline = bus.publish, [], clock.now() + timedelta(seconds=5)
+
+    def down_once(events: Any) -> Any:
+        bus.publish = publish  # type: ignore[method-assign]
+        raise TemporarilyUnavailable("the bus is down")
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock.advance(seconds=seconds)
+
+    def remaining_ms() -> int:
+        return int((deadline - clock.now()).total_seconds() * 1000)
+
+    bus.publish = down_once  # type: ignore[method-assign]
+    monkeypatch.setattr(outbox, "time", SimpleNamespace(sleep=sleep))
+
+    run = poll(
+        OutboxRelay(repo, bus, clock), remaining_ms, stop_before_ms=1_500, pause_seconds=0.5, backoff_cap_seconds=2
+    )
+
+    assert [e.event_id for e in bus.published] == ["a"]
+    assert (run.published, run.failed) == (1, 0)
+    assert 0.5 <= waits[0] <= 1.0  # after the failed round: the pause and up to as much again
+    assert waits[1] == 0.0  # after the round that published: at once
+    assert set(waits[2:-1]) == {0.5}  # after each empty round: the pause
+    assert run.rounds == len(waits)
+    assert remaining_ms() >= 1_500  # the last wait stops at the stop
+    assert run.lags[0] == pytest.approx(60 + waits[0])  # the event's age when the second round read it

@@ -1,14 +1,31 @@
 """A product's key form (`product_order`): every valid product id fits a DynamoDB sort key, reads
-back, keeps the key of any id that could be stored before, and never falls in another's range."""
+back, keeps the key of any id that could be stored before, and never falls in another's range; and
+the key table of docs/data-design.md is the one keys.py builds."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from urllib.parse import quote
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inventory.adapters.dynamodb.keys import import_row_key, import_row_of, past_product, product_of, product_sk
+from inventory.adapters.dynamodb.keys import (
+    allocation_key,
+    count_key,
+    counters_key,
+    event_key,
+    event_shard,
+    import_key,
+    import_row_key,
+    import_row_of,
+    location_key,
+    past_product,
+    product_of,
+    product_shard,
+    product_sk,
+)
 from inventory.models import PRODUCT_KEY_BYTES, product_of_order, product_order
 
 SORT_KEY_BYTES = 1024  # DynamoDB's limit for a sort key
@@ -61,3 +78,61 @@ def test_no_product_falls_in_the_key_range_of_another(first: str, second: str) -
 
     assert not low <= product_sk(second).encode() <= high
     assert product_order(first) != product_order(second)
+
+
+# ---------------------------------------------------------------- the key table of docs/data-design.md
+DESIGN = Path(__file__).resolve().parents[2] / "docs" / "data-design.md"
+STORE, SEQ, PRODUCT = "store-1", 7, "SKU 1/a"  # the product's percent-encoded form is SKU%201%2Fa
+BUILT = {  # each item of the table, as keys.py builds it for the values above
+    "location": location_key(STORE),
+    "import record": import_key(STORE, "i1"),
+    "cycle count": count_key(STORE, "c1"),
+    "import row (a base)": import_row_key(STORE, SEQ, PRODUCT, "main"),
+    "product counters (ledger, open allocations, versions)": counters_key(STORE, PRODUCT),
+    "allocation record": allocation_key(STORE, "a1"),
+    "applied event (its body hash)": event_key(STORE, "ev-1"),
+}
+
+
+def code_of(cell: str) -> str:
+    """A cell's first `code` span: the key, without the words after it."""
+    found = re.search(r"`([^`]*)`", cell)
+    assert found, cell
+    return found.group(1)
+
+
+def documented_keys() -> dict[str, tuple[str, str]]:
+    """(pk, sk) of every built item of the design's key table, its placeholders filled in: the
+    values above, the product percent-encoded as the design says, and each item's shard."""
+    text = DESIGN.read_text()
+    table = text[text.index("| item | pk | sk |") : text.index("Indexes:")]
+    values = {
+        "<location>": STORE,
+        "<import seq>": str(SEQ),
+        "<product>": quote(PRODUCT, safe=""),
+        "<stock location>": "main",
+        "<import_id>": "i1",
+        "<count_id>": "c1",
+        "<allocation_id>": "a1",
+        "<event_id>": "ev-1",
+    }
+    shards = {"applied event (its body hash)": event_shard("ev-1")}
+    rows = {}
+    for line in [row for row in table.splitlines() if row.startswith("|")][2:]:
+        item, pk_cell, sk_cell, _, status = (cell.strip() for cell in line.strip("|").split("|"))
+        if status.startswith("built"):
+            pk, sk = (code_of(cell) for cell in (pk_cell, sk_cell))
+            for name, value in {**values, "<nn>": f"{shards.get(item, product_shard(PRODUCT)):02d}"}.items():
+                pk, sk = pk.replace(name, value), sk.replace(name, value)
+            rows[item] = (pk, sk)
+    return rows
+
+
+def test_every_key_of_the_design_s_key_table_is_the_one_keys_py_builds() -> None:
+    """Given the key table of docs/data-design.md, when each built item's key is made by keys.py,
+    then it is the documented one, character for character (the product percent-encoded)."""
+    documented = documented_keys()
+
+    assert documented.keys() == BUILT.keys()
+    for item, key in BUILT.items():
+        assert (key["pk"], key["sk"]) == documented[item], item

@@ -1,6 +1,7 @@
-"""The relay handler's polling loop, on a clock of its own: after a failed round it waits longer,
-longer with every failed round in a row, and a round that fails nothing starts again from the
-poll interval; every round's lag is published, also that of a round whose events the bus refused."""
+"""The relay's polling loop (the relay service's `poll`, which the handler runs), on a clock of its
+own: after a failed round it waits longer, longer with every failed round in a row, and a round that
+fails nothing starts again from the poll interval; every round's lag is published, also that of a
+round whose events the bus refused."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from inventory.errors import TemporarilyUnavailable
+from inventory.services import outbox
 from inventory.services.outbox import RelayRound
 from tests.conftest import load_handler, template_environment
 
@@ -66,7 +68,7 @@ def relay_handler(cold_start: None, monkeypatch: pytest.MonkeyPatch) -> ModuleTy
 def run(handler: ModuleType, relay: Scripted, monkeypatch: pytest.MonkeyPatch) -> tuple[Run, dict[str, Any]]:
     clock = Run(handler.STOP_BEFORE_TIMEOUT_MS)
     monkeypatch.setattr(handler, "outbox_relay", lambda settings: relay)
-    monkeypatch.setattr(handler, "time", SimpleNamespace(sleep=clock.sleep))
+    monkeypatch.setattr(outbox, "time", SimpleNamespace(sleep=clock.sleep))
     return clock, handler.lambda_handler({}, clock)
 
 

@@ -8,15 +8,14 @@ from typing import Any
 import pytest
 
 from inventory.errors import EventIdReused, InvalidInput
-from inventory.messages.fulfillment import ShipmentEvent, parse_fulfillment_message
+from inventory.messages.shipment_events import ShipmentEvent, parse_queued_event
 from inventory.models import ImportKind, InventoryMaster, LedgerKind
-from inventory.services.fulfillment import shipment_of
-from inventory.services.shipments import Shipment, ShipmentService
+from inventory.services.shipment_events import Shipment, ShipmentService, shipment_of
 from tests.unit.test_import_service import World
 
 
 def parse_shipment(message: str) -> Shipment:
-    event = parse_fulfillment_message(message)
+    event = parse_queued_event(message)
     assert isinstance(event, ShipmentEvent)
     return shipment_of(event)
 

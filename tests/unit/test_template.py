@@ -139,6 +139,29 @@ def test_the_table_survives_mistakes() -> None:
     assert props["TimeToLiveSpecification"]["Enabled"] is True
 
 
+# What holds data or messages: a new logical id would replace the resource on the next deploy, and
+# what it held (stock, messages waiting in a queue, files) would be lost with the old one.
+STATEFUL = {
+    "AWS::DynamoDB::Table": {"InventoryTable"},
+    "AWS::SQS::Queue": {
+        "ImportQueue",
+        "ImportDeadLetterQueue",
+        "FulfillmentQueue",
+        "FulfillmentDeadLetterQueue",
+        "ScheduledRunsDeadLetterQueue",
+    },
+    "AWS::S3::Bucket": {"ImportBucket", "ExportBucket"},
+    "AWS::Events::EventBus": {"InventoryBus"},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(STATEFUL))
+def test_stateful_resources_keep_the_logical_ids_of_a_deployed_stack(kind: str) -> None:
+    """Given a stack deployed with these resources, when the template is deployed over it, then each
+    is updated in place: functions, rules and log groups may be renamed, these may not."""
+    assert set(of_type(kind)) == STATEFUL[kind]
+
+
 @pytest.mark.parametrize("name", sorted(of_type("AWS::S3::Bucket")))
 def test_buckets_are_private_encrypted_tls_only_and_expire(name: str) -> None:
     props = RESOURCES[name]["Properties"]
@@ -235,8 +258,8 @@ def test_every_name_the_template_gives_holds_the_stack_name() -> None:
         assert "${AWS::StackName}" in value.get("Fn::Sub", ""), name
 
 
-def test_the_import_worker_knows_when_the_queue_gives_up() -> None:
-    worker_env = FUNCTIONS["ImportWorkerFunction"]["Properties"]["Environment"]["Variables"]
+def test_the_stock_import_worker_knows_when_the_queue_gives_up() -> None:
+    worker_env = FUNCTIONS["StockImportWorkerFunction"]["Properties"]["Environment"]["Variables"]
     redrive = RESOURCES["ImportQueue"]["Properties"]["RedrivePolicy"]
     assert int(worker_env["IMPORT_MAX_RECEIVES"]) == redrive["maxReceiveCount"]
 

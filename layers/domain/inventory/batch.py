@@ -9,8 +9,6 @@ would move it there without one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -39,18 +37,14 @@ def settle(
     dead_letters: WorkQueue,
     max_receives: int,
     metric: str,
-    give_up: Callable[[], bool] | None = None,
 ) -> None:
     """The queue's answer for one record: return (acknowledged), or raise (delivered again).
 
     Applied: acknowledged. Refused for good: to the dead-letter queue at once. Failed for now:
-    raised, and so retried; on its last delivery, `give_up` (when given) ends what the record had
-    started and says whether the record still needs dead-lettering, with the reason."""
+    raised, and so retried; on its last delivery, to the dead-letter queue with the reason (the
+    service, told it is the last delivery, has ended what the record had started)."""
     if outcome.error is None:
         return
-    if not outcome.final:
-        if not last_delivery(record, max_receives):
-            raise outcome.error
-        if give_up is not None and not give_up():
-            return
+    if not outcome.final and not last_delivery(record, max_receives):
+        raise outcome.error
     dead_letter(dead_letters, record, outcome.reason, metric)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import re
 import zlib
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
@@ -22,8 +21,9 @@ from itertools import chain
 from json.scanner import make_scanner
 from typing import Any, Protocol
 
-DEFAULT_STOCK_LOCATIONS = frozenset({"main", "damaged", "display", "returns"})
-MAX_QUANTITY = 1_000_000_000
+from inventory.types import MAIN, MAX_ID_LENGTH, MAX_QUANTITY, STOCK_LOCATIONS, is_product_id
+
+DEFAULT_STOCK_LOCATIONS = frozenset(STOCK_LOCATIONS)
 
 # Import files compress 6 to 30 times (measured: CSV and JSON Lines of sequential ids); deflate's
 # best, on blank lines or one endless line, is about 1,030. Past its first MiB, a gzip file may
@@ -31,15 +31,12 @@ MAX_QUANTITY = 1_000_000_000
 MAX_INFLATION = 200
 INFLATION_FLOOR_BYTES = 1024 * 1024
 _COMPRESSED_READ = 16 * 1024
-_DEFAULT_STOCK_LOCATION = "main"
-_MAX_PRODUCT_ID_LENGTH = 128
 _BLOCK = 64 * 1024
+_QUANTITY_DIGITS = len(str(MAX_QUANTITY))
 _BOM = b"\xef\xbb\xbf"
 _GZIP_MAGIC = b"\x1f\x8b"
 _FIELDS = frozenset({"product_id", "quantity", "stock_location"})
 _CSV_HEADERS = (["product_id", "quantity"], ["product_id", "quantity", "stock_location"])
-# Unicode category Cc, and lone surrogates (from a JSON "\ud800" escape), which UTF-8 cannot store.
-_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # The C scanner that json.loads runs, minus its wrapper (about 15% of the time per line); json.loads on any doubt.
 _json_decoder: Any = json.JSONDecoder()
 _scan_json = make_scanner(_json_decoder)
@@ -166,11 +163,7 @@ def validate_item(
     return [] if isinstance(checked, Row) else checked
 
 
-# ---- the rules
-
-
-def _is_product_id(value: str) -> bool:
-    return 0 < len(value) <= _MAX_PRODUCT_ID_LENGTH and (value.isprintable() or _FORBIDDEN.search(value) is None)
+# ---- the rules (their limits and the product id's are `inventory.types`')
 
 
 def _check(
@@ -178,10 +171,10 @@ def _check(
 ) -> Row | list[RowError]:
     """A Row when every field is valid, else one error per bad field; None stands for a missing field."""
     if stock_location is None:
-        stock_location = _DEFAULT_STOCK_LOCATION
+        stock_location = MAIN
     if (
         isinstance(product_id, str)
-        and _is_product_id(product_id)
+        and is_product_id(product_id)
         and type(quantity) is int  # not a bool, nor a float however whole
         and 0 <= quantity <= MAX_QUANTITY
         and isinstance(stock_location, str)
@@ -191,8 +184,8 @@ def _check(
     errors = []
     if product_id is None:
         errors.append(RowError(line, "missing_product_id", "product_id is required", "product_id"))
-    elif not (isinstance(product_id, str) and _is_product_id(product_id)):
-        message = f"product_id must be text of 1 to {_MAX_PRODUCT_ID_LENGTH} characters without control characters"
+    elif not (isinstance(product_id, str) and is_product_id(product_id)):
+        message = f"product_id must be text of 1 to {MAX_ID_LENGTH} characters without control characters"
         errors.append(RowError(line, "invalid_product_id", message, "product_id"))
     if quantity is None:
         errors.append(RowError(line, "missing_quantity", "quantity is required", "quantity"))
@@ -407,7 +400,7 @@ def _csv_quantity(cell: str) -> object:
     """A quantity cell as _check takes it: None if empty, an int if ASCII digits only, else the text (invalid)."""
     if cell.isascii() and cell.isdigit():
         digits = cell.lstrip("0") or "0"
-        return int(digits) if len(digits) <= 10 else MAX_QUANTITY + 1  # more digits: out of range anyway
+        return int(digits) if len(digits) <= _QUANTITY_DIGITS else MAX_QUANTITY + 1  # more: out of range anyway
     return cell or None
 
 

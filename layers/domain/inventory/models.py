@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -12,10 +11,6 @@ from urllib.parse import quote, unquote
 from pydantic import BaseModel, ConfigDict, Field
 
 EVENT_SCHEMA_VERSION = 1  # of every published event's detail
-LOCATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-# Ids that clients choose for imports, counts, allocations and transactions.
-CLIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
-_LOCATION_ID = re.compile(LOCATION_ID_PATTERN)
 T = TypeVar("T")
 
 # A request that stopped half-way and was not repeated within this time was abandoned: an API
@@ -27,10 +22,6 @@ ABANDONED_AFTER = timedelta(minutes=15)
 # notification again only after its visibility timeout (ImportQueue: 30 minutes): the sweep fails a
 # start that claimed its location once two such deliveries could have come and gone.
 IMPORT_START_ABANDONED_AFTER = timedelta(minutes=65)
-
-
-def is_location_id(value: str) -> bool:
-    return bool(_LOCATION_ID.fullmatch(value))
 
 
 # A sort key holds at most 1,024 bytes: "P#", the product's key form, "#" and a stock location name
@@ -162,11 +153,6 @@ class Location(Frozen):
     # The last import sequence number before the switch: a base above 0 from any of these imports
     # is uncounted stock (SPEC.md section 1) until a cycle count or a full_count covers it.
     imports_before_switch: int | None = None
-
-
-# Stock location types, and whether they count toward stock on hand (SPEC.md section 2).
-STOCK_LOCATIONS: dict[str, bool] = {"main": True, "damaged": False, "display": False, "returns": False}
-MAIN = "main"
 
 
 class ReadinessReason(Frozen):

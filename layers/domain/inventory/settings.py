@@ -54,12 +54,12 @@ class StockImportsSettings(TableSettings):
     import_queue_url: str = Field(min_length=1)
 
 
-class ImportWorkerSettings(StockImportsSettings):
+class StockImportWorkerSettings(StockImportsSettings):
     dead_letter_queue_url: str = Field(min_length=1)
     import_max_receives: int = Field(ge=1)  # the import queue's maxReceiveCount
 
 
-class FulfillmentEventsSettings(TableSettings):
+class ShipmentEventsSettings(TableSettings):
     fulfillment_dead_letter_queue_url: str = Field(min_length=1)
     fulfillment_max_receives: int = Field(ge=1)  # the fulfilment queue's maxReceiveCount
 

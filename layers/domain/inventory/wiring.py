@@ -12,21 +12,20 @@ from inventory.adapters.eventbridge import EventBridgePublisher
 from inventory.adapters.s3 import S3FileStore
 from inventory.adapters.sqs import SqsWorkQueue
 from inventory.messages import DetailType
-from inventory.services.abandoned import AbandonedRequests
+from inventory.services.abandoned import AbandonedRequests, ImportSweep
 from inventory.services.allocations import AllocationService
-from inventory.services.fulfillment import FulfillmentService
-from inventory.services.import_work import ImportWorker
-from inventory.services.imports import ImportService, ImportSweep
+from inventory.services.imports import ImportService
 from inventory.services.locations import LocationService, MasterSwitchService
 from inventory.services.outbox import Finisher, OutboxRelay
-from inventory.services.shipments import ShipmentFigures, ShipmentService
+from inventory.services.shipment_events import ShipmentEventService, ShipmentFigures, ShipmentService
 from inventory.services.stock import StockService
+from inventory.services.stock_import_worker import StockImportWorker
 from inventory.settings import (
-    FulfillmentEventsSettings,
-    ImportWorkerSettings,
     MasterSwitchSettings,
     OutboxRelaySettings,
+    ShipmentEventsSettings,
     StockImportsSettings,
+    StockImportWorkerSettings,
     TableSettings,
 )
 
@@ -78,28 +77,28 @@ def import_service(settings: StockImportsSettings) -> ImportService:
 
 
 @cache
-def import_worker(settings: ImportWorkerSettings) -> ImportWorker:
-    return ImportWorker(import_service(settings))
+def stock_import_worker(settings: StockImportWorkerSettings) -> StockImportWorker:
+    return StockImportWorker(import_service(settings))
 
 
 @cache
-def dead_letters(settings: ImportWorkerSettings) -> SqsWorkQueue:
+def stock_import_dead_letters(settings: StockImportWorkerSettings) -> SqsWorkQueue:
     """Where import queue records that can never succeed go, with their reason."""
     return SqsWorkQueue(settings.dead_letter_queue_url)
 
 
 @cache
-def shipment_service(settings: FulfillmentEventsSettings) -> ShipmentService:
+def shipment_service(settings: ShipmentEventsSettings) -> ShipmentService:
     return ShipmentService(repository(settings.table_name), SystemClock())
 
 
 @cache
-def fulfillment_service(settings: FulfillmentEventsSettings) -> FulfillmentService:
-    return FulfillmentService(shipment_service(settings), allocation_service(settings))
+def shipment_event_service(settings: ShipmentEventsSettings) -> ShipmentEventService:
+    return ShipmentEventService(shipment_service(settings), allocation_service(settings))
 
 
 @cache
-def fulfillment_dead_letters(settings: FulfillmentEventsSettings) -> SqsWorkQueue:
+def shipment_events_dead_letters(settings: ShipmentEventsSettings) -> SqsWorkQueue:
     """Where fulfilment queue records that can never succeed go, with their reason."""
     return SqsWorkQueue(settings.fulfillment_dead_letter_queue_url)
 
@@ -122,11 +121,11 @@ def forget() -> None:
         allocation_service,
         abandoned_requests,
         import_service,
-        import_worker,
-        dead_letters,
+        stock_import_worker,
+        stock_import_dead_letters,
         shipment_service,
-        fulfillment_service,
-        fulfillment_dead_letters,
+        shipment_event_service,
+        shipment_events_dead_letters,
         outbox_relay,
     ):
         built.cache_clear()

@@ -12,9 +12,9 @@ from inventory import wiring
 from inventory.api.http import answers, caller_identity, errors_for
 from inventory.api.locations import LocationId
 from inventory.api.schemas import AllocationOut, PostAllocationBody
-from inventory.models import CLIENT_ID_PATTERN
 from inventory.services.allocations import AllocationService
 from inventory.settings import TableSettings, settings_of
+from inventory.types import CLIENT_ID_PATTERN
 
 router = Router()
 

@@ -8,7 +8,7 @@ import json
 import re
 from collections.abc import Mapping
 from re import Match
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
@@ -32,6 +33,12 @@ from inventory.errors import (
 from inventory.observability import logger
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
+# Every list takes `limit` (1 to 1,000, 100 by default) and `cursor` (the page before's `next_cursor`).
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+MAX_CURSOR_LENGTH = 2048  # characters: every cursor a list returns is far shorter
+PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+PageCursor = Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)]
 # No field takes a number of more digits (2^63 has 19); Python's own limit (4,300 digits, an
 # interpreter setting) raises an error that is not a JSON error, and parsing up to it is slow.
 MAX_NUMBER_DIGITS = 40

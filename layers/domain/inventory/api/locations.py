@@ -6,14 +6,14 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
 from inventory import wiring
-from inventory.api.http import answers, errors_for
+from inventory.api.http import DEFAULT_PAGE_SIZE, PageCursor, PageLimit, answers, errors_for
 from inventory.api.schemas import LocationList, LocationOut, PutLocationBody
-from inventory.models import LOCATION_ID_PATTERN
 from inventory.services.locations import LocationService
 from inventory.settings import TableSettings, settings_of
+from inventory.types import LOCATION_ID_PATTERN
 
 router = Router()
 
@@ -63,8 +63,8 @@ def get_location(location_id: LocationId) -> LocationOut:
     "/locations", summary="List locations", responses={**answers(LocationList), **errors_for(422)}, tags=["locations"]
 )
 def list_locations(
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
+    cursor: PageCursor = None,
 ) -> LocationList:
     page = location_service().list(limit, cursor)
     return LocationList(items=[LocationOut.of(item) for item in page.items], next_cursor=page.next_cursor)

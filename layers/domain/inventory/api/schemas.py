@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -14,15 +12,11 @@ from pydantic import (
     Field,
     PlainSerializer,
     StrictBool,
-    StrictStr,
-    field_validator,
     model_validator,
 )
 
-from inventory.errors import InvalidInput
+from inventory.cursor import decode_cursor, encode_cursor, invalid_cursor
 from inventory.models import (
-    MAIN,
-    STOCK_LOCATIONS,
     AllocationLine,
     AllocationStatus,
     ImportCounts,
@@ -42,10 +36,23 @@ from inventory.models import (
 from inventory.services.allocations import AllocationRequest, AllocationView
 from inventory.services.imports import ImportRequest
 from inventory.services.stock import ProductAvailability, ProductStock
-from inventory.types import NO_CONTROL_CHARACTERS, ClientId, LogicalTimestamp, PositiveQuantity, ProductId, Quantity
+from inventory.types import (
+    MAIN,
+    MAX_ALLOCATION_ITEMS,
+    MAX_INLINE_ITEMS,
+    ClientId,
+    EachProductOnce,
+    ExternalId,
+    LocationName,
+    LogicalTimestamp,
+    PositiveQuantity,
+    ProductId,
+    Quantity,
+    S3Uri,
+    StockLocation,
+)
 
 UtcTime = Annotated[datetime, PlainSerializer(iso, return_type=str)]
-MAX_ALLOCATION_ITEMS = 100  # products per allocation: each is one conditional write
 
 
 class Request(BaseModel):
@@ -78,7 +85,7 @@ class ErrorBody(Reply):
 # ---------------------------------------------------------------- locations
 class PutLocationBody(Request):
     type: LocationType
-    name: Annotated[StrictStr, Field(min_length=1, max_length=200, pattern=NO_CONTROL_CHARACTERS)] | None = None
+    name: LocationName | None = None
     enabled: StrictBool | None = None
     trust_imported_stock: StrictBool | None = None
     default_safety_stock: Quantity | None = None
@@ -150,22 +157,10 @@ class ReadinessOut(Reply):
 
 
 # ---------------------------------------------------------------- stock imports
-MAX_INLINE_ITEMS = 5_000
-# s3://<bucket>/<key>: a bucket named as S3 names them (3 to 63 lower-case letters, digits, '.' and '-').
-S3_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+"
-
-
 class ImportItemBody(Request):
     product_id: ProductId
     quantity: Quantity
-    stock_location: StrictStr = MAIN
-
-    @field_validator("stock_location")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        if value not in STOCK_LOCATIONS:
-            raise ValueError(f"unknown stock location; known: {', '.join(sorted(STOCK_LOCATIONS))}")
-        return value
+    stock_location: StockLocation = MAIN
 
 
 class PostImportBody(Request):
@@ -174,13 +169,15 @@ class PostImportBody(Request):
     shipments_included_through: LogicalTimestamp | None = None
     force: StrictBool = False
     items: Annotated[list[ImportItemBody], Field(min_length=1, max_length=MAX_INLINE_ITEMS)] | None = None
-    source: Annotated[StrictStr, Field(pattern=S3_URI_PATTERN)] | None = None
+    source: S3Uri | None = None
     location_type: LocationType | None = None
 
     @model_validator(mode="after")
     def _one_way_in(self) -> PostImportBody:
         if (self.items is None) == (self.source is None):
-            raise ValueError("give either items (inline, up to 5,000) or source (s3://<import bucket>/<key>)")
+            raise ValueError(
+                f"give either items (inline, up to {MAX_INLINE_ITEMS:,}) or source (s3://<import bucket>/<key>)"
+            )
         return self
 
     def request(self) -> ImportRequest:
@@ -270,8 +267,9 @@ class ProductStockExplained(Reply):
     @classmethod
     def of(cls, stock: ProductStock, limit: int, cursor: str | None) -> ProductStockExplained:
         entries = stock.ledger
-        if cursor is not None:
-            entries = [e for e in entries if _ledger_position(e) > _decode_ledger_cursor(cursor)]
+        if cursor is not None and entries:
+            after = _decode_ledger_cursor(cursor)
+            entries = [e for e in entries if _ledger_position(e) > after]
         page = entries[:limit]
         more = len(entries) > limit
         return cls(
@@ -290,20 +288,14 @@ def _ledger_position(entry: LedgerEntry) -> tuple[str, str]:
 
 
 def _encode_ledger_cursor(entry: LedgerEntry) -> str:
-    return base64.urlsafe_b64encode(json.dumps(_ledger_position(entry)).encode()).decode().rstrip("=")
+    return encode_cursor(_ledger_position(entry))
 
 
 def _decode_ledger_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        applied_at, entry_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if isinstance(applied_at, str) and isinstance(entry_id, str):
-            return applied_at, entry_id
-    except (ValueError, TypeError, UnicodeDecodeError):
-        pass
-    raise InvalidInput(
-        "the cursor is not one this list returned",
-        details=[{"field": "query.cursor", "code": "invalid_cursor", "message": "use next_cursor as returned"}],
-    )
+    position = decode_cursor(cursor)
+    if isinstance(position, list) and len(position) == 2 and all(isinstance(part, str) for part in position):
+        return position[0], position[1]
+    raise invalid_cursor()
 
 
 class StockList(Reply):
@@ -319,18 +311,8 @@ class AllocationItemBody(Request):
 
 class PostAllocationBody(Request):
     allocation_id: ClientId
-    order_id: Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=NO_CONTROL_CHARACTERS)]
-    items: Annotated[list[AllocationItemBody], Field(min_length=1, max_length=MAX_ALLOCATION_ITEMS)]
-
-    @field_validator("items")
-    @classmethod
-    def _each_product_once(cls, items: list[AllocationItemBody]) -> list[AllocationItemBody]:
-        seen: set[str] = set()
-        for item in items:
-            if item.product_id in seen:
-                raise ValueError(f"product {item.product_id!r} is listed twice")
-            seen.add(item.product_id)
-        return items
+    order_id: ExternalId
+    items: Annotated[list[AllocationItemBody], Field(min_length=1, max_length=MAX_ALLOCATION_ITEMS), EachProductOnce]
 
     def request(self) -> AllocationRequest:
         return AllocationRequest(

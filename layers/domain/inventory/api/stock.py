@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from inventory import wiring
-from inventory.api.http import answers, errors_for
+from inventory.api.http import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageCursor, PageLimit, answers, errors_for
 from inventory.api.locations import LocationId
 from inventory.api.schemas import (
     AvailabilityList,
@@ -38,8 +38,8 @@ router = Router()
 )
 def list_stock(
     location_id: LocationId,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
+    cursor: PageCursor = None,
 ) -> StockList:
     page = stock_service().page(location_id, limit, cursor)
     return StockList(items=[ProductStockOut.of(item) for item in page.items], next_cursor=page.next_cursor)
@@ -58,8 +58,8 @@ def list_stock(
 def get_product_stock(
     location_id: LocationId,
     product_id: Annotated[ProductId, Path(description="The product's id, percent-encoded")],
-    limit: Annotated[int, Query(ge=1, le=1000, description="ledger entries per page")] = 100,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="ledger entries per page")] = DEFAULT_PAGE_SIZE,
+    cursor: PageCursor = None,
 ) -> ProductStockExplained:
     return ProductStockExplained.of(stock_service().product(location_id, product_id), limit, cursor)
 
@@ -79,8 +79,8 @@ def get_product_stock(
 )
 def list_availability(
     location_id: LocationId,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
+    cursor: PageCursor = None,
     product_id: Annotated[ProductId | None, Query()] = None,
 ) -> AvailabilityList:
     page = stock_service().availability_page(location_id, limit, cursor, product_id)

@@ -12,9 +12,9 @@ from inventory import wiring
 from inventory.api.http import answers, caller_identity, errors_for
 from inventory.api.locations import LocationId
 from inventory.api.schemas import ImportOut, PostImportBody
-from inventory.models import CLIENT_ID_PATTERN
 from inventory.services.imports import ImportService
 from inventory.settings import StockImportsSettings, settings_of
+from inventory.types import CLIENT_ID_PATTERN
 
 router = Router()
 

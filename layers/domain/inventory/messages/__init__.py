@@ -11,7 +11,7 @@ SOURCE = "inventory-master"  # the `source` of every event this service publishe
 class DetailType(StrEnum):
     """The `detail-type` of each bus event the service takes or publishes (SPEC.md section 5)."""
 
-    # in: fulfilment's events, through the fulfilment queue
+    # in: shipment events and allocation events, through the fulfilment queue
     ITEMS_SHIPPED = "Fulfillment Items Shipped"
     ITEMS_HANDED_OVER = "Fulfillment Items Handed Over"
     ALLOCATION_CREATED = "Allocation Created"

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from inventory.errors import InvalidInput
 from inventory.messages.parsing import invalid
-from inventory.models import CLIENT_ID_PATTERN, LOCATION_ID_PATTERN, LocationType
+from inventory.models import ImportKind, LocationType
+from inventory.types import ClientId, FlagText, LocationId, LogicalTimestampText
 
 
 class _Message(BaseModel):
@@ -21,8 +22,8 @@ class _Message(BaseModel):
 class ImportStep(_Message):
     """Run (or go on with) one import."""
 
-    location_id: Annotated[StrictStr, Field(pattern=LOCATION_ID_PATTERN)]
-    import_id: Annotated[StrictStr, Field(pattern=CLIENT_ID_PATTERN)]
+    location_id: LocationId
+    import_id: ClientId
 
 
 class _S3Bucket(_Message):
@@ -65,11 +66,18 @@ ImportWork = ImportStep | FilesDropped | S3TestEvent
 class FileMetadata(_Message):
     """The object metadata a dropped file may carry (S3 lower-cases user metadata names)."""
 
-    shipments_included_through: Annotated[str, Field(pattern=r"^[0-9]{1,18}$")] | None = Field(
-        default=None, alias="shipments-included-through"
-    )
-    force: Annotated[str, Field(pattern=r"(?i)^(true|false)$")] | None = None
+    shipments_included_through: LogicalTimestampText | None = Field(default=None, alias="shipments-included-through")
+    force: FlagText = False
     location_type: LocationType | None = Field(default=None, alias="location-type")
+
+
+class DroppedFile(_Message):
+    """What the key of a file dropped in the import bucket names:
+    `imports/<location_id>/<kind>/<import_id>.<jsonl|ndjson|csv>[.gz]`."""
+
+    location_id: LocationId
+    kind: ImportKind
+    import_id: ClientId
 
 
 def parse_import_work(body: str) -> ImportWork:
@@ -98,3 +106,19 @@ def parse_file_metadata(metadata: dict[str, str]) -> FileMetadata:
         return FileMetadata.model_validate(metadata)
     except ValidationError as error:
         raise invalid(error, "metadata", "the file's object metadata is not valid") from error
+
+
+def parse_dropped_file(key: str) -> DroppedFile:
+    """The import a dropped file's key names, or InvalidInput saying what is wrong with the key."""
+    parts = key.split("/")
+    if len(parts) != 4 or parts[0] != "imports":
+        raise InvalidInput(f"{key!r} is not imports/<location_id>/<kind>/<import_id>.<format>")
+    _, location_id, kind, name = parts
+    try:
+        return DroppedFile.model_validate(
+            {"location_id": location_id, "kind": kind, "import_id": name.split(".", 1)[0]}
+        )
+    except ValidationError as error:
+        if any(problem["loc"] == ("kind",) for problem in error.errors()):
+            raise InvalidInput(f"{kind!r} is not an import kind: initial, full_count or partial") from error
+        raise InvalidInput(f"{key!r} does not name a valid location id and import id") from error

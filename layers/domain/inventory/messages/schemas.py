@@ -18,8 +18,8 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from inventory.messages import SOURCE, DetailType
-from inventory.messages.fulfillment import DETAILS
 from inventory.messages.published import PUBLISHED
+from inventory.messages.shipment_events import DETAILS
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 FOLDER = Path("schemas/events")

@@ -26,7 +26,7 @@ class DeadLetterQueue:
 QUEUES = {
     queue.name: queue
     for queue in (
-        DeadLetterQueue("fulfillment", "fulfilment events", "FulfillmentDeadLetterQueue", "FulfillmentQueue"),
+        DeadLetterQueue("fulfillment", "shipment events", "FulfillmentDeadLetterQueue", "FulfillmentQueue"),
         DeadLetterQueue("imports", "import work and dropped files", "ImportDeadLetterQueue", "ImportQueue"),
         # Lambda's records of failed runs, and EventBridge Scheduler's of runs it could not start: the
         # next scheduled run does what a failed one did not, so there is nothing to send back.

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from inventory.backoff import until_written
 from inventory.errors import AllocationIdReused, InsufficientStock, InvalidInput, NotFound
 from inventory.messages import DetailType
 from inventory.models import (
@@ -37,8 +38,7 @@ from inventory.models import (
     ProductCounters,
     product_order,
 )
-from inventory.ports import AllocationRepository, Clock
-from inventory.services.counters import close_allocation, until_written
+from inventory.ports import AllocationRepository, Clock, CountersRepository
 from inventory.services.stock import (
     ProductAvailability,
     ProductStock,
@@ -46,6 +46,7 @@ from inventory.services.stock import (
     StockService,
     availability,
 )
+from inventory.types import repeated_product
 
 ABANDONED_CALLER = "abandoned-allocations"  # who releases them
 NO_LIMIT = 10**15  # allocated totals never come near it: backorders are not limited
@@ -105,11 +106,16 @@ class AllocationService:
         On the API a refusal raises InsufficientStock and leaves nothing; from the bus it is recorded
         (status `refused`, an `Allocation Refused` event) and returned.
         """
-        products = [line.product_id for line in request.items]
-        if len(set(products)) != len(products):
+        if (product_id := repeated_product(request.items)) is not None:
             raise InvalidInput(
                 "each product may appear once in an allocation",
-                details=[{"field": "body.items", "code": "duplicate_product", "message": "a product is listed twice"}],
+                details=[
+                    {
+                        "field": "body.items",
+                        "code": "duplicate_product",
+                        "message": f"product {product_id!r} is listed twice",
+                    }
+                ],
             )
         location = self._stock.location(location_id)
         content_hash = request.content_hash()
@@ -335,3 +341,16 @@ def _short(line: AllocationLine, figures: ProductAvailability) -> dict[str, Any]
 def received_order(created_at: datetime) -> int:
     """Allocations of a product are served oldest first: by the time the service received them."""
     return int(created_at.timestamp() * 1_000_000)
+
+
+def close_allocation(repo: CountersRepository, location_id: str, product_id: str, allocation_id: str) -> None:
+    """Free what `allocation_id` still holds of one product (nothing when it holds nothing)."""
+
+    def step() -> bool | None:
+        counters = repo.counters_of(location_id, product_id)
+        if counters.allocation(allocation_id) is None:
+            return True
+        change = CountersChange(expected=counters, allocations={allocation_id: None})
+        return True if repo.change_counters(location_id, change) else None
+
+    until_written(step, f"releasing {allocation_id!r} of {product_id!r}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,33 +28,24 @@ from inventory.errors import (
 )
 from inventory.import_rows import FileFormat, InflationLimit, Row, RowError, read_rows, sniff_format
 from inventory.messages import DetailType
-from inventory.messages.import_work import parse_file_metadata
+from inventory.messages.import_work import parse_dropped_file, parse_file_metadata
 from inventory.models import (
-    CLIENT_ID_PATTERN,
-    IMPORT_START_ABANDONED_AFTER,
-    STOCK_LOCATIONS,
     ImportCounts,
     ImportKind,
     ImportRecord,
     ImportStatus,
     InventoryMaster,
-    Location,
     LocationType,
     OutboxEvent,
     StockRow,
-    is_location_id,
 )
-from inventory.observability import logger
 from inventory.ports import Clock, FileStore, ImportRepository, LocationRepository, WorkQueue
+from inventory.types import STOCK_LOCATIONS
 
 ENDED = (ImportStatus.COMPLETED, ImportStatus.FAILED)
 CHUNK_ROWS = 5_000  # rows written between two checkpoints
 MAX_ERRORS = 100  # errors kept on the import's status; a file stops being read at its 100th invalid row
 HAND_ON_BELOW_MS = 30_000  # time a chunk may need; below it, the rest goes to the next message
-ABANDONED_START = (  # why the sweep failed an import: its start stopped before this step
-    "the request that started the import stopped before it {step}, and was not repeated within "
-    f"{int(IMPORT_START_ABANDONED_AFTER.total_seconds() // 60)} minutes"
-)
 
 
 class _Rejections:
@@ -421,116 +411,18 @@ class ImportService:
     # ------------------------------------------------------------------ files dropped in the bucket
     def file_dropped(self, bucket: str, key: str) -> ImportRecord:
         """`imports/<location_id>/<kind>/<import_id>.<jsonl|ndjson|csv>[.gz]`: the key names the import."""
-        parts = key.split("/")
-        if len(parts) != 4 or parts[0] != "imports":
-            raise InvalidInput(f"{key!r} is not imports/<location_id>/<kind>/<import_id>.<format>")
-        _, location_id, kind, name = parts
-        import_id = name.split(".", 1)[0]
-        if kind not in ImportKind.__members__.values():
-            raise InvalidInput(f"{kind!r} is not an import kind: initial, full_count or partial")
-        if not is_location_id(location_id) or not re.fullmatch(CLIENT_ID_PATTERN, import_id):
-            raise InvalidInput(f"{key!r} does not name a valid location id and import id")
+        dropped = parse_dropped_file(key)
         metadata = parse_file_metadata(self._files.metadata(f"s3://{bucket}/{key}"))
-        sit = metadata.shipments_included_through
         request = ImportRequest(
-            import_id=import_id,
-            kind=ImportKind(kind),
-            shipments_included_through=int(sit) if sit is not None else None,
-            force=(metadata.force or "").lower() == "true",
+            import_id=dropped.import_id,
+            kind=dropped.kind,
+            shipments_included_through=metadata.shipments_included_through,
+            force=metadata.force,
             source=f"s3://{bucket}/{key}",
             location_type=metadata.location_type,
         )
-        record, _ = self.accept(location_id, request, caller=f"s3://{bucket}")
+        record, _ = self.accept(dropped.location_id, request, caller=f"s3://{bucket}")
         return record
 
 
-class ImportSweep:
-    """Fails the imports whose start stopped half-way and was never repeated, so that none keeps
-    its location claimed for ever (every later import would be refused, and the switch with them).
-
-    An import start claims the location, puts the record (`accepted`), writes the inline items'
-    file, sends the worker's message and marks the record `queued`; a repeat of the request
-    completes any of these, and the import queue repeats a dropped file's start after its visibility
-    timeout. Once a claim is IMPORT_START_ABANDONED_AFTER old, its start is no longer repeated:
-
-    - a claim with no record (stopped between the two): a failed record is put, on the condition
-      that none exists, so that a late repeat of the request finds the import failed rather than
-      racing the sweep; then the location is released, on the condition that this import still
-      claims it;
-    - a record still `accepted` and not `queued` (stopped before its message): failed, on the
-      condition that it still is, then released, as the worker's failures are;
-    - a record that has ended but still claims the location (an ending that stopped between its
-      two writes, this sweep's own among them): its ending is repeated.
-
-    Queued and running imports are the worker's: the queue delivers their steps again, and the
-    worker's give-up on the last delivery fails them. Each step is one conditional write that a
-    repeat finds done, so a stop between any two, or two sweeps at once, end in the same state
-    (two at once may both report a recorded import they raced for: the one that lost finds it
-    failed and finishes its release; the function runs one sweep at a time).
-    """
-
-    def __init__(self, repository: ImportRepositories, clock: Clock) -> None:
-        self._repo = repository
-        self._clock = clock
-
-    def fail_abandoned(self, more_time: Callable[[], bool] = lambda: True) -> list[ImportRecord]:
-        """Sweep every claimed location while `more_time()`; the imports this run failed."""
-        now = self._clock.now()
-        cutoff = now - IMPORT_START_ABANDONED_AFTER
-        failed: list[ImportRecord] = []
-        for location in self._repo.claimed_locations():
-            if not more_time():
-                break
-            # A claim written before claims carried their time counts from the location's last
-            # write, which is never earlier than the claim.
-            claimed_at = location.running_import_claimed_at or location.updated_at
-            if claimed_at > cutoff:
-                continue  # its request may still be repeated
-            record = self._sweep(location, claimed_at, now, cutoff)
-            if record is not None:
-                failed.append(record)
-        return failed
-
-    def _sweep(self, location: Location, claimed_at: datetime, now: datetime, cutoff: datetime) -> ImportRecord | None:
-        import_id = location.running_import_id
-        assert import_id is not None  # a claimed location
-        record = self._repo.get_import(location.location_id, import_id)
-        if record is None:
-            summary = location.last_import  # the claim writes it: this import's id and kind
-            if summary is None or summary.import_id != import_id:
-                logger.error(
-                    "claimed location without its import's summary: left",
-                    extra={"location_id": location.location_id, "import_id": import_id},
-                )
-                return None
-            unrecorded = ImportRecord(
-                location_id=location.location_id,
-                import_id=import_id,
-                kind=summary.kind,
-                status=ImportStatus.FAILED,
-                accepted_at=claimed_at,
-                completed_at=now,
-                errors=[not_started(ABANDONED_START.format(step="recorded it"))],
-            )
-            record, put = self._repo.fail_unrecorded_import(unrecorded)
-            if put:
-                return record
-            # recorded meanwhile: by a late repeat of its request, or by another sweep
-        if record.status in ENDED:
-            release_if_claimed(self._repo, record)
-            return None
-        if record.status is not ImportStatus.ACCEPTED or record.queued or record.accepted_at > cutoff:
-            return None  # the worker's, or recorded by a repeat of its request just now
-        try:
-            return self._repo.fail_import(
-                location.location_id,
-                import_id,
-                failed_at=now,
-                errors=[not_started(ABANDONED_START.format(step="marked it queued for the worker"))],
-                unstarted_only=True,
-            )
-        except Conflict:  # queued or running meanwhile: the worker's now
-            return None
-
-
-__all__ = ["FileFormat", "ImportRequest", "ImportService", "ImportSweep"]
+__all__ = ["FileFormat", "ImportRequest", "ImportService"]

@@ -3,17 +3,14 @@ imports' rows. Under an ERP master and before any shipment: the base of each sto
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from inventory.errors import InvalidInput, NotFound
+from inventory.cursor import decode_cursor, encode_cursor, invalid_cursor
+from inventory.errors import NotFound
 from inventory.models import (
-    STOCK_LOCATIONS,
     ImportKind,
     InventoryMaster,
     LedgerEntry,
@@ -25,6 +22,7 @@ from inventory.models import (
     product_order,
 )
 from inventory.ports import CountersRepository, ImportRepository, LocationRepository
+from inventory.types import MAIN, STOCK_LOCATIONS
 
 
 @dataclass(frozen=True)
@@ -83,11 +81,11 @@ def product_stock(
     has_rows = bool(bases)
     moved = {entry.stock_location for entry in ledger if entry.kind.moves_stock_under_erp}
     if baseline is not None:
-        for stock_location in moved | ({"main"} if not bases else set()):
+        for stock_location in moved | ({MAIN} if not bases else set()):
             bases.setdefault(stock_location, (baseline, 0))
     since: list[LedgerEntry] = []
     figures = []
-    for stock_location in sorted(bases.keys() | moved, key=lambda name: (name != "main", name)):
+    for stock_location in sorted(bases.keys() | moved, key=lambda name: (name != MAIN, name)):
         imported_base = bases.get(stock_location)
         entries = [
             e
@@ -270,18 +268,14 @@ class StockService:
 
 
 def _encode_cursor(shard: int, after: str | None) -> str:
-    return base64.urlsafe_b64encode(json.dumps([shard, after]).encode()).decode().rstrip("=")
+    return encode_cursor([shard, after])
 
 
 def _decode_cursor(cursor: str, shards: int) -> tuple[int, str | None]:
-    invalid = InvalidInput(
-        "the cursor is not one this list returned",
-        details=[{"field": "query.cursor", "code": "invalid_cursor", "message": "use next_cursor as returned"}],
-    )
-    try:
-        shard, after = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as error:
-        raise invalid from error
+    position = decode_cursor(cursor)
+    if not isinstance(position, list) or len(position) != 2:
+        raise invalid_cursor()
+    shard, after = position
     if not isinstance(shard, int) or not 0 <= shard < shards or not (after is None or isinstance(after, str)):
-        raise invalid
+        raise invalid_cursor()
     return shard, after

@@ -32,7 +32,6 @@ from inventory.adapters.dynamodb.keys import (
 from inventory.adapters.dynamodb.outbox import event_attributes, record_event
 from inventory.adapters.dynamodb.table import Table
 from inventory.models import (
-    STOCK_LOCATIONS,
     CountersChange,
     LedgerEntry,
     OpenAllocation,
@@ -40,6 +39,7 @@ from inventory.models import (
     ProductCounters,
     StockRow,
 )
+from inventory.types import STOCK_LOCATIONS
 
 
 def _entry_name(entry: LedgerEntry) -> str:

@@ -15,7 +15,8 @@ from inventory.adapters.dynamodb.codec import from_ddb, to_ddb
 from inventory.adapters.dynamodb.expressions import Update
 from inventory.adapters.dynamodb.keys import LOCATIONS_PARTITION, Key, location_key
 from inventory.adapters.dynamodb.outbox import record_event
-from inventory.adapters.dynamodb.table import Table, decode_cursor, encode_cursor, invalid_cursor
+from inventory.adapters.dynamodb.table import Table
+from inventory.cursor import decode_cursor, encode_cursor, invalid_cursor
 from inventory.errors import LocationTypeImmutable
 from inventory.models import (
     InventoryMaster,
@@ -26,9 +27,9 @@ from inventory.models import (
     Page,
     VisibleImport,
     epoch_ms,
-    is_location_id,
     iso,
 )
+from inventory.types import LOCATION_ID_PATTERN, matches
 
 _LOCATION_DEFAULTS: dict[str, Any] = {
     "name": None,
@@ -103,9 +104,13 @@ def listed_after(cursor: str) -> str:
     """The location a cursor of `list_cursor` ends at; InvalidInput for any other cursor, including
     one that merely has the fields of an index key (DynamoDB refuses a start key outside the query
     with a ValidationException, and takes one whose parts disagree as a place among the items)."""
-    position = decode_cursor(cursor, set(list_position("x")))
-    location_id = position["gsi1sk"]
-    if not is_location_id(location_id) or position != list_position(location_id):
+    position = decode_cursor(cursor)
+    location_id = position.get("gsi1sk") if isinstance(position, dict) else None
+    if (
+        not isinstance(location_id, str)
+        or not matches(LOCATION_ID_PATTERN, location_id)
+        or position != list_position(location_id)
+    ):
         raise invalid_cursor()
     return location_id
 

@@ -1,17 +1,14 @@
 """The table client: every DynamoDB call of the adapter goes through it.
 
-It creates the boto3 client on first use, pages and retries what DynamoDB leaves unprocessed (with
-jittered backoff), and turns `ClientError` codes into what the domain understands: a refused
-condition into a None or False result (the caller decides whether it is a conflict), throttling
-and outages into TemporarilyUnavailable, a write past the item size limit into ItemTooLarge.
+It creates the boto3 client on first use, pages and retries what DynamoDB leaves unprocessed (by
+`inventory.backoff.UNPROCESSED`), and turns `ClientError` codes into what the domain understands: a
+refused condition into a None or False result (the caller decides whether it is a conflict),
+throttling and outages into TemporarilyUnavailable, a write past the item size limit into
+ItemTooLarge.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -22,15 +19,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from inventory.adapters.dynamodb.codec import from_ddb, to_ddb
 from inventory.adapters.dynamodb.expressions import Update
-from inventory.backoff import backoff_seconds
-from inventory.errors import InvalidInput, ItemTooLarge, TemporarilyUnavailable
+from inventory.backoff import UNPROCESSED, retried
+from inventory.errors import ItemTooLarge, TemporarilyUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 BATCH_WRITE_ITEMS = 25  # DynamoDB's limit per BatchWriteItem
 BATCH_GET_ITEMS = 100  # and per BatchGetItem
-UNPROCESSED_ATTEMPTS = 10  # calls of one batch before what stays unprocessed is given up for now
 _RETRYABLE = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
@@ -67,19 +63,16 @@ def _condition_failed(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
-def _backoff(attempt: int) -> None:
-    """Wait before asking again for what DynamoDB left unprocessed: jittered, exponential, at most 2 s."""
-    time.sleep(backoff_seconds(attempt, base=0.05, cap=2.0))
-
-
 def _until_processed(send: Callable[[dict[str, Any]], dict[str, Any]], pending: dict[str, Any], gave_up: str) -> None:
-    """Send `pending`, then what each call leaves unprocessed, until nothing is left."""
-    for attempt in range(UNPROCESSED_ATTEMPTS):
+    """Send `pending`, then what each call leaves unprocessed (after the policy's wait), until nothing
+    is left; TemporarilyUnavailable with `gave_up` when some stays unprocessed."""
+
+    def step() -> bool | None:
+        nonlocal pending
         pending = send(pending)
-        if not pending:
-            return
-        _backoff(attempt)
-    raise TemporarilyUnavailable(gave_up)
+        return None if pending else True
+
+    retried(step, UNPROCESSED, gave_up)
 
 
 class Table:
@@ -221,29 +214,3 @@ class Table:
                 return dict(self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {})
 
         _until_processed(send, {self.name: requests}, gave_up)
-
-
-# ---------------------------------------------------------------- list cursors
-def encode_cursor(key: Mapping[str, Any]) -> str:
-    """A page's LastEvaluatedKey (decoded), as the opaque `next_cursor` of a list."""
-    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode().rstrip("=")
-
-
-def invalid_cursor() -> InvalidInput:
-    """What a list answers to a cursor it did not return."""
-    return InvalidInput(
-        "the cursor is not one this list returned",
-        details=[{"field": "query.cursor", "code": "invalid_cursor", "message": "use next_cursor as returned"}],
-    )
-
-
-def decode_cursor(cursor: str, fields: set[str]) -> dict[str, str]:
-    """The key a `cursor` of `encode_cursor` names; InvalidInput unless it is one, with exactly `fields`."""
-    invalid = invalid_cursor()
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as error:
-        raise invalid from error
-    if not isinstance(key, dict) or set(key) != fields or not all(isinstance(v, str) for v in key.values()):
-        raise invalid
-    return key

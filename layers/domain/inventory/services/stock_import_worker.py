@@ -1,5 +1,6 @@
-"""The import queue's messages, dispatched on their type: an import's next step, files dropped in
-the import bucket, and S3's test event."""
+"""The stock import's worker: the import queue's messages, dispatched on their type (an import's next
+step, files dropped in the import bucket, and S3's test event), and what a message that failed on its
+last delivery leaves behind."""
 
 from __future__ import annotations
 
@@ -16,12 +17,22 @@ from inventory.services.outcomes import APPLIED, Outcome, outcome_of
 TRANSIENT = (TemporarilyUnavailable, ImportInProgress)
 
 
-class ImportWorker:
+class StockImportWorker:
     def __init__(self, imports: ImportService) -> None:
         self._imports = imports
 
-    def process(self, work: ImportWork | Exception, remaining_ms: Callable[[], int]) -> Outcome:
-        """One message; a message that could not be parsed comes as what parsing raised."""
+    def process(
+        self, work: ImportWork | Exception, remaining_ms: Callable[[], int], *, last_delivery: bool = False
+    ) -> Outcome:
+        """One message; a message that could not be parsed comes as what parsing raised. A message
+        that fails for now on its `last_delivery` gives its import up (`give_up`): then applied when
+        nothing is lost (its import had ended), else the failure, which dead-letters it."""
+        outcome = self._process(work, remaining_ms)
+        if last_delivery and not outcome.applied and not outcome.final and not self.give_up(work, outcome):
+            return APPLIED
+        return outcome
+
+    def _process(self, work: ImportWork | Exception, remaining_ms: Callable[[], int]) -> Outcome:
         if isinstance(work, Exception):
             return outcome_of(work, TRANSIENT)
         try:

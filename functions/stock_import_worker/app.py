@@ -1,5 +1,6 @@
-"""Runs stock imports: messages from the API (and from itself, handing work on), and files
-dropped in the import bucket under imports/<location_id>/<kind>/<import_id>.<format>."""
+"""The stock import's worker: runs stock imports, from messages of the API (and of itself, handing
+work on) and from files dropped in the import bucket under
+imports/<location_id>/<kind>/<import_id>.<format>."""
 
 from typing import Any
 
@@ -8,16 +9,16 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from inventory.batch import settle
+from inventory.batch import last_delivery, settle
 from inventory.messages.import_work import ImportWork, parse_import_work
 from inventory.observability import logger, metrics
-from inventory.settings import ImportWorkerSettings, settings_of
-from inventory.wiring import dead_letters, import_worker
+from inventory.settings import StockImportWorkerSettings, settings_of
+from inventory.wiring import stock_import_dead_letters, stock_import_worker
 
 processor = BatchProcessor(event_type=EventType.SQS)
 DEAD_LETTERED = "ImportRecordsDeadLettered"
 # Read at cold start: a variable the template does not give fails the function's start, not a request.
-SETTINGS = settings_of(ImportWorkerSettings)
+SETTINGS = settings_of(StockImportWorkerSettings)
 
 
 def parse(body: str) -> ImportWork | Exception:
@@ -32,15 +33,17 @@ def parse(body: str) -> ImportWork | Exception:
 
 
 def handle(record: SQSRecord, lambda_context: LambdaContext) -> None:
-    work = parse(record.body)
-    outcome = import_worker(SETTINGS).process(work, lambda_context.get_remaining_time_in_millis)
+    outcome = stock_import_worker(SETTINGS).process(
+        parse(record.body),
+        lambda_context.get_remaining_time_in_millis,
+        last_delivery=last_delivery(record, SETTINGS.import_max_receives),
+    )
     settle(
         record,
         outcome,
-        dead_letters=dead_letters(SETTINGS),
+        dead_letters=stock_import_dead_letters(SETTINGS),
         max_receives=SETTINGS.import_max_receives,
         metric=DEAD_LETTERED,
-        give_up=lambda: import_worker(SETTINGS).give_up(work, outcome),
     )
 
 

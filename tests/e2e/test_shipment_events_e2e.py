@@ -1,6 +1,6 @@
-"""Fulfilment over the running local stack: events put on the bus change stock on hand and
-availability, allocations made over HTTP are closed by the shipments that name them, and a poison
-record lands in the dead-letter queue with its reason while its batch-mates apply. Every event put
+"""Shipment and allocation events over the running local stack: events put on the bus change stock
+on hand and availability, allocations made over HTTP are closed by the shipments that name them, and
+a poison record lands in the dead-letter queue with its reason while its batch-mates apply. Every event put
 on the bus and every event the service publishes fits its schema file (schemas/events)."""
 
 from __future__ import annotations

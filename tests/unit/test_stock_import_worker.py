@@ -1,4 +1,5 @@
-"""The import worker's service: each import queue message dispatched on its type, with its outcome."""
+"""The stock import worker's service: each import queue message dispatched on its type, with its
+outcome."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 from inventory.errors import InvalidInput, TemporarilyUnavailable
 from inventory.messages.import_work import ImportStep, parse_import_work
 from inventory.models import ImportKind, ImportStatus, StockRow
-from inventory.services.import_work import ImportWorker
 from inventory.services.imports import ImportRequest
+from inventory.services.stock_import_worker import StockImportWorker
 from tests.unit.test_import_service import World
 
 
@@ -23,7 +24,7 @@ def accepted(world: World, import_id: str = "i1") -> ImportStep:
 
 def test_a_step_runs_its_import_and_a_test_event_does_nothing() -> None:
     world = World()
-    worker = ImportWorker(world.imports)
+    worker = StockImportWorker(world.imports)
 
     assert worker.process(accepted(world), lambda: 10**9).applied
     assert worker.process(parse_import_work('{"Event": "s3:TestEvent"}'), lambda: 10**9).applied
@@ -36,14 +37,14 @@ def test_a_message_that_failed_parsing_is_refused_for_good() -> None:
     with pytest.raises(InvalidInput) as raised:
         parse_import_work('{"location_id": "s1"}')
 
-    outcome = ImportWorker(World().imports).process(raised.value, lambda: 10**9)
+    outcome = StockImportWorker(World().imports).process(raised.value, lambda: 10**9)
 
     assert (outcome.applied, outcome.final, outcome.reason.code) == (False, True, "validation_error")
 
 
 def test_a_step_that_fails_for_now_is_retried_and_giving_up_fails_its_import(monkeypatch: pytest.MonkeyPatch) -> None:
     world = World()
-    worker, step = ImportWorker(world.imports), accepted(world)
+    worker, step = StockImportWorker(world.imports), accepted(world)
 
     def unreachable(*args: Any, **kwargs: Any) -> Any:
         raise TemporarilyUnavailable("S3 is down")
@@ -52,7 +53,11 @@ def test_a_step_that_fails_for_now_is_retried_and_giving_up_fails_its_import(mon
     outcome = worker.process(step, lambda: 10**9)
 
     assert (outcome.applied, outcome.final) == (False, False)
-    assert worker.give_up(step, outcome)  # and so to the dead-letter queue, with the reason
+    assert world.imports.status("s1", "i1").status is not ImportStatus.FAILED  # delivered again: still running
+
+    last = worker.process(step, lambda: 10**9, last_delivery=True)
+
+    assert (last.applied, last.final) == (False, False)  # and so to the dead-letter queue, with the reason
     failed = world.imports.status("s1", "i1")
     assert (failed.status, failed.errors[0]["code"]) == (ImportStatus.FAILED, "abandoned")
     assert "S3 is down" in failed.errors[0]["message"]

@@ -1,5 +1,6 @@
-"""What the fulfilment queue carries: fulfilment's events from the bus (SPEC.md section 5), as
-EventBridge delivers them, one model per `detail-type`, told apart by it."""
+"""Shipment events from the bus (SPEC.md section 5), as EventBridge delivers them through the
+fulfilment queue, and the queue's messages: the shipment events and the allocation events that share
+the queue (`inventory.messages.allocation_events`), one model per `detail-type`, told apart by it."""
 
 from __future__ import annotations
 
@@ -7,29 +8,28 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    TypeAdapter,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic_core import PydanticCustomError
+from pydantic import AwareDatetime, Field, PrivateAttr, TypeAdapter, ValidationError, model_validator
 from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 
 from inventory.errors import InvalidInput
 from inventory.messages import SOURCE, DetailType
+from inventory.messages.allocation_events import (
+    AllocationCreated,
+    AllocationCreatedDetail,
+    AllocationReleased,
+    AllocationReleasedDetail,
+)
+from inventory.messages.bus import BusEvent, Inbound
 from inventory.messages.parsing import field_path
-from inventory.types import ClientId, ExternalId, LocationId, LogicalTimestamp, PositiveQuantity, ProductId
-
-
-class Inbound(BaseModel):
-    # Producers may add fields over time; what this service needs is checked strictly.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+from inventory.types import (
+    MAX_SHIPMENT_LINES,
+    ClientId,
+    ExternalId,
+    LocationId,
+    LogicalTimestamp,
+    PositiveQuantity,
+    ProductId,
+)
 
 
 # ---------------------------------------------------------------- details
@@ -48,49 +48,10 @@ class ShipmentDetail(Inbound):
     shipment_id: ExternalId
     logical_timestamp: LogicalTimestamp
     occurred_at: AwareDatetime  # with its time zone: compared with the service's clock
-    items: Annotated[list[ShipmentLineIn], Field(min_length=1, max_length=1000)]
-
-
-class AllocationItemIn(Inbound):
-    product_id: ProductId
-    quantity: PositiveQuantity
-
-
-class AllocationCreatedDetail(Inbound):
-    """Units promised to an order, each product once: opened whole, or refused with an `Allocation
-    Refused` event when more is asked than is available."""
-
-    event_id: ExternalId
-    location_id: LocationId
-    allocation_id: ClientId
-    order_id: ExternalId
-    items: Annotated[list[AllocationItemIn], Field(min_length=1, max_length=100)]
-
-    @field_validator("items")
-    @classmethod
-    def _each_product_once(cls, items: list[AllocationItemIn]) -> list[AllocationItemIn]:
-        products = [item.product_id for item in items]
-        if len(set(products)) != len(products):
-            raise PydanticCustomError("duplicate_product", "a product is listed twice")
-        return items
-
-
-class AllocationReleasedDetail(Inbound):
-    """Frees what the allocation still holds; a release that comes before its creation is remembered.
-    Its order and items, when given, are checked, not used."""
-
-    event_id: ExternalId
-    location_id: LocationId
-    allocation_id: ClientId
-    order_id: ExternalId | None = None
-    items: Annotated[list[AllocationItemIn], Field(min_length=1, max_length=100)] | None = None
+    items: Annotated[list[ShipmentLineIn], Field(min_length=1, max_length=MAX_SHIPMENT_LINES)]
 
 
 # ---------------------------------------------------------------- the events, as the queue holds them
-class BusEvent(Inbound):
-    source: str  # any but this service's own
-
-
 def body_hash(detail_type: str, detail: Any) -> str:
     """What an event id is held to: its detail as it came (fields this service ignores included)."""
     canonical = json.dumps([detail_type, detail], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -123,19 +84,9 @@ class ItemsHandedOver(ShipmentEvent):
     detail_type: Literal[DetailType.ITEMS_HANDED_OVER] = Field(alias="detail-type")
 
 
-class AllocationCreated(BusEvent):
-    detail_type: Literal[DetailType.ALLOCATION_CREATED] = Field(alias="detail-type")
-    detail: AllocationCreatedDetail
-
-
-class AllocationReleased(BusEvent):
-    detail_type: Literal[DetailType.ALLOCATION_RELEASED] = Field(alias="detail-type")
-    detail: AllocationReleasedDetail
-
-
-FulfillmentEvent = ItemsShipped | ItemsHandedOver | AllocationCreated | AllocationReleased
-FulfillmentMessage = Annotated[FulfillmentEvent, Field(discriminator="detail_type")]
-_MESSAGE: TypeAdapter[FulfillmentEvent] = TypeAdapter(FulfillmentMessage)
+# Every event the fulfilment queue carries to the shipment events function.
+QueuedEvent = ItemsShipped | ItemsHandedOver | AllocationCreated | AllocationReleased
+_MESSAGE: TypeAdapter[QueuedEvent] = TypeAdapter(Annotated[QueuedEvent, Field(discriminator="detail_type")])
 DETAILS: dict[DetailType, type[Inbound]] = {  # each detail type's `detail`, for its JSON Schema
     DetailType.ITEMS_SHIPPED: ShipmentDetail,
     DetailType.ITEMS_HANDED_OVER: ShipmentDetail,
@@ -144,9 +95,10 @@ DETAILS: dict[DetailType, type[Inbound]] = {  # each detail type's `detail`, for
 }
 
 
-def parse_fulfillment_message(body: str) -> FulfillmentEvent:
-    """An SQS message body holding one of fulfilment's bus events, or InvalidInput naming each
-    field that is wrong (`event.<field>` for the envelope, `detail.<field>` for the detail)."""
+def parse_queued_event(body: str) -> QueuedEvent:
+    """An SQS message body of the fulfilment queue, holding one of the bus events it carries, or
+    InvalidInput naming each field that is wrong (`event.<field>` for the envelope, `detail.<field>`
+    for the detail)."""
     try:
         raw: Any = json.loads(body)
     except ValueError as error:

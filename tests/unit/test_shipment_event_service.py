@@ -1,4 +1,4 @@
-"""The fulfilment service: a parsed batch in, one outcome per record out; what one record fails
+"""The shipment event service: a parsed batch in, one outcome per record out; what one record fails
 with fails that record alone."""
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 
 from inventory.errors import InvalidInput, TemporarilyUnavailable
-from inventory.messages.fulfillment import FulfillmentEvent, parse_fulfillment_message
-from inventory.services.fulfillment import MIN_REMAINING_MS, FulfillmentService
+from inventory.messages.shipment_events import QueuedEvent, parse_queued_event
+from inventory.services.shipment_events import MIN_REMAINING_MS, ShipmentEventService
 from tests.unit.test_allocations import Shop
 from tests.unit.test_shipments import bus_message, shipment
 
 
-def parsed(body: str) -> FulfillmentEvent | Exception:
+def parsed(body: str) -> QueuedEvent | Exception:
     try:
-        return parse_fulfillment_message(body)
+        return parse_queued_event(body)
     except InvalidInput as error:
         return error
 
@@ -33,9 +33,9 @@ def allocation(event_id: str, allocation_id: str, **items: int) -> dict[str, Any
     }
 
 
-def service(shop: Shop) -> FulfillmentService:
+def service(shop: Shop) -> ShipmentEventService:
     shop.clock.advance(seconds=1)  # after the import: its shipments count
-    return FulfillmentService(shop.shipments, shop.allocations)
+    return ShipmentEventService(shop.shipments, shop.allocations)
 
 
 def plenty_of_time() -> int:
