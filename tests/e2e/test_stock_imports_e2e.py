@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 ROWS = int(os.environ.get("E2E_IMPORT_ROWS", "20000"))
 # the killed import needs time between a checkpoint and its end for the kill to land mid-way
-KILL_ROWS = max(ROWS, 50_000)
+KILL_ROWS = max(ROWS, 30_000)
 WAIT_S = max(240.0, ROWS / 1_000)  # the local backend writes about 10,000 rows a second; reads are slower
 WORKER_DIR = ROOT / "functions" / "stock_import_worker"
 
@@ -158,7 +158,7 @@ def test_an_import_killed_after_a_chunk_resumes_to_the_state_of_one_clean_import
     post_import(
         stack, "e2e-killed", {"import_id": "same-file", "kind": "initial", "location_type": "store", "source": source}
     )
-    checkpoint = random.randint(1, KILL_ROWS * 8 // 50_000) * 5_000  # in the first 80 % of the file
+    checkpoint = random.randint(1, KILL_ROWS // 10_000) * 5_000  # in the first half of the file
     wait_for(stack, "e2e-killed", "same-file", lambda r: r["written_through_line"] >= checkpoint)
     killed = _import_worker_pids()
     assert killed, "no import worker process found"

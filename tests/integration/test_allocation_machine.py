@@ -352,10 +352,10 @@ class AllocationMachine(RuleBasedStateMachine):
             assert held == self.model.open_allocations(product), product
 
 
-EXAMPLES = int(os.environ.get("STATE_MACHINE_EXAMPLES", "40"))  # `make soak` runs more
+EXAMPLES = int(os.environ.get("STATE_MACHINE_EXAMPLES", "30"))  # `make soak` runs more
 
 
-# About 1,600 steps, each about 9 requests to the local DynamoDB: about 90 seconds. A failure is
+# About 1,200 steps, each about 9 requests to the local DynamoDB: about 70 seconds. A failure is
 # shrunk for up to five minutes (every step reads and writes the table): the timeout leaves room for
 # Hypothesis to print the shortest failing sequence.
 @pytest.mark.timeout(900)

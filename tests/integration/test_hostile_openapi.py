@@ -39,7 +39,7 @@ from tests.integration.gateway import REPORT, Gateway
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "120"))
+EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "100"))
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
