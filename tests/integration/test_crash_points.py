@@ -26,7 +26,7 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from inventory import wiring
-from inventory.adapters.dynamodb.keys import import_key, location_key, location_pk
+from inventory.adapters.dynamodb.keys import import_key, ledger_pages_prefix, location_key, location_pk
 from inventory.adapters.eventbridge import EventBridgePublisher
 from inventory.settings import OutboxRelaySettings, settings_of
 from local.stack import LocalAws
@@ -227,14 +227,14 @@ class OneLocation:
 
     def __init__(self, location: str) -> None:
         self._store = shared_repository()
-        self._pk = location_pk(location)
+        self._pk, self._pages = location_pk(location), ledger_pages_prefix(location)
         self.shards = self._store.shards
 
     def pending_keys(self, shard: int, limit: int, after: tuple[str, str] | None = None) -> Any:
         mine: list[tuple[str, str]] = []
         while True:
             keys, after = self._store.pending_keys(shard, 1000, after)
-            mine += [key for key in keys if key[0] == self._pk or key[0].startswith(self._pk + "#")]
+            mine += [key for key in keys if key[0] == self._pk or key[0].startswith((self._pk + "#", self._pages))]
             if after is None:
                 return mine[:limit], None
 
