@@ -1,9 +1,10 @@
-"""I1 to I4 over generated histories: allocations from the API and the bus, releases, shipments and
-handovers, imports of every kind, redeliveries and events out of order, applied by the real services
-through the DynamoDB adapter on dynalite, and checked after every step against the reference
-semantics (tests/unit/reference.py, which imports nothing from the service): stock on hand (I1),
-allocated and available, every allocation's open units (I4), and every outcome the service answers,
-opened or refused (I3), applied or repeated (I2)."""
+"""I1 to I5 over generated histories: allocations from the API and the bus, releases, shipments and
+handovers, imports of every kind, the switch to platform master, redeliveries and events out of
+order, applied by the real services through the DynamoDB adapter on dynalite, and checked after
+every step against the reference semantics (tests/unit/reference.py, which imports nothing from
+the service): stock on hand (I1), allocated, available and uncounted, every allocation's open
+units (I4), the master (I5), and every outcome the service answers, opened or refused (I3),
+applied or repeated (I2)."""
 
 from __future__ import annotations
 
@@ -27,12 +28,21 @@ from hypothesis.stateful import (
 )
 
 from inventory.adapters.dynamodb import DynamoDbRepository
-from inventory.errors import AllocationIdReused, EventIdReused, EventTooOld, InsufficientStock, NotFound
+from inventory.errors import (
+    AllocationIdReused,
+    EventIdReused,
+    EventTooOld,
+    ImportKindNotAllowed,
+    InsufficientStock,
+    NotFound,
+    NotReady,
+)
 from inventory.models import (
     AllocationLine,
     AllocationStatus,
     ImportKind,
     ImportStatus,
+    InventoryMaster,
     LocationChanges,
     LocationType,
     StockRow,
@@ -52,6 +62,7 @@ PRODUCTS = ("p-1", "p/2 ä", "p-3")
 ALLOCATION_IDS = tuple(f"al-{n}" for n in range(16))
 KINDS = ("Fulfillment Items Shipped", "Fulfillment Items Handed Over")
 RETENTION_DAYS = 35  # the ledger's (LEDGER_RETENTION_DAYS): an event that occurred longer ago is refused
+WINDOW_MINUTES = 15  # the switch's readiness window
 STATUS = {"open": AllocationStatus.OPEN, "released": AllocationStatus.RELEASED, "refused": AllocationStatus.REFUSED}
 
 products = st.sampled_from(PRODUCTS)
@@ -71,7 +82,7 @@ class AllocationMachine(RuleBasedStateMachine):
         self.repo = repo
         self.clock = FixedClock()
         self.location_id = f"machine-{uuid.uuid4().hex[:16]}"
-        self.locations = MasterSwitchService(repo, self.clock, 15)
+        self.locations = MasterSwitchService(repo, self.clock, WINDOW_MINUTES)
         self.allocations = AllocationService(repo, self.clock)
         self.shipments = ShipmentService(repo, self.clock, RETENTION_DAYS)
         self.stock = StockService(repo)
@@ -91,6 +102,9 @@ class AllocationMachine(RuleBasedStateMachine):
         """Every step happens a second after the one before (stored times keep milliseconds)."""
         self.clock.advance(seconds=1)
         self.steps += 1
+
+    def seconds(self) -> float:
+        return self.clock.now().timestamp()
 
     # ------------------------------------------------------------------ the location
     @initialize(
@@ -271,18 +285,24 @@ class AllocationMachine(RuleBasedStateMachine):
         self.import_count += 1
         request = ImportRequest(f"im-{self.import_count}", kind, included, items=stock_rows(rows))
         self.send_import(request)
-        if not runs_later:
+        if not runs_later and self.running_import is not None:  # (refused under platform master)
             self.run_import()
 
     def send_import(self, request: ImportRequest) -> None:
         self.tick()
         self.sent.append((self.send_import, (request,)))
         rows = {i.product_id: i.quantity for i in request.items or ()}
-        new = self.model.accept_import(request.import_id, request.kind.value, rows, request.shipments_included_through)
+        outcome = self.model.accept_import(
+            request.import_id, request.kind.value, rows, request.shipments_included_through
+        )
         queued = len(self.queue.messages)
+        if outcome == "refused":  # under platform master only full_count imports are accepted
+            with pytest.raises(ImportKindNotAllowed):
+                self.imports.accept(self.location_id, request, "machine")
+            return
         _, created = self.imports.accept(self.location_id, request, "machine")
-        assert created is new
-        if new:
+        assert created is (outcome == "accepted")
+        if created:
             self.running_import = request.import_id
         else:
             assert len(self.queue.messages) == queued
@@ -296,8 +316,27 @@ class AllocationMachine(RuleBasedStateMachine):
             message = self.queue.messages.pop(0)
             status = self.imports.run(str(message["location_id"]), str(message["import_id"]), lambda: 10**9)
             assert status is ImportStatus.COMPLETED
-        self.model.complete_import(self.running_import)
+        self.model.complete_import(self.running_import, self.seconds())
         self.running_import = None
+
+    # ------------------------------------------------------------------ the switch (I5)
+    @rule()
+    def switch(self) -> None:
+        """A request to switch to platform master: when the store is ready (a baseline import within
+        the window, none running), and only once; never back."""
+        self.tick()
+        self.sent.append((self.send_switch, ()))
+        self.send_switch()
+
+    def send_switch(self) -> None:
+        outcome = self.model.switch(self.seconds(), WINDOW_MINUTES * 60)
+        try:
+            location = self.locations.switch(self.location_id, InventoryMaster.PLATFORM, "machine")
+        except NotReady:
+            assert outcome == "not_ready", f"not ready; the reference: {outcome}"
+            return
+        assert outcome != "not_ready", "switched; the reference: not ready"
+        assert location.inventory_master is InventoryMaster.PLATFORM
 
     # ------------------------------------------------------------------ redeliveries (I2)
     @precondition(lambda self: self.sent)
@@ -333,12 +372,15 @@ class AllocationMachine(RuleBasedStateMachine):
             model.allocated(product),
             model.available(product),
             model.safety_stock,
-            False,
+            model.uncounted(product),
         )
 
     @invariant()
     def figures_match_the_reference(self) -> None:
         location = self.stock.location(self.location_id)
+        # I5: platform master from the switch on, never back.
+        switched = self.model.switched_at_order is not None
+        assert location.inventory_master is (InventoryMaster.PLATFORM if switched else InventoryMaster.ERP)
         readings = self.stock.read_many(location, PRODUCTS)  # one consistent read of each, in one request
         for product in PRODUCTS:
             # I1, I4: stock on hand, allocated and available, read as the availability endpoint reads them.
