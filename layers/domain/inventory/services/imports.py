@@ -430,10 +430,12 @@ class ImportService:
                 after = products[-1]
             else:
                 shard, after = shard + 1, None
-            self._repo.record_settling(
-                record.location_id, record.import_id, counts=record.counts, settled_through=(shard, after)
-            )
-            if shard < self._repo.product_shards and remaining_ms() < HAND_ON_BELOW_MS:
+            handing_on = shard < self._repo.product_shards and remaining_ms() < HAND_ON_BELOW_MS
+            if products or handing_on:  # (a shard with nothing to settle needs no checkpoint)
+                self._repo.record_settling(
+                    record.location_id, record.import_id, counts=record.counts, settled_through=(shard, after)
+                )
+            if handing_on:
                 self._queue.send(message)
                 return ImportStatus.RUNNING
         return self._complete(record, record.counts)
