@@ -215,9 +215,14 @@ def entry_of(name: str) -> tuple[str, str | None]:
     return entry_id, source_hash or None
 
 
+def buffer_attribute_prefix(entry_id: str) -> str:
+    """What the buffer attribute of every entry of `entry_id` starts with, whatever its source."""
+    return f"{BUFFER_PREFIX}{entry_id}#"
+
+
 def buffer_attribute(entry_id: str, source_hash: str | None) -> str:
     """An entry's attribute in a product's buffer: its id and the first 16 hex digits of its source."""
-    return f"{BUFFER_PREFIX}{entry_id}#{(source_hash or '')[:SOURCE_HASH_CHARS]}"
+    return buffer_attribute_prefix(entry_id) + (source_hash or "")[:SOURCE_HASH_CHARS]
 
 
 def buffer_entry_of(name: str) -> tuple[str, str | None]:
