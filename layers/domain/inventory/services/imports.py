@@ -47,7 +47,6 @@ from inventory.types import STOCK_LOCATIONS
 
 ENDED = (ImportStatus.COMPLETED, ImportStatus.FAILED)
 CHUNK_ROWS = 5_000  # rows written between two checkpoints
-SETTLE_PAGE = 100  # products settled between two checkpoints
 MAX_ERRORS = 100  # errors kept on the import's status; a file stops being read at its 100th invalid row
 HAND_ON_BELOW_MS = 30_000  # time a chunk may need; below it, the rest goes to the next message
 
@@ -417,15 +416,7 @@ class ImportService:
         shard, after = record.settled_through or (0, None)
         settle = SumSettler(self._repo, location, record.seq, record.shipments_included_through)
         while shard < self._repo.product_shards:
-            if record.kind.is_baseline:
-                counters, more = self._repo.counters_page(record.location_id, shard, after, SETTLE_PAGE)
-                products = [c.product_id for c in counters]
-                settle.products(counters)
-            else:
-                rows, more = self._repo.import_rows_page(record.location_id, record.seq, shard, after, SETTLE_PAGE)
-                products = list(dict.fromkeys(r.product_id for r in rows))
-                states = self._repo.product_states(record.location_id, dict.fromkeys(products, ()))
-                settle.products([states[p][0] for p in products])
+            products, more = settle.page(shard, after, every_product=record.kind.is_baseline)
             if more and products:
                 after = products[-1]
             else:

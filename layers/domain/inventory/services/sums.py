@@ -14,22 +14,43 @@ ends the same.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol
 
 from inventory.backoff import until_written
 from inventory.models import SEGMENT, CountersChange, LedgerEntry, Location, ProductCounters
-from inventory.ports import CountersRepository
+from inventory.ports import CountersRepository, ImportRepository
 from inventory.services.ledger import folded_sums
 from inventory.types import MAIN
 
 PAGES_PER_READ = 100  # ledger pages read together (one BatchGetItem)
+SETTLE_PAGE = 100  # products settled between two checkpoints of the import
+
+
+class SettleRepositories(CountersRepository, ImportRepository, Protocol):
+    """What settling an import's sums needs of storage (the DynamoDB adapter is all of it)."""
 
 
 class SumSettler:
-    def __init__(self, repository: CountersRepository, location: Location, seq: int, through: int) -> None:
+    def __init__(self, repository: SettleRepositories, location: Location, seq: int, through: int) -> None:
         self._repo = repository
         self._location = location
         self._seq = seq
         self._through = through
+
+    def page(self, shard: int, after: str | None, *, every_product: bool) -> tuple[list[str], bool]:
+        """Settle the next products of one shard after `after`: the import's rows' products, or
+        (`every_product`, an initial or full_count import) every product the location holds; which
+        were settled, and whether more may follow in the shard."""
+        location_id, seq = self._location.location_id, self._seq
+        if every_product:
+            counters, more = self._repo.counters_page(location_id, shard, after, SETTLE_PAGE)
+            self.products(counters)
+            return [c.product_id for c in counters], more
+        rows, more = self._repo.import_rows_page(location_id, seq, shard, after, SETTLE_PAGE)
+        products = list(dict.fromkeys(r.product_id for r in rows))
+        states = self._repo.product_states(location_id, dict.fromkeys(products, ()))
+        self.products([states[p][0] for p in products])
+        return products, more
 
     def products(self, read: Iterable[ProductCounters]) -> None:
         """Settle each product, starting from what was read of it (read again after a lost race)."""
