@@ -32,7 +32,8 @@ from inventory.models import ImportKind, ImportStatus, InventoryMaster, Location
 from inventory.services.imports import ImportRequest, ImportService
 from inventory.services.locations import MasterSwitchService
 from inventory.services.outbox import OutboxRelay
-from inventory.services.shipments import Shipment, ShipmentFigures, ShipmentService
+from inventory.services.shipment_events import Shipment, ShipmentService
+from inventory.services.shipment_figures import ShipmentFigures
 from inventory.services.stock import StockService
 from tests.unit.fakes import FixedClock, MemoryFiles, MemoryPublisher, MemoryQueue
 from tests.unit.reference import ErpStore

@@ -1121,6 +1121,28 @@ def check_a_move_stopped_after_its_page_is_completed_by_the_next_mover_of_the_sa
 
 
 @check
+def check_a_page_put_again_after_the_relay_read_it_stays_in_the_outbox(repo: Repository) -> None:
+    """Given a move stopped after its page (with an event) was put, and the relay reading that page,
+    when a later mover puts the page again with another event and the relay then marks what it read
+    published, then the page stays in the outbox with the new event (nothing committed is lost)."""
+    store = new_location(repo)
+    first, second = line("e1:0", 1), line("e2:0", 2)
+    counters = buffered(repo, store, "p", first, second)
+    with pytest.raises(Crash), stopped_after_its_first_write(repo, "move_to_page"):
+        repo.move_to_page(store, PageMove(expected=counters, entries=(first,), events=(an_event(store, "e1:0"),)))
+    (page_key,) = [key for key in listed(repo) if key not in {counters_item(store, "p"), location_item(store)}]
+    read_events, read_version = repo.read_pending([page_key])[page_key]
+    later = buffered(repo, store, "p", line("e3:0", 3))
+
+    assert repo.move_to_page(store, PageMove(expected=later, entries=(second,), events=(an_event(store, "e2:0"),)))
+    repo.mark_published(page_key, [e.event_id for e in read_events], read_version)
+
+    assert page_key in listed(repo)
+    assert pending(repo, page_key)[0] == [an_event(store, "e2:0").event_id]
+    assert [e.entry_id for e in repo.ledger_pages(store, "p", [1])[1]] == ["e2:0"]
+
+
+@check
 def check_a_move_drops_what_no_read_needs(repo: Repository) -> None:
     """Given pointers and sums a move is told to drop, when it moves, then they are gone, the
     segment cut is raised, and a pointer its own entries set is kept."""

@@ -623,6 +623,7 @@ class MemoryRepository(
             self.items.add(page_key)
             self.outbox.pop(page_key, None)
             self.listed.discard(page_key)
+            self.versions[page_key] = expected.version  # the relay's guard: a page put again is another version
             for event in move.events:
                 self.record(page_key, event, counted=False)
             self._wrote()

@@ -116,6 +116,9 @@ class LedgerPages:
             "entries": [_page_entry(e) for e in entries],
             "event_ids": event_ids,
             "from_version": expected.version,
+            # The relay's guard, as on every item of the outbox: a page put again over one the relay
+            # read (made from a newer state of the product) stays in the index for the next round.
+            "version": expected.version,
         }
         if move.events:
             page |= {event_attribute(event.event_id): encode_event(event) for event in move.events}
