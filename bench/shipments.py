@@ -84,9 +84,11 @@ from inventory import wiring
 from inventory.adapters.dynamodb import DynamoDbRepository
 from inventory.adapters.dynamodb.keys import (
     ALLOCATION_PREFIX,
+    BUFFER_PREFIX,
     EVENT_PREFIX,
     LEDGER_PREFIX,
     PRODUCT_SHARDS,
+    buffer_attribute_prefix,
     counters_key,
     counters_partition,
     entry_attribute_prefix,
@@ -110,7 +112,7 @@ SDK_CODE = (
     r"|_make_api_call|timed|bench/harness))"
 )
 HANDLER_PATHS = r"inventory/|shipment_events/|aws_lambda_powertools/"
-PREFIXES = (ALLOCATION_PREFIX, EVENT_PREFIX, LEDGER_PREFIX)
+PREFIXES = (ALLOCATION_PREFIX, EVENT_PREFIX, LEDGER_PREFIX, BUFFER_PREFIX)
 WRITE_OPERATIONS = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
 
 CHUNK_EVENTS = 500  # the runs take turns after this many events each
@@ -467,8 +469,9 @@ def check_applied(plan: Plan, after: dict[Key, dict[str, Any]]) -> int:
     """How many lines have their ledger entry in the counters items read back."""
 
     def applied(line: Line) -> bool:
-        name = entry_attribute_prefix(f"ship-{line.event:06d}:{line.index}")  # then the hash of the event's body
-        return any(attribute.startswith(name) for attribute in after.get(line.key, {}))
+        entry_id = f"ship-{line.event:06d}:{line.index}"
+        names = (buffer_attribute_prefix(entry_id), entry_attribute_prefix(entry_id))  # then its body's hash
+        return any(attribute.startswith(names) for attribute in after.get(line.key, {}))
 
     return sum(1 for line in plan.lines if applied(line))
 

@@ -26,6 +26,11 @@ from local.runtime import Invocation, Runtime, lambda_environment
 from local.template import FunctionSpec, Template
 from local.triggers import Triggers
 
+# Where the local stack departs from the template's defaults. An import naming its watermark settles
+# its sums 2 s after its claim, not the 120 s of the deployment (the fulfilment function's timeout and
+# a margin): a local shipment batch takes well under a second.
+LOCAL_PARAMETERS = {"ImportSettleSeconds": "2"}
+
 
 class LocalAws:
     """dynalite and moto on 127.0.0.1 (port 0: any free port), with the template's resources."""
@@ -40,7 +45,8 @@ class LocalAws:
         region: str | None = None,
         parameters: dict[str, str] | None = None,
     ) -> None:
-        self.template = Template(template_path, region=region, parameters=parameters)
+        given = {**LOCAL_PARAMETERS, **(parameters or {})}
+        self.template = Template(template_path, region=region, parameters=given)
         self.region = self.template.region
         self.functions: dict[str, FunctionSpec] = {}
         self.notes: list[str] = []  # what the template has that is not emulated

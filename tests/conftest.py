@@ -169,13 +169,19 @@ def shipment_entry(entry_id: str, timestamp: int, at: Any, quantity: int = 1, ha
 
 
 def record_ledger_entry(repo: Any, location_id: str, product_id: str, entry: Any) -> bool:
-    """Seed one ledger entry through a repository's real counters write (as the services write
-    them); False when an entry with its id is there already."""
+    """Seed one ledger entry through a repository's real counters write, as the services write
+    them: the entry records the location's epoch, and adds itself to the sums of the import layers
+    the location announces that do not include it; False when an entry with its id is there already."""
     from inventory.models import CountersChange
+    from inventory.services.ledger import folded_sums, layers_for
 
     while True:
+        location = repo.get_location(location_id)
         counters = repo.counters_of(location_id, product_id)
         if counters.entry(entry.entry_id, entry.source_hash) is not None:
             return False
-        if repo.change_counters(location_id, CountersChange(expected=counters, entry=entry)):
+        written = entry.model_copy(update={"epoch": location.import_seq}) if location else entry
+        into = layers_for(location, entry.logical_timestamp) if location else (0,)
+        fold = folded_sums(location, counters.ledger) if location and counters.legacy else None
+        if repo.change_counters(location_id, CountersChange(expected=counters, entry=written, into=into, fold=fold)):
             return True

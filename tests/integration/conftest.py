@@ -42,6 +42,8 @@ def handler_environment(local_aws: LocalAws) -> Iterator[dict[str, str]]:
     env.pop("PYTHONPATH", None)
     os.environ.update(env)
     os.environ["RELAY_POLL_INTERVAL_MS"] = "50"
+    # The tests deliver a fulfilment batch at a time: an import may settle its sums at once.
+    os.environ["IMPORT_SETTLE_SECONDS"] = "0"
     wiring.forget()  # settings and services come from this environment
     yield env
     os.environ.clear()

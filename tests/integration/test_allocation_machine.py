@@ -1,15 +1,17 @@
-"""I1 to I4 over generated histories: allocations from the API and the bus, releases, shipments and
-handovers, imports of every kind, redeliveries and events out of order, applied by the real services
-through the DynamoDB adapter on dynalite, and checked after every step against the reference
-semantics (tests/unit/reference.py, which imports nothing from the service): stock on hand (I1),
-allocated and available, every allocation's open units (I4), and every outcome the service answers,
-opened or refused (I3), applied or repeated (I2)."""
+"""I1 to I5 over generated histories: allocations from the API and the bus, releases, shipments and
+handovers, imports of every kind, the switch to platform master, redeliveries and events out of
+order, applied by the real services through the DynamoDB adapter on dynalite, and checked after
+every step against the reference semantics (tests/unit/reference.py, which imports nothing from
+the service): stock on hand (I1), allocated, available and uncounted, every allocation's open
+units (I4), the master (I5), and every outcome the service answers, opened or refused (I3),
+applied or repeated (I2)."""
 
 from __future__ import annotations
 
 import json
 import os
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,12 +29,21 @@ from hypothesis.stateful import (
 )
 
 from inventory.adapters.dynamodb import DynamoDbRepository
-from inventory.errors import AllocationIdReused, EventIdReused, EventTooOld, InsufficientStock, NotFound
+from inventory.errors import (
+    AllocationIdReused,
+    EventIdReused,
+    EventTooOld,
+    ImportKindNotAllowed,
+    InsufficientStock,
+    NotFound,
+    NotReady,
+)
 from inventory.models import (
     AllocationLine,
     AllocationStatus,
     ImportKind,
     ImportStatus,
+    InventoryMaster,
     LocationChanges,
     LocationType,
     StockRow,
@@ -42,6 +53,7 @@ from inventory.services.imports import ImportRequest, ImportService
 from inventory.services.locations import MasterSwitchService
 from inventory.services.shipment_events import ShipmentService
 from inventory.services.stock import StockService, availability
+from tests.faults import ANY_WRITE, Crash, faults_on
 from tests.unit.fakes import FixedClock, MemoryFiles, MemoryQueue
 from tests.unit.reference import ErpStore
 from tests.unit.test_shipments import bus_message, parse_shipment
@@ -52,6 +64,9 @@ PRODUCTS = ("p-1", "p/2 ä", "p-3")
 ALLOCATION_IDS = tuple(f"al-{n}" for n in range(16))
 KINDS = ("Fulfillment Items Shipped", "Fulfillment Items Handed Over")
 RETENTION_DAYS = 35  # the ledger's (LEDGER_RETENTION_DAYS): an event that occurred longer ago is refused
+WINDOW_MINUTES = 15  # the switch's readiness window
+CrashPoint = tuple[int, str]  # (the write it stops at, counting from 0; "before" or "after" it applies)
+STOPPED: Counter[str] = Counter()  # how the operations stopped on purpose ended, over the run
 STATUS = {"open": AllocationStatus.OPEN, "released": AllocationStatus.RELEASED, "refused": AllocationStatus.REFUSED}
 
 products = st.sampled_from(PRODUCTS)
@@ -71,7 +86,7 @@ class AllocationMachine(RuleBasedStateMachine):
         self.repo = repo
         self.clock = FixedClock()
         self.location_id = f"machine-{uuid.uuid4().hex[:16]}"
-        self.locations = MasterSwitchService(repo, self.clock, 15)
+        self.locations = MasterSwitchService(repo, self.clock, WINDOW_MINUTES)
         self.allocations = AllocationService(repo, self.clock)
         self.shipments = ShipmentService(repo, self.clock, RETENTION_DAYS)
         self.stock = StockService(repo)
@@ -91,6 +106,9 @@ class AllocationMachine(RuleBasedStateMachine):
         """Every step happens a second after the one before (stored times keep milliseconds)."""
         self.clock.advance(seconds=1)
         self.steps += 1
+
+    def seconds(self) -> float:
+        return self.clock.now().timestamp()
 
     # ------------------------------------------------------------------ the location
     @initialize(
@@ -137,12 +155,18 @@ class AllocationMachine(RuleBasedStateMachine):
         allocation_id = data.draw(st.sampled_from(self.used_ids()), label="allocation_id")
         self.send_allocation(allocation_id, tuple(sorted(items.items())), from_bus)
 
-    def send_allocation(self, allocation_id: str, items: tuple[tuple[str, int], ...], from_bus: bool) -> None:
+    def send_allocation(
+        self, allocation_id: str, items: tuple[tuple[str, int], ...], from_bus: bool, crash: CrashPoint | None = None
+    ) -> None:
         self.tick()
         self.sent.append((self.send_allocation, (allocation_id, items, from_bus)))
         request = AllocationRequest(
             allocation_id, f"order-{allocation_id}", tuple(AllocationLine(product_id=p, quantity=q) for p, q in items)
         )
+        if crash:
+            self.stopped(
+                crash, lambda: self.allocations.create(self.location_id, request, "machine", from_bus=from_bus)
+            )
         outcome = self.model.allocate(allocation_id, dict(items), from_bus=from_bus)
         try:
             view, created = self.allocations.create(self.location_id, request, "machine", from_bus=from_bus)
@@ -155,7 +179,7 @@ class AllocationMachine(RuleBasedStateMachine):
         assert outcome not in ("reused", "refused") or (outcome, from_bus) == ("refused", True), (
             f"{view.allocation.status} (created {created}); the reference: {outcome}"
         )
-        assert created is (outcome != "repeat")
+        assert created is (outcome != "repeat") or crash is not None  # a retry may find its own record
         self.check_view(view, allocation_id)
 
     @rule(data=st.data(), from_bus=st.booleans())
@@ -165,9 +189,13 @@ class AllocationMachine(RuleBasedStateMachine):
         choices = [st.sampled_from(ids) for ids in (open_ids, self.used_ids()) if ids]
         self.send_release(data.draw(st.one_of(*choices, allocation_ids), label="allocation_id"), from_bus)
 
-    def send_release(self, allocation_id: str, from_bus: bool) -> None:
+    def send_release(self, allocation_id: str, from_bus: bool, crash: CrashPoint | None = None) -> None:
         self.tick()
         self.sent.append((self.send_release, (allocation_id, from_bus)))
+        if crash:
+            self.stopped(
+                crash, lambda: self.allocations.release(self.location_id, allocation_id, "machine", from_bus=from_bus)
+            )
         outcome = self.model.release(allocation_id, from_bus=from_bus)
         try:
             view = self.allocations.release(self.location_id, allocation_id, "machine", from_bus=from_bus)
@@ -230,12 +258,14 @@ class AllocationMachine(RuleBasedStateMachine):
         detail = data.draw(st.sampled_from(self.shipment_details), label="event")
         self.send_shipment(kind, {**detail, "items": self.shipment_items(data)})
 
-    def send_shipment(self, kind: str, detail: dict[str, Any]) -> None:
+    def send_shipment(self, kind: str, detail: dict[str, Any], crash: CrashPoint | None = None) -> None:
         self.tick()
         message = bus_message(detail, kind)
         self.sent.append((self.send_shipment, (kind, detail)))
         self.shipment_details.append(detail)
         lines = [(i["product_id"], i["quantity"], i.get("allocation_id")) for i in detail["items"]]
+        if crash:
+            self.stopped(crash, lambda: self.shipments.apply(parse_shipment(message)))
         if datetime.fromisoformat(detail["occurred_at"]) < self.clock.now() - timedelta(days=RETENTION_DAYS):
             with pytest.raises(EventTooOld):
                 self.shipments.apply(parse_shipment(message))
@@ -248,7 +278,10 @@ class AllocationMachine(RuleBasedStateMachine):
             assert outcome == "reused", f"event_id_reused; the reference: {outcome}"
             return
         assert outcome != "reused", f"{applied} of an event id applied with another body"
-        assert (applied.lines, applied.repeated) == ((len(lines), 0) if outcome == "applied" else (0, len(lines)))
+        if crash is not None and outcome == "applied":  # the stopped delivery applied some lines, once
+            assert applied.lines + applied.repeated == len(lines)
+        else:
+            assert (applied.lines, applied.repeated) == ((len(lines), 0) if outcome == "applied" else (0, len(lines)))
 
     # ------------------------------------------------------------------ imports
     @precondition(lambda self: self.running_import is None)
@@ -271,33 +304,123 @@ class AllocationMachine(RuleBasedStateMachine):
         self.import_count += 1
         request = ImportRequest(f"im-{self.import_count}", kind, included, items=stock_rows(rows))
         self.send_import(request)
-        if not runs_later:
+        if not runs_later and self.running_import is not None:  # (refused under platform master)
             self.run_import()
 
-    def send_import(self, request: ImportRequest) -> None:
+    def send_import(self, request: ImportRequest, crash: CrashPoint | None = None) -> None:
         self.tick()
         self.sent.append((self.send_import, (request,)))
+        if crash:
+            self.stopped(crash, lambda: self.imports.accept(self.location_id, request, "machine"))
         rows = {i.product_id: i.quantity for i in request.items or ()}
-        new = self.model.accept_import(request.import_id, request.kind.value, rows, request.shipments_included_through)
+        outcome = self.model.accept_import(
+            request.import_id, request.kind.value, rows, request.shipments_included_through
+        )
         queued = len(self.queue.messages)
+        if outcome == "refused":  # under platform master only full_count imports are accepted
+            with pytest.raises(ImportKindNotAllowed):
+                self.imports.accept(self.location_id, request, "machine")
+            return
         _, created = self.imports.accept(self.location_id, request, "machine")
-        assert created is new
-        if new:
+        if crash is None:
+            assert created is (outcome == "accepted")
+        if outcome == "accepted":
             self.running_import = request.import_id
-        else:
+        elif crash is None:
             assert len(self.queue.messages) == queued
 
     @precondition(lambda self: self.running_import is not None)
     @rule()
-    def run_import(self) -> None:
+    def run_import(self, crash: CrashPoint | None = None) -> None:
         self.tick()
         assert self.running_import is not None
+        if crash and self.queue.messages:  # the worker stops; the queue delivers its message again
+            message = self.queue.messages[0]
+            self.stopped(
+                crash, lambda: self.imports.run(str(message["location_id"]), str(message["import_id"]), lambda: 10**9)
+            )
+            self.queue.messages[:] = [m for n, m in enumerate(self.queue.messages) if n == 0 or m != message]
         while self.queue.messages:
             message = self.queue.messages.pop(0)
             status = self.imports.run(str(message["location_id"]), str(message["import_id"]), lambda: 10**9)
             assert status is ImportStatus.COMPLETED
-        self.model.complete_import(self.running_import)
+        self.model.complete_import(self.running_import, self.seconds())
         self.running_import = None
+
+    # ------------------------------------------------------------------ the switch (I5)
+    @rule()
+    def switch(self) -> None:
+        """A request to switch to platform master: when the store is ready (a baseline import within
+        the window, none running), and only once; never back."""
+        self.tick()
+        self.sent.append((self.send_switch, ()))
+        self.send_switch()
+
+    def send_switch(self) -> None:
+        outcome = self.model.switch(self.seconds(), WINDOW_MINUTES * 60)
+        try:
+            location = self.locations.switch(self.location_id, InventoryMaster.PLATFORM, "machine")
+        except NotReady:
+            assert outcome == "not_ready", f"not ready; the reference: {outcome}"
+            return
+        assert outcome != "not_ready", "switched; the reference: not ready"
+        assert location.inventory_master is InventoryMaster.PLATFORM
+
+    # ------------------------------------------------------------------ crashes (I7), then redelivery
+    def stopped(self, crash: CrashPoint, operation: Callable[[], object]) -> None:
+        """Run `operation` once, stopped at its k-th DynamoDB write (before it is applied, or after
+        it was applied and before its answer), as a function that times out or is killed there: a
+        fault at the client's boundary, not in domain code. What it wrote stays; nothing else runs."""
+        k, when = crash
+        with faults_on(self.repo.client) as faults:
+            faults.inject(ANY_WRITE, "crash", skip=k, when=when)
+            try:
+                operation()
+            except Crash:
+                STOPPED["crashed"] += 1
+            except Exception:  # refused, or failed for now: the delivery again below says which
+                STOPPED["refused"] += 1
+            else:
+                STOPPED["completed"] += 1  # it had fewer writes: the delivery again is a plain repeat
+
+    @rule(
+        data=st.data(),
+        what=st.sampled_from(["ship", "allocate", "release", "import", "import run"]),
+        k=st.integers(min_value=0, max_value=7),
+        when=st.sampled_from(["before", "after"]),
+    )
+    def crash_then_deliver_again(self, data: st.DataObject, what: str, k: int, when: str) -> None:
+        """An operation of several writes stops between two of them; the queue (or the client)
+        delivers it again, and it completes once: every figure as the reference, which applies it once."""
+        crash: CrashPoint = (k, when)
+        if what == "allocate" and self.unused_ids():
+            allocation_id = data.draw(st.sampled_from(self.unused_ids()), label="allocation_id")
+            items = tuple(sorted(data.draw(allocation_items, label="items").items()))
+            self.send_allocation(allocation_id, items, data.draw(st.booleans(), label="from_bus"), crash)
+        elif what == "release" and self.used_ids():
+            allocation_id = data.draw(st.sampled_from(self.used_ids()), label="allocation_id")
+            self.send_release(allocation_id, data.draw(st.booleans(), label="from_bus"), crash)
+        elif what == "import" and self.running_import is None:
+            kind = data.draw(st.sampled_from([ImportKind.FULL_COUNT, ImportKind.PARTIAL]), label="kind")
+            included = data.draw(st.none() | st.just(self.timestamp), label="included")
+            if included is not None:
+                self.included = max(self.included, included)
+            self.import_count += 1
+            request = ImportRequest(f"im-{self.import_count}", kind, included, items=stock_rows(data.draw(import_rows)))
+            self.send_import(request, crash)
+        elif what == "import run" and self.running_import is not None:
+            self.run_import(crash)
+        else:
+            self.timestamp += 1
+            detail = {
+                "event_id": f"ev-{len(self.shipment_details)}",
+                "location_id": self.location_id,
+                "shipment_id": f"sh-crash-{len(self.shipment_details)}",
+                "logical_timestamp": self.timestamp,
+                "occurred_at": self.clock.now().isoformat(),
+                "items": self.shipment_items(data),
+            }
+            self.send_shipment(data.draw(st.sampled_from(KINDS), label="kind"), detail, crash)
 
     # ------------------------------------------------------------------ redeliveries (I2)
     @precondition(lambda self: self.sent)
@@ -333,12 +456,15 @@ class AllocationMachine(RuleBasedStateMachine):
             model.allocated(product),
             model.available(product),
             model.safety_stock,
-            False,
+            model.uncounted(product),
         )
 
     @invariant()
     def figures_match_the_reference(self) -> None:
         location = self.stock.location(self.location_id)
+        # I5: platform master from the switch on, never back.
+        switched = self.model.switched_at_order is not None
+        assert location.inventory_master is (InventoryMaster.PLATFORM if switched else InventoryMaster.ERP)
         readings = self.stock.read_many(location, PRODUCTS)  # one consistent read of each, in one request
         for product in PRODUCTS:
             # I1, I4: stock on hand, allocated and available, read as the availability endpoint reads them.
@@ -364,4 +490,4 @@ def test_allocations_shipments_and_imports_keep_to_the_reference(repo: DynamoDbR
         lambda: AllocationMachine(repo),
         settings=settings(max_examples=EXAMPLES, stateful_step_count=40, deadline=None),
     )
-    print(f"\nallocation state machine: {EXAMPLES} examples of up to 40 steps")
+    print(f"\nallocation state machine: {EXAMPLES} examples of up to 40 steps; stopped operations: {dict(STOPPED)}")

@@ -13,12 +13,13 @@ half-applied, nothing doubled. Faults are injected at the DynamoDB client's boun
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
 import os
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from inventory import wiring
-from inventory.adapters.dynamodb.keys import import_key, location_key, location_pk
+from inventory.adapters.dynamodb.keys import import_key, ledger_pages_prefix, location_key, location_pk
 from inventory.adapters.eventbridge import EventBridgePublisher
 from inventory.settings import OutboxRelaySettings, settings_of
 from local.stack import LocalAws
@@ -210,6 +211,98 @@ def shipment_seen(local_aws: LocalAws, location: str, _: Any) -> Any:
     return {**allocation_seen(local_aws, location, None), "events": events_of(location, "Shipment Applied")}
 
 
+# ---------------------------------------------------------------------------------- the hot item's buffer
+BUFFERED = 16  # lines a product's buffer holds before the next one moves the oldest to a ledger page
+
+
+def hot_line(location: str, n: int, product: str = "hot") -> dict[str, Any]:
+    detail = {
+        "event_id": f"hot-{n}",
+        "location_id": location,
+        "shipment_id": f"s-{n}",
+        "logical_timestamp": 100 + n,
+        "occurred_at": "2026-11-30T09:00:00Z",
+        "items": [{"product_id": product, "quantity": 1}],
+    }
+    return from_bus("Fulfillment Items Shipped", detail, f"m-{location}-{n}")
+
+
+def prepare_moving(local_aws: LocalAws, location: str) -> Any:
+    """A product whose buffer is full: the next line's write leaves it over BUFFERED, and moves."""
+    load(location, {"hot": 1000})
+    for n in range(BUFFERED):
+        ship(local_aws, location, sqs_event([hot_line(location, n)], QUEUE_ARN))
+    return sqs_event([hot_line(location, BUFFERED)], QUEUE_ARN)
+
+
+def ledger_seen(location: str, product: str) -> dict[str, Any]:
+    """The product's figures, the whole explanation page after page, and where its entries are."""
+    entries, query = [], {"limit": "5"}
+    while True:
+        status, explained = call("stock", "GET", f"/locations/{location}/stock/{product}", query=query)
+        assert status == 200, explained
+        entries += [e["entry_id"] for e in explained["ledger"]["items"]]
+        if not explained["ledger"]["next_cursor"]:
+            break
+        query = {"limit": "5", "cursor": explained["ledger"]["next_cursor"]}
+    counters = shared_repository().counters_of(location, product)
+    return {
+        "figures": figures(location, product),
+        "explained": entries,
+        "kept": (counters.pages, counters.buffered),
+        "events": events_of(location, "Shipment Applied"),
+    }
+
+
+def prepare_batch(local_aws: LocalAws, location: str) -> Any:
+    """Two events of one SQS batch: the end of the batch records both `done` in one write."""
+    load(location, {"hot": 10, "other": 10})
+    return sqs_event([hot_line(location, 1), hot_line(location, 2, "other")], QUEUE_ARN)
+
+
+def batch_seen(local_aws: LocalAws, location: str, _: Any) -> Any:
+    done = shared_repository().event_claims(location, [f"hot-{n}" for n in (1, 2)])
+    return {
+        **ledger_seen(location, "hot"),
+        "other": figures(location, "other"),
+        "done": sorted(e for e, claim in done.items() if claim.done),
+    }
+
+
+# ---------------------------------------------------------------------------------- an import's settling
+def prepare_settling(local_aws: LocalAws, location: str) -> Any:
+    """Shipments applied before an import that names a watermark below some of them: its
+    completion sums those above it, product by product, then makes the import visible."""
+    load(location, {"a": 20, "b": 20})
+    for n, product in enumerate(("a", "b", "a", "b", "a")):
+        ship(local_aws, location, sqs_event([hot_line(location, n, product)], QUEUE_ARN))  # timestamps 100-104
+    body = {
+        "import_id": "settle",
+        "kind": "partial",
+        "shipments_included_through": 101,
+        "items": [{"product_id": "a", "quantity": 10}, {"product_id": "b", "quantity": 10}],
+    }
+    succeeds("stock_imports", "POST", f"/locations/{location}/stock-imports", body)
+    # The step the API put on the import queue, as the worker receives it (the queue holds many
+    # other locations' steps: taking this one off it would be slow, and changes nothing here).
+    step = json.dumps({"location_id": location, "import_id": "settle"}, separators=(",", ":"))
+    message = {"MessageId": f"step-{location}", "ReceiptHandle": "r", "Body": step, "MD5OfBody": md5_of(step)}
+    return sqs_event([message], local_aws.arn("ImportQueue"))
+
+
+def md5_of(body: str) -> str:
+    return hashlib.md5(body.encode()).hexdigest()
+
+
+def settling_seen(local_aws: LocalAws, location: str, _: Any) -> Any:
+    status, record = call("stock_imports", "GET", f"/locations/{location}/stock-imports/settle")
+    return {
+        "import": (status, record.get("status"), record.get("counts")),
+        "figures": figures(location, "a", "b"),
+        "events": events_of(location, "Stock Imported"),
+    }
+
+
 # ---------------------------------------------------------------------------------- the switch
 def switch(local_aws: LocalAws, location: str, _: Any) -> None:
     succeeds("master_switch", "PUT", f"/locations/{location}/inventory-master", {"inventory_master": "platform"})
@@ -227,14 +320,14 @@ class OneLocation:
 
     def __init__(self, location: str) -> None:
         self._store = shared_repository()
-        self._pk = location_pk(location)
+        self._pk, self._pages = location_pk(location), ledger_pages_prefix(location)
         self.shards = self._store.shards
 
     def pending_keys(self, shard: int, limit: int, after: tuple[str, str] | None = None) -> Any:
         mine: list[tuple[str, str]] = []
         while True:
             keys, after = self._store.pending_keys(shard, 1000, after)
-            mine += [key for key in keys if key[0] == self._pk or key[0].startswith(self._pk + "#")]
+            mine += [key for key in keys if key[0] == self._pk or key[0].startswith((self._pk + "#", self._pages))]
             if after is None:
                 return mine[:limit], None
 
@@ -337,11 +430,27 @@ OPERATIONS = [
     Operation("allocation", loaded, allocate, allocation_seen),
     Operation("release", loaded_and_allocated, release, allocation_seen),
     Operation("shipment", prepare_shipment, ship, shipment_seen),
+    Operation("line that moves", prepare_moving, ship, lambda aws, location, _: ledger_seen(location, "hot")),
+    Operation("batch done", prepare_batch, ship, batch_seen),
+    Operation("import settling", prepare_settling, run_import, settling_seen),
     Operation("switch", loaded, switch, switch_seen),
     Operation("relay round", prepare_relay, relay_round, relay_seen),
     Operation("sweep claim", stopped_start("claim"), sweep_abandoned, swept_seen),
     Operation("sweep record", stopped_start("record"), sweep_abandoned, swept_seen),
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def import_queue_left_empty(local_aws: LocalAws) -> Iterator[None]:
+    """Every operation here loads a store through the API, whose import steps the tests run
+    themselves: the steps the API queued stay on the import queue, hundreds of them by the end, and
+    the scans for a test's own step receive them again and again, until the queue's redrive moves
+    them to its dead-letter queue. Later modules look for their own messages on both queues, so
+    this one leaves them empty."""
+    yield
+    sqs = local_aws.client("sqs")
+    for queue in ("ImportQueue", "ImportDeadLetterQueue"):
+        sqs.purge_queue(QueueUrl=local_aws.queue_url(queue))
 
 
 def fresh(name: str) -> str:

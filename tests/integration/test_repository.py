@@ -243,3 +243,85 @@ def test_a_claim_taken_over_from_its_own_import_is_left_to_that_imports_ending(
         ImportStatus.FAILED,
     )
     assert repo.get_import(store, "i1") == failed
+
+
+def test_a_products_item_of_the_earlier_shape_reads_as_before_and_its_next_line_folds_it(
+    repo: DynamoDbRepository, fresh_table: str
+) -> None:
+    """Given a product's counters as the service wrote them before the ledger left them (its entries
+    as `L#` attributes, no sums), after an import that includes the first of them, then its figures
+    and explanation are those of before; its next line folds the item (sums, its entries as the
+    buffer) and counts once; and once their events are past keeping, its old entries move to ledger
+    pages like any other, the figures unchanged."""
+    from inventory.services.imports import ImportRequest, ImportService
+    from inventory.services.locations import LocationService
+    from inventory.services.shipment_events import ShipmentService
+    from inventory.services.stock import StockService
+    from tests.unit.fakes import FixedClock, MemoryFiles, MemoryQueue
+    from tests.unit.test_shipments import bus_message, parse_shipment
+
+    clock = FixedClock(NOW)
+    store = f"upgrade-{uuid.uuid4().hex[:8]}"
+    LocationService(repo, clock).put(store, LocationChanges(type=LocationType.STORE))
+    queue = MemoryQueue()
+    imports = ImportService(repo, MemoryFiles(), queue, clock)
+    items = [StockRow(product_id="p", stock_location="main", quantity=100)]
+    imports.accept(store, ImportRequest("i1", ImportKind.INITIAL, 10, items=items), "tester")
+    while queue.messages:
+        message = queue.messages.pop(0)
+        imports.run(store, str(message["import_id"]), lambda: 10**9)
+    old = {
+        f"L#old-{n}:0#{'a' * 64}": {
+            "kind": "shipment",
+            "quantity": -1,
+            "stock_location": "main",
+            "logical_timestamp": 9 + n,  # the first included by the import (10), the others not
+            "applied_at": (NOW - timedelta(days=1) + timedelta(minutes=n)).isoformat(),
+            "reference": f"sh-{n}",
+        }
+        for n in range(1, 21)
+    }
+    repo.client.put_item(
+        TableName=fresh_table,
+        Item=to_ddb({**counters_key(store, "p"), "version": 20, "stock_version": 20, **old}),
+    )
+    for n in range(1, 21):  # their events' records, as they were written then (kept 35 days)
+        repo.claim_event(store, f"old-{n}", "a" * 64, NOW + timedelta(days=34))
+    stock = StockService(repo)
+    before = stock.explain(store, "p", 100)
+
+    shipments = ShipmentService(repo, clock)
+    detail = {
+        "event_id": "new-1",
+        "location_id": store,
+        "shipment_id": "sh-new",
+        "logical_timestamp": 40,
+        "occurred_at": NOW.isoformat(),
+        "items": [{"product_id": "p", "quantity": 2}],
+    }
+    shipments.apply(parse_shipment(bus_message(detail)))
+    folded, folded_figure = repo.counters_of(store, "p"), stock.product(store, "p").stock_on_hand
+    clock.advance(days=36)  # the old events' records are past keeping: their entries may move
+    for n in range(2, 6):
+        shipments.apply(
+            parse_shipment(
+                bus_message(
+                    {
+                        **detail,
+                        "event_id": f"new-{n}",
+                        "occurred_at": clock.now().isoformat(),
+                        "logical_timestamp": 40 + n,
+                    }
+                )
+            )
+        )
+    moved = repo.counters_of(store, "p")
+
+    assert (before.stock.stock_on_hand, len(before.entries)) == (81, 19)
+    assert (folded.legacy, folded.sums, folded.buffered) == (False, {0: -22, 1: -21}, 21)
+    assert folded_figure == 79
+    assert (moved.pages >= 1, moved.buffered <= 16) == (True, True)
+    assert stock.product(store, "p").stock_on_hand == 71
+    explained = stock.explain(store, "p", 100)
+    assert [e.entry_id for e in explained.entries][:19] == [f"old-{n}:0" for n in range(2, 21)]
+    assert len(explained.entries) == 19 + 5

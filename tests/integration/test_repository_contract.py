@@ -46,6 +46,7 @@ from inventory.models import (
     CountReason,
     CountStatus,
     CycleCount,
+    EventClaim,
     ImportCounts,
     ImportKind,
     ImportRecord,
@@ -59,6 +60,7 @@ from inventory.models import (
     OpenAllocation,
     OutboxEvent,
     Page,
+    PageMove,
     ProductCounters,
     StockRow,
 )
@@ -934,7 +936,7 @@ def check_append_entry_creates_counters_and_waits_while_units_are_allocated(repo
     repo.change_counters(store, CountersChange(expected=holding, allocations={"a1": None}))
     after = repo.append_entry(store, "p1", entry("e3", NOW), an_event(store, "e3"))
 
-    assert (first, held, after) == (True, False, True)
+    assert (first, held, after) == (1, None, 2)  # the buffer's entries after each write; None: refused
     assert (created.exists, created.version, created.stock_version) == (True, 1, 1)
     assert [e.entry_id for e in holding.ledger] == ["e1"]
     assert sorted(e.entry_id for e in repo.counters_of(store, "p1").ledger) == ["e1", "e3"]
@@ -944,20 +946,25 @@ def check_append_entry_creates_counters_and_waits_while_units_are_allocated(repo
 @check
 def check_an_entry_is_its_id_and_the_body_that_caused_it(repo: Repository) -> None:
     """Given a shipment line appended twice from one body and once from another body with the same
-    id, then the ledger holds the two bodies' entries, each once."""
+    id, then the second append is refused (the sums take a line once), and the ledger holds the two
+    bodies' entries, each once, told apart by the first 16 hex digits of their source's hash."""
     store = new_location(repo)
     first = shipment_entry("ev-1:0", 1, NOW, quantity=1).model_copy(update={"source_hash": "a" * 64})
     other = shipment_entry("ev-1:0", 1, NOW, quantity=2).model_copy(update={"source_hash": "b" * 64})
 
-    for line, n in ((first, 1), (first, 2), (other, 3)):
-        assert repo.append_entry(store, "p", line, an_event(store, f"ev-{n}"))
-
-    ledger = repo.counters_of(store, "p").ledger
-    assert sorted((e.entry_id, e.source_hash, e.quantity) for e in ledger) == [
-        ("ev-1:0", "a" * 64, -1),
-        ("ev-1:0", "b" * 64, -2),
+    written = [
+        repo.append_entry(store, "p", line, an_event(store, f"ev-{n}"), (0,))
+        for line, n in ((first, 1), (first, 2), (other, 3))
     ]
-    assert repo.counters_of(store, "p").entry("ev-1:0", "b" * 64) == other
+
+    assert written == [1, None, 2]
+    counters = repo.counters_of(store, "p")
+    assert sorted((e.entry_id, e.source_hash, e.quantity) for e in counters.ledger) == [
+        ("ev-1:0", "a" * 16, -1),
+        ("ev-1:0", "b" * 16, -2),
+    ]
+    assert counters.entry("ev-1:0", "b" * 64) == other.model_copy(update={"source_hash": "b" * 16})
+    assert counters.sums == {0: -3}
 
 
 @check
@@ -1006,6 +1013,250 @@ def check_counters_come_in_product_order_by_shard(repo: Repository) -> None:
     assert page(products[1], 3) == (products[2:], True)
     assert page(products[1], 4) == (products[2:], False)
     assert page(products[4], 3) == ([], False)
+
+
+# ------------------------------------------------------------------------------------------ the ledger's sums and pages
+def line(entry_id: str, timestamp: int, at: datetime = NOW, quantity: int = 1, epoch: int = 0) -> LedgerEntry:
+    return shipment_entry(entry_id, timestamp, at, quantity).model_copy(
+        update={"source_hash": f"{entry_id:0<16}"[:16], "epoch": epoch}
+    )
+
+
+def buffered(repo: Repository, store: str, product: str, *lines: LedgerEntry) -> ProductCounters:
+    """The lines appended blind, each into every line's sum (0) and layer 7's; the counters then."""
+    for written in lines:
+        assert repo.append_entry(store, product, written, an_event(store, written.entry_id), (0, 7)) is not None
+    return repo.counters_of(store, product)
+
+
+@check
+def check_lines_add_themselves_to_the_sums_they_name_once(repo: Repository) -> None:
+    """Given lines appended blind into sums 0 and 7, and one written after a read into sum 0 only,
+    when a line is appended again, then each sum holds its lines once, the buffer counts them, and
+    the item's unpublished events come with its read."""
+    store = new_location(repo)
+    counters = buffered(repo, store, "p", line("e1:0", 10, quantity=2), line("e2:0", 11))
+    again = repo.append_entry(store, "p", line("e1:0", 10, quantity=2), an_event(store, "again"), (0, 7))
+    read = repo.counters_of(store, "p")
+    assert repo.change_counters(store, CountersChange(expected=read, entry=line("e3:0", 12, quantity=4), into=(0,)))
+
+    after = repo.counters_of(store, "p")
+    assert again is None
+    assert (counters.sums, counters.buffered) == ({0: -3, 7: -3}, 2)
+    assert (after.sums, after.buffered, after.pages, after.legacy) == ({0: -7, 7: -3}, 3, 0, False)
+    assert [e.entry_id for e in after.ledger] == ["e1:0", "e2:0", "e3:0"]
+    assert sorted(after.pending) == sorted(an_event(store, n).event_id for n in ("e1:0", "e2:0"))
+
+
+@check
+def check_entries_move_to_a_committed_page_with_their_events(repo: Repository) -> None:
+    """Given three buffered lines of segments 0 and 1, when the two oldest move to a page with the
+    event of one, then the page holds them in order, the buffer the third, the item points at the
+    page from their segment and epoch, the sums are unchanged, the moved event left the item and the
+    page waits in the outbox with it."""
+    store = new_location(repo)
+    first, second, third = line("e1:0", 4095, epoch=2), line("e2:0", 4096, epoch=3), line("e3:0", 4097, epoch=3)
+    counters = buffered(repo, store, "p", first, second, third)
+    moved_event = an_event(store, "e1:0")
+
+    moved = repo.move_to_page(store, PageMove(expected=counters, entries=(first, second), events=(moved_event,)))
+
+    after = repo.counters_of(store, "p")
+    assert moved
+    assert [e.entry_id for e in after.ledger] == ["e3:0"]
+    assert (after.pages, after.buffered, after.sums) == (1, 1, counters.sums)
+    assert (after.segments, after.epochs, after.version) == ({0: 1, 1: 1}, {2: 1, 3: 1}, counters.version + 1)
+    assert moved_event.event_id not in after.pending
+    page = repo.ledger_pages(store, "p", [1, 2])
+    assert list(page) == [1]
+    assert [(e.entry_id, e.logical_timestamp, e.epoch, e.quantity) for e in page[1]] == [
+        ("e1:0", 4095, 2, -1),
+        ("e2:0", 4096, 3, -1),
+    ]
+    waiting = [key for key in listed(repo) if key not in {counters_item(store, "p"), location_item(store)}]
+    assert len(waiting) == 1
+    assert pending(repo, waiting[0])[0] == [moved_event.event_id]
+    assert after.first_page(segment=0) == 1
+    assert after.first_page(segment=2) is None  # its entries are all in the buffer
+    assert after.first_page(epoch=4) is None
+
+
+@check
+def check_a_move_from_a_stale_read_commits_nothing_and_its_page_is_put_again(repo: Repository) -> None:
+    """Given a read of three buffered lines and a line written after it, when a move from that read
+    is tried, then nothing moves and no page is committed; and a move from a fresh read puts page 1
+    again with its own entries."""
+    store = new_location(repo)
+    stale = buffered(repo, store, "p", line("e1:0", 1), line("e2:0", 2), line("e3:0", 3))
+    buffered(repo, store, "p", line("e4:0", 4))
+
+    refused = repo.move_to_page(store, PageMove(expected=stale, entries=stale.ledger[:1]))
+    between = repo.counters_of(store, "p")
+    fresh = repo.move_to_page(store, PageMove(expected=between, entries=between.ledger[:2]))
+
+    assert (refused, between.pages, len(between.ledger)) == (False, 0, 4)
+    assert fresh
+    assert [e.entry_id for e in repo.ledger_pages(store, "p", [1])[1]] == ["e1:0", "e2:0"]
+    assert [e.entry_id for e in repo.counters_of(store, "p").ledger] == ["e3:0", "e4:0"]
+
+
+@check
+def check_a_move_stopped_after_its_page_is_completed_by_the_next_mover_of_the_same_state(repo: Repository) -> None:
+    """Given a move that stopped after putting its page, when another mover of the same read moves
+    other entries, then it commits the first page's entries (the page there), once."""
+    store = new_location(repo)
+    counters = buffered(repo, store, "p", line("e1:0", 1), line("e2:0", 2), line("e3:0", 3))
+
+    with pytest.raises(Crash), stopped_after_its_first_write(repo, "move_to_page"):
+        repo.move_to_page(store, PageMove(expected=counters, entries=counters.ledger[:1]))
+    uncommitted = repo.counters_of(store, "p")
+    second = repo.move_to_page(store, PageMove(expected=counters, entries=counters.ledger[:2]))
+    third = repo.move_to_page(store, PageMove(expected=counters, entries=counters.ledger[:2]))
+
+    assert (uncommitted.pages, len(uncommitted.ledger)) == (0, 3)
+    assert (second, third) == (True, False)
+    after = repo.counters_of(store, "p")
+    assert (after.pages, [e.entry_id for e in after.ledger]) == (1, ["e2:0", "e3:0"])
+    assert [e.entry_id for e in repo.ledger_pages(store, "p", [1])[1]] == ["e1:0"]
+
+
+@check
+def check_a_page_put_again_after_the_relay_read_it_stays_in_the_outbox(repo: Repository) -> None:
+    """Given a move stopped after its page (with an event) was put, and the relay reading that page,
+    when a later mover puts the page again with another event and the relay then marks what it read
+    published, then the page stays in the outbox with the new event (nothing committed is lost)."""
+    store = new_location(repo)
+    first, second = line("e1:0", 1), line("e2:0", 2)
+    counters = buffered(repo, store, "p", first, second)
+    with pytest.raises(Crash), stopped_after_its_first_write(repo, "move_to_page"):
+        repo.move_to_page(store, PageMove(expected=counters, entries=(first,), events=(an_event(store, "e1:0"),)))
+    (page_key,) = [key for key in listed(repo) if key not in {counters_item(store, "p"), location_item(store)}]
+    read_events, read_version = repo.read_pending([page_key])[page_key]
+    later = buffered(repo, store, "p", line("e3:0", 3))
+
+    assert repo.move_to_page(store, PageMove(expected=later, entries=(second,), events=(an_event(store, "e2:0"),)))
+    repo.mark_published(page_key, [e.event_id for e in read_events], read_version)
+
+    assert page_key in listed(repo)
+    assert pending(repo, page_key)[0] == [an_event(store, "e2:0").event_id]
+    assert [e.entry_id for e in repo.ledger_pages(store, "p", [1])[1]] == ["e2:0"]
+
+
+@check
+def check_a_move_drops_what_no_read_needs(repo: Repository) -> None:
+    """Given pointers and sums a move is told to drop, when it moves, then they are gone, the
+    segment cut is raised, and a pointer its own entries set is kept."""
+    store = new_location(repo)
+    counters = buffered(repo, store, "p", line("e1:0", 1, epoch=1), line("e2:0", 9000, epoch=2))
+    repo.move_to_page(store, PageMove(expected=counters, entries=counters.ledger[:1]))
+    counters = buffered(repo, store, "p", line("e3:0", 9001, epoch=2))
+    move = PageMove(
+        expected=counters,
+        entries=counters.ledger[:1],
+        drop_sums=(7,),
+        drop_segments=(0, 2),
+        drop_epochs=(1, 2),
+        segment_cut=1,
+    )
+
+    assert repo.move_to_page(store, move)
+
+    after = repo.counters_of(store, "p")
+    assert (after.sums, after.segments, after.epochs, after.segment_cut) == ({0: -3}, {2: 2}, {2: 2}, 1)
+    assert after.first_page(segment=0) == 1  # below the cut: from the first page
+
+
+@check
+def check_a_layers_sum_is_settled_on_the_state_read_and_changes_no_version(repo: Repository) -> None:
+    """Given a product read, when its sum of layer 9 is settled from that read, and again from a
+    read a line has outdated, then the first is set without a version change and the second refused."""
+    store = new_location(repo)
+    read = buffered(repo, store, "p", line("e1:0", 1))
+
+    settled = repo.settle_layer(store, read, 9, -5)
+    again = repo.settle_layer(store, repo.counters_of(store, "p"), 9, -6)
+    buffered(repo, store, "p", line("e2:0", 2))
+    stale = repo.settle_layer(store, read, 9, -7)
+
+    after = repo.counters_of(store, "p")
+    assert (settled, again, stale) == (True, True, False)
+    assert (after.sums[9], repo.settle_layer(store, repo.counters_of(store, "nothing"), 9, 0)) == (-6, True)
+    assert after.version == read.version + 1  # only the line moved it
+
+
+@check
+def check_an_events_record_says_when_its_lines_are_all_applied(repo: Repository) -> None:
+    """Given two claimed events, when one is recorded done by its first delivery and the other by a
+    later one, then the records say so, keep their body hash and keeping, and an unknown event has
+    none."""
+    keep = minutes(60 * 24 * 40)
+    store = new_location(repo)
+    repo.claim_event(store, "ev-1", "hash-1", keep)
+    repo.claim_event(store, "ev-2", "hash-2", keep)
+    before = repo.event_claims(store, ["ev-1", "ev-2", "ev-3"])
+
+    repo.mark_events_done(
+        store,
+        {
+            "ev-1": EventClaim(body_hash="hash-1", keep_until=keep, done=True, first=True, done_at=minutes(1)),
+            "ev-2": EventClaim(body_hash="hash-2", keep_until=keep, done=True, first=False, done_at=minutes(2)),
+        },
+    )
+
+    after = repo.event_claims(store, ["ev-1", "ev-2", "ev-3"])
+    assert {e: (c.body_hash, c.done) for e, c in before.items()} == {
+        "ev-1": ("hash-1", False),
+        "ev-2": ("hash-2", False),
+    }
+    assert {e: (c.done, c.first, c.done_at, c.keep_until) for e, c in after.items()} == {
+        "ev-1": (True, True, minutes(1), keep),
+        "ev-2": (True, False, minutes(2), keep),
+    }
+    assert repo.claim_event(store, "ev-1", "hash-x", keep) == "hash-1"
+
+
+@check
+def check_the_running_import_is_announced_until_it_ends(repo: Repository) -> None:
+    """Given a location, when an import naming a watermark claims it, completes, and one naming none
+    claims it and fails, then each claim announces its sequence and watermark, its end stops
+    announcing it as running, and the completed one is announced by being visible."""
+    store = new_location(repo)
+    first = repo.begin_import(import_record(store, "i1").model_copy(update={"shipments_included_through": 40}))
+    claimed = location(repo, store)
+    repo.complete_import(store, "i1", completed_at=NOW, counts=ImportCounts())
+    completed = location(repo, store)
+    second = repo.begin_import(import_record(store, "i2", ImportKind.PARTIAL))
+    running = location(repo, store)
+    repo.fail_import(store, "i2", failed_at=NOW, errors=[])
+
+    assert (first.seq, claimed.running_import_seq, claimed.running_import_through) == (1, 1, 40)
+    assert (claimed.import_seq, claimed.announced()) == (1, {1: 40})
+    assert (completed.running_import_seq, completed.announced(), completed.watermark()) == (None, {1: 40}, 40)
+    assert (second.seq, running.announced(), running.import_seq) == (2, {1: 40, 2: None}, 2)
+    assert (location(repo, store).announced(), location(repo, store).import_seq) == ({1: 40}, 2)
+
+
+@check
+def check_an_imports_settling_is_checkpointed_while_it_runs(repo: Repository) -> None:
+    """Given a running import, when its settling is recorded, then the record says its rows are
+    written, with their counts and where the settling is; once the import ended it is refused."""
+    store = new_location(repo)
+    repo.begin_import(import_record(store, "i1"))
+    counts = ImportCounts(rows=3, applied=3)
+
+    repo.record_settling(store, "i1", counts=counts, settled_through=(4, "p/9"))
+    record = repo.get_import(store, "i1")
+    repo.complete_import(store, "i1", completed_at=NOW, counts=counts)
+
+    assert record is not None
+    assert (record.status, record.rows_written, record.counts, record.settled_through) == (
+        ImportStatus.RUNNING,
+        True,
+        counts,
+        (4, "p/9"),
+    )
+    with pytest.raises(Conflict):
+        repo.record_settling(store, "i1", counts=counts, settled_through=(5, None))
 
 
 # ------------------------------------------------------------------------------------------ applied events
@@ -1267,13 +1518,13 @@ def check_dropping_some_events_keeps_the_item_listed_until_published_at_its_vers
 
 @check
 def check_an_event_recorded_twice_on_an_item_is_one_event(repo: Repository) -> None:
-    """Given a product's line appended twice with the same event (a redelivery that wrote it first),
-    then the item's outbox holds the event once, at version 2."""
+    """Given two writes of a product that record the same event (the same line's entry is refused a
+    second time, so two entries here), then the item's outbox holds the event once, at version 2."""
     store = new_location(repo)
     event = an_event(store, "line-1")
 
-    for _ in range(2):
-        repo.append_entry(store, "p1", entry("e1", NOW), event)
+    for n in range(2):
+        repo.append_entry(store, "p1", entry(f"e{n}", NOW), event)
 
     assert pending(repo, counters_item(store, "p1")) == ([event.event_id], 2)
 

@@ -14,6 +14,7 @@ import io
 import itertools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -25,6 +26,8 @@ from inventory.adapters.dynamodb.keys import (
     allocation_key,
     counters_key,
     import_row_key,
+    ledger_page_key,
+    ledger_pages_prefix,
     location_key,
     location_pk,
     outbox_shard,
@@ -43,12 +46,15 @@ from inventory.errors import (
     NotFound,
 )
 from inventory.models import (
+    SEGMENT,
+    SOURCE_HASH_CHARS,
     Allocation,
     AllocationStatus,
     CountersChange,
     CountReason,
     CountStatus,
     CycleCount,
+    EventClaim,
     ImportCounts,
     ImportRecord,
     ImportStatus,
@@ -60,6 +66,7 @@ from inventory.models import (
     OpenAllocation,
     OutboxEvent,
     Page,
+    PageMove,
     ProductCounters,
     StockRow,
     VisibleImport,
@@ -162,7 +169,8 @@ class MemoryRepository(
         self.counters: dict[tuple[str, str], ProductCounters] = {}
         self.allocations: dict[tuple[str, str], Allocation] = {}
         self.abandonable: set[tuple[str, str]] = set()  # pending from the API: listed until settled
-        self.applied_events: dict[tuple[str, str], tuple[str, datetime]] = {}  # (body hash, keep until)
+        self.applied_events: dict[tuple[str, str], EventClaim] = {}
+        self.pages: dict[OutboxKey, LedgerPageItem] = {}  # products' ledger pages, by the adapter's keys
         self.counts: dict[tuple[str, str], CycleCount] = {}
         # The outbox: each item's unpublished events by id, its version, and whether it is listed
         # (the adapter's sparse index, which an item leaves only when published at its version).
@@ -301,6 +309,9 @@ class MemoryRepository(
             update={
                 "running_import_id": import_id,
                 "running_import_claimed_at": record.accepted_at,
+                "running_import_seq": seq,  # announced with what it includes
+                "running_import_through": record.shipments_included_through,
+                "import_seq": seq,
                 "last_import": record.summary(),
                 "updated_at": record.accepted_at,
             }
@@ -324,6 +335,23 @@ class MemoryRepository(
             raise Conflict(f"import {import_id!r} is no longer running")
         self.imports[(location_id, import_id)] = record.model_copy(
             update={"status": ImportStatus.RUNNING, "written_through_line": written_through_line}
+        )
+        self._wrote()
+
+    @_port
+    def record_settling(
+        self, location_id: str, import_id: str, *, counts: ImportCounts, settled_through: tuple[int, str | None]
+    ) -> None:
+        record = self.imports.get((location_id, import_id))
+        if record is None or record.status in _ENDED:
+            raise Conflict(f"import {import_id!r} is no longer running")
+        self.imports[(location_id, import_id)] = record.model_copy(
+            update={
+                "status": ImportStatus.RUNNING,
+                "rows_written": True,
+                "counts": counts,
+                "settled_through": settled_through,
+            }
         )
         self._wrote()
 
@@ -369,6 +397,8 @@ class MemoryRepository(
         update: dict[str, object] = {
             "running_import_id": None,
             "running_import_claimed_at": None,
+            "running_import_seq": None,
+            "running_import_through": None,
             "last_import": record.summary(),
             "updated_at": at,
         }
@@ -460,10 +490,16 @@ class MemoryRepository(
             rows = [r for r in rows if product_sk(r.product_id) > product_sk(after_product)]
         return _page(rows, limit)
 
-    # ---- counters
+    # ---- counters (products' hot items) and ledger pages
     @_port
     def counters_of(self, location_id: str, product_id: str) -> ProductCounters:
-        return self.counters.get((location_id, product_id)) or ProductCounters(product_id=product_id)
+        counters = self.counters.get((location_id, product_id))
+        if counters is None:
+            return ProductCounters(product_id=product_id)
+        # the adapter reads the item's unpublished events with it
+        return counters.model_copy(
+            update={"pending": dict(self.outbox.get(counters_item(location_id, product_id), {}))}
+        )
 
     @_port
     def product_states(
@@ -488,11 +524,11 @@ class MemoryRepository(
         )
         if after_product is not None:
             products = [p for p in products if product_sk(p) > product_sk(after_product)]
-        return _page([self.counters[(location_id, p)] for p in products], limit)
+        return _page([self.counters_of(location_id, p) for p in products], limit)
 
     def _store_counters(self, location_id: str, counters: ProductCounters, event: OutboxEvent | None) -> None:
         key = counters_item(location_id, counters.product_id)
-        self.counters[(location_id, counters.product_id)] = counters
+        self.counters[(location_id, counters.product_id)] = counters.model_copy(update={"pending": {}})
         self.items.add(key)
         self.versions[key] = counters.version  # one attribute in the adapter: the outbox's version is the item's
         if event is not None:
@@ -525,31 +561,129 @@ class MemoryRepository(
                 allocations.pop(allocation_id, None)
             else:
                 allocations[allocation_id] = new
-        entry = change.entry
+        entry = _buffered(change.entry) if change.entry else None
+        ledger = _ledger(current.ledger, entry, pruned)
+        sums, buffered, legacy = dict(current.sums), current.buffered, current.legacy
+        if current.legacy and change.fold is not None:  # folded: the sums, and its entries are its buffer
+            sums, legacy, buffered = dict(change.fold), False, len(ledger)
+            if entry:
+                for n in change.into:
+                    sums[n] = sums.get(n, 0) + entry.quantity
+        elif not current.legacy:
+            if entry:
+                for n in change.into:
+                    sums[n] = sums.get(n, 0) + entry.quantity
+            buffered = len(ledger)
         changed = current.model_copy(
             update={
                 "version": current.version + 1,
                 "stock_version": current.stock_version + (1 if entry else 0),
-                "ledger": _ledger(current.ledger, entry, pruned),
+                "ledger": ledger,
                 "allocations": _allocations(allocations.values()),
+                "legacy": legacy,
+                "sums": sums,
+                "buffered": buffered,
             }
         )
         self._store_counters(location_id, changed, change.event)
         return True
 
     @_port
-    def append_entry(self, location_id: str, product_id: str, entry: LedgerEntry, event: OutboxEvent) -> bool:
+    def append_entry(
+        self, location_id: str, product_id: str, entry: LedgerEntry, event: OutboxEvent, into: Sequence[int] = ()
+    ) -> int | None:
         current = self.counters.get((location_id, product_id)) or ProductCounters(product_id=product_id, exists=True)
-        if current.allocated:
-            return False
+        if current.legacy or current.allocated or current.entry(entry.entry_id, entry.source_hash) is not None:
+            return None
+        sums = dict(current.sums)
+        for n in into:
+            sums[n] = sums.get(n, 0) + entry.quantity
         changed = current.model_copy(
             update={
                 "version": current.version + 1,
                 "stock_version": current.stock_version + 1,
-                "ledger": _ledger(current.ledger, entry),  # an entry already there is set again
+                "ledger": _ledger(current.ledger, _buffered(entry)),
+                "sums": sums,
+                "buffered": current.buffered + 1,
             }
         )
         self._store_counters(location_id, changed, event)
+        return changed.buffered
+
+    @_port
+    def move_to_page(self, location_id: str, move: PageMove) -> bool:
+        expected = move.expected
+        number = expected.pages + 1
+        page_key = item_of(ledger_page_key(location_id, expected.product_id, number))
+        entries = tuple(_buffered(e) for e in move.entries)
+        event_ids = tuple(e.event_id for e in move.events)
+        there = self.pages.get(page_key)
+        if there is None or there.from_version < expected.version:  # the page's write
+            self.pages[page_key] = LedgerPageItem(entries, expected.version, event_ids)
+            self.items.add(page_key)
+            self.outbox.pop(page_key, None)
+            self.listed.discard(page_key)
+            self.versions[page_key] = expected.version  # the relay's guard: a page put again is another version
+            for event in move.events:
+                self.record(page_key, event, counted=False)
+            self._wrote()
+        elif there.from_version == expected.version:  # another mover of this very state came first
+            entries, event_ids = there.entries, there.event_ids
+        else:
+            return False
+        key = (location_id, expected.product_id)
+        current = self.counters.get(key)
+        if current is None or current.version != expected.version:
+            return False
+        moved = {(e.entry_id, (e.source_hash or "")[:SOURCE_HASH_CHARS]) for e in entries}
+        ledger = tuple(
+            e for e in current.ledger if (e.entry_id, (e.source_hash or "")[:SOURCE_HASH_CHARS]) not in moved
+        )
+        segments = {s: p for s, p in current.segments.items() if s not in move.drop_segments}
+        epochs = {e: p for e, p in current.epochs.items() if e not in move.drop_epochs}
+        for entry in entries:
+            if entry.logical_timestamp is not None and entry.logical_timestamp // SEGMENT >= move.segment_cut:
+                segments.setdefault(entry.logical_timestamp // SEGMENT, number)
+            if entry.epoch is not None:
+                epochs.setdefault(entry.epoch, number)
+        item = counters_item(location_id, expected.product_id)
+        for event_id in event_ids:
+            self.outbox.get(item, {}).pop(event_id, None)
+        changed = current.model_copy(
+            update={
+                "version": current.version + 1,
+                "ledger": ledger,
+                "buffered": current.buffered - len(entries),
+                "pages": number,
+                "sums": {n: t for n, t in current.sums.items() if n not in move.drop_sums},
+                "segments": segments,
+                "epochs": epochs,
+                "segment_cut": max(current.segment_cut, move.segment_cut),
+            }
+        )
+        self._store_counters(location_id, changed, None)
+        return True
+
+    @_port
+    def ledger_pages(self, location_id: str, product_id: str, numbers: Sequence[int]) -> dict[int, list[LedgerEntry]]:
+        found = {}
+        for number in numbers:
+            page = self.pages.get(item_of(ledger_page_key(location_id, product_id, number)))
+            if page is not None:
+                found[number] = list(page.entries)
+        return found
+
+    @_port
+    def settle_layer(self, location_id: str, expected: ProductCounters, seq: int, total: int) -> bool:
+        if not expected.exists:
+            return True
+        current = self.counters.get((location_id, expected.product_id))
+        if current is None or current.version != expected.version:
+            return False
+        self.counters[(location_id, expected.product_id)] = current.model_copy(
+            update={"sums": {**current.sums, seq: total}}
+        )
+        self._wrote()
         return True
 
     # ---- applied events
@@ -557,16 +691,26 @@ class MemoryRepository(
     def claim_event(self, location_id: str, event_id: str, body_hash: str, keep_until: datetime) -> str | None:
         existing = self.applied_events.get((location_id, event_id))
         if existing is not None:
-            return existing[0]
-        self.applied_events[(location_id, event_id)] = (body_hash, keep_until)
+            return existing.body_hash
+        self.applied_events[(location_id, event_id)] = EventClaim(body_hash=body_hash, keep_until=keep_until)
         self._wrote()
         return None
+
+    @_port
+    def event_claims(self, location_id: str, event_ids: Sequence[str]) -> dict[str, EventClaim]:
+        return {e: claim for e in event_ids if (claim := self.applied_events.get((location_id, e))) is not None}
+
+    @_port
+    def mark_events_done(self, location_id: str, claims: Mapping[str, EventClaim]) -> None:
+        for event_id, claim in claims.items():
+            self.applied_events[(location_id, event_id)] = claim.model_copy(update={"done": True})
+        self._wrote()
 
     def expire_applied_events(self, now: datetime) -> None:
         """What the table's TTL does, some time after each record's keep-until."""
         with self.lock:
-            for key, (_, keep_until) in list(self.applied_events.items()):
-                if keep_until < now:
+            for key, claim in list(self.applied_events.items()):
+                if claim.keep_until < now:
                     del self.applied_events[key]
 
     # ---- allocations
@@ -698,11 +842,11 @@ class MemoryRepository(
     def pending_events(self, location_id: str) -> list[OutboxEvent]:
         """Every unpublished event of the location's items, in the order they were recorded."""
         with self.lock:
-            pk = location_pk(location_id)
+            pk, pages = location_pk(location_id), ledger_pages_prefix(location_id)
             events = [
                 e
                 for key, item_events in self.outbox.items()
-                if key[0] == pk or key[0].startswith(f"{pk}#")
+                if key[0] == pk or key[0].startswith(f"{pk}#") or key[0].startswith(pages)
                 for e in item_events.values()
             ]
             return sorted(events, key=lambda e: self._recorded[e.event_id])
@@ -750,12 +894,32 @@ def _ledger(
 ) -> tuple[LedgerEntry, ...]:
     """The ledger as the adapter stores it: one entry per id and source hash (an entry written again is
     set again), in the order it reads them back (applied_at, then id)."""
-    entries = {(e.entry_id, e.source_hash): e for e in ledger}
+
+    entries = {_held_as(e): e for e in ledger}
     for gone in pruned:
-        entries.pop((gone.entry_id, gone.source_hash), None)
+        entries.pop(_held_as(gone), None)
     if entry is not None:
-        entries[(entry.entry_id, entry.source_hash)] = entry
+        entries[_held_as(entry)] = entry
     return tuple(sorted(entries.values(), key=lambda e: (e.applied_at, e.entry_id, e.source_hash or "")))
+
+
+def _buffered(entry: LedgerEntry) -> LedgerEntry:
+    """An entry as the buffer and the pages keep it: the first SOURCE_HASH_CHARS of its source's hash."""
+    if entry.source_hash is None or entry.legacy:
+        return entry
+    return entry.model_copy(update={"source_hash": entry.source_hash[:SOURCE_HASH_CHARS]})
+
+
+def _held_as(entry: LedgerEntry) -> tuple[str, str]:
+    """What tells an entry from the others of a product: its id and (the start of) its source's hash."""
+    return entry.entry_id, (entry.source_hash or "")[:SOURCE_HASH_CHARS]
+
+
+@dataclass(frozen=True)
+class LedgerPageItem:
+    entries: tuple[LedgerEntry, ...]
+    from_version: int  # the product's version it was made from
+    event_ids: tuple[str, ...]
 
 
 def _allocations(allocations: Iterable[OpenAllocation]) -> tuple[OpenAllocation, ...]:
@@ -805,6 +969,8 @@ class MemoryFiles(FileStore):
 class MemoryQueue(WorkQueue):
     def __init__(self) -> None:
         self.messages: list[dict[str, object]] = []
+        self.delays: list[int] = []  # of each message sent, in seconds
 
-    def send(self, message: dict[str, object]) -> None:
+    def send(self, message: dict[str, object], delay_seconds: int = 0) -> None:
         self.messages.append(message)
+        self.delays.append(delay_seconds)

@@ -1,6 +1,7 @@
 """The reference semantics of SPEC.md section 3, written for the tests and importing nothing from
 the service: small enough to be obviously right. ERP master, the main stock location: one product
-(ErpProduct), and a whole location with imports, shipments and allocations (ErpStore)."""
+(ErpProduct), and a whole location with imports, shipments and allocations, and its switch to
+platform master (ErpStore)."""
 
 from __future__ import annotations
 
@@ -75,24 +76,62 @@ class ErpStore:
     allocations: dict[str, ReferenceAllocation] = field(default_factory=dict)
     events: dict[str, str] = field(default_factory=dict)  # applied shipment events: id -> body
     order: int = 0
+    running: str | None = None  # an import accepted and not completed yet
+    baseline_completed_at: float | None = None  # when the last initial or full_count import completed
+    switched_at_order: int | None = None  # platform master from then on (never back)
 
     def _next(self) -> int:
         self.order += 1
         return self.order
 
     # ---- figures
-    def base(self, product_id: str) -> Import | None:
-        """The newest completed import with a row for the product, or that omits it and is a baseline."""
+    def base(self, product_id: str, before: int | None = None) -> Import | None:
+        """The newest completed import with a row for the product, or that omits it and is a baseline
+        (of those accepted before `before`, when given)."""
         for imported in reversed(self.completed):
+            if before is not None and imported.order > before:
+                continue
             if product_id in imported.rows:
                 return Import(imported.order, imported.rows[product_id], imported.included_through)
             if imported.kind in BASELINE_KINDS:
                 return Import(imported.order, 0, imported.included_through)
         return None
 
+    def _erp_stock_on_hand(self, product_id: str, before: int | None = None) -> int:
+        """The base plus the shipments after it, counting only what the service had applied before
+        `before` (when given)."""
+        base = self.base(product_id, before)
+        shipments = [s for s in self.shipments.get(product_id, []) if before is None or s.order < before]
+        return ErpProduct([base] if base else [], shipments).stock_on_hand()
+
+    def switch_base(self, product_id: str) -> Import | None:
+        """Under platform master, before any import completes after the switch: the switch's base,
+        the figure of that moment with the watermark of the import that figure came from."""
+        if self.switched_at_order is None:
+            return None
+        newest = self.base(product_id)
+        if newest is not None and newest.order > self.switched_at_order:
+            return None  # a full_count under platform master set the base since
+        came_from = self.base(product_id, self.switched_at_order)
+        figure = self._erp_stock_on_hand(product_id, self.switched_at_order)
+        return Import(self.switched_at_order, figure, came_from.included_through if came_from else None)
+
     def stock_on_hand(self, product_id: str) -> int:
-        base = self.base(product_id)
-        return ErpProduct([base] if base else [], self.shipments.get(product_id, [])).stock_on_hand()
+        switched = self.switch_base(product_id)
+        if switched is None:
+            return self._erp_stock_on_hand(product_id)
+        # Platform master: the switch's base plus every shipment applied after it, ordered against
+        # its watermark when it names one (one at or below it was in the import's figure).
+        after = [s for s in self.shipments.get(product_id, []) if s.order > switched.order]
+        return ErpProduct([switched], after).stock_on_hand()
+
+    def uncounted(self, product_id: str) -> bool:
+        """Stock that came, at the switch, from an import with a quantity above 0 (SPEC.md section 1),
+        until a full_count under platform master covers it (no trust_imported_stock here)."""
+        if self.switch_base(product_id) is None:
+            return False
+        came_from = self.base(product_id, self.switched_at_order)
+        return came_from is not None and came_from.quantity > 0
 
     def open_allocations(self, product_id: str) -> dict[str, int]:
         return {a_id: a.open[product_id] for a_id, a in self.allocations.items() if a.open.get(product_id, 0) > 0}
@@ -101,18 +140,40 @@ class ErpStore:
         return sum(self.open_allocations(product_id).values())
 
     def available(self, product_id: str) -> int:
+        if self.uncounted(product_id):
+            return 0
         return max(0, self.stock_on_hand(product_id) - self.safety_stock - self.allocated(product_id))
 
     # ---- imports
-    def accept_import(self, import_id: str, kind: str, rows: dict[str, int], included_through: int | None) -> bool:
-        """Whether the import is new (the same import again changes nothing)."""
+    def accept_import(self, import_id: str, kind: str, rows: dict[str, int], included_through: int | None) -> str:
+        """The outcome: accepted, repeat (the same import again changes nothing), or refused (under
+        platform master only full_count imports are accepted)."""
         if import_id in self.accepted:
-            return False
+            return "repeat"
+        if self.switched_at_order is not None and kind != "full_count":
+            return "refused"
         self.accepted[import_id] = StockImport(self._next(), kind, dict(rows), included_through)
-        return True
+        self.running = import_id
+        return "accepted"
 
-    def complete_import(self, import_id: str) -> None:
-        self.completed.append(self.accepted[import_id])
+    def complete_import(self, import_id: str, at: float = 0.0) -> None:
+        imported = self.accepted[import_id]
+        self.completed.append(imported)
+        self.running = None
+        if imported.kind in BASELINE_KINDS:
+            self.baseline_completed_at = at
+
+    # ---- the switch
+    def switch(self, now: float, window: float) -> str:
+        """The outcome of a request to switch to platform master at `now`: switched, already, or
+        not_ready (a store, with no import running and a baseline import completed within `window`)."""
+        if self.switched_at_order is not None:
+            return "already"
+        recent = self.baseline_completed_at is not None and self.baseline_completed_at >= now - window
+        if self.running is not None or not recent:
+            return "not_ready"
+        self.switched_at_order = self._next()
+        return "switched"
 
     # ---- allocations
     def allocate(self, allocation_id: str, items: dict[str, int], *, from_bus: bool) -> str:

@@ -21,8 +21,10 @@ from inventory.models import (
     OutboxEvent,
 )
 from inventory.services.allocations import AllocationRequest, AllocationService
+from inventory.services.ledger_moves import BUFFER_ENTRIES
 from inventory.services.outbox import OutboxRelay
-from inventory.services.shipment_events import PRUNING_SAMPLE, Applied, ShipmentFigures, ShipmentService
+from inventory.services.shipment_events import Applied, ShipmentService
+from inventory.services.shipment_figures import ShipmentFigures
 from tests.unit.fakes import MemoryPublisher
 from tests.unit.test_import_service import World
 from tests.unit.test_shipments import bus_message, parse_shipment
@@ -59,7 +61,10 @@ class Shop(World):
         kind = "Fulfillment Items Handed Over" if handover else "Fulfillment Items Shipped"
         shipment = parse_shipment(bus_message(detail, kind))
         self.shipments.read_ahead([shipment])  # as the handler does for its batch
-        return self.shipments.apply(shipment)
+        try:
+            return self.shipments.apply(shipment)
+        finally:
+            assert not self.shipments.end_batch()
 
     def published(self, detail_type: str) -> list[OutboxEvent]:
         """What the relay publishes now of `detail_type`, parts in order."""
@@ -266,7 +271,7 @@ def test_sixteen_callers_for_ten_units_never_oversell() -> None:
     assert shop.figures("a") == (10, 10, 0)
 
 
-def test_entries_a_base_includes_are_pruned_after_the_retention_and_older_events_are_refused() -> None:
+def test_entries_leave_the_products_item_for_ledger_pages_and_events_older_than_the_retention_are_refused() -> None:
     shop = Shop({"a": 100})
     shop.ship("e1", {"product_id": "a", "quantity": 1}, timestamp=1)
     shop.import_inline("i2", ImportKind.PARTIAL, {"a": 99}, shipments_included_through=1)  # includes e1
@@ -285,14 +290,16 @@ def test_entries_a_base_includes_are_pruned_after_the_retention_and_older_events
     )
 
     shop.clock.advance(days=36)
-    # Most lines are written without reading the product, and cannot prune: one in PRUNING_SAMPLE does.
+    # The item keeps a buffer of the latest entries: past BUFFER_ENTRIES, the oldest move to a page.
     shipped = 0
     while "e1:0" in {e.entry_id for e in shop.repo.counters_of("s1", "a").ledger}:
         shipped += 1
-        assert shipped <= 5 * PRUNING_SAMPLE
+        assert shipped <= BUFFER_ENTRIES
         shop.ship(f"u{shipped}", {"product_id": "a", "quantity": 1}, timestamp=3, at=shop.clock.now().isoformat())
 
-    assert "e2:0" in {e.entry_id for e in shop.repo.counters_of("s1", "a").ledger}  # it still counts
+    assert "e2:0" not in {e.entry_id for e in shop.repo.counters_of("s1", "a").ledger}  # moved out too
+    explained = shop.stock.explain("s1", "a", 100)
+    assert [e.entry_id for e in explained.entries] == ["e2:0", *(f"u{n}:0" for n in range(1, shipped + 1))]
     left = 99 - 1 - shipped
     assert shop.figures("a") == (left, 0, left)
     with pytest.raises(EventTooOld):

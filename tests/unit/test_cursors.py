@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import string
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from inventory.adapters.dynamodb.keys import location_key
-from inventory.api.schemas import ProductStockExplained
+from inventory.api.schemas import ProductStockExplained, decode_ledger_cursor
 from inventory.cursor import decode_cursor, encode_cursor
 from inventory.errors import InvalidInput
 from inventory.models import ImportKind
@@ -55,14 +56,17 @@ def test_a_product_s_ledger_refuses_the_cursor_of_the_stock_list() -> None:
     shop = Shop(stock={"p1": 5, "p2": 5})
     shop.ship("e1", {"product_id": "p1", "quantity": 1})
     shop.ship("e2", {"product_id": "p1", "quantity": 2})
-    stock = shop.stock.product("s1", "p1")
     listed = shop.stock.page("s1", 1, None).next_cursor
     assert listed is not None
 
-    first = ProductStockExplained.of(stock, 1, None).ledger
+    def explained(cursor: str | None) -> Any:
+        after = decode_ledger_cursor(cursor) if cursor is not None else None
+        return ProductStockExplained.of(shop.stock.explain("s1", "p1", 1, after)).ledger
+
+    first = explained(None)
     assert first.next_cursor is not None
-    second = ProductStockExplained.of(stock, 1, first.next_cursor).ledger
+    second = explained(first.next_cursor)
 
     assert [(e.entry_id, e.quantity) for e in first.items + second.items] == [("e1:0", -1), ("e2:0", -2)]
     assert second.next_cursor is None
-    assert refused(lambda: ProductStockExplained.of(stock, 1, listed)) == ["invalid_cursor"]
+    assert refused(lambda: explained(listed)) == ["invalid_cursor"]

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from inventory.errors import WatermarkRegressed
 from inventory.models import ImportKind, StockRow
 from inventory.services.imports import ImportRequest
 from tests.conftest import record_ledger_entry, shipment_entry
@@ -41,8 +43,14 @@ def test_erp_stock_on_hand_is_the_last_import_plus_the_shipments_it_did_not_incl
             reference.shipments.append(Shipment(order, timestamp, quantity))
         elif pending is None:
             items = [StockRow(product_id="p", stock_location="main", quantity=a)]
-            world.imports.accept("s1", ImportRequest(f"i{order}", ImportKind.PARTIAL, b, items=items), "tester")
-            pending = (order, Import(order, a, b))
+            request = ImportRequest(f"i{order}", ImportKind.PARTIAL, b, items=items)
+            last = reference.imports[-1].included_through if reference.imports else None
+            if b is not None and last is not None and b < last:  # SPEC section 4: watermark_regressed
+                with pytest.raises(WatermarkRegressed):
+                    world.imports.accept("s1", request, "tester")
+            else:
+                world.imports.accept("s1", request, "tester")
+                pending = (order, Import(order, a, b))
         if pending is not None and (not slow or pending[0] != order):
             world.run_queue()
             reference.imports.append(pending[1])

@@ -17,7 +17,7 @@ from inventory.messages.schemas import event_schemas, file_name, main
 from inventory.messages.shipment_events import DETAILS
 from inventory.models import EVENT_SCHEMA_VERSION, InventoryMaster
 from inventory.services.outbox import OutboxRelay
-from inventory.services.shipment_events import ShipmentFigures
+from inventory.services.shipment_figures import ShipmentFigures
 from tests.conftest import ROOT
 from tests.unit.test_allocations import Shop
 from tests.unit.test_template import RESOURCES

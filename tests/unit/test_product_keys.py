@@ -20,7 +20,9 @@ from inventory.adapters.dynamodb.keys import (
     import_key,
     import_row_key,
     import_row_of,
+    ledger_page_key,
     location_key,
+    page_shard,
     past_product,
     product_of,
     product_shard,
@@ -88,9 +90,12 @@ BUILT = {  # each item of the table, as keys.py builds it for the values above
     "import record": import_key(STORE, "i1"),
     "cycle count": count_key(STORE, "c1"),
     "import row (a base)": import_row_key(STORE, SEQ, PRODUCT, "main"),
-    "product counters (ledger, open allocations, versions)": counters_key(STORE, PRODUCT),
+    "product hot item (the ledger's sums, the buffer of recent entries, open allocations, versions)": counters_key(
+        STORE, PRODUCT
+    ),
+    "ledger page (entries moved out of the buffer)": ledger_page_key(STORE, PRODUCT, 1),
     "allocation record": allocation_key(STORE, "a1"),
-    "applied event (its body hash)": event_key(STORE, "ev-1"),
+    "applied event (its body hash; `done` once every line is applied)": event_key(STORE, "ev-1"),
 }
 
 
@@ -115,8 +120,10 @@ def documented_keys() -> dict[str, tuple[str, str]]:
         "<count_id>": "c1",
         "<allocation_id>": "a1",
         "<event_id>": "ev-1",
+        "<pp>": str(page_shard(PRODUCT, 1)),
+        "<page, 10 digits>": f"{1:010d}",
     }
-    shards = {"applied event (its body hash)": event_shard("ev-1")}
+    shards = {"applied event (its body hash; `done` once every line is applied)": event_shard("ev-1")}
     rows = {}
     for line in [row for row in table.splitlines() if row.startswith("|")][2:]:
         item, pk_cell, sk_cell, _, status = (cell.strip() for cell in line.strip("|").split("|"))

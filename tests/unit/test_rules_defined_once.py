@@ -23,7 +23,7 @@ KEYS = LAYER / "adapters" / "dynamodb" / "keys.py"
 TYPES = LAYER / "types.py"
 MAX_MODULE_LINES = 500
 # What only keys.py may write into a string: the prefixes of the key table (docs/data-design.md).
-KEY_MARKERS = ("LOC#", "IMP#", "EVT#", "P#", "ALLOC#", "IMPORT#", "COUNT#", "EVENT#", "OUTBOX#", "ABANDON#")
+KEY_MARKERS = ("LOC#", "IMP#", "EVT#", "LED#", "P#", "ALLOC#", "IMPORT#", "COUNT#", "EVENT#", "OUTBOX#", "ABANDON#")
 KEY_VALUES = {"LOCATION", "LOCATIONS"}
 # What only types.py may write: the text of an id pattern or of the control characters' class.
 PATTERN_MARKERS = ("A-Za-z0-9", "\\x00-\\x1f", "s3://[")

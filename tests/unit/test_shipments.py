@@ -62,15 +62,20 @@ def test_a_handover_is_a_handover_and_an_included_shipment_changes_nothing() -> 
     assert world.soh("a") == 5  # the import already included timestamp 9
 
 
-def test_after_the_switch_every_shipment_counts() -> None:
+def test_after_the_switch_a_shipment_the_pre_switch_import_included_changes_nothing() -> None:
+    """SPEC.md section 3: the switch's base keeps the watermark of the import its figure came from."""
     world = World()
     world.import_inline("i1", ImportKind.INITIAL, {"a": 5}, shipments_included_through=10)
     world.locations.switch("s1", InventoryMaster.PLATFORM, "tester")
     world.clock.advance(seconds=1)
+    service = ShipmentService(world.repo, world.clock)
 
-    ShipmentService(world.repo, world.clock).apply(parse_shipment(bus_message(shipment(logical_timestamp=3))))
+    service.apply(parse_shipment(bus_message(shipment(logical_timestamp=3))))
+    included = world.soh("a")
+    service.apply(parse_shipment(bus_message(shipment("ev-2", logical_timestamp=11))))
 
-    assert world.soh("a") == 3  # the switch's base took the figure of that moment
+    assert included == 5  # at or below the import's shipments_included_through: already in its figure
+    assert world.soh("a") == 3  # above it: after the base
 
 
 def test_the_same_event_id_with_another_body_is_refused() -> None:

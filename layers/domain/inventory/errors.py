@@ -81,6 +81,12 @@ class ImportKindNotAllowed(Conflict):
     code = "import_kind_not_allowed"
 
 
+class WatermarkRegressed(Conflict):
+    """An import names a `shipments_included_through` below that of the location's last completed import."""
+
+    code = "watermark_regressed"
+
+
 class OpenMispickCounts(Conflict):
     code = "open_mispick_counts"
 

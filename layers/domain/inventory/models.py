@@ -153,6 +153,27 @@ class Location(Frozen):
     # The last import sequence number before the switch: a base above 0 from any of these imports
     # is uncounted stock (SPEC.md section 1) until a cycle count or a full_count covers it.
     imports_before_switch: int | None = None
+    # The last import sequence number given (the claim of each import takes the next): the location's
+    # epoch, which a shipment line records as its batch read it (docs/data-design.md).
+    import_seq: int = 0
+    # The running import as its claim announced it: its sequence number and the highest logical
+    # timestamp it includes (None: it names none). Lines add themselves to its sum from then on.
+    running_import_seq: int | None = None
+    running_import_through: int | None = None
+
+    def announced(self) -> dict[int, int | None]:
+        """The import layers whose sums a shipment line adds to, by sequence number, each with its
+        `shipments_included_through`: the visible ones and the running one (docs/data-design.md)."""
+        layers = {v.seq: v.shipments_included_through for v in self.visible_imports}
+        if self.running_import_seq is not None:
+            layers[self.running_import_seq] = self.running_import_through
+        return layers
+
+    def watermark(self) -> int | None:
+        """The `shipments_included_through` of the last completed import (None when it names none):
+        a later import may not name a lower one (`watermark_regressed`)."""
+        newest = max(self.visible_imports, key=lambda v: v.seq, default=None)
+        return newest.shipments_included_through if newest is not None else None
 
 
 class ReadinessReason(Frozen):
@@ -198,6 +219,11 @@ class ImportRecord(Frozen):
     counts: ImportCounts = ImportCounts()
     errors: list[dict[str, Any]] = []
     warnings: list[dict[str, Any]] = []
+    # Every row is written and counted (`counts`): what is left is to settle the products' sums of
+    # this import (an import naming `shipments_included_through`), then to complete it.
+    rows_written: bool = False
+    # How far the settling went: (shard, last product settled in it), products in key order.
+    settled_through: tuple[int, str | None] | None = None
 
     def summary(self) -> ImportSummary:
         return ImportSummary(
@@ -226,6 +252,12 @@ class LedgerKind(StrEnum):
         return self in (LedgerKind.SHIPMENT, LedgerKind.HANDOVER)
 
 
+SOURCE_HASH_CHARS = 16  # of a body's SHA-256, what an entry keeps: 64 bits tell two bodies of one id apart
+# A segment of logical timestamps: what an import naming `shipments_included_through` T reads of a
+# product's moved entries starts at the first page holding an entry of T's segment.
+SEGMENT = 4096
+
+
 class LedgerEntry(Frozen):
     """One movement of a product at a location, in the order the service applied it."""
 
@@ -236,13 +268,28 @@ class LedgerEntry(Frozen):
     logical_timestamp: int | None = None  # shipments and handovers
     applied_at: datetime
     reference: str | None = None  # e.g. the shipment id
-    source_hash: str | None = None  # of the body of what caused it: with the id, what makes the entry itself
+    # Of the body of what caused it: with the id, what makes the entry itself. Entries written since
+    # the ledger moved out of the product's item keep its first SOURCE_HASH_CHARS hex digits.
+    source_hash: str | None = None
+    # The location's import sequence as the line's batch read it (`Location.import_seq`): the entry
+    # is after every import claimed by then. None: written before entries recorded it.
+    epoch: int | None = None
+    legacy: bool = False  # stored as the product's item held entries before (an `L#` attribute)
 
     def after(self, base: VisibleImport) -> bool:
-        """Whether the import behind a base did not include this entry (SPEC.md section 3)."""
+        """Whether the import behind a base did not include this entry (SPEC.md section 3): by
+        logical timestamp when the import names `shipments_included_through`; else whether the line
+        was applied after the import was accepted, as the one order the service keeps tells it
+        (the location's import sequence as the line read it), or, for an entry written before that
+        order was recorded, as the service's clock told it then."""
         if base.shipments_included_through is not None and self.logical_timestamp is not None:
             return self.logical_timestamp > base.shipments_included_through
+        if self.epoch is not None:
+            return self.epoch >= base.seq
         return self.applied_at > base.accepted_at
+
+    def same_source(self, source_hash: str | None) -> bool:
+        return (self.source_hash or "")[:SOURCE_HASH_CHARS] == (source_hash or "")[:SOURCE_HASH_CHARS]
 
 
 class AllocationStatus(StrEnum):
@@ -284,15 +331,32 @@ class OpenAllocation(Frozen):
 
 
 class ProductCounters(Frozen):
-    """What moves a product between two imports, in one item per location and product: the
-    ledger, the open allocations, and the versions that guard every change of them."""
+    """What moves a product between two imports, in one item per location and product (its hot
+    item): the running sums of its ledger, the entries not yet moved to ledger pages, the open
+    allocations, and the versions that guard every change of them (docs/data-design.md)."""
 
     product_id: str
     exists: bool = False  # whether the item is stored (the first write creates it)
     version: int = 0  # grows with every change (the `version` of published figures)
     stock_version: int = 0  # grows with every ledger entry: allocation checks are guarded by it
-    ledger: tuple[LedgerEntry, ...] = ()  # in the order the service applied them
+    # The entries in the item, in the order the service applied them: the buffer (entries not yet
+    # moved to ledger pages) and, in an item of the earlier shape, every entry it kept.
+    ledger: tuple[LedgerEntry, ...] = ()
     allocations: tuple[OpenAllocation, ...] = ()  # oldest first
+    # The earlier shape: no sums, stock on hand is computed from `ledger` (readers of both shapes;
+    # the product's next write of an entry folds it into the sums).
+    legacy: bool = False
+    # Per import layer (by sequence number), the signed total of the lines that layer does not
+    # include; layer 0: every line. Stock on hand is a base plus the sum of its layer.
+    sums: dict[int, int] = Field(default_factory=dict)
+    buffered: int = 0  # how many entries the buffer holds (the write that adds one says so)
+    pages: int = 0  # committed ledger pages: 1 to `pages` are the product's moved entries, in order
+    # The first committed page holding an entry of each logical-timestamp segment (SEGMENT), and of
+    # each epoch (`LedgerEntry.epoch`); segments below `segment_cut` were dropped: start at page 1.
+    segments: dict[int, int] = Field(default_factory=dict)
+    epochs: dict[int, int] = Field(default_factory=dict)
+    segment_cut: int = 0
+    pending: dict[str, OutboxEvent] = Field(default_factory=dict)  # its unpublished events, by id
 
     @property
     def allocated(self) -> int:
@@ -304,7 +368,19 @@ class ProductCounters(Frozen):
     def entry(self, entry_id: str, source_hash: str | None) -> LedgerEntry | None:
         """The entry of this id caused by this body (an id reused with another body once its first
         use is forgotten is another entry)."""
-        return next((e for e in self.ledger if e.entry_id == entry_id and e.source_hash == source_hash), None)
+        return next((e for e in self.ledger if e.entry_id == entry_id and e.same_source(source_hash)), None)
+
+    def first_page(self, *, segment: int | None = None, epoch: int | None = None) -> int | None:
+        """The first committed page that can hold an entry of a segment at or above `segment` (or of
+        an epoch at or above `epoch`); None when none does (such entries are all in the buffer)."""
+        if segment is not None:
+            if segment < self.segment_cut:
+                return 1 if self.pages else None
+            found = [page for s, page in self.segments.items() if s >= segment]
+        else:
+            assert epoch is not None
+            found = [page for e, page in self.epochs.items() if e >= epoch]
+        return min(found, default=None)
 
 
 class CountersChange(Frozen):
@@ -318,9 +394,42 @@ class CountersChange(Frozen):
     expected: ProductCounters
     entry: LedgerEntry | None = None
     allocations: dict[str, OpenAllocation | None] = Field(default_factory=dict)  # None: closed
-    pruned: tuple[LedgerEntry, ...] = ()  # to remove: they no longer count, and are past retention
+    into: tuple[int, ...] = ()  # the sums (`ProductCounters.sums`, by layer) the entry adds its quantity to
+    # An item of the earlier shape (`expected.legacy`) written with an entry is folded in the same
+    # write: these sums, from the entries it holds, which stay in it as its buffer.
+    fold: dict[int, int] | None = None
+    pruned: tuple[LedgerEntry, ...] = ()  # to remove from the item
     open_limit: int | None = None  # for an opening: the most the product may have allocated before it
     event: OutboxEvent | None = None
+
+
+class EventClaim(Frozen):
+    """The applied-event record of an event from the bus: the hash of its body (a delivery with
+    another body is refused), and whether every line of it is applied (`done`), by the delivery
+    that claimed it first (`first`) or by a later one."""
+
+    body_hash: str
+    keep_until: datetime
+    done: bool = False
+    first: bool = False
+    done_at: datetime | None = None
+
+
+class PageMove(Frozen):
+    """Entries of a product's buffer moved to its next ledger page (`expected.pages` + 1), with the
+    unpublished events that go with them, in two writes: the page, then the product's item, on the
+    condition that it is still at `expected.version`. The same write drops what no read needs any
+    more: the sums of layers that can never be a base again, segment and epoch pointers below
+    anything an import or a base can ask for (`segment_cut`: segments below it are no longer
+    pointed at, and reading them starts at page 1)."""
+
+    expected: ProductCounters
+    entries: tuple[LedgerEntry, ...]
+    events: tuple[OutboxEvent, ...] = ()
+    drop_sums: tuple[int, ...] = ()
+    drop_segments: tuple[int, ...] = ()
+    drop_epochs: tuple[int, ...] = ()
+    segment_cut: int = 0
 
 
 class StockRow(Frozen):
@@ -381,4 +490,6 @@ def readiness_cutoff(now: datetime, window_minutes: int) -> datetime:
 
 Location.model_rebuild()
 
+ProductCounters.model_rebuild()
 CountersChange.model_rebuild()
+PageMove.model_rebuild()

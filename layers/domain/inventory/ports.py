@@ -16,6 +16,7 @@ from inventory.models import (
     CountersChange,
     CountStatus,
     CycleCount,
+    EventClaim,
     ImportCounts,
     ImportRecord,
     LedgerEntry,
@@ -24,6 +25,7 @@ from inventory.models import (
     LocationType,
     OutboxEvent,
     Page,
+    PageMove,
     ProductCounters,
     StockRow,
 )
@@ -81,6 +83,14 @@ class ImportRepository(Protocol):
         """The checkpoint: every valid row up to this line is written; the import is running."""
         ...
 
+    def record_settling(
+        self, location_id: str, import_id: str, *, counts: ImportCounts, settled_through: tuple[int, str | None]
+    ) -> None:
+        """The checkpoint of an import whose rows are all written (`rows_written`, with its counts),
+        while it settles its products' sums: every product up to `settled_through` (shard, product)
+        is settled. Conflict when the import is no longer running."""
+        ...
+
     def write_import_rows(self, location_id: str, seq: int, rows: Sequence[StockRow]) -> None:
         """Put rows of import `seq` (invisible until the import completes); idempotent."""
         ...
@@ -94,7 +104,8 @@ class ImportRepository(Protocol):
         counts: ImportCounts,
         event: OutboxEvent | None = None,
     ) -> ImportRecord:
-        """Make the import's rows visible, release the location, and record `event`, in one write."""
+        """Make the import's rows visible, release the location (the import announced no longer as
+        running: its visible entry announces it), and record `event`, in one write."""
         ...
 
     def fail_import(
@@ -136,7 +147,8 @@ class ImportRepository(Protocol):
 
 
 class CountersRepository(Protocol):
-    """Each product's counters: its ledger between bases, its open allocations, its versions."""
+    """Each product's hot item (its counters): the sums of its ledger, the buffer of its recent
+    entries, its open allocations, its versions; and its ledger pages (docs/data-design.md)."""
 
     def counters_of(self, location_id: str, product_id: str) -> ProductCounters:
         """The product's counters, read strongly consistently (empty when none are stored)."""
@@ -159,14 +171,33 @@ class CountersRepository(Protocol):
         """Apply `change` in one conditional write; False when its guard no longer holds (re-read, decide again)."""
         ...
 
-    def append_entry(self, location_id: str, product_id: str, entry: LedgerEntry, event: OutboxEvent) -> bool:
-        """Set `entry` and record `event` in one conditional write, without reading the counters first
-        (the write creates them when none are stored). It only applies when nothing of the product is
-        allocated; False otherwise (then read and decide). An entry already there is set again, which
-        changes no figure (entries are keyed by what caused them): only the first delivery of an
-        event writes blind, so this happens when a redelivery racing it wrote the line first, or when
-        the SDK retries a write that had applied; the event is then recorded again, and published
-        at least once, as every event is."""
+    def append_entry(
+        self, location_id: str, product_id: str, entry: LedgerEntry, event: OutboxEvent, into: Sequence[int] = ()
+    ) -> int | None:
+        """Put `entry` in the product's buffer, add its quantity to the sums `into`, and record
+        `event`, in one conditional write, without reading the counters first (the write creates them
+        when none are stored): how many entries the buffer holds after it. None, and nothing written,
+        when the entry is there already (a racing redelivery, or an SDK retry of a write that applied),
+        when something of the product is allocated, or when the item is of the earlier shape (then
+        read, fold and decide)."""
+        ...
+
+    def move_to_page(self, location_id: str, move: PageMove) -> bool:
+        """Move entries of the buffer to the product's next ledger page, in two writes: the page,
+        then the product's item (entries and their events removed, `pages` + 1), on the condition
+        that it is still at `move.expected.version`. False when it is not (read again). When another
+        mover of the same state put that page first, its entries are the ones committed."""
+        ...
+
+    def ledger_pages(self, location_id: str, product_id: str, numbers: Sequence[int]) -> dict[int, list[LedgerEntry]]:
+        """The entries of the product's ledger pages of these numbers (committed ones only: at or
+        below its `pages`), by number, each in the order moved, read strongly consistently."""
+        ...
+
+    def settle_layer(self, location_id: str, expected: ProductCounters, seq: int, total: int) -> bool:
+        """Set the product's sum of import layer `seq` to `total`, on the condition that the item is
+        still at `expected.version` (False otherwise: read and sum again). Changes no version: the
+        layer is not visible yet."""
         ...
 
 
@@ -174,6 +205,15 @@ class AppliedEvents(Protocol):
     def claim_event(self, location_id: str, event_id: str, body_hash: str, keep_until: datetime) -> str | None:
         """Record that the event is being applied, once per id: None when this call recorded it,
         else the body hash it was first recorded with (kept at least until `keep_until`)."""
+        ...
+
+    def event_claims(self, location_id: str, event_ids: Sequence[str]) -> dict[str, EventClaim]:
+        """The records of these events that are kept, by event id, read strongly consistently."""
+        ...
+
+    def mark_events_done(self, location_id: str, claims: Mapping[str, EventClaim]) -> None:
+        """Record that every line of each event is applied: each record written again as given
+        (`done`, by whom, when), in as few requests as the backend allows."""
         ...
 
 
@@ -234,7 +274,9 @@ class FileStore(Protocol):
 
 
 class WorkQueue(Protocol):
-    def send(self, message: dict[str, object]) -> None: ...
+    def send(self, message: dict[str, object], delay_seconds: int = 0) -> None:
+        """Send `message`, to be delivered no earlier than `delay_seconds` from now (at most 900)."""
+        ...
 
 
 class CycleCountRepository(Protocol):

@@ -3,7 +3,7 @@ AWS adapters, once per container (per settings: one process may host several fun
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
 from inventory import settings
@@ -17,7 +17,8 @@ from inventory.services.allocations import AllocationService
 from inventory.services.imports import ImportService
 from inventory.services.locations import LocationService, MasterSwitchService
 from inventory.services.outbox import Finisher, OutboxRelay
-from inventory.services.shipment_events import ShipmentEventService, ShipmentFigures, ShipmentService
+from inventory.services.shipment_events import ShipmentEventService, ShipmentService
+from inventory.services.shipment_figures import ShipmentFigures
 from inventory.services.stock import StockService
 from inventory.services.stock_import_worker import StockImportWorker
 from inventory.settings import (
@@ -73,6 +74,10 @@ def import_service(settings: StockImportsSettings) -> ImportService:
         S3FileStore(settings.import_bucket_name),
         SqsWorkQueue(settings.import_queue_url),
         SystemClock(),
+        # Only the worker settles imports' sums (the API only accepts them).
+        settle_delay=timedelta(
+            seconds=settings.import_settle_seconds if isinstance(settings, StockImportWorkerSettings) else 0
+        ),
     )
 
 

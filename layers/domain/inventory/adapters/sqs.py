@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
 
 
+MAX_DELAY_SECONDS = 900  # SQS's limit on DelaySeconds
+
+
 class SqsWorkQueue:
     def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
         self.queue_url = queue_url
@@ -26,8 +29,13 @@ class SqsWorkQueue:
             self._client = boto3.client("sqs", config=Config(retries={"mode": "standard", "max_attempts": 8}))
         return self._client
 
-    def send(self, message: dict[str, object]) -> None:
+    def send(self, message: dict[str, object], delay_seconds: int = 0) -> None:
+        body = json.dumps(message, separators=(",", ":"))
         try:
-            self.client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(message, separators=(",", ":")))
+            if delay_seconds > 0:
+                delay = min(delay_seconds, MAX_DELAY_SECONDS)
+                self.client.send_message(QueueUrl=self.queue_url, MessageBody=body, DelaySeconds=delay)
+            else:
+                self.client.send_message(QueueUrl=self.queue_url, MessageBody=body)
         except (ClientError, BotoCoreError) as error:
             raise TemporarilyUnavailable(f"the work queue refused a message ({type(error).__name__})") from error

@@ -25,7 +25,6 @@ from inventory.models import (
     ImportStatus,
     ImportSummary,
     InventoryMaster,
-    LedgerEntry,
     Location,
     LocationChanges,
     LocationType,
@@ -35,7 +34,7 @@ from inventory.models import (
 )
 from inventory.services.allocations import AllocationRequest, AllocationView
 from inventory.services.imports import ImportRequest
-from inventory.services.stock import ProductAvailability, ProductStock
+from inventory.services.stock import LedgerPosition, ProductAvailability, ProductExplained, ProductStock
 from inventory.types import (
     MAIN,
     MAX_ALLOCATION_ITEMS,
@@ -265,36 +264,33 @@ class ProductStockExplained(Reply):
     ledger: LedgerPage = Field(description="The entries since each stock location's base, in the order applied")
 
     @classmethod
-    def of(cls, stock: ProductStock, limit: int, cursor: str | None) -> ProductStockExplained:
-        entries = stock.ledger
-        if cursor is not None and entries:
-            after = _decode_ledger_cursor(cursor)
-            entries = [e for e in entries if _ledger_position(e) > after]
-        page = entries[:limit]
-        more = len(entries) > limit
+    def of(cls, explained: ProductExplained) -> ProductStockExplained:
+        stock = explained.stock
         return cls(
             product_id=stock.product_id,
             stock_on_hand=stock.stock_on_hand,
             stock_locations=[StockLocationExplained.model_validate(asdict(f)) for f in stock.stock_locations],
             ledger=LedgerPage(
-                items=[LedgerEntryOut.model_validate(e.model_dump()) for e in page],
-                next_cursor=_encode_ledger_cursor(page[-1]) if more and page else None,
+                items=[LedgerEntryOut.model_validate(e.model_dump()) for e in explained.entries],
+                next_cursor=encode_ledger_cursor(explained.next_position) if explained.next_position else None,
             ),
         )
 
 
-def _ledger_position(entry: LedgerEntry) -> tuple[str, str]:
-    return iso(entry.applied_at), entry.entry_id
+def encode_ledger_cursor(position: LedgerPosition) -> str:
+    return encode_cursor(list(position))
 
 
-def _encode_ledger_cursor(entry: LedgerEntry) -> str:
-    return encode_cursor(_ledger_position(entry))
-
-
-def _decode_ledger_cursor(cursor: str) -> tuple[str, str]:
+def decode_ledger_cursor(cursor: str) -> LedgerPosition:
+    """The position a `next_cursor` of the ledger names (a cursor of the earlier form, without the
+    page: from the first page)."""
     position = decode_cursor(cursor)
-    if isinstance(position, list) and len(position) == 2 and all(isinstance(part, str) for part in position):
-        return position[0], position[1]
+    if isinstance(position, list) and len(position) == 2:
+        position = [0, *position]
+    if isinstance(position, list) and len(position) == 3:
+        page, applied_at, entry_id = position
+        if isinstance(page, int) and page >= 0 and isinstance(applied_at, str) and isinstance(entry_id, str):
+            return page, applied_at, entry_id
     raise invalid_cursor()
 
 

@@ -16,6 +16,7 @@ from inventory.api.schemas import (
     ProductStockExplained,
     ProductStockOut,
     StockList,
+    decode_ledger_cursor,
 )
 from inventory.services.stock import StockService
 from inventory.settings import TableSettings, settings_of
@@ -61,7 +62,8 @@ def get_product_stock(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="ledger entries per page")] = DEFAULT_PAGE_SIZE,
     cursor: PageCursor = None,
 ) -> ProductStockExplained:
-    return ProductStockExplained.of(stock_service().product(location_id, product_id), limit, cursor)
+    after = decode_ledger_cursor(cursor) if cursor is not None else None
+    return ProductStockExplained.of(stock_service().explain(location_id, product_id, limit, after))
 
 
 @router.get(

@@ -37,7 +37,8 @@ ImportId = Annotated[str, Path(pattern=CLIENT_ID_PATTERN, description="The impor
         "nothing. Repeating the same request answers 200 with the import as it is now; the same "
         "import_id with other content answers 409 import_id_reused. 409 also for "
         "import_kind_not_allowed (platform master: full_count only), open_mispick_counts (unless "
-        "force) and import_in_progress. An unknown location is created when location_type is given, "
+        "force), import_in_progress and watermark_regressed (shipments_included_through below that of "
+        "the location's last completed import). An unknown location is created when location_type is given, "
         "else 404."
     ),
     responses={

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from inventory.errors import (
@@ -25,6 +26,7 @@ from inventory.errors import (
     InvalidInput,
     NotFound,
     OpenMispickCounts,
+    WatermarkRegressed,
 )
 from inventory.import_rows import FileFormat, InflationLimit, Row, RowError, read_rows, sniff_format
 from inventory.messages import DetailType
@@ -39,7 +41,8 @@ from inventory.models import (
     OutboxEvent,
     StockRow,
 )
-from inventory.ports import Clock, FileStore, ImportRepository, LocationRepository, WorkQueue
+from inventory.ports import Clock, CountersRepository, FileStore, ImportRepository, LocationRepository, WorkQueue
+from inventory.services.sums import SumSettler
 from inventory.types import STOCK_LOCATIONS
 
 ENDED = (ImportStatus.COMPLETED, ImportStatus.FAILED)
@@ -70,8 +73,8 @@ class _Rejections:
         self.errors = [*self.errors[: MAX_ERRORS - 1], {"line": 0, "code": code, "message": message}]
 
 
-class ImportRepositories(ImportRepository, LocationRepository, Protocol):
-    """What the import service needs of storage (the DynamoDB adapter is both)."""
+class ImportRepositories(ImportRepository, LocationRepository, CountersRepository, Protocol):
+    """What the import service needs of storage (the DynamoDB adapter is all of it)."""
 
 
 @dataclass(frozen=True)
@@ -158,13 +161,19 @@ class ImportService:
         files: FileStore,
         queue: WorkQueue,
         clock: Clock,
+        *,
         chunk_rows: int = CHUNK_ROWS,
+        settle_delay: timedelta = timedelta(0),
     ) -> None:
+        """`settle_delay`: how long after its claim an import naming `shipments_included_through`
+        may settle its products' sums, at the earliest: the longest a fulfilment batch that read the
+        location before the claim can still be writing (its function's timeout and a margin)."""
         self._repo = repository
         self._files = files
         self._queue = queue
         self._clock = clock
         self._chunk_rows = chunk_rows
+        self._settle_delay = settle_delay
 
     # ------------------------------------------------------------------ accepting
     def accept(self, location_id: str, request: ImportRequest, caller: str) -> tuple[ImportRecord, bool]:
@@ -207,6 +216,12 @@ class ImportService:
                 )
             if location.running_import_id not in (None, request.import_id):  # its own: a retry after a stop
                 raise ImportInProgress(f"import {location.running_import_id!r} is still running for this location")
+            watermark, named = location.watermark(), request.shipments_included_through
+            if watermark is not None and named is not None and named < watermark:
+                raise WatermarkRegressed(
+                    f"the last completed import included shipments through {watermark}: an import cannot "
+                    f"include fewer ({named})"
+                )
         inline = request.source is None
         source = self._files.uri(inline_key(location_id, request.import_id, content_hash)) if inline else request.source
         assert source is not None
@@ -305,6 +320,8 @@ class ImportService:
             release_if_claimed(self._repo, record)  # a repeated delivery, or a retry after half an ending
             return record.status
         try:
+            if record.rows_written:
+                return self._settle(record, remaining_ms)
             return self._advance(record, remaining_ms)
         except Conflict:  # another run of the same import (its message sent twice) ended it first
             ended = self._repo.get_import(location_id, import_id)
@@ -361,11 +378,58 @@ class ImportService:
         if chunk:
             self._write(record, chunk)
         counts = counts.model_copy(update={"zeroed": self._zeroed_by(record)})
+        if record.shipments_included_through is not None:
+            self._repo.record_settling(location_id, import_id, counts=counts, settled_through=(0, None))
+            settling = record.model_copy(update={"rows_written": True, "counts": counts, "settled_through": (0, None)})
+            return self._settle(settling, remaining_ms)
+        return self._complete(record, counts)
+
+    def _complete(self, record: ImportRecord, counts: ImportCounts) -> ImportStatus:
         now = self._clock.now()
         self._repo.complete_import(
-            location_id, import_id, completed_at=now, counts=counts, event=imported_event(record, counts, now)
+            record.location_id,
+            record.import_id,
+            completed_at=now,
+            counts=counts,
+            event=imported_event(record, counts, now),
         )
         return ImportStatus.COMPLETED
+
+    def _settle(self, record: ImportRecord, remaining_ms: Callable[[], int]) -> ImportStatus:
+        """An import that names `shipments_included_through` T, its rows written: the sum of its
+        layer for every product it is the base of (its rows' products; every product, for an initial
+        or full_count import), from the entries above T of the pages since T's segment and the
+        buffer; then it completes. Shipment lines applied after its claim add themselves to that
+        sum; those that read the location before the claim are all written `settle_delay` after it,
+        so it starts no earlier (a delayed message, not a wait). Checkpointed product by product."""
+        assert record.seq is not None
+        assert record.shipments_included_through is not None
+        message: dict[str, object] = {"location_id": record.location_id, "import_id": record.import_id}
+        due = record.accepted_at + self._settle_delay
+        now = self._clock.now()
+        if now < due:
+            self._queue.send(message, delay_seconds=math.ceil((due - now).total_seconds()))
+            return ImportStatus.RUNNING
+        location = self._repo.get_location(record.location_id)
+        if location is None or location.running_import_id != record.import_id:
+            raise Conflict(f"import {record.import_id!r} no longer holds its location")
+        shard, after = record.settled_through or (0, None)
+        settle = SumSettler(self._repo, location, record.seq, record.shipments_included_through)
+        while shard < self._repo.product_shards:
+            products, more = settle.page(shard, after, every_product=record.kind.is_baseline)
+            if more and products:
+                after = products[-1]
+            else:
+                shard, after = shard + 1, None
+            handing_on = shard < self._repo.product_shards and remaining_ms() < HAND_ON_BELOW_MS
+            if products or handing_on:  # (a shard with nothing to settle needs no checkpoint)
+                self._repo.record_settling(
+                    record.location_id, record.import_id, counts=record.counts, settled_through=(shard, after)
+                )
+            if handing_on:
+                self._queue.send(message)
+                return ImportStatus.RUNNING
+        return self._complete(record, record.counts)
 
     def _zeroed_by(self, record: ImportRecord) -> int:
         """How many rows (product and stock location) held stock and are absent from this

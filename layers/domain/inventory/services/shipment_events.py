@@ -6,18 +6,23 @@ fails with fails that record alone. Shipments and in-store pickup handovers go t
 in both inventory-master modes, and closes allocations. The allocation events that share the queue go
 to the allocation service: opened (or refused, with an `Allocation Refused` event) and released, once
 per allocation id.
+
+A line is one conditional write of its product's hot item: its entry into the buffer, its quantity
+into the sums of the import layers that do not include it, its part of `Shipment Applied`, and the
+allocations it closes. Entries leave the buffer for ledger pages once every line of their event is
+applied (the event's record is `done`, written at the end of the batch), so that the item stays a
+few KB however long the history (`ledger_moves`; docs/data-design.md, "Bounded history").
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from inventory.backoff import until_written
-from inventory.errors import EventIdReused, EventTooOld, InvalidInput, UnknownLocation
+from inventory.errors import EventIdReused, EventTooOld, InvalidInput, TemporarilyUnavailable, UnknownLocation
 from inventory.messages import DetailType
 from inventory.messages.allocation_events import AllocationCreated, AllocationReleased
 from inventory.messages.shipment_events import ItemsHandedOver, ItemsShipped, QueuedEvent, ShipmentEvent
@@ -26,6 +31,7 @@ from inventory.models import (
     AllocationLine,
     AllocationStatus,
     CountersChange,
+    EventClaim,
     LedgerEntry,
     LedgerKind,
     Location,
@@ -37,17 +43,11 @@ from inventory.models import (
 from inventory.observability import logger
 from inventory.ports import AppliedEvents, Clock
 from inventory.services.allocations import AllocationRepositories, AllocationRequest, AllocationService
+from inventory.services.ledger import folded_sums, layers_for
+from inventory.services.ledger_moves import BUFFER_ENTRIES, SETTLED_AFTER, EntryMover, applied_key, entry_id_of
 from inventory.services.outcomes import APPLIED, Outcome, outcome_of
-from inventory.services.stock import ProductReading, ProductStock, StockService, availability
+from inventory.services.stock import StockService
 from inventory.types import MAIN
-
-PRUNE_PER_WRITE = 50
-# Most lines are written without reading their product, so they cannot prune its ledger. One line in
-# PRUNING_SAMPLE (chosen by a hash of its entry id, so a redelivery chooses the same) reads the
-# product whole and prunes it: a product's ledger keeps about PRUNING_SAMPLE entries past retention.
-PRUNING_SAMPLE = 64
-LOCATION_CACHE = timedelta(minutes=1)
-
 
 # ---------------------------------------------------------------- a batch of the queue
 # The caller recorded on allocations from the bus: the value records have always held.
@@ -86,13 +86,24 @@ class ShipmentEventService:
         }
         self._read_ahead(list(shipments.values()))
         done = BatchApplied()
-        for record_id, message in records.items():
-            if remaining_ms() < MIN_REMAINING_MS:
-                done.outcomes[record_id] = outcome_of(TimeoutError("too little time left to start the record"))
-            elif isinstance(message, Exception):
-                done.outcomes[record_id] = outcome_of(message)
-            else:
-                done.outcomes[record_id] = self._apply(message, shipments.get(record_id), done)
+        try:
+            for record_id, message in records.items():
+                if remaining_ms() < MIN_REMAINING_MS:
+                    done.outcomes[record_id] = outcome_of(TimeoutError("too little time left to start the record"))
+                elif isinstance(message, Exception):
+                    done.outcomes[record_id] = outcome_of(message)
+                else:
+                    done.outcomes[record_id] = self._apply(message, shipments.get(record_id), done)
+        finally:
+            # The events whose every line is applied are recorded `done` together (their entries may
+            # then leave the buffer). Those whose record could not be written fail: delivered again,
+            # they repeat their lines, all applied, and record it.
+            unrecorded = self._shipments.end_batch()
+        for record_id, shipment in shipments.items():
+            if shipment.event_id in unrecorded and done.outcomes.get(record_id) is APPLIED:
+                done.outcomes[record_id] = outcome_of(
+                    TemporarilyUnavailable(f"recording that {shipment.event_id!r} is applied failed")
+                )
         return done
 
     def _read_ahead(self, shipments: list[Shipment]) -> None:
@@ -102,6 +113,7 @@ class ShipmentEventService:
             self._shipments.read_ahead(shipments)
         except Exception:  # logged; the lines read again
             logger.warning("reading ahead failed: each line reads for itself", exc_info=True)
+            self._shipments.begin_batch()
 
     def _apply(self, message: QueuedEvent, shipment: Shipment | None, done: BatchApplied) -> Outcome:
         """Dispatch on the event's type; `shipment`: a shipment event as the domain takes it."""
@@ -196,49 +208,101 @@ class Applied:
     repeated: int  # lines applied by an earlier delivery
 
 
+@dataclass
+class _Batch:
+    """What one batch of events shares: each location as read once, strongly consistently, at its
+    start (the order in which lines and import claims happened is that read), what was read ahead,
+    and the events whose every line is applied (recorded `done` together at its end)."""
+
+    locations: dict[str, Location] = field(default_factory=dict)
+    ahead: dict[tuple[str, str], tuple[ProductCounters, dict[int, list[StockRow]]]] = field(default_factory=dict)
+    done: dict[str, dict[str, EventClaim]] = field(default_factory=dict)  # by location, by event id
+
+
 class ShipmentService:
-    def __init__(self, repository: ShipmentRepositories, clock: Clock, retention_days: int = 35) -> None:
+    def __init__(
+        self,
+        repository: ShipmentRepositories,
+        clock: Clock,
+        retention_days: int = 35,
+        settled_after: timedelta = SETTLED_AFTER,
+    ) -> None:
         self._repo = repository
         self._clock = clock
         self._stock = StockService(repository)
         self._retention = timedelta(days=retention_days)
-        self._locations: dict[str, tuple[Location, datetime]] = {}  # location id: (location, when read)
-        self._ahead: dict[tuple[str, str], tuple[ProductCounters, dict[int, list[StockRow]]]] = {}
+        self._mover = EntryMover(repository, clock, settled_after)
+        self._batch: _Batch | None = None
 
+    # ------------------------------------------------------------------ batches
     def read_ahead(self, shipments: Sequence[Shipment]) -> None:
-        """Read at once what the lines of these shipments would each read before writing (their
-        product's counters when they name an allocation; its rows too when they prune): one request
-        for a batch of events instead of one per such line. Each line takes what was read for it
-        once: when the product changed since, its conditional write fails and it reads again, as
-        after any lost race. A shipment that cannot be applied is left for `apply` to refuse."""
+        """Begin a batch of these shipments: read each location once, and at once what their lines
+        would each read before writing (the product's counters when a line names an allocation):
+        one request for a batch of events instead of one per such line. Each line takes what was
+        read for it once: when the product changed since, its conditional write fails and it reads
+        again, as after any lost race. A shipment that cannot be applied is left for `apply` to refuse."""
+        self._batch = _Batch()
         wanted: dict[str, dict[str, Sequence[int]]] = {}
         for shipment in shipments:
             try:
-                location = self._location(shipment.location_id)
+                self._location(shipment.location_id)
             except InvalidInput:
                 continue
-            seqs = [v.seq for v in location.visible_imports]
             products = wanted.setdefault(shipment.location_id, {})
-            for index, line in enumerate(shipment.lines):
-                if _prunes(_entry_id(shipment, index)):
-                    products[line.product_id] = seqs
-                elif line.allocation_id:
+            for line in shipment.lines:
+                if line.allocation_id:
                     products.setdefault(line.product_id, ())
-        self._ahead = {
+        self._batch.ahead = {
             (location_id, product_id): state
             for location_id, products in wanted.items()
             if products
             for product_id, state in self._repo.product_states(location_id, products).items()
         }
 
-    def apply(self, shipment: Shipment) -> Applied:
-        """Apply every line not applied yet; a retry after a crash completes the rest.
+    def begin_batch(self) -> None:
+        """Begin a batch without reading ahead."""
+        self._batch = _Batch()
 
-        Each line is one conditional write on its product's counters: the ledger entry (keyed by the
-        event id and line, which makes it exactly once), the allocations it closes, and its part of
-        the `Shipment Applied` event, together. A line that names no allocation, of a product that
-        has nothing allocated, is written without reading the counters first.
+    def end_batch(self) -> set[str]:
+        """Record `done` the events of the batch whose every line is applied (one BatchWriteItem per
+        25); the ids of those whose record could not be written (their deliveries should fail: a
+        redelivery repeats their lines, all applied, and records it)."""
+        batch, self._batch = self._batch, None
+        failed: set[str] = set()
+        if batch is None:
+            return failed
+        for location_id, claims in batch.done.items():
+            try:
+                self._repo.mark_events_done(location_id, claims)
+            except Exception:  # logged; each of its records fails by itself
+                logger.warning("recording applied events failed", exc_info=True, extra={"events": len(claims)})
+                failed |= claims.keys()
+        return failed
+
+    # ------------------------------------------------------------------ applying
+    def apply(self, shipment: Shipment) -> Applied:
+        """Apply every line not applied yet; a retry after a crash completes the rest. Outside a batch
+        (`read_ahead` ... `end_batch`), the event is a batch of its own.
+
+        Each line is one conditional write on its product's counters: the entry (keyed by the event
+        id and line, which makes it exactly once), its quantity into the sums of the import layers
+        that do not include it, the allocations it closes, and its part of the `Shipment Applied`
+        event, together. A line that names no allocation, of a product that has nothing allocated,
+        is written without reading the counters first.
         """
+        if self._batch is not None:
+            return self._apply(shipment)
+        self._batch = _Batch()
+        try:
+            applied = self._apply(shipment)
+        except BaseException:
+            self._batch = None
+            raise
+        if self.end_batch():
+            raise TemporarilyUnavailable(f"the lines of {shipment.event_id!r} are applied; recording it failed")
+        return applied
+
+    def _apply(self, shipment: Shipment) -> Applied:
         location = self._location(shipment.location_id)
         if shipment.occurred_at < self._clock.now() - self._retention:
             raise EventTooOld(
@@ -255,34 +319,52 @@ class ShipmentService:
         if first is not None and first != shipment.body_hash:
             raise EventIdReused(f"event {shipment.event_id!r} was applied with another body")
         redelivered = first is not None  # its lines may be applied already: read before writing
+        if redelivered and self._done(shipment):
+            return Applied(0, len(shipment.lines))  # every line applied, and maybe moved out of the buffer
+        into = layers_for(location, shipment.logical_timestamp)
         applied = repeated = 0
         for index, line in enumerate(shipment.lines):
-            entry, event = self._entry(shipment, index, line), self._applied_event(shipment, index, line)
-            prunes = _prunes(entry.entry_id)
-            blind = not (redelivered or prunes or line.allocation_id)  # no read: most lines
-            if blind and self._repo.append_entry(shipment.location_id, line.product_id, entry, event):
-                applied += 1
-                continue
-            if self._apply_line(shipment, line, entry, event, location if prunes else None):
+            entry = self._entry(shipment, index, line, location)
+            event = self._applied_event(shipment, index, line)
+            held: int | None = None
+            if not (redelivered or line.allocation_id):  # no read: most lines
+                held = self._repo.append_entry(shipment.location_id, line.product_id, entry, event, into)
+            if held is not None:
                 applied += 1
             else:
-                repeated += 1
+                now_applied, held = self._apply_line(shipment, line, entry, event, location, redelivered=redelivered)
+                applied += now_applied
+                repeated += not now_applied
+            if held > BUFFER_ENTRIES:
+                self._mover.move_out(location, line.product_id)
+        assert self._batch is not None
+        self._batch.done.setdefault(shipment.location_id, {})[shipment.event_id] = EventClaim(
+            body_hash=shipment.body_hash,
+            keep_until=keep_until,
+            done=True,
+            first=not redelivered,
+            done_at=self._clock.now(),
+        )
         return Applied(applied, repeated)
 
+    def _done(self, shipment: Shipment) -> bool:
+        claim = self._repo.event_claims(shipment.location_id, [shipment.event_id]).get(shipment.event_id)
+        return claim is not None and claim.done
+
     def _location(self, location_id: str) -> Location:
-        """The location as read at most LOCATION_CACHE ago. Lines only need it to exist (locations are
-        never deleted) and, to prune, its visible imports: an entry pruned is older than the
-        retention, and a minute-old view of the imports counts every such entry the current view
-        counts, as long as imports' `shipments_included_through` does not go back (the assumption
-        pruning makes anyway: docs/data-design.md)."""
-        now = self._clock.now()
-        cached = self._locations.get(location_id)
-        if cached is None or now - cached[1] > LOCATION_CACHE:
-            location = self._repo.get_location(location_id)
-            if location is None:
+        """The location as this batch read it, strongly consistently, once: the import layers it
+        announces then are those the batch's lines add themselves to. An import claimed after that
+        read includes the batch's lines (it names no watermark) or sums them itself when it
+        completes, which it starts no earlier than a batch can last (docs/data-design.md)."""
+        batch = self._batch
+        cached = batch.locations.get(location_id) if batch is not None else None
+        if cached is None:
+            cached = self._repo.get_location(location_id)
+            if cached is None:
                 raise UnknownLocation(f"location {location_id!r} does not exist")
-            cached = self._locations[location_id] = (location, now)
-        return cached[0]
+            if batch is not None:
+                batch.locations[location_id] = cached
+        return cached
 
     def _remember_shipped_allocation(self, shipment: Shipment, allocation_id: str) -> None:
         """A shipment can overtake the creation of the allocation it names (events are unordered):
@@ -301,27 +383,30 @@ class ShipmentService:
             )  # False: created meanwhile, and then the line closes what it opened
 
     def _apply_line(
-        self, shipment: Shipment, line: ShipmentLine, entry: LedgerEntry, event: OutboxEvent, pruning: Location | None
-    ) -> bool:
-        """Read, decide, write; whether the line was applied now (False: an earlier delivery applied it).
-        With `pruning` (the location), the read takes the product's stock too, and the write prunes."""
+        self,
+        shipment: Shipment,
+        line: ShipmentLine,
+        entry: LedgerEntry,
+        event: OutboxEvent,
+        location: Location,
+        *,
+        redelivered: bool,
+    ) -> tuple[bool, int]:
+        """Read, decide, write: whether the line was applied now (False: an earlier delivery applied
+        it), and how many entries the product's buffer holds after."""
         remembered = False
+        into = layers_for(location, shipment.logical_timestamp)
 
-        def step() -> bool | None:
+        def step() -> tuple[bool, int] | None:
             nonlocal remembered
-            pruned: tuple[LedgerEntry, ...] = ()
-            ahead = self._ahead.pop((shipment.location_id, line.product_id), None)  # its first attempt only
-            if pruning is None:
-                counters = ahead[0] if ahead else self._repo.counters_of(shipment.location_id, line.product_id)
-            else:
-                if ahead and ahead[1].keys() == {v.seq for v in pruning.visible_imports}:
-                    reading = ProductReading(pruning, *ahead)
-                else:
-                    reading = self._stock.read(pruning, line.product_id)
-                counters = reading.counters
-                pruned = self._prunable(counters, reading.stock(), self._clock.now())
+            ahead = self._ahead(shipment.location_id, line.product_id)  # its first attempt only
+            counters = ahead[0] if ahead else self._repo.counters_of(shipment.location_id, line.product_id)
             if counters.entry(entry.entry_id, entry.source_hash) is not None:
-                return False  # applied by an earlier delivery
+                return False, counters.buffered  # applied by an earlier delivery
+            # Not in the buffer. A delivery that did not claim the event first asks its record again,
+            # after this read: once `done`, the entry may have left the buffer (never before).
+            if redelivered and self._done(shipment):
+                return False, counters.buffered
             if line.allocation_id and counters.allocation(line.allocation_id) is None and not remembered:
                 self._remember_shipped_allocation(shipment, line.allocation_id)
                 remembered = True
@@ -329,15 +414,21 @@ class ShipmentService:
             change = CountersChange(
                 expected=counters,
                 entry=entry,
+                into=into,
+                fold=folded_sums(location, counters.ledger) if counters.legacy else None,
                 allocations=allocations_closed(counters.allocations, line),
                 event=event,
-                pruned=pruned,
             )
-            return True if self._repo.change_counters(shipment.location_id, change) else None
+            if not self._repo.change_counters(shipment.location_id, change):
+                return None
+            return True, counters.buffered + 1
 
         return until_written(step, f"applying {entry.entry_id!r}")
 
-    def _entry(self, shipment: Shipment, index: int, line: ShipmentLine) -> LedgerEntry:
+    def _ahead(self, location_id: str, product_id: str) -> tuple[ProductCounters, dict[int, list[StockRow]]] | None:
+        return self._batch.ahead.pop((location_id, product_id), None) if self._batch is not None else None
+
+    def _entry(self, shipment: Shipment, index: int, line: ShipmentLine, location: Location) -> LedgerEntry:
         return LedgerEntry(
             entry_id=_entry_id(shipment, index),
             kind=shipment.kind,
@@ -347,15 +438,8 @@ class ShipmentService:
             applied_at=self._clock.now(),
             reference=shipment.shipment_id,
             source_hash=shipment.body_hash,
+            epoch=location.import_seq,
         )
-
-    def _prunable(self, counters: ProductCounters, stock: ProductStock, now: datetime) -> tuple[LedgerEntry, ...]:
-        """Entries a base has made part of itself (they no longer count) and that are older than the
-        retention: removed in the same write, so that the item stays small (at most PRUNE_PER_WRITE)."""
-        counting = set(stock.ledger)
-        cutoff = now - self._retention
-        old = [e for e in counters.ledger if e.applied_at < cutoff and e not in counting]
-        return tuple(old[:PRUNE_PER_WRITE])
 
     def _applied_event(self, shipment: Shipment, index: int, line: ShipmentLine) -> OutboxEvent:
         """The line's part of the `Shipment Applied` event; the relay adds the product's figures
@@ -373,65 +457,12 @@ class ShipmentService:
                 "parts": len(shipment.lines),
                 "products": [{"product_id": line.product_id, "quantity": -line.quantity}],
             },
-            key=f"{shipment.location_id}/{shipment.event_id}/{index}",
+            key=applied_key(shipment.location_id, _entry_id(shipment, index)),
         )
 
 
-class ShipmentFigures:
-    """Completes a `Shipment Applied` event as the relay publishes it: each product's figures and
-    `version` as one consistent read gives them at that moment (they include the line, and any
-    change after it, with the version of the last), and what went wrong.
-
-    The line's write does not carry them: most lines are written without reading the product."""
-
-    def __init__(self, stock: StockService) -> None:
-        self._stock = stock
-
-    def __call__(self, events: Sequence[OutboxEvent]) -> list[OutboxEvent]:
-        products: dict[str, set[str]] = {}  # by location: each product read once, with the others
-        for event in events:
-            products.setdefault(event.detail["location_id"], set()).update(
-                product["product_id"] for product in event.detail["products"]
-            )
-        figures: dict[tuple[str, str], dict[str, Any]] = {}
-        for location_id, product_ids in products.items():
-            for product_id, reading in self._stock.read_many(self._stock.location(location_id), product_ids).items():
-                figures[(location_id, product_id)] = self._figures(reading)
-        finished = []
-        for event in events:
-            location_id = event.detail["location_id"]
-            completed = [
-                {"product_id": p["product_id"], "quantity": p["quantity"], **figures[(location_id, p["product_id"])]}
-                for p in event.detail["products"]
-            ]
-            finished.append(event.model_copy(update={"detail": {**event.detail, "products": completed}}))
-        return finished
-
-    def _figures(self, reading: ProductReading) -> dict[str, Any]:
-        location, stock, counters = reading.location, reading.stock(), reading.counters
-        figures = availability(location, stock, counters)
-        known = stock.imported or any(e.quantity > 0 for e in counters.ledger)
-        warnings = [] if known else ["unknown_product"]
-        if figures.stock_on_hand < 0:
-            warnings.append("negative_stock_on_hand")
-        return {
-            "stock_on_hand": figures.stock_on_hand,
-            "allocated": figures.allocated,
-            "safety_stock": figures.safety_stock,
-            "available": figures.available,
-            "uncounted": figures.uncounted,
-            "version": figures.version,
-            "warnings": warnings,
-        }
-
-
 def _entry_id(shipment: Shipment, index: int) -> str:
-    return f"{shipment.event_id}:{index}"
-
-
-def _prunes(entry_id: str) -> bool:
-    """Whether the line of this entry is one of those that prune (a redelivery chooses the same)."""
-    return zlib.crc32(entry_id.encode()) % PRUNING_SAMPLE == 0
+    return entry_id_of(shipment.event_id, index)
 
 
 def allocations_closed(

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Protocol
 
 from inventory.cursor import decode_cursor, encode_cursor, invalid_cursor
 from inventory.errors import NotFound
 from inventory.models import (
+    SEGMENT,
     ImportKind,
     InventoryMaster,
     LedgerEntry,
@@ -19,9 +19,11 @@ from inventory.models import (
     ProductCounters,
     StockRow,
     VisibleImport,
+    iso,
     product_order,
 )
 from inventory.ports import CountersRepository, ImportRepository, LocationRepository
+from inventory.services.ledger import EVERY_LINE, counts_after
 from inventory.types import MAIN, STOCK_LOCATIONS
 
 
@@ -55,23 +57,19 @@ def product_stock(
     product_id: str,
     visible: Sequence[VisibleImport],
     rows: Mapping[int, Sequence[StockRow]],
-    ledger: Sequence[LedgerEntry] = (),
-    switched_at: datetime | None = None,
+    counters: ProductCounters,
 ) -> ProductStock:
-    """The figures of one product under an ERP master (SPEC.md section 3).
+    """The figures of one product (SPEC.md section 3).
 
     Per stock location, the newest visible import with a row gives the base; when none has one and
     a whole-location import is visible, that import's absence of a row is a base of 0. Stock on hand
-    is the base plus the shipments and handovers the base's import did not include. After a switch
-    to platform master, the base an earlier import gave is the switch's (it took the figure of that
-    moment), so every entry applied after the switch counts.
+    is the base plus the shipments and handovers the base's import did not include: the sum the
+    product's item keeps for the base's layer (every line's, without a base), or, in an item of
+    the earlier shape, the entries it holds. The switch to platform master changes none of this:
+    its base is the figure of that moment with the watermark of the import it came from, so a
+    shipment at or below that watermark changes nothing after it either.
     """
-
-    def after(entry: LedgerEntry, base: VisibleImport) -> bool:
-        if switched_at is not None and base.accepted_at <= switched_at < entry.applied_at:
-            return True
-        return entry.after(base)
-
+    ledger = counters.ledger
     newest_first = sorted(visible, key=lambda v: v.seq, reverse=True)
     baseline = next((v for v in newest_first if v.kind.is_baseline), None)
     bases: dict[str, tuple[VisibleImport, int]] = {}
@@ -80,6 +78,8 @@ def product_stock(
             bases.setdefault(row.stock_location, (imported, row.quantity))
     has_rows = bool(bases)
     moved = {entry.stock_location for entry in ledger if entry.kind.moves_stock_under_erp}
+    if not counters.legacy and EVERY_LINE in counters.sums:
+        moved.add(MAIN)  # shipments and handovers leave main stock
     if baseline is not None:
         for stock_location in moved | ({MAIN} if not bases else set()):
             bases.setdefault(stock_location, (baseline, 0))
@@ -87,15 +87,14 @@ def product_stock(
     figures = []
     for stock_location in sorted(bases.keys() | moved, key=lambda name: (name != MAIN, name)):
         imported_base = bases.get(stock_location)
-        entries = [
-            e
-            for e in ledger
-            if e.stock_location == stock_location
-            and e.kind.moves_stock_under_erp
-            and (imported_base is None or after(e, imported_base[0]))
-        ]
+        layer = imported_base[0] if imported_base else None
+        entries = [e for e in ledger if e.stock_location == stock_location and counts_after(e, layer)]
         since += entries
-        quantity = (imported_base[1] if imported_base else 0) + sum(e.quantity for e in entries)
+        if counters.legacy:
+            moves = sum(e.quantity for e in entries)
+        else:
+            moves = counters.sums.get(layer.seq if layer else EVERY_LINE, 0) if stock_location == MAIN else 0
+        quantity = (imported_base[1] if imported_base else 0) + moves
         base = None
         if imported_base is not None:
             source, base_quantity = imported_base
@@ -103,6 +102,21 @@ def product_stock(
         figures.append(StockLocationFigure(stock_location, quantity, STOCK_LOCATIONS.get(stock_location, False), base))
     since.sort(key=lambda e: (e.applied_at, e.entry_id))
     return ProductStock(product_id, sum(f.quantity for f in figures if f.salable), figures, since, has_rows)
+
+
+# Where a page of a product's explanation ends: (ledger page, applied at, entry id); the buffer is
+# the page after the last committed one.
+LedgerPosition = tuple[int, str, str]
+PAGES_PER_READ = 100  # ledger pages read together (one BatchGetItem)
+
+
+@dataclass(frozen=True)
+class ProductExplained:
+    """One product's figures and a page of the entries since its bases, wherever they are."""
+
+    stock: ProductStock
+    entries: list[LedgerEntry]
+    next_position: LedgerPosition | None  # None: the last page
 
 
 @dataclass(frozen=True)
@@ -150,10 +164,7 @@ class ProductReading:
     def stock(self, counters: ProductCounters | None = None) -> ProductStock:
         """The product's stock with these counters, or with `counters` (what a write will leave)."""
         counters = counters or self.counters
-        location = self.location
-        return product_stock(
-            counters.product_id, location.visible_imports, self.rows, counters.ledger, location.master_switched_at
-        )
+        return product_stock(counters.product_id, self.location.visible_imports, self.rows, counters)
 
 
 class StockReadRepositories(ImportRepository, LocationRepository, CountersRepository, Protocol):
@@ -179,6 +190,41 @@ class StockService:
         seqs = [v.seq for v in location.visible_imports]
         states = self._repo.product_states(location.location_id, dict.fromkeys(product_ids, seqs))
         return {product_id: ProductReading(location, counters, rows) for product_id, (counters, rows) in states.items()}
+
+    def explain(
+        self, location_id: str, product_id: str, limit: int, after: LedgerPosition | None = None
+    ) -> ProductExplained:
+        """The product's figures and up to `limit` entries since its bases, after `after`: those
+        moved to ledger pages (from the first page that can hold one: a base's segment or epoch),
+        then those in the buffer. A request reads at most a bounded number of pages."""
+        location = self.location(location_id)
+        reading = self.read(location, product_id)
+        stock, counters = reading.stock(), reading.counters
+        visible = {v.seq: v for v in location.visible_imports}
+        bases = {f.stock_location: visible.get(f.base.seq) if f.base else None for f in stock.stock_locations}
+        found: list[tuple[LedgerPosition, LedgerEntry]] = []
+        start = _first_page(counters, bases.values())
+        if start is not None:
+            number = max(start, after[0] if after else 0)
+            per_read = min(PAGES_PER_READ, limit // 16 + 2)
+            while number <= counters.pages and len(found) <= limit:
+                numbers = list(range(number, min(counters.pages, number + per_read - 1) + 1))
+                pages = self._repo.ledger_pages(location_id, product_id, numbers)
+                for page in numbers:
+                    for entry in sorted(pages.get(page, []), key=lambda e: (e.applied_at, e.entry_id)):
+                        position = (page, iso(entry.applied_at), entry.entry_id)
+                        counted = entry.stock_location in bases and counts_after(entry, bases[entry.stock_location])
+                        if counted and (after is None or position > after):
+                            found.append((position, entry))
+                number = numbers[-1] + 1
+        if len(found) <= limit:
+            for entry in stock.ledger:  # the buffer's entries since the bases
+                position = (counters.pages + 1, iso(entry.applied_at), entry.entry_id)
+                if after is None or position > after:
+                    found.append((position, entry))
+        taken = found[:limit]
+        more = len(found) > limit and taken
+        return ProductExplained(stock, [entry for _, entry in taken], taken[-1][0] if more else None)
 
     def figures(self, location: Location, product_id: str) -> tuple[ProductStock, ProductCounters]:
         reading = self.read(location, product_id)
@@ -259,12 +305,26 @@ class StockService:
                 product,
                 visible,
                 {seq: [r for r in rows if r.product_id == product] for seq, rows in by_seq.items()},
-                product_counters.ledger,
-                location.master_switched_at,
+                product_counters,
             )
             result.append((stock, product_counters))
         complete = bound is None and len(products) <= limit
         return result, complete
+
+
+def _first_page(counters: ProductCounters, bases: Collection[VisibleImport | None]) -> int | None:
+    """The first committed ledger page that can hold an entry since one of these bases (None: none can)."""
+    if counters.legacy or not counters.pages:
+        return None
+    firsts: list[int | None] = []
+    for base in bases:
+        if base is None:
+            firsts.append(1)
+        elif base.shipments_included_through is not None:
+            firsts.append(counters.first_page(segment=base.shipments_included_through // SEGMENT))
+        else:
+            firsts.append(counters.first_page(epoch=base.seq))
+    return min((page for page in firsts if page is not None), default=None)
 
 
 def _encode_cursor(shard: int, after: str | None) -> str:

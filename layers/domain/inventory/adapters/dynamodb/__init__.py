@@ -4,7 +4,8 @@
     codec         Python values to attribute values and back
     expressions   update and condition expressions, every name through ExpressionAttributeNames
     table         the table client: requests, batches and their retries, pages, error translation
-    locations, imports, counters, allocations, events, cycle_counts, outbox: the items, one module each
+    locations, imports, counters, ledger_pages, allocations, events, cycle_counts, outbox: the items,
+                  one module each
 
 docs/data-design.md has every key, access pattern and its cost. No multi-item transaction is used
 anywhere: each guarded change is one single-item conditional write, which also records in the same
@@ -20,6 +21,7 @@ from inventory.adapters.dynamodb.counters import Counters
 from inventory.adapters.dynamodb.cycle_counts import CycleCounts
 from inventory.adapters.dynamodb.events import AppliedEventRecords
 from inventory.adapters.dynamodb.imports import Imports
+from inventory.adapters.dynamodb.ledger_pages import LedgerPages
 from inventory.adapters.dynamodb.locations import Locations
 from inventory.adapters.dynamodb.outbox import Outbox
 from inventory.adapters.dynamodb.table import Table
@@ -30,7 +32,9 @@ if TYPE_CHECKING:
 __all__ = ["DynamoDbRepository"]
 
 
-class DynamoDbRepository(Locations, Imports, Counters, AppliedEventRecords, Allocations, CycleCounts, Outbox):
+class DynamoDbRepository(
+    Locations, Imports, Counters, LedgerPages, AppliedEventRecords, Allocations, CycleCounts, Outbox
+):
     """Every port of storage, on one table: LocationRepository, ImportRepository, CountersRepository,
     AppliedEvents, AllocationRepository, CycleCountRepository and OutboxStore (inventory.ports), and
     so the services' compositions of them: ImportRepositories, StockReadRepositories,

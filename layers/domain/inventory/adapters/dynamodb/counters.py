@@ -1,10 +1,17 @@
-"""A product's counters at a location (`keys.counters_key`): its ledger entries between bases,
-what its open allocations hold (and their total `allocated`, absent when nothing is allocated),
-`version` and `stock_version`.
+"""A product's hot item at a location (`keys.counters_key`): the running sums of its ledger
+(`after#<import seq>`: the lines each import layer does not include), the buffer of its recent
+entries (`B#<entry id>#<source>`), what its open allocations hold (and their total `allocated`,
+absent when nothing is allocated), `version`, `stock_version`, and where its moved entries are
+(`pages`, `seg#<segment>`, `ep#<epoch>`; the pages themselves: `ledger_pages`).
 
-Entries and allocations are attributes of their own, not maps, so that one write can create the
-item as well as extend it: every change of a product is one conditional write, together with the
-event it causes.
+Entries, sums and allocations are attributes of their own, not maps, so that one write can create
+the item as well as extend it: every change of a product is one conditional write, together with
+the event it causes.
+
+An item of the earlier shape (no `layout`) holds every entry that still counts as `L#<entry
+id>#<source hash>` and no sums: it is read as before (its figures from its entries), and the first
+write of an entry to it folds it (`CountersChange.fold`): it gets the sums, and its entries stay in
+it as the buffer, to be moved out like any other.
 """
 
 from __future__ import annotations
@@ -17,19 +24,29 @@ from inventory.adapters.dynamodb.expressions import Update
 from inventory.adapters.dynamodb.imports import stock_row_of
 from inventory.adapters.dynamodb.keys import (
     ALLOCATION_PREFIX,
+    BUFFER_PREFIX,
+    EPOCH_PREFIX,
+    EVENT_PREFIX,
     LEDGER_PREFIX,
+    SEGMENT_PREFIX,
+    SUM_PREFIX,
     allocation_attribute,
     allocation_id_of,
+    buffer_attribute,
+    buffer_entry_of,
     counters_key,
     counters_partition,
-    entry_attribute,
     entry_of,
+    event_id_of,
     import_row_key,
     import_seq_of,
+    number_of,
     past_product,
     product_of,
+    sum_attribute,
 )
-from inventory.adapters.dynamodb.outbox import event_attributes, record_event
+from inventory.adapters.dynamodb.ledger_pages import entry_name, entry_of_stored, stored_entry
+from inventory.adapters.dynamodb.outbox import decode_event, event_attributes, record_event
 from inventory.adapters.dynamodb.table import Table
 from inventory.models import (
     CountersChange,
@@ -41,13 +58,11 @@ from inventory.models import (
 )
 from inventory.types import STOCK_LOCATIONS
 
-
-def _entry_name(entry: LedgerEntry) -> str:
-    return entry_attribute(entry.entry_id, entry.source_hash)
+LAYOUT = 2  # the hot item's shape with sums and a buffer; an item without `layout` is of the earlier one
 
 
-def _stored_entry(entry: LedgerEntry) -> dict[str, Any]:
-    return entry.model_dump(mode="json", exclude={"entry_id", "source_hash"}, exclude_none=True)
+def _stored_legacy_entry(entry: LedgerEntry) -> dict[str, Any]:
+    return entry.model_dump(mode="json", exclude={"entry_id", "source_hash", "epoch", "legacy"}, exclude_none=True)
 
 
 def _stored_allocation(allocation: OpenAllocation) -> dict[str, Any]:
@@ -56,13 +71,29 @@ def _stored_allocation(allocation: OpenAllocation) -> dict[str, Any]:
 
 def counters_of_item(item: Mapping[str, Any]) -> ProductCounters:
     ledger, allocations = [], []
+    sums: dict[int, int] = {}
+    segments: dict[int, int] = {}
+    epochs: dict[int, int] = {}
+    pending: dict[str, OutboxEvent] = {}
     for name, value in item.items():
-        if name.startswith(LEDGER_PREFIX):
+        if name.startswith(BUFFER_PREFIX):
+            ledger.append(entry_of_stored(*buffer_entry_of(name), value))
+        elif name.startswith(LEDGER_PREFIX):
             entry_id, source_hash = entry_of(name)
-            stored = {"entry_id": entry_id, "source_hash": source_hash, **value}
+            stored = {"entry_id": entry_id, "source_hash": source_hash, "legacy": True, **value}
             ledger.append(LedgerEntry.model_validate(stored))
         elif name.startswith(ALLOCATION_PREFIX):
             allocations.append(OpenAllocation.model_validate({"allocation_id": allocation_id_of(name), **value}))
+        elif name.startswith(SUM_PREFIX):
+            sums[number_of(name, SUM_PREFIX)] = int(value)
+        elif name.startswith(SEGMENT_PREFIX):
+            segments[number_of(name, SEGMENT_PREFIX)] = int(value)
+        elif name.startswith(EPOCH_PREFIX):
+            epochs[number_of(name, EPOCH_PREFIX)] = int(value)
+        elif name.startswith(EVENT_PREFIX):
+            event_id = event_id_of(name)
+            pending[event_id] = decode_event(event_id, value)
+    legacy = "layout" not in item
     return ProductCounters(
         product_id=product_of(item["sk"]),
         exists=True,
@@ -70,11 +101,19 @@ def counters_of_item(item: Mapping[str, Any]) -> ProductCounters:
         stock_version=item.get("stock_version", 0),
         ledger=tuple(sorted(ledger, key=lambda e: (e.applied_at, e.entry_id))),
         allocations=tuple(sorted(allocations, key=lambda a: (a.received, a.allocation_id))),
+        legacy=legacy,
+        sums=sums,
+        buffered=len(ledger) if legacy else int(item.get("nbuf", 0)),
+        pages=int(item.get("pages", 0)),
+        segments=segments,
+        epochs=epochs,
+        segment_cut=int(item.get("segcut", 0)),
+        pending=pending,
     )
 
 
 class Counters:
-    """Implements CountersRepository."""
+    """Implements CountersRepository (its ledger pages: LedgerPages)."""
 
     _table: Table
 
@@ -132,13 +171,17 @@ class Counters:
         if not expected.exists:  # the product's first change writes the whole item
             item: dict[str, Any] = {
                 **key,
+                "layout": LAYOUT,
                 "version": 1,
                 "stock_version": 1 if entry else 0,
                 "allocated": allocated_delta or None,  # absent when nothing is allocated (see append_entry)
                 **{allocation_attribute(a): _stored_allocation(new) for a, new in change.allocations.items() if new},
-                **({_entry_name(entry): _stored_entry(entry)} if entry else {}),
                 **event_attributes(key["pk"], change.event),
             }
+            if entry:
+                item[buffer_attribute(entry.entry_id, entry.source_hash)] = stored_entry(entry)
+                item["nbuf"] = 1
+                item |= {sum_attribute(n): entry.quantity for n in change.into}
             return self._table.put_new(item)
         update = Update()
         if change.open_limit is not None:  # an opening: concurrent openings do not refuse each other
@@ -150,15 +193,32 @@ class Counters:
             ]
         else:
             conditions = [update.equals("version", expected.version)]
+        pruned_from_buffer = sum(1 for p in change.pruned if not expected.legacy or not p.legacy)
         if entry:
-            update.set(_entry_name(entry), _stored_entry(entry)).increment("stock_version")
+            update.set(buffer_attribute(entry.entry_id, entry.source_hash), stored_entry(entry))
+            update.increment("stock_version")
+        if expected.legacy and change.fold is not None:  # folded: the sums, and its entries are its buffer
+            into = set(change.into) if entry else set()
+            update.set("layout", LAYOUT)
+            for n in sorted(set(change.fold) | into):
+                update.set(sum_attribute(n), change.fold.get(n, 0) + (entry.quantity if entry and n in into else 0))
+            held = len(expected.ledger) + (1 if entry else 0) - len(change.pruned)
+            update.set("nbuf", held)
+        elif not expected.legacy:
+            if entry:
+                for n in change.into:
+                    update.increment(sum_attribute(n), entry.quantity)
+            held = (1 if entry else 0) - pruned_from_buffer
+            if held:
+                update.increment("nbuf", held)
+        # (an item of the earlier shape written without a fold keeps no sums: its entries are its figures)
         for allocation_id, new in change.allocations.items():
             if new:
                 update.set(allocation_attribute(allocation_id), _stored_allocation(new))
             else:
                 update.remove(allocation_attribute(allocation_id))
         for pruned in change.pruned:
-            update.remove(_entry_name(pruned))
+            update.remove(entry_name(pruned))
         if change.open_limit is None and allocated_delta and expected.allocated + allocated_delta == 0:
             update.remove("allocated")  # the version guard makes the total exact
         elif allocated_delta:
@@ -169,12 +229,29 @@ class Counters:
             update.increment("version")
         return self._table.update(update, key, " AND ".join(conditions), returns="NONE") is not None
 
-    def append_entry(self, location_id: str, product_id: str, entry: LedgerEntry, event: OutboxEvent) -> bool:
+    def append_entry(
+        self, location_id: str, product_id: str, entry: LedgerEntry, event: OutboxEvent, into: Sequence[int] = ()
+    ) -> int | None:
         key = counters_key(location_id, product_id)
-        update = Update().set(_entry_name(entry), _stored_entry(entry)).increment("stock_version")
+        name = buffer_attribute(entry.entry_id, entry.source_hash)
+        update = Update().set(name, stored_entry(entry)).increment("stock_version").increment("nbuf")
+        for n in into:
+            update.increment(sum_attribute(n), entry.quantity)
+        update.set("layout", LAYOUT)
         record_event(update, key["pk"], event)  # which adds 1 to `version`
-        # `allocated` is absent exactly when nothing of the product is allocated. The entry needs no
-        # guard of its own: written again, it is the same attribute (see the port), and the same id
-        # with another body is another attribute.
-        condition = update.absent("allocated")
+        # The entry once: its attribute absent (an SDK retry of a write that applied, or a racing
+        # redelivery, is refused, so the sums never take a line twice). `allocated` is absent exactly
+        # when nothing of the product is allocated. And the item is new or of this shape (an item of
+        # the earlier shape is read, and folded, first).
+        shaped = f"({update.absent('version')} OR {update.exists('layout')})"
+        condition = f"{update.absent(name)} AND {update.absent('allocated')} AND {shaped}"
+        written = self._table.update(update, key, condition, returns="UPDATED_NEW")
+        return None if written is None else int(written["nbuf"])
+
+    def settle_layer(self, location_id: str, expected: ProductCounters, seq: int, total: int) -> bool:
+        if not expected.exists:
+            return True  # no line of the product: nothing to sum
+        update = Update().set(sum_attribute(seq), total)
+        condition = update.equals("version", expected.version)
+        key = counters_key(location_id, expected.product_id)
         return self._table.update(update, key, condition, returns="NONE") is not None

@@ -54,6 +54,11 @@ class Update:
         self._set.append(f"{self.name(*path)} = {self.value(value)}")
         return self
 
+    def set_expression(self, attr: str, expression: str) -> Update:
+        """SET attr = an expression of this update's placeholders (the item's values before the write)."""
+        self._set.append(f"{self.name(attr)} = {expression}")
+        return self
+
     def copy(self, attr: str, source: str) -> Update:
         """SET attr = source, in the same write (the value as it is when the write applies)."""
         self._set.append(f"{self.name(attr)} = {self.name(source)}")
@@ -64,8 +69,9 @@ class Update:
         self._add.append(f"{self.name(attr)} {self.value(by)}")
         return self
 
-    def remove(self, *path: str) -> Update:
-        self._remove.append(self.name(*path))
+    def remove(self, *attrs: str) -> Update:
+        """REMOVE each attribute named (top-level names: a name with a dot is one name)."""
+        self._remove += [self.name(attr) for attr in attrs]
         return self
 
     def add_to_set(self, attr: str, members: Collection[str]) -> Update:

@@ -73,7 +73,14 @@ class Imports:
         claim.set("running_import_claimed_at", iso(record.accepted_at))
         claim.set("last_import", record.summary().model_dump(mode="json", exclude_none=True))
         claim.set("updated_at", iso(record.accepted_at))
-        claim.increment("import_seq")
+        # The import's sequence number, announced with what it includes: from this write on, every
+        # shipment line whose batch reads the location adds itself to the import's sum by its rule.
+        next_seq = f"if_not_exists({claim.name('import_seq')}, {claim.value(0)}) + {claim.value(1)}"
+        claim.set_expression("import_seq", next_seq).set_expression("running_import_seq", next_seq)
+        if record.shipments_included_through is not None:
+            claim.set("running_import_through", record.shipments_included_through)
+        else:
+            claim.remove("running_import_through")
         # Free, or claimed by this very import id with no record yet: an earlier attempt of the
         # same request stopped between its claim and its record, and this one takes it over.
         free = f"({claim.absent('running_import_id')} OR {claim.equals('running_import_id', record.import_id)})"
@@ -101,7 +108,9 @@ class Imports:
             took_over = before.get("running_import_id") == record.import_id
             if (existing is not None and existing["status"] in _UNFINISHED) or took_over:
                 raise ImportIdReused(f"import {record.import_id!r} exists already")
-            release = Update().remove("running_import_id").remove("running_import_claimed_at")
+            release = Update().remove(
+                "running_import_id", "running_import_claimed_at", "running_import_seq", "running_import_through"
+            )
             if before.get("last_import"):
                 release.set("last_import", before["last_import"])
             else:
@@ -116,6 +125,14 @@ class Imports:
 
     def record_progress(self, location_id: str, import_id: str, *, written_through_line: int) -> None:
         update = Update().set("status", ImportStatus.RUNNING.value).set("written_through_line", written_through_line)
+        if self._table.update(update, import_key(location_id, import_id), update.is_in("status", _UNFINISHED)) is None:
+            raise Conflict(f"import {import_id!r} is no longer running")
+
+    def record_settling(
+        self, location_id: str, import_id: str, *, counts: ImportCounts, settled_through: tuple[int, str | None]
+    ) -> None:
+        update = Update().set("status", ImportStatus.RUNNING.value).set("rows_written", True)
+        update.set("counts", counts.model_dump()).set("settled_through", list(settled_through))
         if self._table.update(update, import_key(location_id, import_id), update.is_in("status", _UNFINISHED)) is None:
             raise Conflict(f"import {import_id!r} is no longer running")
 
@@ -258,7 +275,9 @@ class Imports:
 
 
 def _release(record: ImportRecord) -> Update:
-    """Give the location back: no import running, this one the last."""
-    update = Update().remove("running_import_id").remove("running_import_claimed_at")
+    """Give the location back: no import running, this one the last (and announced no longer as
+    running: once visible, its visible entry announces it)."""
+    update = Update().remove("running_import_id", "running_import_claimed_at")
+    update.remove("running_import_seq", "running_import_through")
     update.set("last_import", record.summary().model_dump(mode="json", exclude_none=True))
     return update.set("updated_at", iso(record.completed_at or record.accepted_at))

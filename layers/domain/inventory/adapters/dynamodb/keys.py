@@ -9,13 +9,18 @@
     applied event   pk EVT#<location_id>#S<nn>                sk EVENT#<event_id>
     import row      pk IMP#<location_id>#<import seq>#S<nn>   sk P#<product>#<stock location>
     counters        pk LOC#<location_id>#S<nn>                sk P#<product>
+    ledger page     pk LED#<location_id>#S<nn>#<pp>           sk P#<product>#<page seq, 10 digits>
     any item with unpublished events:                    outbox_pk OUTBOX#<n> (and its own sk)
 
 `<product>` is the percent-encoded product id (`product_order`), which never holds a '#'; an id whose
 encoding would not fit a sort key (1,024 bytes) is `!` and the id with only '#', '%' and the
 characters below them encoded. Attributes
-whose names carry an id: `E#<event id>` (an outbox event), `L#<entry id>#<source hash>` (a ledger
-entry of a product's counters), `A#<allocation id>` (what an open allocation holds of a product).
+whose names carry an id: `E#<event id>` (an outbox event), `B#<entry id>#<16 hex of its source
+hash>` (an entry in a product's buffer), `L#<entry id>#<source hash>` (an entry as a product's
+counters held them before the buffer), `A#<allocation id>` (what an open allocation holds of a
+product), `after#<import seq>` (a product's sum of the lines that import does not include),
+`seg#<segment>` and `ep#<epoch>` (the first ledger page holding an entry of a logical-timestamp
+segment, of an epoch). Each is one top-level attribute, never a document path.
 """
 
 from __future__ import annotations
@@ -23,19 +28,24 @@ from __future__ import annotations
 import zlib
 from datetime import datetime
 
-from inventory.models import iso, product_of_order, product_order
+from inventory.models import SOURCE_HASH_CHARS, iso, product_of_order, product_order
 
 PRODUCT_SHARDS = 32  # each location's counters, and each import's rows, over this many partitions
 EVENT_SHARDS = 32  # each location's applied-event records, by the crc32 of the event id
 OUTBOX_SHARDS = 8  # partitions of the outbox index, by the crc32 of the item's pk
 PENDING_SHARDS = 8  # pending allocations are listed by `abandon_at`, over this many gsi1 partitions
+PAGE_SHARDS = 8  # a product's ledger pages, over this many partitions of its shard (a best seller's are not one key)
 
 LOCATIONS_PARTITION = "LOCATIONS"  # gsi1: every location, by id
 LOCATION_SK = "LOCATION"
 PRODUCT_PREFIX = "P#"  # the sort key of a product's counters and of its import rows
 EVENT_PREFIX = "E#"  # an outbox event, by event id
 LEDGER_PREFIX = "L#"  # a ledger entry of a product's counters, by entry id and source hash: L#<id>#<hash>
+BUFFER_PREFIX = "B#"  # an entry of a product's buffer, by entry id and 16 hex of its source: B#<id>#<hash>
 ALLOCATION_PREFIX = "A#"  # what an open allocation holds of a product, by allocation id
+SUM_PREFIX = "after#"  # a product's sum of the lines an import layer does not include: after#<seq>
+SEGMENT_PREFIX = "seg#"  # the first ledger page holding an entry of a segment: seg#<segment>
+EPOCH_PREFIX = "ep#"  # the first ledger page holding an entry of an epoch: ep#<epoch>
 
 Key = dict[str, str]
 
@@ -90,6 +100,25 @@ def counters_partition(location_id: str, shard: int) -> str:
 
 def counters_key(location_id: str, product_id: str) -> Key:
     return {"pk": counters_partition(location_id, product_shard(product_id)), "sk": product_sk(product_id)}
+
+
+def ledger_pages_prefix(location_id: str) -> str:
+    """What the partition key of every ledger page of the location starts with."""
+    return f"LED#{location_id}#"
+
+
+def page_shard(product_id: str, page: int) -> int:
+    """Which of PAGE_SHARDS partitions of its product's shard a ledger page is in."""
+    return zlib.crc32(f"{product_order(product_id)}#{page}".encode()) % PAGE_SHARDS
+
+
+def ledger_page_key(location_id: str, product_id: str, page: int) -> Key:
+    """A product's ledger page: in its product's shard, over PAGE_SHARDS partitions by page."""
+    order = product_order(product_id)
+    return {
+        "pk": f"{ledger_pages_prefix(location_id)}S{_shard_of(order):02d}#{page_shard(product_id, page)}",
+        "sk": f"{PRODUCT_PREFIX}{order}#{page:010d}",
+    }
 
 
 def import_partition(location_id: str, seq: int, shard: int) -> str:
@@ -184,6 +213,39 @@ def entry_of(name: str) -> tuple[str, str | None]:
     """(entry id, source hash or None) of an entry's attribute."""
     entry_id, _, source_hash = name.removeprefix(LEDGER_PREFIX).rpartition("#")
     return entry_id, source_hash or None
+
+
+def buffer_attribute_prefix(entry_id: str) -> str:
+    """What the buffer attribute of every entry of `entry_id` starts with, whatever its source."""
+    return f"{BUFFER_PREFIX}{entry_id}#"
+
+
+def buffer_attribute(entry_id: str, source_hash: str | None) -> str:
+    """An entry's attribute in a product's buffer: its id and the first 16 hex digits of its source."""
+    return buffer_attribute_prefix(entry_id) + (source_hash or "")[:SOURCE_HASH_CHARS]
+
+
+def buffer_entry_of(name: str) -> tuple[str, str | None]:
+    """(entry id, source hash or None) of a buffer entry's attribute."""
+    entry_id, _, source_hash = name.removeprefix(BUFFER_PREFIX).rpartition("#")
+    return entry_id, source_hash or None
+
+
+def sum_attribute(seq: int) -> str:
+    return f"{SUM_PREFIX}{seq}"
+
+
+def segment_attribute(segment: int) -> str:
+    return f"{SEGMENT_PREFIX}{segment}"
+
+
+def epoch_attribute(epoch: int) -> str:
+    return f"{EPOCH_PREFIX}{epoch}"
+
+
+def number_of(name: str, prefix: str) -> int:
+    """The number an attribute's name carries after `prefix` (a sum's, a segment's, an epoch's)."""
+    return int(name.removeprefix(prefix))
 
 
 def allocation_attribute(allocation_id: str) -> str:

@@ -61,6 +61,9 @@ def location_of(item: Mapping[str, Any]) -> Location:
         last_baseline_import_at=item.get("last_baseline_import_at"),
         open_mispick_count_ids=frozenset(item.get("open_mispick_count_ids", set())),
         imports_before_switch=item.get("imports_before_switch"),
+        import_seq=item.get("import_seq", 0),
+        running_import_seq=item.get("running_import_seq"),
+        running_import_through=item.get("running_import_through"),
         visible_imports=tuple(
             VisibleImport.model_validate(meta)
             for _, meta in sorted(item.get("visible_imports", {}).items(), key=lambda entry: int(entry[0]))

@@ -50,10 +50,7 @@ def translated() -> Iterator[None]:
         # The one test of a message: DynamoDB gives the item size limit no code of its own (it is a
         # ValidationException, like every invalid request), only this text.
         if code == "ValidationException" and "exceeded the maximum allowed size" in str(error):
-            raise ItemTooLarge(
-                "the write would take a stored record past DynamoDB's 400 KB item limit (a product's "
-                "ledger at one location holds about 2,800 entries)"
-            ) from error
+            raise ItemTooLarge("the write would take a stored record past DynamoDB's 400 KB item limit") from error
         raise
     except BotoCoreError as error:
         raise TemporarilyUnavailable(f"DynamoDB could not be reached ({type(error).__name__})") from error
@@ -179,6 +176,23 @@ class Table:
                     Item=to_ddb({k: v for k, v in item.items() if v is not None}),
                     ConditionExpression="attribute_not_exists(#pk)",
                     ExpressionAttributeNames={"#pk": "pk"},
+                )
+        except ClientError as error:
+            if _condition_failed(error):
+                return False
+            raise
+        return True
+
+    def put_unless_newer(self, item: Mapping[str, Any], attribute: str, value: int) -> bool:
+        """Put `item` unless an item is there whose `attribute` is `value` or more; False then."""
+        try:
+            with translated():
+                self.client.put_item(
+                    TableName=self.name,
+                    Item=to_ddb({k: v for k, v in item.items() if v is not None}),
+                    ConditionExpression="attribute_not_exists(#pk) OR #a < :v",
+                    ExpressionAttributeNames={"#pk": "pk", "#a": attribute},
+                    ExpressionAttributeValues=to_ddb({":v": value}),
                 )
         except ClientError as error:
             if _condition_failed(error):

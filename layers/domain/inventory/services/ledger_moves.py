@@ -1,0 +1,149 @@
+"""Moving entries out of a product's buffer to its ledger pages, on the write path (docs/data-design.md,
+"Bounded history": "Background: moving entries out"). A line whose write leaves the buffer over
+BUFFER_ENTRIES moves the oldest settled entries, in writes of its own: the page, then the commit on
+the hot item. Every step is a conditional write on what was read: run by two lines at once, or again
+after a stop, it moves each entry once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from inventory.messages import DetailType
+from inventory.models import SEGMENT, EventClaim, Location, PageMove, ProductCounters
+from inventory.ports import AppliedEvents, Clock, CountersRepository
+from inventory.services.ledger import epoch_of_legacy
+
+BUFFER_ENTRIES = 16  # a line whose write leaves more entries than this in the buffer moves the oldest out
+PAGE_ENTRIES = 16  # the most entries a ledger page holds
+# The fewest a move takes: while the events of older entries wait for their redelivery, the buffer
+# grows by the lines of those events only, and pages are not written a line at a time.
+MIN_PAGE_ENTRIES = 8
+CANDIDATES = 48  # the oldest entries of the buffer a move considers (their events' records are read together)
+MOVES_PER_LINE = 3  # pages a line moves at most, when the buffer fell behind
+SEGMENTS_KEPT = 64  # segment pointers a hot item keeps; below them, an import's settling reads from page 1
+# An event whose lines were completed by another delivery than the one that claimed it first: that
+# first delivery may still be writing blind (it does not read), for at most its function's timeout.
+# Its entries leave the buffer only this long after (the shipment events function's 60 s, and a margin).
+SETTLED_AFTER = timedelta(seconds=120)
+
+
+class MoveRepositories(CountersRepository, AppliedEvents, Protocol):
+    """What moving entries needs of storage (the DynamoDB adapter is all of it)."""
+
+
+class EntryMover:
+    def __init__(self, repository: MoveRepositories, clock: Clock, settled_after: timedelta = SETTLED_AFTER) -> None:
+        self._repo = repository
+        self._clock = clock
+        self._settled_after = settled_after
+
+    def move_out(self, location: Location, product_id: str) -> None:
+        """Move the oldest entries of the buffer whose events are settled to the product's next
+        ledger page, until the buffer holds at most BUFFER_ENTRIES (or nothing more may move)."""
+        for _ in range(MOVES_PER_LINE):
+            counters = self._repo.counters_of(location.location_id, product_id)
+            if counters.legacy or counters.buffered <= BUFFER_ENTRIES:
+                return
+            move = self.page_of(location, counters)
+            if move is None:
+                return
+            self._repo.move_to_page(location.location_id, move)  # False: it changed meanwhile, read again
+
+    def page_of(self, location: Location, counters: ProductCounters) -> PageMove | None:
+        """What to move of this state of the product: its oldest settled entries (at least
+        MIN_PAGE_ENTRIES), their unpublished events, and the sums and pointers no read needs."""
+        oldest = counters.ledger[:CANDIDATES]
+        claims = self._repo.event_claims(location.location_id, sorted({event_of(e.entry_id) for e in oldest}))
+        now = self._clock.now()
+        entries = [e for e in oldest if self.settled(claims.get(event_of(e.entry_id)), now)][:PAGE_ENTRIES]
+        if len(entries) < MIN_PAGE_ENTRIES:
+            return None
+        entries = [e.model_copy(update={"epoch": epoch_of_legacy(location, e)}) if e.legacy else e for e in entries]
+        events = [
+            counters.pending[event_id]
+            for e in entries
+            if (event_id := applied_event_id(location.location_id, e.entry_id)) in counters.pending
+        ]
+        announced = location.announced()
+        # Layers claimed before this batch read the location and no longer announced can never be
+        # a base again (failed, or superseded by a baseline); later ones it cannot know of.
+        drop_sums = [n for n in counters.sums if n and n <= location.import_seq and n not in announced]
+        oldest_layer = min(announced, default=location.import_seq + 1)
+        drop_epochs = [e for e in counters.epochs if e < oldest_layer]
+        drop_segments, cut = segments_to_drop(location, counters)
+        return PageMove(
+            expected=counters,
+            entries=tuple(entries),
+            events=tuple(events),
+            drop_sums=tuple(drop_sums),
+            drop_segments=tuple(drop_segments),
+            drop_epochs=tuple(drop_epochs),
+            segment_cut=cut,
+        )
+
+    def settled(self, claim: EventClaim | None, now: datetime) -> bool:
+        """Whether an entry of the event with this record may leave the buffer: every line of the
+        event is applied (a redelivery then stops at the record), and no delivery may still write
+        one of them blind. No record (or one past its keeping): any delivery now is refused as too old."""
+        if claim is None or claim.keep_until < now:
+            return True
+        if not claim.done:
+            return False
+        return claim.first or (claim.done_at is not None and claim.done_at <= now - self._settled_after)
+
+
+def segments_to_drop(location: Location, counters: ProductCounters) -> tuple[list[int], int]:
+    """The segment pointers no import or base can need: below the lowest watermark a visible layer
+    names or a later import may name (never below the last completed one's); and beyond
+    SEGMENTS_KEPT, the oldest (then `segment_cut` says that reading them starts at page 1)."""
+    floor = location.watermark()
+    drop: list[int] = []
+    if floor is not None:
+        named = [v.shipments_included_through for v in location.visible_imports]
+        lowest = min([floor, *(t for t in named if t is not None)]) // SEGMENT
+        drop = [s for s in counters.segments if s < lowest]
+    kept = sorted(s for s in counters.segments if s not in drop)
+    cut = counters.segment_cut
+    if len(kept) > SEGMENTS_KEPT:
+        dropped = kept[: len(kept) - SEGMENTS_KEPT]
+        drop += dropped
+        cut = max(cut, dropped[-1] + 1)
+    return drop, cut
+
+
+# ---------------------------------------------------------------- a shipment line's entry and event ids
+def entry_id_of(event_id: str, index: int) -> str:
+    """The entry id of line `index` of a shipment event: `<event id>:<line>`."""
+    return f"{event_id}:{index}"
+
+
+def event_of(entry_id: str) -> str:
+    """The event id of a shipment line's entry id."""
+    return entry_id.rpartition(":")[0]
+
+
+def applied_key(location_id: str, entry_id: str) -> str:
+    """What the id of the line's `Shipment Applied` part derives from (`OutboxEvent.of`'s key)."""
+    event_id, _, index = entry_id.rpartition(":")
+    return f"{location_id}/{event_id}/{index}"
+
+
+def applied_event_id(location_id: str, entry_id: str) -> str:
+    """The id of the `Shipment Applied` part of a line's entry (as `OutboxEvent.of` derives it)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{DetailType.SHIPMENT_APPLIED}/{applied_key(location_id, entry_id)}"))
+
+
+__all__: Sequence[str] = (
+    "BUFFER_ENTRIES",
+    "PAGE_ENTRIES",
+    "SETTLED_AFTER",
+    "EntryMover",
+    "applied_event_id",
+    "applied_key",
+    "entry_id_of",
+    "event_of",
+)
