@@ -50,8 +50,14 @@ install: $(VENV)/.installed node_modules/.installed
 run: install
 	$(PY) -m local
 
+# Two test processes, as many as the machine has cores: a test and its local backend take turns, so
+# one process leaves a core idle. Whole modules go to one process (--dist loadfile), each process
+# with backends of its own, so a module's fixtures and the order of its tests are as in one process;
+# modules are handed out in the order collected (tests/conftest.py puts the long ones first).
+TEST_WORKERS ?= 2
+
 test: install $(TOOLS)/.installed $(SCAN)/.installed lint types template scan
-	$(PY) -m pytest
+	$(PY) -m pytest --numprocesses $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # what the dead-letter queues hold, and their redrive: make dlq ARGS="list --local" (README, Dead letters)
 dlq: $(VENV)/.installed
@@ -120,7 +126,7 @@ soak: install
 soak-imports: install
 	E2E_IMPORT_ROWS=1000000 $(PY) -m pytest tests/e2e/test_stock_imports_e2e.py --no-cov --timeout=3600
 
-# requests generated from the OpenAPI document, HOSTILE_EXAMPLES an operation (make test: 120), against
+# requests generated from the OpenAPI document, HOSTILE_EXAMPLES an operation (make test: 100), against
 # the real handlers on the local backends; prints how many were sent, by status
 soak-hostile: install
 	HOSTILE_EXAMPLES=$${HOSTILE_EXAMPLES:-2000} $(PY) -m pytest tests/integration/test_hostile_openapi.py --no-cov --timeout=7200

@@ -7,6 +7,7 @@ import json
 import os
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -185,3 +186,43 @@ def record_ledger_entry(repo: Any, location_id: str, product_id: str, entry: Any
         fold = folded_sums(location, counters.ledger) if location and counters.legacy else None
         if repo.change_counters(location_id, CountersChange(expected=counters, entry=written, into=into, fold=fold)):
             return True
+
+
+# Lines for the end of the run's report (the generated requests sent, by status), printed by the
+# process that writes the terminal: with `make test`'s workers (pytest-xdist) each worker hands its
+# lines over when it ends.
+REPORT = pytest.StashKey[list[str]]()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["report"] = session.config.stash.get(REPORT, [])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    lines = getattr(node, "workeroutput", {}).get("report", [])
+    node.config.stash.setdefault(REPORT, []).extend(lines)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    for line in config.stash.get(REPORT, []):
+        terminalreporter.write_line(line)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test's node id names it whole, and the modules marked `long` come first.
+
+    schemathesis names its test of each operation `test[GET /path]` but gives all of them the
+    function's node id; pytest-xdist tells tests apart by node id, and would run one of them only.
+    The order matters to `make test`'s processes, which take modules in the order collected: a long
+    module taken last would run alone at the end."""
+    for item in items:
+        original = getattr(item, "originalname", item.name)
+        if item.id.params is None and item.name.startswith(f"{original}[") and item.name.endswith("]"):
+            item._id = item.id.with_params(item.name.removeprefix(f"{original}[").removesuffix("]"))
+    repeated = [nodeid for nodeid, n in Counter(item.nodeid for item in items).items() if n > 1]
+    if repeated:
+        raise pytest.UsageError(f"tests that share a node id would run once only: {repeated[:3]}")
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)

@@ -19,7 +19,7 @@ from tests.conftest import ROOT
 from tests.e2e.conftest import RunningStack
 from tests.e2e.test_shipment_events_e2e import eventually, load, put
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 LOCATION = "e2e-dlq"
 

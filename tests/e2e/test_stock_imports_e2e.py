@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.e2e.conftest import RunningStack
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 ROWS = int(os.environ.get("E2E_IMPORT_ROWS", "20000"))
 # the killed import needs time between a checkpoint and its end for the kill to land mid-way

@@ -19,7 +19,6 @@ from local.provision import create_table
 from local.stack import LocalAws
 from tests.conftest import ROOT
 from tests.faults import Faults, faults_on
-from tests.integration.gateway import REPORT
 from tests.unit.fakes import MemoryRepository
 
 if TYPE_CHECKING:
@@ -127,9 +126,3 @@ def faults(handler_environment: dict[str, str]) -> Iterator[Faults]:
     """Faults injected at the DynamoDB client every handler of this process shares (tests/faults.py)."""
     with faults_on(shared_repository().client) as armed:
         yield armed
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """What the tests left to report (the number of generated requests sent, by status)."""
-    for line in config.stash.get(REPORT, []):
-        terminalreporter.write_line(line)

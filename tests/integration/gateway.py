@@ -16,15 +16,11 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import pytest
-
 from local.http_api import MAX_REQUEST_BYTES, Router, respond, routes_from
 from local.runtime import Invocation, refused_payload
 from local.template import Template
 from tests.conftest import FakeContext, load_handler, sqs_event
 
-# Lines for the end of the test run's report (tests/integration/conftest.py prints them).
-REPORT = pytest.StashKey[list[str]]()
 CALLER = "AKIAHOSTILETEST"
 SIGV4 = f"AWS4-HMAC-SHA256 Credential={CALLER}/20260101/eu-west-1/execute-api/aws4_request, Signature=0"
 

@@ -58,7 +58,7 @@ from tests.unit.fakes import FixedClock, MemoryFiles, MemoryQueue
 from tests.unit.reference import ErpStore
 from tests.unit.test_shipments import bus_message, parse_shipment
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 PRODUCTS = ("p-1", "p/2 ä", "p-3")
 ALLOCATION_IDS = tuple(f"al-{n}" for n in range(16))

@@ -21,7 +21,7 @@ from tests.conftest import FakeContext, http_event, load_handler, sqs_event
 from tests.integration.conftest import shared_repository
 from tests.integration.test_outbox_relay import received
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 CALLERS = 16
 
 

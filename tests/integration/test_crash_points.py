@@ -38,7 +38,7 @@ from tests.integration.test_abandoned_requests import Listing, PastTheGrace
 from tests.integration.test_allocations import QUEUE_ARN, from_bus, load
 from tests.integration.test_failure_paths import import_steps, outbox_events
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 KINDS = ("crash", "refused", "timeout")
 # A refused write is each of DynamoDB's refusals in turn, over the whole suite: throttled (after the

@@ -42,7 +42,7 @@ from tests.unit.test_shipments import bus_message, parse_shipment
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 LINES = int(os.environ.get("HISTORY_LINES", "2000"))
 PRODUCT = "best seller/1"

@@ -34,10 +34,10 @@ from schemathesis.specs.openapi.checks import (
 from inventory import errors
 from inventory.types import CLIENT_ID_PATTERN, LOCATION_ID_PATTERN, matches
 from local.template import Template
-from tests.conftest import ROOT
-from tests.integration.gateway import REPORT, Gateway
+from tests.conftest import REPORT, ROOT
+from tests.integration.gateway import Gateway
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "100"))
 CHECKS = [

@@ -78,7 +78,7 @@ from tests.faults import ANY_WRITE, Crash, faults_on
 from tests.unit.fakes import MemoryRepository, OutboxKey, allocation_item, counters_item, location_item
 from tests.unit.switch_machine import SwitchMachine
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 # examples of the switch's state machine on DynamoDB (each step a few requests; `make soak` runs more)
 SWITCH_MACHINE_EXAMPLES = int(os.environ.get("SWITCH_MACHINE_EXAMPLES", "25"))
