@@ -346,7 +346,7 @@ def test_a_1mb_line_in_the_middle_is_one_error_and_is_never_held_whole(file_form
         (b"\n\n", CSV),
         (b"product_id,quantity\n", CSV),
         (b"product_id,quantity,stock_location\r\n\r\n", CSV),
-        (gzip.compress(b""), JSONL),
+        (gzip.compress(b"", mtime=0), JSONL),
     ],
 )
 def test_a_file_without_rows_is_one_empty_file_error(data: bytes, file_format: FileFormat) -> None:
@@ -446,8 +446,8 @@ def test_a_caller_mistake_is_refused_when_reading_starts() -> None:
         (b'\xef\xbb\xbf \r\n\t{"product_id"', None, JSONL),
         (b"product_id,quantity\n", None, CSV),
         (b"", None, CSV),
-        (gzip.compress(b'\n{"product_id": "A", "quantity": 1}\n')[:40], None, JSONL),
-        (gzip.compress(b"product_id,quantity\n"), None, CSV),
+        (gzip.compress(b'\n{"product_id": "A", "quantity": 1}\n', mtime=0)[:40], None, JSONL),
+        (gzip.compress(b"product_id,quantity\n", mtime=0), None, CSV),
         (b"\x1f\x8bnot really gzip", None, CSV),
         (b"product_id,quantity\n", "imports/s1/stock.JSONL", JSONL),
         (b"product_id,quantity\n", "imports/s1/stock.ndjson.gz", JSONL),
