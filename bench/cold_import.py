@@ -166,7 +166,8 @@ def function_targets(aws: Any) -> list[Target]:
 
 
 def floor_targets(aws: Any, functions: list[Target]) -> list[Target]:
-    """The minimal handlers, with the environment the template's Globals give every function."""
+    """The minimal handlers, with the environment the template's Globals give every function and the
+    table's name (TABLE_NAME, as the functions of their type have it: Globals no longer hold it)."""
     from local.runtime import lambda_environment
     from local.template import text
     from tests.conftest import http_event, sqs_event
@@ -194,7 +195,10 @@ def floor_targets(aws: Any, functions: list[Target]) -> list[Target]:
             logical_id=f"Minimal{kind.title()}Function",
             name=f"bench-minimal-{kind}",
             code_dir=MINIMAL / FLOOR_DIRS[kind],
-            environment={key: text(value) for key, value in variables.items()},
+            environment={
+                **{key: text(value) for key, value in variables.items()},
+                "TABLE_NAME": specs[kind].environment["TABLE_NAME"],
+            },
             timeout=int(template.resolve(globals_.get("Timeout", 3))),
             memory_size=int(template.resolve(globals_.get("MemorySize", 128))),
             reserved_concurrency=None,
