@@ -10,6 +10,7 @@ from inventory.settings import MasterSwitchSettings, settings_of
 
 # Read at cold start: a variable the template does not give fails the function's start, not a request.
 settings_of(MasterSwitchSettings)  # the routes take it from there
+master_switch.master_switch_service()  # built at cold start too; its client is created at its first call
 app = make_resolver(master_switch.router)
 
 

@@ -10,6 +10,7 @@ from inventory.settings import StockImportsSettings, settings_of
 
 # Read at cold start: a variable the template does not give fails the function's start, not a request.
 settings_of(StockImportsSettings)  # the routes take it from there
+stock_imports.import_service()  # built at cold start too; its client is created at its first call
 app = make_resolver(stock_imports.router)
 
 

@@ -1,26 +1,18 @@
 """The composition root: each service built from the settings of the function it runs in and the
-AWS adapters, once per container (per settings: one process may host several functions in tests)."""
+AWS adapters, once per container (per settings: one process may host several functions in tests).
+
+Each builder imports what it builds when it is first called, so that a function loads the
+services and adapters it asks for and no other (every function imports this module: an import at
+the top would load every service into every function's cold start).
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import TYPE_CHECKING
 
 from inventory import settings
-from inventory.adapters.dynamodb import DynamoDbRepository
-from inventory.adapters.eventbridge import EventBridgePublisher
-from inventory.adapters.s3 import S3FileStore
-from inventory.adapters.sqs import SqsWorkQueue
-from inventory.messages import DetailType
-from inventory.services.abandoned import AbandonedRequests, ImportSweep
-from inventory.services.allocations import AllocationService
-from inventory.services.imports import ImportService
-from inventory.services.locations import LocationService, MasterSwitchService
-from inventory.services.outbox import Finisher, OutboxRelay
-from inventory.services.shipment_events import ShipmentEventService, ShipmentService
-from inventory.services.shipment_figures import ShipmentFigures
-from inventory.services.stock import StockService
-from inventory.services.stock_import_worker import StockImportWorker
 from inventory.settings import (
     MasterSwitchSettings,
     OutboxRelaySettings,
@@ -30,6 +22,18 @@ from inventory.settings import (
     TableSettings,
 )
 
+if TYPE_CHECKING:
+    from inventory.adapters.dynamodb import DynamoDbRepository
+    from inventory.adapters.sqs import SqsWorkQueue
+    from inventory.services.abandoned import AbandonedRequests
+    from inventory.services.allocations import AllocationService
+    from inventory.services.imports import ImportService
+    from inventory.services.locations import LocationService, MasterSwitchService
+    from inventory.services.outbox import OutboxRelay
+    from inventory.services.shipment_events import ShipmentEventService, ShipmentService
+    from inventory.services.stock import StockService
+    from inventory.services.stock_import_worker import StockImportWorker
+
 
 class SystemClock:
     def now(self) -> datetime:
@@ -38,37 +42,53 @@ class SystemClock:
 
 @cache
 def repository(table_name: str) -> DynamoDbRepository:
+    from inventory.adapters.dynamodb import DynamoDbRepository
+
     return DynamoDbRepository(table_name)
 
 
 @cache
 def location_service(settings: TableSettings) -> LocationService:
+    from inventory.services.locations import LocationService
+
     return LocationService(repository(settings.table_name), SystemClock())
 
 
 @cache
 def master_switch_service(settings: MasterSwitchSettings) -> MasterSwitchService:
+    from inventory.services.locations import MasterSwitchService
+
     return MasterSwitchService(repository(settings.table_name), SystemClock(), settings.import_readiness_window_minutes)
 
 
 @cache
 def stock_service(settings: TableSettings) -> StockService:
+    from inventory.services.stock import StockService
+
     return StockService(repository(settings.table_name))
 
 
 @cache
 def allocation_service(settings: TableSettings) -> AllocationService:
+    from inventory.services.allocations import AllocationService
+
     return AllocationService(repository(settings.table_name), SystemClock())
 
 
 @cache
 def abandoned_requests(settings: TableSettings) -> AbandonedRequests:
     """The sweep: it only needs the table (it neither reads import files nor sends import steps)."""
+    from inventory.services.abandoned import AbandonedRequests, ImportSweep
+
     return AbandonedRequests(allocation_service(settings), ImportSweep(repository(settings.table_name), SystemClock()))
 
 
 @cache
 def import_service(settings: StockImportsSettings) -> ImportService:
+    from inventory.adapters.s3 import S3FileStore
+    from inventory.adapters.sqs import SqsWorkQueue
+    from inventory.services.imports import ImportService
+
     return ImportService(
         repository(settings.table_name),
         S3FileStore(settings.import_bucket_name),
@@ -83,33 +103,48 @@ def import_service(settings: StockImportsSettings) -> ImportService:
 
 @cache
 def stock_import_worker(settings: StockImportWorkerSettings) -> StockImportWorker:
+    from inventory.services.stock_import_worker import StockImportWorker
+
     return StockImportWorker(import_service(settings))
 
 
 @cache
 def stock_import_dead_letters(settings: StockImportWorkerSettings) -> SqsWorkQueue:
     """Where import queue records that can never succeed go, with their reason."""
+    from inventory.adapters.sqs import SqsWorkQueue
+
     return SqsWorkQueue(settings.dead_letter_queue_url)
 
 
 @cache
 def shipment_service(settings: ShipmentEventsSettings) -> ShipmentService:
+    from inventory.services.shipment_events import ShipmentService
+
     return ShipmentService(repository(settings.table_name), SystemClock())
 
 
 @cache
 def shipment_event_service(settings: ShipmentEventsSettings) -> ShipmentEventService:
+    from inventory.services.shipment_events import ShipmentEventService
+
     return ShipmentEventService(shipment_service(settings), allocation_service(settings))
 
 
 @cache
 def shipment_events_dead_letters(settings: ShipmentEventsSettings) -> SqsWorkQueue:
     """Where fulfilment queue records that can never succeed go, with their reason."""
+    from inventory.adapters.sqs import SqsWorkQueue
+
     return SqsWorkQueue(settings.fulfillment_dead_letter_queue_url)
 
 
 @cache
 def outbox_relay(settings: OutboxRelaySettings) -> OutboxRelay:
+    from inventory.adapters.eventbridge import EventBridgePublisher
+    from inventory.messages import DetailType
+    from inventory.services.outbox import Finisher, OutboxRelay
+    from inventory.services.shipment_figures import ShipmentFigures
+
     publisher = EventBridgePublisher(settings.event_bus_name)
     finishers: dict[str, Finisher] = {DetailType.SHIPMENT_APPLIED: ShipmentFigures(stock_service(settings))}
     return OutboxRelay(repository(settings.table_name), publisher, SystemClock(), finishers=finishers)
