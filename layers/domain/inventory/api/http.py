@@ -1,4 +1,5 @@
-"""What every HTTP function shares: the resolver, the error contract, size limits, identity."""
+"""What every HTTP function shares: the resolver, the bodies' bases and the error contract, size
+limits, identity."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import binascii
 import json
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from re import Match
 from typing import Annotated, Any
 from urllib.parse import quote, unquote
@@ -19,17 +21,10 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-from inventory.api.schemas import ErrorBody
-from inventory.errors import (
-    Conflict,
-    InvalidInput,
-    InventoryError,
-    NotFound,
-    PayloadTooLarge,
-    TemporarilyUnavailable,
-)
+from inventory.errors import Conflict, InvalidInput, InventoryError, NotFound, PayloadTooLarge, TemporarilyUnavailable
+from inventory.models import iso
 from inventory.observability import logger
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
@@ -43,6 +38,39 @@ PageCursor = Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)]
 # interpreter setting) raises an error that is not a JSON error, and parsing up to it is slow.
 MAX_NUMBER_DIGITS = 40
 
+
+# ---------------------------------------------------------------- the bodies every route shares
+# (each route's own bodies, SPEC.md section 4, are in its module: a function builds only its own)
+UtcTime = Annotated[datetime, PlainSerializer(iso, return_type=str)]
+
+
+class Request(BaseModel):
+    """A request body: unknown fields are refused, and no type is coerced (StrictX fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Reply(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ErrorDetail(Reply):
+    field: str | None = None
+    code: str
+    message: str
+
+
+class ErrorInfo(Reply):
+    code: str = Field(examples=["validation_error"])
+    message: str
+    details: list[dict[str, Any]] = []
+
+
+class ErrorBody(Reply):
+    error: ErrorInfo
+
+
+# ---------------------------------------------------------------- errors
 STATUS_BY_ERROR: dict[type[InventoryError], int] = {
     InvalidInput: 422,
     NotFound: 404,
