@@ -41,9 +41,9 @@ from bench.child import load_handler
 from bench.gen_import_file import stock_rows, write_import_file
 from bench.harness import ROOT, CallCounter, handler_env, in_child, read_items, read_partitions, write_units
 from inventory import wiring
-from inventory.adapters.dynamodb import DynamoDbRepository
 from inventory.adapters.dynamodb.imports import WRITE_THREADS
 from inventory.adapters.dynamodb.keys import PRODUCT_SHARDS, import_partition, import_row_key
+from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from inventory.adapters.dynamodb.table import BATCH_WRITE_ITEMS
 from inventory.models import ImportKind, ImportStatus, LocationType
 from inventory.services.imports import ImportRequest

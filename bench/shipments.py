@@ -81,7 +81,6 @@ from bench.harness import (
 )
 from bench.imports import WORKER
 from inventory import wiring
-from inventory.adapters.dynamodb import DynamoDbRepository
 from inventory.adapters.dynamodb.keys import (
     ALLOCATION_PREFIX,
     BUFFER_PREFIX,
@@ -94,6 +93,7 @@ from inventory.adapters.dynamodb.keys import (
     entry_attribute_prefix,
     event_key,
 )
+from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from inventory.models import AllocationLine, AllocationStatus, ImportKind, ImportStatus, LocationType
 from inventory.services.allocations import AllocationRequest
 from inventory.services.imports import ImportRequest

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from inventory.adapters.dynamodb import DynamoDbRepository
+from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from inventory.models import ImportCounts, ImportKind, ImportRecord, ImportStatus
 from tests.e2e.conftest import Api, RunningStack, drain
 

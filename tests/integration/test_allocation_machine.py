@@ -28,7 +28,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from inventory.adapters.dynamodb import DynamoDbRepository
+from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from inventory.errors import (
     AllocationIdReused,
     EventIdReused,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from inventory.adapters.dynamodb import DynamoDbRepository
+from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from inventory.messages import DetailType
 from inventory.models import ImportKind, ImportStatus, InventoryMaster, LocationChanges, LocationType, StockRow
 from inventory.services.imports import ImportRequest, ImportService

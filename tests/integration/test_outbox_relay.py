@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from inventory.adapters.dynamodb import DynamoDbRepository
 from inventory.adapters.dynamodb.keys import counters_key, location_key
+from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from inventory.models import ImportCounts, ImportKind, ImportRecord, ImportStatus, LedgerEntry, OutboxEvent
 from tests.conftest import FakeContext, http_event, load_handler, shipment_entry
 

@@ -17,7 +17,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from inventory import wiring
-from inventory.adapters.dynamodb import DynamoDbRepository
+from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from inventory.adapters.eventbridge import EventBridgePublisher
 from inventory.models import OutboxEvent
 from inventory.settings import OutboxRelaySettings, settings_of

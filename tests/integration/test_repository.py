@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from inventory.adapters.dynamodb import DynamoDbRepository
 from inventory.adapters.dynamodb.codec import from_ddb, to_ddb
 from inventory.adapters.dynamodb.keys import (
     LOCATIONS_PARTITION,
@@ -26,6 +25,7 @@ from inventory.adapters.dynamodb.keys import (
     outbox_pk_of,
     pending_index_keys,
 )
+from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from inventory.errors import ImportIdReused, ItemTooLarge
 from inventory.models import (
     Allocation,

@@ -20,7 +20,6 @@ from typing import Any, Protocol
 import pytest
 from hypothesis import settings
 
-from inventory.adapters.dynamodb import DynamoDbRepository
 from inventory.adapters.dynamodb.keys import (
     LOCATIONS_PARTITION,
     location_key,
@@ -28,6 +27,7 @@ from inventory.adapters.dynamodb.keys import (
     outbox_shard,
     product_shard,
 )
+from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from inventory.cursor import encode_cursor
 from inventory.errors import (
     Conflict,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from inventory.adapters.dynamodb import DynamoDbRepository
+from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from local.stack import LocalAws
 from tests.conftest import FakeContext, http_event, load_handler, record_ledger_entry, shipment_entry, sqs_event
 

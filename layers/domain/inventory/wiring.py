@@ -23,7 +23,9 @@ from inventory.settings import (
 )
 
 if TYPE_CHECKING:
-    from inventory.adapters.dynamodb import DynamoDbRepository
+    from inventory.adapters.dynamodb.locations import Locations
+    from inventory.adapters.dynamodb.repository import DynamoDbRepository
+    from inventory.adapters.dynamodb.table import Table
     from inventory.adapters.sqs import SqsWorkQueue
     from inventory.services.abandoned import AbandonedRequests
     from inventory.services.allocations import AllocationService
@@ -41,24 +43,42 @@ class SystemClock:
 
 
 @cache
-def repository(table_name: str) -> DynamoDbRepository:
-    from inventory.adapters.dynamodb import DynamoDbRepository
+def table(table_name: str) -> Table:
+    """The table, and its client, that every repository of this process shares."""
+    from inventory.adapters.dynamodb.table import Table
 
-    return DynamoDbRepository(table_name)
+    return Table(table_name)
+
+
+@cache
+def repository(table_name: str) -> DynamoDbRepository:
+    """Every storage port, for the services that use several kinds of items."""
+    from inventory.adapters.dynamodb.repository import DynamoDbRepository
+
+    return DynamoDbRepository(table(table_name))
+
+
+@cache
+def locations(table_name: str) -> Locations:
+    """Only the locations' items, for the services that need no other (the functions that use them
+    load no other item module)."""
+    from inventory.adapters.dynamodb.locations import Locations
+
+    return Locations(table(table_name))
 
 
 @cache
 def location_service(settings: TableSettings) -> LocationService:
     from inventory.services.locations import LocationService
 
-    return LocationService(repository(settings.table_name), SystemClock())
+    return LocationService(locations(settings.table_name), SystemClock())
 
 
 @cache
 def master_switch_service(settings: MasterSwitchSettings) -> MasterSwitchService:
     from inventory.services.locations import MasterSwitchService
 
-    return MasterSwitchService(repository(settings.table_name), SystemClock(), settings.import_readiness_window_minutes)
+    return MasterSwitchService(locations(settings.table_name), SystemClock(), settings.import_readiness_window_minutes)
 
 
 @cache
@@ -154,7 +174,9 @@ def forget() -> None:
     """Read the settings and build everything again at the next call (tests change the environment)."""
     settings.read.cache_clear()
     for built in (
+        table,
         repository,
+        locations,
         location_service,
         master_switch_service,
         stock_service,

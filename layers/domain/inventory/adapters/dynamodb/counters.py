@@ -47,7 +47,7 @@ from inventory.adapters.dynamodb.keys import (
 )
 from inventory.adapters.dynamodb.ledger_pages import entry_name, entry_of_stored, stored_entry
 from inventory.adapters.dynamodb.outbox import decode_event, event_attributes, record_event
-from inventory.adapters.dynamodb.table import Table
+from inventory.adapters.dynamodb.table import TableItems
 from inventory.models import (
     CountersChange,
     LedgerEntry,
@@ -112,10 +112,8 @@ def counters_of_item(item: Mapping[str, Any]) -> ProductCounters:
     )
 
 
-class Counters:
+class Counters(TableItems):
     """Implements CountersRepository (its ledger pages: LedgerPages)."""
-
-    _table: Table
 
     def counters_of(self, location_id: str, product_id: str) -> ProductCounters:
         item = self._table.get(counters_key(location_id, product_id))

@@ -27,7 +27,7 @@ from inventory.adapters.dynamodb.keys import (
 )
 from inventory.adapters.dynamodb.locations import created_if_absent, read_location
 from inventory.adapters.dynamodb.outbox import record_event
-from inventory.adapters.dynamodb.table import BATCH_WRITE_ITEMS, Table
+from inventory.adapters.dynamodb.table import BATCH_WRITE_ITEMS, TableItems
 from inventory.errors import Conflict, ImportIdReused, ImportInProgress, NotFound
 from inventory.models import (
     ImportCounts,
@@ -56,10 +56,9 @@ def stock_row_of(item: Mapping[str, Any]) -> StockRow:
     return StockRow(product_id=product_id, stock_location=stock_location, quantity=int(item["q"]["N"]))
 
 
-class Imports:
+class Imports(TableItems):
     """Implements ImportRepository."""
 
-    _table: Table
     product_shards = PRODUCT_SHARDS
 
     def begin_import(self, record: ImportRecord, create_as: LocationType | None = None) -> ImportRecord:

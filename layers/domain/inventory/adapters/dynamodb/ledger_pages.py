@@ -35,7 +35,7 @@ from inventory.adapters.dynamodb.keys import (
     sum_attribute,
 )
 from inventory.adapters.dynamodb.outbox import encode_event
-from inventory.adapters.dynamodb.table import Table
+from inventory.adapters.dynamodb.table import TableItems
 from inventory.models import (
     SEGMENT,
     SOURCE_HASH_CHARS,
@@ -101,10 +101,8 @@ def entry_name(entry: LedgerEntry) -> str:
     return buffer_attribute(entry.entry_id, entry.source_hash)
 
 
-class LedgerPages:
+class LedgerPages(TableItems):
     """Implements the ledger pages' part of CountersRepository."""
-
-    _table: Table
 
     def move_to_page(self, location_id: str, move: PageMove) -> bool:
         expected = move.expected
