@@ -318,3 +318,29 @@ class EventPublisher(Protocol):
     def publish(self, events: Sequence[OutboxEvent]) -> list[str]:
         """Publish; returns the ids of the events that were accepted by the bus."""
         ...
+
+
+# ---------------------------------------------------------------- what each service needs of storage
+# (the DynamoDB adapter's DynamoDbRepository is all of them; the fakes of the tests too)
+class StockReadRepositories(ImportRepository, LocationRepository, CountersRepository, Protocol):
+    """What reading stock needs of storage."""
+
+
+class ImportRepositories(ImportRepository, LocationRepository, CountersRepository, Protocol):
+    """What the import service needs of storage."""
+
+
+class SettleRepositories(CountersRepository, ImportRepository, Protocol):
+    """What settling an import's sums needs of storage."""
+
+
+class MoveRepositories(CountersRepository, AppliedEvents, Protocol):
+    """What moving a product's entries to its ledger pages needs of storage."""
+
+
+class AllocationRepositories(AllocationRepository, StockReadRepositories, Protocol):
+    """What allocations need of storage."""
+
+
+class ShipmentRepositories(AllocationRepositories, AppliedEvents, Protocol):
+    """What applying shipments needs of storage."""

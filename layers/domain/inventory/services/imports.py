@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from inventory.errors import (
     Conflict,
@@ -41,9 +41,11 @@ from inventory.models import (
     OutboxEvent,
     StockRow,
 )
-from inventory.ports import Clock, CountersRepository, FileStore, ImportRepository, LocationRepository, WorkQueue
 from inventory.services.sums import SumSettler
 from inventory.types import STOCK_LOCATIONS
+
+if TYPE_CHECKING:
+    from inventory.ports import Clock, FileStore, ImportRepositories, WorkQueue
 
 ENDED = (ImportStatus.COMPLETED, ImportStatus.FAILED)
 CHUNK_ROWS = 5_000  # rows written between two checkpoints
@@ -71,10 +73,6 @@ class _Rejections:
         """The file as a whole could not be read further: the last error kept says why."""
         self.lines += 1
         self.errors = [*self.errors[: MAX_ERRORS - 1], {"line": 0, "code": code, "message": message}]
-
-
-class ImportRepositories(ImportRepository, LocationRepository, CountersRepository, Protocol):
-    """What the import service needs of storage (the DynamoDB adapter is all of it)."""
 
 
 @dataclass(frozen=True)
