@@ -11,8 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from pydantic import Field
 
 from inventory import wiring
-from inventory.api.http import Reply, Request, UtcTime, answers, caller_identity, errors_for
-from inventory.api.locations import LocationId
+from inventory.api.http import LocationId, Reply, Request, UtcTime, answers, caller_identity, errors_for
 from inventory.models import AllocationLine, AllocationStatus
 from inventory.services.allocations import AllocationRequest, AllocationService, AllocationView
 from inventory.settings import TableSettings, settings_of

@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from inventory.errors import Conflict, InvalidInput, InventoryError, NotFound, PayloadTooLarge, TemporarilyUnavailable
 from inventory.models import iso
 from inventory.observability import logger
+from inventory.types import LOCATION_ID_PATTERN
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 # Every list takes `limit` (1 to 1,000, 100 by default) and `cursor` (the page before's `next_cursor`).
@@ -42,6 +43,8 @@ MAX_NUMBER_DIGITS = 40
 # ---------------------------------------------------------------- the bodies every route shares
 # (each route's own bodies, SPEC.md section 4, are in its module: a function builds only its own)
 UtcTime = Annotated[datetime, PlainSerializer(iso, return_type=str)]
+# The path parameter of every route under /locations/{location_id}.
+LocationId = Annotated[str, Path(pattern=LOCATION_ID_PATTERN, description="The store's or DC's id")]
 
 
 class Request(BaseModel):

@@ -6,15 +6,25 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import StrictBool
 
 from inventory import wiring
-from inventory.api.http import DEFAULT_PAGE_SIZE, PageCursor, PageLimit, Reply, Request, UtcTime, answers, errors_for
+from inventory.api.http import (
+    DEFAULT_PAGE_SIZE,
+    LocationId,
+    PageCursor,
+    PageLimit,
+    Reply,
+    Request,
+    UtcTime,
+    answers,
+    errors_for,
+)
 from inventory.models import ImportSummary, InventoryMaster, Location, LocationChanges, LocationType
 from inventory.services.locations import LocationService
 from inventory.settings import TableSettings, settings_of
-from inventory.types import LOCATION_ID_PATTERN, LocationName, Quantity
+from inventory.types import LocationName, Quantity
 
 
 class PutLocationBody(Request):
@@ -71,9 +81,6 @@ router = Router()
 def location_service() -> LocationService:
     """Built once, from the settings of the locations function."""
     return wiring.location_service(settings_of(TableSettings))
-
-
-LocationId = Annotated[str, Path(pattern=LOCATION_ID_PATTERN, description="The store's or DC's id")]
 
 
 @router.put(

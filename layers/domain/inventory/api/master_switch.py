@@ -8,8 +8,8 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from inventory import wiring
-from inventory.api.http import Reply, Request, UtcTime, answers, caller_identity, errors_for
-from inventory.api.locations import LocationId, LocationOut
+from inventory.api.http import LocationId, Reply, Request, UtcTime, answers, caller_identity, errors_for
+from inventory.api.locations import LocationOut
 from inventory.models import InventoryMaster, Readiness
 from inventory.services.locations import MasterSwitchService
 from inventory.settings import MasterSwitchSettings, settings_of

@@ -14,6 +14,7 @@ from inventory import wiring
 from inventory.api.http import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
+    LocationId,
     PageCursor,
     PageLimit,
     Reply,
@@ -21,7 +22,6 @@ from inventory.api.http import (
     answers,
     errors_for,
 )
-from inventory.api.locations import LocationId
 from inventory.cursor import decode_cursor, encode_cursor, invalid_cursor
 from inventory.models import ImportKind
 from inventory.services.stock import (

@@ -11,8 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from pydantic import Field, StrictBool, model_validator
 
 from inventory import wiring
-from inventory.api.http import Reply, Request, UtcTime, answers, caller_identity, errors_for
-from inventory.api.locations import LocationId
+from inventory.api.http import LocationId, Reply, Request, UtcTime, answers, caller_identity, errors_for
 from inventory.models import ImportCounts, ImportKind, ImportRecord, ImportStatus, LocationType, StockRow
 from inventory.services.imports import ImportRequest, ImportService
 from inventory.settings import StockImportsSettings, settings_of
