@@ -387,7 +387,7 @@ def test_the_abandoned_requests_run_releases_what_an_api_request_left_pending(
 
     location = f"abandon-{uuid.uuid4().hex[:8]}"
     load(location, {"a": 5})
-    repo = shared_repository()
+    repo = wiring.allocation_store(settings_of(TableSettings).table_name)  # what the allocation service writes to
 
     def time_out(*args: Any, **kwargs: Any) -> bool:
         raise ConnectionError("the function timed out before the allocation was settled")

@@ -24,9 +24,16 @@ from inventory.settings import (
 
 if TYPE_CHECKING:
     from inventory.adapters.dynamodb.locations import Locations
+    from inventory.adapters.dynamodb.outbox import Outbox
     from inventory.adapters.dynamodb.repository import DynamoDbRepository
     from inventory.adapters.dynamodb.table import Table
     from inventory.adapters.sqs import SqsWorkQueue
+    from inventory.ports import (
+        AllocationRepositories,
+        ImportRepositories,
+        ShipmentRepositories,
+        StockReadRepositories,
+    )
     from inventory.services.abandoned import AbandonedRequests
     from inventory.services.allocations import AllocationService
     from inventory.services.imports import ImportService
@@ -52,19 +59,81 @@ def table(table_name: str) -> Table:
 
 @cache
 def repository(table_name: str) -> DynamoDbRepository:
-    """Every storage port, for the services that use several kinds of items."""
+    """Every storage port on the shared table (tests and tools; each service gets only its ports)."""
     from inventory.adapters.dynamodb.repository import DynamoDbRepository
 
     return DynamoDbRepository(table(table_name))
 
 
+# What each service needs of storage, composed of the adapter's item classes on the shared table: a
+# function loads the item modules (and the models they store) of its own services, no other.
 @cache
 def locations(table_name: str) -> Locations:
-    """Only the locations' items, for the services that need no other (the functions that use them
-    load no other item module)."""
     from inventory.adapters.dynamodb.locations import Locations
 
     return Locations(table(table_name))
+
+
+@cache
+def import_store(table_name: str) -> ImportRepositories:
+    from inventory.adapters.dynamodb.counters import Counters
+    from inventory.adapters.dynamodb.imports import Imports
+    from inventory.adapters.dynamodb.ledger_pages import LedgerPages
+    from inventory.adapters.dynamodb.locations import Locations
+
+    class ImportStore(Counters, LedgerPages, Imports, Locations):
+        """Imports, the locations they claim and make visible, and the counters whose sums they settle."""
+
+    return ImportStore(table(table_name))
+
+
+@cache
+def stock_store(table_name: str) -> StockReadRepositories:
+    from inventory.adapters.dynamodb.counters import Counters
+    from inventory.adapters.dynamodb.imports import Imports
+    from inventory.adapters.dynamodb.ledger_pages import LedgerPages
+    from inventory.adapters.dynamodb.locations import Locations
+
+    class StockStore(Counters, LedgerPages, Imports, Locations):
+        """What stock is read from: the location, its visible imports' rows, its products' counters."""
+
+    return StockStore(table(table_name))
+
+
+@cache
+def allocation_store(table_name: str) -> AllocationRepositories:
+    from inventory.adapters.dynamodb.allocations import Allocations
+    from inventory.adapters.dynamodb.counters import Counters
+    from inventory.adapters.dynamodb.imports import Imports
+    from inventory.adapters.dynamodb.ledger_pages import LedgerPages
+    from inventory.adapters.dynamodb.locations import Locations
+
+    class AllocationStore(Allocations, Counters, LedgerPages, Imports, Locations):
+        """Allocations, and the stock they are checked against."""
+
+    return AllocationStore(table(table_name))
+
+
+@cache
+def shipment_store(table_name: str) -> ShipmentRepositories:
+    from inventory.adapters.dynamodb.allocations import Allocations
+    from inventory.adapters.dynamodb.counters import Counters
+    from inventory.adapters.dynamodb.events import AppliedEventRecords
+    from inventory.adapters.dynamodb.imports import Imports
+    from inventory.adapters.dynamodb.ledger_pages import LedgerPages
+    from inventory.adapters.dynamodb.locations import Locations
+
+    class ShipmentStore(AppliedEventRecords, Allocations, Counters, LedgerPages, Imports, Locations):
+        """The applied events' records, and what a shipment changes and is checked against."""
+
+    return ShipmentStore(table(table_name))
+
+
+@cache
+def outbox(table_name: str) -> Outbox:
+    from inventory.adapters.dynamodb.outbox import Outbox
+
+    return Outbox(table(table_name))
 
 
 @cache
@@ -85,14 +154,14 @@ def master_switch_service(settings: MasterSwitchSettings) -> MasterSwitchService
 def stock_service(settings: TableSettings) -> StockService:
     from inventory.services.stock import StockService
 
-    return StockService(repository(settings.table_name))
+    return StockService(stock_store(settings.table_name))
 
 
 @cache
 def allocation_service(settings: TableSettings) -> AllocationService:
     from inventory.services.allocations import AllocationService
 
-    return AllocationService(repository(settings.table_name), SystemClock())
+    return AllocationService(allocation_store(settings.table_name), SystemClock())
 
 
 @cache
@@ -100,7 +169,9 @@ def abandoned_requests(settings: TableSettings) -> AbandonedRequests:
     """The sweep: it only needs the table (it neither reads import files nor sends import steps)."""
     from inventory.services.abandoned import AbandonedRequests, ImportSweep
 
-    return AbandonedRequests(allocation_service(settings), ImportSweep(repository(settings.table_name), SystemClock()))
+    return AbandonedRequests(
+        allocation_service(settings), ImportSweep(import_store(settings.table_name), SystemClock())
+    )
 
 
 @cache
@@ -110,7 +181,7 @@ def import_service(settings: StockImportsSettings) -> ImportService:
     from inventory.services.imports import ImportService
 
     return ImportService(
-        repository(settings.table_name),
+        import_store(settings.table_name),
         S3FileStore(settings.import_bucket_name),
         SqsWorkQueue(settings.import_queue_url),
         SystemClock(),
@@ -140,7 +211,7 @@ def stock_import_dead_letters(settings: StockImportWorkerSettings) -> SqsWorkQue
 def shipment_service(settings: ShipmentEventsSettings) -> ShipmentService:
     from inventory.services.shipment_events import ShipmentService
 
-    return ShipmentService(repository(settings.table_name), SystemClock())
+    return ShipmentService(shipment_store(settings.table_name), SystemClock())
 
 
 @cache
@@ -167,7 +238,7 @@ def outbox_relay(settings: OutboxRelaySettings) -> OutboxRelay:
 
     publisher = EventBridgePublisher(settings.event_bus_name)
     finishers: dict[str, Finisher] = {DetailType.SHIPMENT_APPLIED: ShipmentFigures(stock_service(settings))}
-    return OutboxRelay(repository(settings.table_name), publisher, SystemClock(), finishers=finishers)
+    return OutboxRelay(outbox(settings.table_name), publisher, SystemClock(), finishers=finishers)
 
 
 def forget() -> None:
@@ -177,6 +248,11 @@ def forget() -> None:
         table,
         repository,
         locations,
+        import_store,
+        stock_store,
+        allocation_store,
+        shipment_store,
+        outbox,
         location_service,
         master_switch_service,
         stock_service,
