@@ -5,7 +5,7 @@ template.yaml:
 
 - the service: a generated JSON Lines file is uploaded to the import bucket, then, in a child
   process that has imported the worker's handler with the worker's environment (as Lambda would),
-  `ImportService.accept()` (source s3://..., a new store) and `run()` with no time limit, timed
+  `ImportRunner.accept()` (source s3://..., a new store) and `run()` with no time limit, timed
   from accept to the import's `completed`;
 - the floor: the same rows, already in memory, written by the fewest BatchWriteItem calls (25
   items each) from as many threads as the adapter uses, as items of the shape the adapter writes,
@@ -72,7 +72,7 @@ def run_service(env: dict[str, str], location: str, source: str, rows: int) -> d
     load_handler()  # the worker's handler module, with everything it loads at a cold start
     wiring.forget()
     worker = settings_of(StockImportWorkerSettings)
-    service = wiring.import_service(worker)
+    service = wiring.import_runner(worker)
     counter = CallCounter(wiring.repository(worker.table_name).client)
     boto3.client("s3")  # loads the models that the service's own clients will use
     boto3.client("sqs")

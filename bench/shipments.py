@@ -2,7 +2,7 @@
 
 On fresh local AWS backends (dynalite, moto for S3 and SQS) provisioned from template.yaml, a store
 location gets an initial stock import of --products products (one row each, in main stock; the
-stock import worker's `ImportService.accept()` and `run()`, as bench.imports runs them) and, for about one
+stock import worker's `ImportRunner.accept()` and `run()`, as bench.imports runs them) and, for about one
 shipped product in ten, an open allocation (`AllocationService.create`). Then:
 
 - the service: --events "Fulfillment Items Shipped" events of 1 to 3 lines each (every line a
@@ -222,7 +222,7 @@ def prepare(env: dict[str, str], source: str, products: int, allocations: list[A
     location = LOCATION
     started = time.perf_counter()
     # In a process with the worker's environment.
-    imports = wiring.import_service(settings_of(StockImportWorkerSettings))
+    imports = wiring.import_runner(settings_of(StockImportWorkerSettings))
     request = ImportRequest(
         import_id="bench-load", kind=ImportKind.INITIAL, source=source, location_type=LocationType.STORE
     )

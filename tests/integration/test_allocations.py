@@ -46,7 +46,7 @@ def load(location: str, stock: dict[str, int], **settings: Any) -> None:
     assert status == 202, record
     from inventory import wiring
 
-    worker = wiring.import_service(settings_of(StockImportWorkerSettings))  # the worker's, on the same backends
+    worker = wiring.import_runner(settings_of(StockImportWorkerSettings))  # the worker's, on the same backends
     assert worker.run(location, "load", lambda: 10**9).value == "completed"
 
 

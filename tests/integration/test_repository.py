@@ -253,7 +253,8 @@ def test_a_products_item_of_the_earlier_shape_reads_as_before_and_its_next_line_
     and explanation are those of before; its next line folds the item (sums, its entries as the
     buffer) and counts once; and once their events are past keeping, its old entries move to ledger
     pages like any other, the figures unchanged."""
-    from inventory.services.imports import ImportRequest, ImportService
+    from inventory.services.import_runs import ImportRunner
+    from inventory.services.imports import ImportRequest
     from inventory.services.locations import LocationService
     from inventory.services.shipment_events import ShipmentService
     from inventory.services.stock import StockService
@@ -264,7 +265,7 @@ def test_a_products_item_of_the_earlier_shape_reads_as_before_and_its_next_line_
     store = f"upgrade-{uuid.uuid4().hex[:8]}"
     LocationService(repo, clock).put(store, LocationChanges(type=LocationType.STORE))
     queue = MemoryQueue()
-    imports = ImportService(repo, MemoryFiles(), queue, clock)
+    imports = ImportRunner(repo, MemoryFiles(), queue, clock)
     items = [StockRow(product_id="p", stock_location="main", quantity=100)]
     imports.accept(store, ImportRequest("i1", ImportKind.INITIAL, 10, items=items), "tester")
     while queue.messages:

@@ -175,7 +175,7 @@ def test_an_import_step_that_fails_on_every_delivery_fails_the_import_and_frees_
     def unreachable(uri: str, size: int = 1024) -> bytes:
         raise TemporarilyUnavailable("S3 is down")
 
-    monkeypatch.setattr(wiring.import_service(settings_of(StockImportWorkerSettings))._files, "head", unreachable)
+    monkeypatch.setattr(wiring.import_runner(settings_of(StockImportWorkerSettings))._files, "head", unreachable)
     event = sqs_event([step], arn)
     event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "4"
     with pytest.raises(BatchProcessingError):  # the whole batch failed: the queue delivers it again

@@ -326,8 +326,12 @@ class StockReadRepositories(ImportRepository, LocationRepository, CountersReposi
     """What reading stock needs of storage."""
 
 
-class ImportRepositories(ImportRepository, LocationRepository, CountersRepository, Protocol):
-    """What the import service needs of storage."""
+class ImportRepositories(ImportRepository, LocationRepository, Protocol):
+    """What accepting and ending imports needs of storage."""
+
+
+class ImportRunRepositories(ImportRepositories, CountersRepository, Protocol):
+    """What running imports needs of storage: settling an import's sums changes products' counters."""
 
 
 class SettleRepositories(CountersRepository, ImportRepository, Protocol):

@@ -31,11 +31,13 @@ if TYPE_CHECKING:
     from inventory.ports import (
         AllocationRepositories,
         ImportRepositories,
+        ImportRunRepositories,
         ShipmentRepositories,
         StockReadRepositories,
     )
     from inventory.services.abandoned import AbandonedRequests
     from inventory.services.allocations import AllocationService
+    from inventory.services.import_runs import ImportRunner
     from inventory.services.imports import ImportService
     from inventory.services.locations import LocationService, MasterSwitchService
     from inventory.services.outbox import OutboxRelay
@@ -76,15 +78,26 @@ def locations(table_name: str) -> Locations:
 
 @cache
 def import_store(table_name: str) -> ImportRepositories:
+    from inventory.adapters.dynamodb.imports import Imports
+    from inventory.adapters.dynamodb.locations import Locations
+
+    class ImportStore(Imports, Locations):
+        """Imports, and the locations they claim and make visible."""
+
+    return ImportStore(table(table_name))
+
+
+@cache
+def import_run_store(table_name: str) -> ImportRunRepositories:
     from inventory.adapters.dynamodb.counters import Counters
     from inventory.adapters.dynamodb.imports import Imports
     from inventory.adapters.dynamodb.ledger_pages import LedgerPages
     from inventory.adapters.dynamodb.locations import Locations
 
-    class ImportStore(Counters, LedgerPages, Imports, Locations):
-        """Imports, the locations they claim and make visible, and the counters whose sums they settle."""
+    class ImportRunStore(Counters, LedgerPages, Imports, Locations):
+        """Imports, their locations, and the products' counters whose sums an import settles."""
 
-    return ImportStore(table(table_name))
+    return ImportRunStore(table(table_name))
 
 
 @cache
@@ -185,10 +198,21 @@ def import_service(settings: StockImportsSettings) -> ImportService:
         S3FileStore(settings.import_bucket_name),
         SqsWorkQueue(settings.import_queue_url),
         SystemClock(),
-        # Only the worker settles imports' sums (the API only accepts them).
-        settle_delay=timedelta(
-            seconds=settings.import_settle_seconds if isinstance(settings, StockImportWorkerSettings) else 0
-        ),
+    )
+
+
+@cache
+def import_runner(settings: StockImportWorkerSettings) -> ImportRunner:
+    from inventory.adapters.s3 import S3FileStore
+    from inventory.adapters.sqs import SqsWorkQueue
+    from inventory.services.import_runs import ImportRunner
+
+    return ImportRunner(
+        import_run_store(settings.table_name),
+        S3FileStore(settings.import_bucket_name),
+        SqsWorkQueue(settings.import_queue_url),
+        SystemClock(),
+        settle_delay=timedelta(seconds=settings.import_settle_seconds),
     )
 
 
@@ -196,7 +220,7 @@ def import_service(settings: StockImportsSettings) -> ImportService:
 def stock_import_worker(settings: StockImportWorkerSettings) -> StockImportWorker:
     from inventory.services.stock_import_worker import StockImportWorker
 
-    return StockImportWorker(import_service(settings))
+    return StockImportWorker(import_runner(settings))
 
 
 @cache
@@ -249,6 +273,7 @@ def forget() -> None:
         repository,
         locations,
         import_store,
+        import_run_store,
         stock_store,
         allocation_store,
         shipment_store,
@@ -259,6 +284,7 @@ def forget() -> None:
         allocation_service,
         abandoned_requests,
         import_service,
+        import_runner,
         stock_import_worker,
         stock_import_dead_letters,
         shipment_service,
