@@ -94,7 +94,8 @@ from inventory.adapters.dynamodb.keys import (
     event_key,
 )
 from inventory.adapters.dynamodb.repository import DynamoDbRepository
-from inventory.models import AllocationLine, AllocationStatus, ImportKind, ImportStatus, LocationType
+from inventory.models import AllocationStatus, ImportKind, ImportStatus, LocationType
+from inventory.models.allocations import AllocationLine
 from inventory.services.allocations import AllocationRequest
 from inventory.services.imports import ImportRequest
 from inventory.settings import StockImportWorkerSettings, TableSettings, settings_of

@@ -38,16 +38,9 @@ from inventory.errors import (
     NotFound,
     NotReady,
 )
-from inventory.models import (
-    AllocationLine,
-    AllocationStatus,
-    ImportKind,
-    ImportStatus,
-    InventoryMaster,
-    LocationChanges,
-    LocationType,
-    StockRow,
-)
+from inventory.models import AllocationStatus, ImportKind, ImportStatus, InventoryMaster, LocationChanges, LocationType
+from inventory.models.allocations import AllocationLine
+from inventory.models.imports import StockRow
 from inventory.services.allocations import AllocationRequest, AllocationService, AllocationView
 from inventory.services.import_runs import ImportRunner
 from inventory.services.imports import ImportRequest

@@ -381,7 +381,7 @@ def test_the_abandoned_requests_run_releases_what_an_api_request_left_pending(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from inventory import wiring
-    from inventory.models import AllocationLine
+    from inventory.models.allocations import AllocationLine
     from inventory.services import allocations
     from inventory.services.allocations import AllocationRequest
 

@@ -28,7 +28,8 @@ import pytest
 
 from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from inventory.messages import DetailType
-from inventory.models import ImportKind, ImportStatus, InventoryMaster, LocationChanges, LocationType, StockRow
+from inventory.models import ImportKind, ImportStatus, InventoryMaster, LocationChanges, LocationType
+from inventory.models.imports import StockRow
 from inventory.services.import_runs import ImportRunner
 from inventory.services.imports import ImportRequest
 from inventory.services.locations import MasterSwitchService

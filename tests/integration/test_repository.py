@@ -28,21 +28,19 @@ from inventory.adapters.dynamodb.keys import (
 from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from inventory.errors import ImportIdReused, ItemTooLarge
 from inventory.models import (
-    Allocation,
     AllocationStatus,
     CountReason,
-    CycleCount,
-    ImportCounts,
     ImportKind,
-    ImportRecord,
     ImportStatus,
-    LedgerEntry,
     LedgerKind,
     LocationChanges,
     LocationType,
     OutboxEvent,
-    StockRow,
 )
+from inventory.models.allocations import Allocation
+from inventory.models.counters import LedgerEntry
+from inventory.models.counts import CycleCount
+from inventory.models.imports import ImportCounts, ImportRecord, StockRow
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

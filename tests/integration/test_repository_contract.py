@@ -39,31 +39,24 @@ from inventory.errors import (
     NotFound,
 )
 from inventory.models import (
-    Allocation,
-    AllocationLine,
     AllocationStatus,
-    CountersChange,
     CountReason,
     CountStatus,
-    CycleCount,
-    EventClaim,
-    ImportCounts,
     ImportKind,
-    ImportRecord,
     ImportStatus,
     InventoryMaster,
-    LedgerEntry,
     LedgerKind,
     Location,
     LocationChanges,
     LocationType,
-    OpenAllocation,
     OutboxEvent,
     Page,
-    PageMove,
-    ProductCounters,
-    StockRow,
 )
+from inventory.models.allocations import Allocation, AllocationLine
+from inventory.models.counters import CountersChange, LedgerEntry, OpenAllocation, PageMove, ProductCounters
+from inventory.models.counts import CycleCount
+from inventory.models.events import EventClaim
+from inventory.models.imports import ImportCounts, ImportRecord, StockRow
 from inventory.ports import (
     AllocationRepository,
     AppliedEvents,

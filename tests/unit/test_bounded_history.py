@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from inventory.errors import WatermarkRegressed
-from inventory.models import ImportKind, ImportStatus, StockRow
+from inventory.models import ImportKind, ImportStatus
+from inventory.models.imports import StockRow
 from inventory.services.import_runs import ImportRunner
 from inventory.services.imports import ImportRequest
 from inventory.services.ledger_moves import BUFFER_ENTRIES, PAGE_ENTRIES, SETTLED_AFTER

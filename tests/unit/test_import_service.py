@@ -16,16 +16,9 @@ from inventory.errors import (
     NotFound,
     OpenMispickCounts,
 )
-from inventory.models import (
-    CountReason,
-    CycleCount,
-    ImportKind,
-    ImportStatus,
-    InventoryMaster,
-    LocationChanges,
-    LocationType,
-    StockRow,
-)
+from inventory.models import CountReason, ImportKind, ImportStatus, InventoryMaster, LocationChanges, LocationType
+from inventory.models.counts import CycleCount
+from inventory.models.imports import StockRow
 from inventory.services.import_runs import ImportRunner
 from inventory.services.imports import ImportRequest
 from inventory.services.locations import MasterSwitchService

@@ -23,8 +23,8 @@ from inventory.models import (
     Location,
     LocationChanges,
     LocationType,
-    StockRow,
 )
+from inventory.models.imports import StockRow
 from inventory.services.abandoned import AbandonedRequests, ImportSweep
 from inventory.services.allocations import AllocationService
 from inventory.services.import_runs import ImportRunner

@@ -10,25 +10,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import BinaryIO, Protocol
 
-from inventory.models import (
-    Allocation,
-    AllocationStatus,
-    CountersChange,
-    CountStatus,
-    CycleCount,
-    EventClaim,
-    ImportCounts,
-    ImportRecord,
-    LedgerEntry,
-    Location,
-    LocationChanges,
-    LocationType,
-    OutboxEvent,
-    Page,
-    PageMove,
-    ProductCounters,
-    StockRow,
-)
+from inventory.models import AllocationStatus, CountStatus, Location, LocationChanges, LocationType, OutboxEvent, Page
+from inventory.models.allocations import Allocation
+from inventory.models.counters import CountersChange, LedgerEntry, PageMove, ProductCounters
+from inventory.models.counts import CycleCount
+from inventory.models.events import EventClaim
+from inventory.models.imports import ImportCounts, ImportRecord, StockRow
 
 
 class Clock(Protocol):

@@ -12,7 +12,8 @@ from pydantic import Field
 
 from inventory import wiring
 from inventory.api.http import LocationId, Reply, Request, UtcTime, answers, caller_identity, errors_for
-from inventory.models import AllocationLine, AllocationStatus
+from inventory.models import AllocationStatus
+from inventory.models.allocations import AllocationLine
 from inventory.services.allocations import AllocationRequest, AllocationService, AllocationView
 from inventory.settings import TableSettings, settings_of
 from inventory.types import (

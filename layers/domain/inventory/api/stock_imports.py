@@ -12,7 +12,8 @@ from pydantic import Field, StrictBool, model_validator
 
 from inventory import wiring
 from inventory.api.http import LocationId, Reply, Request, UtcTime, answers, caller_identity, errors_for
-from inventory.models import ImportCounts, ImportKind, ImportRecord, ImportStatus, LocationType, StockRow
+from inventory.models import ImportKind, ImportStatus, LocationType
+from inventory.models.imports import ImportCounts, ImportRecord, StockRow
 from inventory.services.imports import ImportRequest, ImportService
 from inventory.settings import StockImportsSettings, settings_of
 from inventory.types import (

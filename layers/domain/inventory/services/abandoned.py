@@ -20,7 +20,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from inventory.errors import Conflict
-from inventory.models import IMPORT_START_ABANDONED_AFTER, Allocation, ImportRecord, ImportStatus, Location
+from inventory.models import IMPORT_START_ABANDONED_AFTER, ImportStatus, Location
+from inventory.models.allocations import Allocation
+from inventory.models.imports import ImportRecord
 from inventory.observability import logger
 from inventory.services.allocations import AllocationService
 from inventory.services.imports import ENDED, not_started, release_if_claimed

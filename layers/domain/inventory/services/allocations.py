@@ -26,18 +26,9 @@ from typing import TYPE_CHECKING, Any
 from inventory.backoff import until_written
 from inventory.errors import AllocationIdReused, InsufficientStock, InvalidInput, NotFound
 from inventory.messages import DetailType
-from inventory.models import (
-    ABANDONED_AFTER,
-    Allocation,
-    AllocationLine,
-    AllocationStatus,
-    CountersChange,
-    Location,
-    OpenAllocation,
-    OutboxEvent,
-    ProductCounters,
-    product_order,
-)
+from inventory.models import ABANDONED_AFTER, AllocationStatus, Location, OutboxEvent, product_order
+from inventory.models.allocations import Allocation, AllocationLine
+from inventory.models.counters import CountersChange, OpenAllocation, ProductCounters
 from inventory.services.stock import (
     ProductAvailability,
     ProductStock,

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from inventory.errors import Conflict, NotFound
 from inventory.import_rows import InflationLimit, Row, RowError, read_rows, sniff_format
 from inventory.messages.import_work import parse_dropped_file, parse_file_metadata
-from inventory.models import ImportCounts, ImportRecord, ImportStatus, StockRow
+from inventory.models import ImportStatus
+from inventory.models.imports import ImportCounts, ImportRecord, StockRow
 from inventory.services.imports import ENDED, ImportRequest, ImportService, imported_event, release_if_claimed
 from inventory.services.sums import SumSettler
 from inventory.types import STOCK_LOCATIONS

@@ -30,16 +30,8 @@ from inventory.errors import (
     WatermarkRegressed,
 )
 from inventory.messages import DetailType
-from inventory.models import (
-    ImportCounts,
-    ImportKind,
-    ImportRecord,
-    ImportStatus,
-    InventoryMaster,
-    LocationType,
-    OutboxEvent,
-    StockRow,
-)
+from inventory.models import ImportKind, ImportStatus, InventoryMaster, LocationType, OutboxEvent
+from inventory.models.imports import ImportCounts, ImportRecord, StockRow
 
 if TYPE_CHECKING:
     from inventory.ports import Clock, FileStore, ImportRepositories, WorkQueue

@@ -13,7 +13,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from inventory.messages import DetailType
-from inventory.models import SEGMENT, EventClaim, Location, PageMove, ProductCounters
+from inventory.models import SEGMENT, Location
+from inventory.models.counters import PageMove, ProductCounters
+from inventory.models.events import EventClaim
 from inventory.services.ledger import epoch_of_legacy
 
 if TYPE_CHECKING:

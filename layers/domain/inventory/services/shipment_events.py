@@ -26,20 +26,11 @@ from inventory.errors import EventIdReused, EventTooOld, InvalidInput, Temporari
 from inventory.messages import DetailType
 from inventory.messages.allocation_events import AllocationCreated, AllocationReleased
 from inventory.messages.shipment_events import ItemsHandedOver, ItemsShipped, QueuedEvent, ShipmentEvent
-from inventory.models import (
-    Allocation,
-    AllocationLine,
-    AllocationStatus,
-    CountersChange,
-    EventClaim,
-    LedgerEntry,
-    LedgerKind,
-    Location,
-    OpenAllocation,
-    OutboxEvent,
-    ProductCounters,
-    StockRow,
-)
+from inventory.models import AllocationStatus, LedgerKind, Location, OutboxEvent
+from inventory.models.allocations import Allocation, AllocationLine
+from inventory.models.counters import CountersChange, LedgerEntry, OpenAllocation, ProductCounters
+from inventory.models.events import EventClaim
+from inventory.models.imports import StockRow
 from inventory.observability import logger
 from inventory.services.allocations import AllocationRequest, AllocationService
 from inventory.services.ledger import folded_sums, layers_for

@@ -9,19 +9,9 @@ from typing import TYPE_CHECKING
 
 from inventory.cursor import decode_cursor, encode_cursor, invalid_cursor
 from inventory.errors import NotFound
-from inventory.models import (
-    SEGMENT,
-    ImportKind,
-    InventoryMaster,
-    LedgerEntry,
-    Location,
-    Page,
-    ProductCounters,
-    StockRow,
-    VisibleImport,
-    iso,
-    product_order,
-)
+from inventory.models import SEGMENT, ImportKind, InventoryMaster, Location, Page, VisibleImport, iso, product_order
+from inventory.models.counters import LedgerEntry, ProductCounters
+from inventory.models.imports import StockRow
 from inventory.services.ledger import EVERY_LINE, counts_after
 from inventory.types import MAIN, STOCK_LOCATIONS
 

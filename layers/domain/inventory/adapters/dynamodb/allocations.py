@@ -22,7 +22,8 @@ from inventory.adapters.dynamodb.keys import (
 )
 from inventory.adapters.dynamodb.outbox import record_event
 from inventory.adapters.dynamodb.table import TableItems
-from inventory.models import Allocation, AllocationStatus, OutboxEvent, iso
+from inventory.models import AllocationStatus, OutboxEvent, iso
+from inventory.models.allocations import Allocation
 
 
 def allocation_of(item: Mapping[str, Any]) -> Allocation:

@@ -11,7 +11,8 @@ from inventory.adapters.dynamodb.expressions import Update
 from inventory.adapters.dynamodb.keys import count_key, location_key
 from inventory.adapters.dynamodb.table import TableItems
 from inventory.errors import Conflict, CountIdReused, NotFound
-from inventory.models import CountReason, CountStatus, CycleCount, iso
+from inventory.models import CountReason, CountStatus, iso
+from inventory.models.counts import CycleCount
 
 
 def cycle_count_of(item: Mapping[str, Any]) -> CycleCount:

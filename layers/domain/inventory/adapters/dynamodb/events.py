@@ -12,7 +12,8 @@ from typing import Any
 from inventory.adapters.dynamodb.codec import from_ddb, to_ddb
 from inventory.adapters.dynamodb.keys import event_key
 from inventory.adapters.dynamodb.table import BATCH_WRITE_ITEMS, TableItems
-from inventory.models import EventClaim, epoch_ms, from_epoch_ms
+from inventory.models import epoch_ms, from_epoch_ms
+from inventory.models.events import EventClaim
 
 
 def _claim_of(item: Mapping[str, Any]) -> EventClaim:

@@ -29,17 +29,8 @@ from inventory.adapters.dynamodb.locations import created_if_absent, read_locati
 from inventory.adapters.dynamodb.outbox import record_event
 from inventory.adapters.dynamodb.table import BATCH_WRITE_ITEMS, TableItems
 from inventory.errors import Conflict, ImportIdReused, ImportInProgress, NotFound
-from inventory.models import (
-    ImportCounts,
-    ImportRecord,
-    ImportStatus,
-    LocationType,
-    OutboxEvent,
-    StockRow,
-    VisibleImport,
-    epoch_ms,
-    iso,
-)
+from inventory.models import ImportStatus, LocationType, OutboxEvent, VisibleImport, epoch_ms, iso
+from inventory.models.imports import ImportCounts, ImportRecord, StockRow
 
 WRITE_THREADS = 8  # BatchWriteItem calls of one chunk of rows in flight at once
 _UNFINISHED = (ImportStatus.ACCEPTED.value, ImportStatus.RUNNING.value)

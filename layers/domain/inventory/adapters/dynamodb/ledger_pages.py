@@ -36,15 +36,8 @@ from inventory.adapters.dynamodb.keys import (
 )
 from inventory.adapters.dynamodb.outbox import encode_event
 from inventory.adapters.dynamodb.table import TableItems
-from inventory.models import (
-    SEGMENT,
-    SOURCE_HASH_CHARS,
-    LedgerEntry,
-    LedgerKind,
-    PageMove,
-    epoch_ms,
-    from_epoch_ms,
-)
+from inventory.models import SEGMENT, SOURCE_HASH_CHARS, LedgerKind, epoch_ms, from_epoch_ms
+from inventory.models.counters import LedgerEntry, PageMove
 from inventory.types import MAIN
 
 _KIND_CODES = {LedgerKind.SHIPMENT: "s", LedgerKind.HANDOVER: "h"}
