@@ -57,12 +57,6 @@ class Reply(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
-class ErrorDetail(Reply):
-    field: str | None = None
-    code: str
-    message: str
-
-
 class ErrorInfo(Reply):
     code: str = Field(examples=["validation_error"])
     message: str
