@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field
-
 from inventory.models import SOURCE_HASH_CHARS, Frozen, LedgerKind, OutboxEvent, VisibleImport
 
 
@@ -70,17 +68,19 @@ class ProductCounters(Frozen):
     # The earlier shape: no sums, stock on hand is computed from `ledger` (readers of both shapes;
     # the product's next write of an entry folds it into the sums).
     legacy: bool = False
+    # Literal defaults, which pydantic copies for each instance: default_factory=dict would make
+    # pydantic read dict's signature, the first of which compiles the tokenizer's patterns.
     # Per import layer (by sequence number), the signed total of the lines that layer does not
     # include; layer 0: every line. Stock on hand is a base plus the sum of its layer.
-    sums: dict[int, int] = Field(default_factory=dict)
+    sums: dict[int, int] = {}  # noqa: RUF012
     buffered: int = 0  # how many entries the buffer holds (the write that adds one says so)
     pages: int = 0  # committed ledger pages: 1 to `pages` are the product's moved entries, in order
     # The first committed page holding an entry of each logical-timestamp segment (SEGMENT), and of
     # each epoch (`LedgerEntry.epoch`); segments below `segment_cut` were dropped: start at page 1.
-    segments: dict[int, int] = Field(default_factory=dict)
-    epochs: dict[int, int] = Field(default_factory=dict)
+    segments: dict[int, int] = {}  # noqa: RUF012
+    epochs: dict[int, int] = {}  # noqa: RUF012
     segment_cut: int = 0
-    pending: dict[str, OutboxEvent] = Field(default_factory=dict)  # its unpublished events, by id
+    pending: dict[str, OutboxEvent] = {}  # noqa: RUF012 - its unpublished events, by id
 
     @property
     def allocated(self) -> int:
@@ -117,7 +117,8 @@ class CountersChange(Frozen):
 
     expected: ProductCounters
     entry: LedgerEntry | None = None
-    allocations: dict[str, OpenAllocation | None] = Field(default_factory=dict)  # None: closed
+    # None: closed. A literal default, as ProductCounters' are.
+    allocations: dict[str, OpenAllocation | None] = {}  # noqa: RUF012
     into: tuple[int, ...] = ()  # the sums (`ProductCounters.sums`, by layer) the entry adds its quantity to
     # An item of the earlier shape (`expected.legacy`) written with an entry is folded in the same
     # write: these sums, from the entries it holds, which stay in it as its buffer.
