@@ -47,7 +47,8 @@ from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from inventory.adapters.dynamodb.table import BATCH_WRITE_ITEMS
 from inventory.models import ImportKind, ImportStatus, LocationType
 from inventory.services.imports import ImportRequest
-from inventory.settings import StockImportWorkerSettings, settings_of
+from inventory.settings import settings_of
+from inventory.settings.stock_import_worker import StockImportWorkerSettings
 
 WORKER = "StockImportWorkerFunction"
 WORKER_CODE = ROOT / "functions" / "stock_import_worker"

@@ -98,7 +98,8 @@ from inventory.models import AllocationStatus, ImportKind, ImportStatus, Locatio
 from inventory.models.allocations import AllocationLine
 from inventory.services.allocations import AllocationRequest
 from inventory.services.imports import ImportRequest
-from inventory.settings import StockImportWorkerSettings, TableSettings, settings_of
+from inventory.settings import TableSettings, settings_of
+from inventory.settings.stock_import_worker import StockImportWorkerSettings
 
 FUNCTION = "ShipmentEventsFunction"
 HANDLER_CODE = ROOT / "functions" / "shipment_events"

@@ -9,7 +9,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from inventory.observability import logger, metrics
 from inventory.services.outbox import poll
-from inventory.settings import OutboxRelaySettings, settings_of
+from inventory.settings import settings_of
+from inventory.settings.outbox_relay import OutboxRelaySettings
 from inventory.wiring import outbox_relay
 
 STOP_BEFORE_TIMEOUT_MS = 5_000

@@ -12,7 +12,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from inventory.batch import last_delivery, settle
 from inventory.messages.import_work import ImportWork, parse_import_work
 from inventory.observability import logger, metrics
-from inventory.settings import StockImportWorkerSettings, settings_of
+from inventory.settings import settings_of
+from inventory.settings.stock_import_worker import StockImportWorkerSettings
 from inventory.wiring import stock_import_dead_letters, stock_import_worker
 
 processor = BatchProcessor(event_type=EventType.SQS)

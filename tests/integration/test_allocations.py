@@ -16,7 +16,9 @@ import pytest
 
 from inventory.adapters.dynamodb.keys import PRODUCT_PREFIX
 from inventory.errors import TemporarilyUnavailable
-from inventory.settings import ShipmentEventsSettings, StockImportWorkerSettings, TableSettings, settings_of
+from inventory.settings import TableSettings, settings_of
+from inventory.settings.shipment_events import ShipmentEventsSettings
+from inventory.settings.stock_import_worker import StockImportWorkerSettings
 from tests.conftest import FakeContext, http_event, load_handler, sqs_event
 from tests.integration.conftest import shared_repository
 from tests.integration.test_outbox_relay import received

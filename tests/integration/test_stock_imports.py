@@ -170,7 +170,8 @@ def test_an_import_step_that_fails_on_every_delivery_fails_the_import_and_frees_
     step = next(m for m in messages if "doomed" in m["Body"])
     from inventory import wiring
     from inventory.errors import TemporarilyUnavailable
-    from inventory.settings import StockImportWorkerSettings, settings_of
+    from inventory.settings import settings_of
+    from inventory.settings.stock_import_worker import StockImportWorkerSettings
 
     def unreachable(uri: str, size: int = 1024) -> bytes:
         raise TemporarilyUnavailable("S3 is down")

@@ -13,14 +13,6 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from inventory import settings
-from inventory.settings import (
-    MasterSwitchSettings,
-    OutboxRelaySettings,
-    ShipmentEventsSettings,
-    StockImportsSettings,
-    StockImportWorkerSettings,
-    TableSettings,
-)
 
 if TYPE_CHECKING:
     from inventory.adapters.dynamodb.locations import Locations
@@ -44,6 +36,12 @@ if TYPE_CHECKING:
     from inventory.services.shipment_events import ShipmentEventService, ShipmentService
     from inventory.services.stock import StockService
     from inventory.services.stock_import_worker import StockImportWorker
+    from inventory.settings import TableSettings
+    from inventory.settings.master_switch import MasterSwitchSettings
+    from inventory.settings.outbox_relay import OutboxRelaySettings
+    from inventory.settings.shipment_events import ShipmentEventsSettings
+    from inventory.settings.stock_import_worker import StockImportWorkerSettings
+    from inventory.settings.stock_imports import StockImportsSettings
 
 
 class SystemClock:

@@ -12,7 +12,8 @@ from inventory.api.http import LocationId, Reply, Request, UtcTime, answers, cal
 from inventory.api.locations import LocationOut
 from inventory.models import InventoryMaster, Readiness
 from inventory.services.locations import MasterSwitchService
-from inventory.settings import MasterSwitchSettings, settings_of
+from inventory.settings import settings_of
+from inventory.settings.master_switch import MasterSwitchSettings
 
 
 class SwitchBody(Request):

@@ -15,7 +15,8 @@ from inventory.api.http import LocationId, Reply, Request, UtcTime, answers, cal
 from inventory.models import ImportKind, ImportStatus, LocationType
 from inventory.models.imports import ImportCounts, ImportRecord, StockRow
 from inventory.services.imports import ImportRequest, ImportService
-from inventory.settings import StockImportsSettings, settings_of
+from inventory.settings import settings_of
+from inventory.settings.stock_imports import StockImportsSettings
 from inventory.types import (
     CLIENT_ID_PATTERN,
     MAIN,
