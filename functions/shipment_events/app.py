@@ -25,7 +25,9 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 DEAD_LETTERED = "FulfillmentRecordsDeadLettered"
 # Read at cold start: a variable the template does not give fails the function's start, not a request.
 SETTINGS = settings_of(ShipmentEventsSettings)
-shipment_event_service(SETTINGS)  # built at cold start too; its client is created at its first call
+# Built at cold start too; their clients are created at their first call.
+shipment_event_service(SETTINGS)
+shipment_events_dead_letters(SETTINGS)
 
 
 def parse(body: str) -> QueuedEvent | Exception:

@@ -20,7 +20,9 @@ processor = BatchProcessor(event_type=EventType.SQS)
 DEAD_LETTERED = "ImportRecordsDeadLettered"
 # Read at cold start: a variable the template does not give fails the function's start, not a request.
 SETTINGS = settings_of(StockImportWorkerSettings)
-stock_import_worker(SETTINGS)  # built at cold start too; its clients are created at their first call
+# Built at cold start too; their clients are created at their first call.
+stock_import_worker(SETTINGS)
+stock_import_dead_letters(SETTINGS)
 
 
 def parse(body: str) -> ImportWork | Exception:
