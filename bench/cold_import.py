@@ -26,7 +26,9 @@ invocation) is within 1.2 times its floor's.
 
 The project's own modules (layer, functions, minimal handlers) have no bytecode cache
 (PYTHONDONTWRITEBYTECODE), so each process compiles them, as a package shipped without .pyc files
-does; the dependencies use the bytecode pip wrote when it installed them.
+does; the dependencies use the bytecode pip wrote when it installed them. A cache that a process
+without PYTHONDONTWRITEBYTECODE left beside the project's modules would be read instead of the
+source, and make those modules look cheaper: the benchmark removes any first, and says so.
 
     python -m bench.cold_import [--runs 5] [--imports 10] [--only locations,stock]
 
@@ -166,7 +168,8 @@ def function_targets(aws: Any) -> list[Target]:
 
 
 def floor_targets(aws: Any, functions: list[Target]) -> list[Target]:
-    """The minimal handlers, with the environment the template's Globals give every function."""
+    """The minimal handlers, with the environment the template's Globals give every function and the
+    table's name (TABLE_NAME, as the functions of their type have it: Globals no longer hold it)."""
     from local.runtime import lambda_environment
     from local.template import text
     from tests.conftest import http_event, sqs_event
@@ -194,7 +197,10 @@ def floor_targets(aws: Any, functions: list[Target]) -> list[Target]:
             logical_id=f"Minimal{kind.title()}Function",
             name=f"bench-minimal-{kind}",
             code_dir=MINIMAL / FLOOR_DIRS[kind],
-            environment={key: text(value) for key, value in variables.items()},
+            environment={
+                **{key: text(value) for key, value in variables.items()},
+                "TABLE_NAME": specs[kind].environment["TABLE_NAME"],
+            },
             timeout=int(template.resolve(globals_.get("Timeout", 3))),
             memory_size=int(template.resolve(globals_.get("MemorySize", 128))),
             reserved_concurrency=None,
@@ -294,6 +300,19 @@ def print_profile(target: Target, top: int) -> None:
 # ---------------------------------------------------------------- the parent
 
 
+def remove_bytecode_caches() -> list[Path]:
+    """The __pycache__ folders of the project's own code (the layer, the functions, the floors),
+    removed: each child must compile those modules, as Lambda does with a package without .pyc."""
+    import shutil
+
+    found = sorted(
+        path for folder in (ROOT / "layers", ROOT / "functions", MINIMAL) for path in folder.rglob("__pycache__")
+    )
+    for path in found:
+        shutil.rmtree(path)
+    return found
+
+
 def calls_text(calls: dict[Any, int]) -> str:
     return ", ".join(f"{op} {n}" for (service, op), n in sorted(calls.items()) if service == "dynamodb") or "none"
 
@@ -310,6 +329,8 @@ def main() -> None:
     args = parser.parse_args()
     from local.stack import LocalAws  # not in the children: they hold what a handler holds, no more
 
+    for path in remove_bytecode_caches():
+        print(f"note: removed {path.relative_to(ROOT)}: the handlers would have read it instead of their source")
     load = os.getloadavg()[0]
     bare = subprocess.run(
         [sys.executable, "-c", "import sys; print(len(sys.modules))"], capture_output=True, text=True, check=True

@@ -5,7 +5,7 @@ template.yaml:
 
 - the service: a generated JSON Lines file is uploaded to the import bucket, then, in a child
   process that has imported the worker's handler with the worker's environment (as Lambda would),
-  `ImportService.accept()` (source s3://..., a new store) and `run()` with no time limit, timed
+  `ImportRunner.accept()` (source s3://..., a new store) and `run()` with no time limit, timed
   from accept to the import's `completed`;
 - the floor: the same rows, already in memory, written by the fewest BatchWriteItem calls (25
   items each) from as many threads as the adapter uses, as items of the shape the adapter writes,
@@ -41,13 +41,14 @@ from bench.child import load_handler
 from bench.gen_import_file import stock_rows, write_import_file
 from bench.harness import ROOT, CallCounter, handler_env, in_child, read_items, read_partitions, write_units
 from inventory import wiring
-from inventory.adapters.dynamodb import DynamoDbRepository
 from inventory.adapters.dynamodb.imports import WRITE_THREADS
 from inventory.adapters.dynamodb.keys import PRODUCT_SHARDS, import_partition, import_row_key
+from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from inventory.adapters.dynamodb.table import BATCH_WRITE_ITEMS
 from inventory.models import ImportKind, ImportStatus, LocationType
 from inventory.services.imports import ImportRequest
-from inventory.settings import StockImportWorkerSettings, settings_of
+from inventory.settings import settings_of
+from inventory.settings.stock_import_worker import StockImportWorkerSettings
 
 WORKER = "StockImportWorkerFunction"
 WORKER_CODE = ROOT / "functions" / "stock_import_worker"
@@ -72,7 +73,7 @@ def run_service(env: dict[str, str], location: str, source: str, rows: int) -> d
     load_handler()  # the worker's handler module, with everything it loads at a cold start
     wiring.forget()
     worker = settings_of(StockImportWorkerSettings)
-    service = wiring.import_service(worker)
+    service = wiring.import_runner(worker)
     counter = CallCounter(wiring.repository(worker.table_name).client)
     boto3.client("s3")  # loads the models that the service's own clients will use
     boto3.client("sqs")

@@ -2,7 +2,7 @@
 
 On fresh local AWS backends (dynalite, moto for S3 and SQS) provisioned from template.yaml, a store
 location gets an initial stock import of --products products (one row each, in main stock; the
-stock import worker's `ImportService.accept()` and `run()`, as bench.imports runs them) and, for about one
+stock import worker's `ImportRunner.accept()` and `run()`, as bench.imports runs them) and, for about one
 shipped product in ten, an open allocation (`AllocationService.create`). Then:
 
 - the service: --events "Fulfillment Items Shipped" events of 1 to 3 lines each (every line a
@@ -81,7 +81,6 @@ from bench.harness import (
 )
 from bench.imports import WORKER
 from inventory import wiring
-from inventory.adapters.dynamodb import DynamoDbRepository
 from inventory.adapters.dynamodb.keys import (
     ALLOCATION_PREFIX,
     BUFFER_PREFIX,
@@ -94,10 +93,13 @@ from inventory.adapters.dynamodb.keys import (
     entry_attribute_prefix,
     event_key,
 )
-from inventory.models import AllocationLine, AllocationStatus, ImportKind, ImportStatus, LocationType
+from inventory.adapters.dynamodb.repository import DynamoDbRepository
+from inventory.models import AllocationStatus, ImportKind, ImportStatus, LocationType
+from inventory.models.allocations import AllocationLine
 from inventory.services.allocations import AllocationRequest
 from inventory.services.imports import ImportRequest
-from inventory.settings import StockImportWorkerSettings, TableSettings, settings_of
+from inventory.settings import TableSettings, settings_of
+from inventory.settings.stock_import_worker import StockImportWorkerSettings
 
 FUNCTION = "ShipmentEventsFunction"
 HANDLER_CODE = ROOT / "functions" / "shipment_events"
@@ -222,7 +224,7 @@ def prepare(env: dict[str, str], source: str, products: int, allocations: list[A
     location = LOCATION
     started = time.perf_counter()
     # In a process with the worker's environment.
-    imports = wiring.import_service(settings_of(StockImportWorkerSettings))
+    imports = wiring.import_runner(settings_of(StockImportWorkerSettings))
     request = ImportRequest(
         import_id="bench-load", kind=ImportKind.INITIAL, source=source, location_type=LocationType.STORE
     )

@@ -156,7 +156,8 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
 
 def shipment_entry(entry_id: str, timestamp: int, at: Any, quantity: int = 1, handover: bool = False) -> Any:
     """The ledger entry of a shipment (or handover) line of `quantity` units, applied at `at`."""
-    from inventory.models import LedgerEntry, LedgerKind
+    from inventory.models import LedgerKind
+    from inventory.models.counters import LedgerEntry
 
     return LedgerEntry(
         entry_id=entry_id,
@@ -173,7 +174,7 @@ def record_ledger_entry(repo: Any, location_id: str, product_id: str, entry: Any
     """Seed one ledger entry through a repository's real counters write, as the services write
     them: the entry records the location's epoch, and adds itself to the sums of the import layers
     the location announces that do not include it; False when an entry with its id is there already."""
-    from inventory.models import CountersChange
+    from inventory.models.counters import CountersChange
     from inventory.services.ledger import folded_sums, layers_for
 
     while True:

@@ -13,6 +13,7 @@ from inventory.wiring import abandoned_requests
 STOP_BEFORE_TIMEOUT_MS = 10_000
 # Read at cold start: a variable the template does not give fails the function's start, not a request.
 SETTINGS = settings_of(TableSettings)
+abandoned_requests(SETTINGS)  # built at cold start too; its client is created at its first call
 
 
 @logger.inject_lambda_context

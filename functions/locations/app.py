@@ -10,6 +10,7 @@ from inventory.settings import TableSettings, settings_of
 
 # Read at cold start: a variable the template does not give fails the function's start, not a request.
 settings_of(TableSettings)  # the routes take it from there
+locations.location_service()  # built at cold start too; its client is created at its first call
 app = make_resolver(locations.router)
 
 

@@ -9,13 +9,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from inventory.observability import logger, metrics
 from inventory.services.outbox import poll
-from inventory.settings import OutboxRelaySettings, settings_of
+from inventory.settings import settings_of
+from inventory.settings.outbox_relay import OutboxRelaySettings
 from inventory.wiring import outbox_relay
 
 STOP_BEFORE_TIMEOUT_MS = 5_000
 BACKOFF_CAP_SECONDS = 15.0  # the longest extra wait after failed rounds: a quarter of a run
 # Read at cold start: a variable the template does not give fails the function's start, not a request.
 SETTINGS = settings_of(OutboxRelaySettings)
+outbox_relay(SETTINGS)  # built at cold start too; its clients are created at their first call
 
 
 @logger.inject_lambda_context

@@ -15,7 +15,8 @@ from inventory.batch import settle
 from inventory.messages.shipment_events import QueuedEvent, parse_queued_event
 from inventory.observability import logger, metrics
 from inventory.services.outcomes import Outcome
-from inventory.settings import ShipmentEventsSettings, settings_of
+from inventory.settings import settings_of
+from inventory.settings.shipment_events import ShipmentEventsSettings
 from inventory.wiring import shipment_event_service, shipment_events_dead_letters
 
 # A batch whose every record failed is answered as such (the queue delivers them again), not as an
@@ -24,6 +25,9 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 DEAD_LETTERED = "FulfillmentRecordsDeadLettered"
 # Read at cold start: a variable the template does not give fails the function's start, not a request.
 SETTINGS = settings_of(ShipmentEventsSettings)
+# Built at cold start too; their clients are created at their first call.
+shipment_event_service(SETTINGS)
+shipment_events_dead_letters(SETTINGS)
 
 
 def parse(body: str) -> QueuedEvent | Exception:

@@ -12,13 +12,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from inventory.batch import last_delivery, settle
 from inventory.messages.import_work import ImportWork, parse_import_work
 from inventory.observability import logger, metrics
-from inventory.settings import StockImportWorkerSettings, settings_of
+from inventory.settings import settings_of
+from inventory.settings.stock_import_worker import StockImportWorkerSettings
 from inventory.wiring import stock_import_dead_letters, stock_import_worker
 
 processor = BatchProcessor(event_type=EventType.SQS)
 DEAD_LETTERED = "ImportRecordsDeadLettered"
 # Read at cold start: a variable the template does not give fails the function's start, not a request.
 SETTINGS = settings_of(StockImportWorkerSettings)
+# Built at cold start too; their clients are created at their first call.
+stock_import_worker(SETTINGS)
+stock_import_dead_letters(SETTINGS)
 
 
 def parse(body: str) -> ImportWork | Exception:

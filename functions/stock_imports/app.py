@@ -6,10 +6,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from inventory.api import stock_imports
 from inventory.api.http import make_resolver
 from inventory.observability import logger
-from inventory.settings import StockImportsSettings, settings_of
+from inventory.settings import settings_of
+from inventory.settings.stock_imports import StockImportsSettings
 
 # Read at cold start: a variable the template does not give fails the function's start, not a request.
 settings_of(StockImportsSettings)  # the routes take it from there
+stock_imports.import_service()  # built at cold start too; its client is created at its first call
 app = make_resolver(stock_imports.router)
 
 

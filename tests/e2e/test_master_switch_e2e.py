@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from inventory.adapters.dynamodb import DynamoDbRepository
-from inventory.models import ImportCounts, ImportKind, ImportRecord, ImportStatus
+from inventory.adapters.dynamodb.repository import DynamoDbRepository
+from inventory.models import ImportKind, ImportStatus
+from inventory.models.imports import ImportCounts, ImportRecord
 from tests.e2e.conftest import Api, RunningStack, drain
 
 pytestmark = pytest.mark.e2e

@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from inventory import wiring
-from inventory.adapters.dynamodb import DynamoDbRepository
+from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from inventory.settings import TableSettings, settings_of
 from local.provision import create_table
 from local.stack import LocalAws

@@ -28,7 +28,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from inventory.adapters.dynamodb import DynamoDbRepository
+from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from inventory.errors import (
     AllocationIdReused,
     EventIdReused,
@@ -38,18 +38,12 @@ from inventory.errors import (
     NotFound,
     NotReady,
 )
-from inventory.models import (
-    AllocationLine,
-    AllocationStatus,
-    ImportKind,
-    ImportStatus,
-    InventoryMaster,
-    LocationChanges,
-    LocationType,
-    StockRow,
-)
+from inventory.models import AllocationStatus, ImportKind, ImportStatus, InventoryMaster, LocationChanges, LocationType
+from inventory.models.allocations import AllocationLine
+from inventory.models.imports import StockRow
 from inventory.services.allocations import AllocationRequest, AllocationService, AllocationView
-from inventory.services.imports import ImportRequest, ImportService
+from inventory.services.import_runs import ImportRunner
+from inventory.services.imports import ImportRequest
 from inventory.services.locations import MasterSwitchService
 from inventory.services.shipment_events import ShipmentService
 from inventory.services.stock import StockService, availability
@@ -91,7 +85,7 @@ class AllocationMachine(RuleBasedStateMachine):
         self.shipments = ShipmentService(repo, self.clock, RETENTION_DAYS)
         self.stock = StockService(repo)
         self.queue = MemoryQueue()
-        self.imports = ImportService(repo, MemoryFiles(), self.queue, self.clock)
+        self.imports = ImportRunner(repo, MemoryFiles(), self.queue, self.clock)
         self.model = ErpStore()
         self.sent: list[tuple[Callable[..., None], tuple[Any, ...]]] = []  # every input, to send again
         self.shipment_details: list[dict[str, Any]] = []

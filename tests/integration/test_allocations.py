@@ -16,7 +16,9 @@ import pytest
 
 from inventory.adapters.dynamodb.keys import PRODUCT_PREFIX
 from inventory.errors import TemporarilyUnavailable
-from inventory.settings import ShipmentEventsSettings, StockImportWorkerSettings, TableSettings, settings_of
+from inventory.settings import TableSettings, settings_of
+from inventory.settings.shipment_events import ShipmentEventsSettings
+from inventory.settings.stock_import_worker import StockImportWorkerSettings
 from tests.conftest import FakeContext, http_event, load_handler, sqs_event
 from tests.integration.conftest import shared_repository
 from tests.integration.test_outbox_relay import received
@@ -46,7 +48,7 @@ def load(location: str, stock: dict[str, int], **settings: Any) -> None:
     assert status == 202, record
     from inventory import wiring
 
-    worker = wiring.import_service(settings_of(StockImportWorkerSettings))  # the worker's, on the same backends
+    worker = wiring.import_runner(settings_of(StockImportWorkerSettings))  # the worker's, on the same backends
     assert worker.run(location, "load", lambda: 10**9).value == "completed"
 
 
@@ -381,13 +383,13 @@ def test_the_abandoned_requests_run_releases_what_an_api_request_left_pending(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from inventory import wiring
-    from inventory.models import AllocationLine
+    from inventory.models.allocations import AllocationLine
     from inventory.services import allocations
     from inventory.services.allocations import AllocationRequest
 
     location = f"abandon-{uuid.uuid4().hex[:8]}"
     load(location, {"a": 5})
-    repo = shared_repository()
+    repo = wiring.allocation_store(settings_of(TableSettings).table_name)  # what the allocation service writes to
 
     def time_out(*args: Any, **kwargs: Any) -> bool:
         raise ConnectionError("the function timed out before the allocation was settled")

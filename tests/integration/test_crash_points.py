@@ -29,7 +29,8 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from inventory import wiring
 from inventory.adapters.dynamodb.keys import import_key, ledger_pages_prefix, location_key, location_pk
 from inventory.adapters.eventbridge import EventBridgePublisher
-from inventory.settings import OutboxRelaySettings, settings_of
+from inventory.settings import settings_of
+from inventory.settings.outbox_relay import OutboxRelaySettings
 from local.stack import LocalAws
 from tests.conftest import FakeContext, http_event, load_handler, sqs_event
 from tests.faults import ANY_WRITE, Crash, Faults, Kind, faults_on, item_key

@@ -26,10 +26,12 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from inventory.adapters.dynamodb import DynamoDbRepository
+from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from inventory.messages import DetailType
-from inventory.models import ImportKind, ImportStatus, InventoryMaster, LocationChanges, LocationType, StockRow
-from inventory.services.imports import ImportRequest, ImportService
+from inventory.models import ImportKind, ImportStatus, InventoryMaster, LocationChanges, LocationType
+from inventory.models.imports import StockRow
+from inventory.services.import_runs import ImportRunner
+from inventory.services.imports import ImportRequest
 from inventory.services.locations import MasterSwitchService
 from inventory.services.outbox import OutboxRelay
 from inventory.services.shipment_events import Shipment, ShipmentService
@@ -154,7 +156,7 @@ class History:
         self.bus_up = True
         self.location_id = f"history-{uuid.uuid4().hex[:10]}"
         self.queue = MemoryQueue()
-        self.imports = ImportService(repo, MemoryFiles(), self.queue, self.clock, settle_delay=SETTLE)
+        self.imports = ImportRunner(repo, MemoryFiles(), self.queue, self.clock, settle_delay=SETTLE)
         self.shipments = ShipmentService(repo, self.clock)
         self.stock = StockService(repo)
         self.locations = MasterSwitchService(repo, self.clock, WINDOW_MINUTES)

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
-from inventory.adapters.dynamodb import DynamoDbRepository
 from inventory.adapters.dynamodb.keys import counters_key, location_key
-from inventory.models import ImportCounts, ImportKind, ImportRecord, ImportStatus, LedgerEntry, OutboxEvent
+from inventory.adapters.dynamodb.repository import DynamoDbRepository
+from inventory.models import ImportKind, ImportStatus, OutboxEvent
+from inventory.models.counters import LedgerEntry
+from inventory.models.imports import ImportCounts, ImportRecord
 from tests.conftest import FakeContext, http_event, load_handler, shipment_entry
 
 pytestmark = pytest.mark.integration

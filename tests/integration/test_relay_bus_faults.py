@@ -17,10 +17,11 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from inventory import wiring
-from inventory.adapters.dynamodb import DynamoDbRepository
+from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from inventory.adapters.eventbridge import EventBridgePublisher
 from inventory.models import OutboxEvent
-from inventory.settings import OutboxRelaySettings, settings_of
+from inventory.settings import settings_of
+from inventory.settings.outbox_relay import OutboxRelaySettings
 from tests.conftest import FakeContext, load_handler, sqs_event
 from tests.faults import Faults, faults_on
 from tests.integration.test_allocations import QUEUE_ARN, from_bus, load

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from inventory.adapters.dynamodb import DynamoDbRepository
 from inventory.adapters.dynamodb.codec import from_ddb, to_ddb
 from inventory.adapters.dynamodb.keys import (
     LOCATIONS_PARTITION,
@@ -26,23 +25,22 @@ from inventory.adapters.dynamodb.keys import (
     outbox_pk_of,
     pending_index_keys,
 )
+from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from inventory.errors import ImportIdReused, ItemTooLarge
 from inventory.models import (
-    Allocation,
     AllocationStatus,
     CountReason,
-    CycleCount,
-    ImportCounts,
     ImportKind,
-    ImportRecord,
     ImportStatus,
-    LedgerEntry,
     LedgerKind,
     LocationChanges,
     LocationType,
     OutboxEvent,
-    StockRow,
 )
+from inventory.models.allocations import Allocation
+from inventory.models.counters import LedgerEntry
+from inventory.models.counts import CycleCount
+from inventory.models.imports import ImportCounts, ImportRecord, StockRow
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -253,7 +251,8 @@ def test_a_products_item_of_the_earlier_shape_reads_as_before_and_its_next_line_
     and explanation are those of before; its next line folds the item (sums, its entries as the
     buffer) and counts once; and once their events are past keeping, its old entries move to ledger
     pages like any other, the figures unchanged."""
-    from inventory.services.imports import ImportRequest, ImportService
+    from inventory.services.import_runs import ImportRunner
+    from inventory.services.imports import ImportRequest
     from inventory.services.locations import LocationService
     from inventory.services.shipment_events import ShipmentService
     from inventory.services.stock import StockService
@@ -264,7 +263,7 @@ def test_a_products_item_of_the_earlier_shape_reads_as_before_and_its_next_line_
     store = f"upgrade-{uuid.uuid4().hex[:8]}"
     LocationService(repo, clock).put(store, LocationChanges(type=LocationType.STORE))
     queue = MemoryQueue()
-    imports = ImportService(repo, MemoryFiles(), queue, clock)
+    imports = ImportRunner(repo, MemoryFiles(), queue, clock)
     items = [StockRow(product_id="p", stock_location="main", quantity=100)]
     imports.accept(store, ImportRequest("i1", ImportKind.INITIAL, 10, items=items), "tester")
     while queue.messages:

@@ -20,7 +20,6 @@ from typing import Any, Protocol
 import pytest
 from hypothesis import settings
 
-from inventory.adapters.dynamodb import DynamoDbRepository
 from inventory.adapters.dynamodb.keys import (
     LOCATIONS_PARTITION,
     location_key,
@@ -28,6 +27,7 @@ from inventory.adapters.dynamodb.keys import (
     outbox_shard,
     product_shard,
 )
+from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from inventory.cursor import encode_cursor
 from inventory.errors import (
     Conflict,
@@ -39,31 +39,24 @@ from inventory.errors import (
     NotFound,
 )
 from inventory.models import (
-    Allocation,
-    AllocationLine,
     AllocationStatus,
-    CountersChange,
     CountReason,
     CountStatus,
-    CycleCount,
-    EventClaim,
-    ImportCounts,
     ImportKind,
-    ImportRecord,
     ImportStatus,
     InventoryMaster,
-    LedgerEntry,
     LedgerKind,
     Location,
     LocationChanges,
     LocationType,
-    OpenAllocation,
     OutboxEvent,
     Page,
-    PageMove,
-    ProductCounters,
-    StockRow,
 )
+from inventory.models.allocations import Allocation, AllocationLine
+from inventory.models.counters import CountersChange, LedgerEntry, OpenAllocation, PageMove, ProductCounters
+from inventory.models.counts import CycleCount
+from inventory.models.events import EventClaim
+from inventory.models.imports import ImportCounts, ImportRecord, StockRow
 from inventory.ports import (
     AllocationRepository,
     AppliedEvents,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from inventory.adapters.dynamodb import DynamoDbRepository
+from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from local.stack import LocalAws
 from tests.conftest import FakeContext, http_event, load_handler, record_ledger_entry, shipment_entry, sqs_event
 
@@ -170,12 +170,13 @@ def test_an_import_step_that_fails_on_every_delivery_fails_the_import_and_frees_
     step = next(m for m in messages if "doomed" in m["Body"])
     from inventory import wiring
     from inventory.errors import TemporarilyUnavailable
-    from inventory.settings import StockImportWorkerSettings, settings_of
+    from inventory.settings import settings_of
+    from inventory.settings.stock_import_worker import StockImportWorkerSettings
 
     def unreachable(uri: str, size: int = 1024) -> bytes:
         raise TemporarilyUnavailable("S3 is down")
 
-    monkeypatch.setattr(wiring.import_service(settings_of(StockImportWorkerSettings))._files, "head", unreachable)
+    monkeypatch.setattr(wiring.import_runner(settings_of(StockImportWorkerSettings))._files, "head", unreachable)
     event = sqs_event([step], arn)
     event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "4"
     with pytest.raises(BatchProcessingError):  # the whole batch failed: the queue delivers it again

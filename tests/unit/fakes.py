@@ -48,29 +48,23 @@ from inventory.errors import (
 from inventory.models import (
     SEGMENT,
     SOURCE_HASH_CHARS,
-    Allocation,
     AllocationStatus,
-    CountersChange,
     CountReason,
     CountStatus,
-    CycleCount,
-    EventClaim,
-    ImportCounts,
-    ImportRecord,
     ImportStatus,
     InventoryMaster,
-    LedgerEntry,
     Location,
     LocationChanges,
     LocationType,
-    OpenAllocation,
     OutboxEvent,
     Page,
-    PageMove,
-    ProductCounters,
-    StockRow,
     VisibleImport,
 )
+from inventory.models.allocations import Allocation
+from inventory.models.counters import CountersChange, LedgerEntry, OpenAllocation, PageMove, ProductCounters
+from inventory.models.counts import CycleCount
+from inventory.models.events import EventClaim
+from inventory.models.imports import ImportCounts, ImportRecord, StockRow
 from inventory.ports import (
     AllocationRepository,
     AppliedEvents,

@@ -19,16 +19,15 @@ from inventory.errors import ImportInProgress, InventoryError
 from inventory.models import (
     CountReason,
     CountStatus,
-    CycleCount,
-    ImportCounts,
     ImportKind,
-    ImportRecord,
     ImportStatus,
     InventoryMaster,
     LocationChanges,
     LocationType,
     OutboxEvent,
 )
+from inventory.models.counts import CycleCount
+from inventory.models.imports import ImportCounts, ImportRecord
 from inventory.services.locations import MasterSwitchService
 from tests.unit.fakes import FixedClock
 

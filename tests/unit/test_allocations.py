@@ -11,15 +11,8 @@ import pytest
 
 from inventory.errors import AllocationIdReused, EventIdReused, EventTooOld, InsufficientStock, InvalidInput, NotFound
 from inventory.messages import DetailType
-from inventory.models import (
-    AllocationLine,
-    AllocationStatus,
-    ImportKind,
-    InventoryMaster,
-    LocationChanges,
-    LocationType,
-    OutboxEvent,
-)
+from inventory.models import AllocationStatus, ImportKind, InventoryMaster, LocationChanges, LocationType, OutboxEvent
+from inventory.models.allocations import AllocationLine
 from inventory.services.allocations import AllocationRequest, AllocationService
 from inventory.services.ledger_moves import BUFFER_ENTRIES
 from inventory.services.outbox import OutboxRelay

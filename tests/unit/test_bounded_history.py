@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from inventory.errors import WatermarkRegressed
-from inventory.models import ImportKind, ImportStatus, StockRow
-from inventory.services.imports import ImportRequest, ImportService
+from inventory.models import ImportKind, ImportStatus
+from inventory.models.imports import StockRow
+from inventory.services.import_runs import ImportRunner
+from inventory.services.imports import ImportRequest
 from inventory.services.ledger_moves import BUFFER_ENTRIES, PAGE_ENTRIES, SETTLED_AFTER
 from inventory.services.shipment_events import Shipment
 from tests.unit.test_allocations import Shop
@@ -138,7 +140,7 @@ def test_a_baseline_import_with_a_watermark_settles_every_product_it_covers() ->
 
 def test_an_import_settles_no_earlier_than_a_batch_can_last_after_its_claim() -> None:
     shop = Shop({"a": 100})
-    imports = ImportService(shop.repo, shop.files, shop.queue, shop.clock, settle_delay=timedelta(seconds=120))
+    imports = ImportRunner(shop.repo, shop.files, shop.queue, shop.clock, settle_delay=timedelta(seconds=120))
     items = [StockRow(product_id="a", stock_location="main", quantity=70)]
     # A batch that read the location before the claim writes lines above the watermark after it.
     batch = [shipment(f"old-{n}", 5 + n) for n in range(1, 4)]

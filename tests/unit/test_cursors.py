@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from inventory.adapters.dynamodb.keys import location_key
-from inventory.api.schemas import ProductStockExplained, decode_ledger_cursor
+from inventory.api.stock import ProductStockExplained, decode_ledger_cursor
 from inventory.cursor import decode_cursor, encode_cursor
 from inventory.errors import InvalidInput
 from inventory.models import ImportKind

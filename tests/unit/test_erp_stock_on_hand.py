@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from inventory.errors import WatermarkRegressed
-from inventory.models import ImportKind, StockRow
+from inventory.models import ImportKind
+from inventory.models.imports import StockRow
 from inventory.services.imports import ImportRequest
 from tests.conftest import record_ledger_entry, shipment_entry
 from tests.unit.reference import ErpProduct, Import, Shipment

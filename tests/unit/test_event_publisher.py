@@ -16,7 +16,8 @@ from inventory.adapters.dynamodb.keys import location_pk, outbox_shard
 from inventory.adapters.eventbridge import MAX_ENTRY_BYTES, MAX_REQUEST_BYTES, EventBridgePublisher, entry_size
 from inventory.messages import DetailType
 from inventory.messages.published import AllocationRefused
-from inventory.models import AllocationLine, OutboxEvent
+from inventory.models import OutboxEvent
+from inventory.models.allocations import AllocationLine
 from inventory.services.allocations import AllocationRequest
 from inventory.services.outbox import OutboxRelay
 from tests.unit.fakes import FixedClock, MemoryPublisher, MemoryRepository, location_item

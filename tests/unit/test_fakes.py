@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from inventory.errors import TemporarilyUnavailable
-from inventory.models import ImportCounts, ImportKind, ImportRecord, ImportStatus, LocationChanges, LocationType
+from inventory.models import ImportKind, ImportStatus, LocationChanges, LocationType
+from inventory.models.imports import ImportCounts, ImportRecord
 from tests.unit.fakes import MemoryRepository
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)

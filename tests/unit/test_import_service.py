@@ -1,4 +1,5 @@
-"""ImportService and StockService against in-memory ports: guards, the pipeline, visibility."""
+"""ImportRunner (accepting and running imports) and StockService against in-memory ports: guards,
+the pipeline, visibility."""
 
 from __future__ import annotations
 
@@ -15,17 +16,11 @@ from inventory.errors import (
     NotFound,
     OpenMispickCounts,
 )
-from inventory.models import (
-    CountReason,
-    CycleCount,
-    ImportKind,
-    ImportStatus,
-    InventoryMaster,
-    LocationChanges,
-    LocationType,
-    StockRow,
-)
-from inventory.services.imports import ImportRequest, ImportService
+from inventory.models import CountReason, ImportKind, ImportStatus, InventoryMaster, LocationChanges, LocationType
+from inventory.models.counts import CycleCount
+from inventory.models.imports import StockRow
+from inventory.services.import_runs import ImportRunner
+from inventory.services.imports import ImportRequest
 from inventory.services.locations import MasterSwitchService
 from inventory.services.stock import StockService
 from tests.unit.fakes import FixedClock, MemoryFiles, MemoryQueue, MemoryRepository
@@ -37,7 +32,7 @@ class World:
         self.repo = MemoryRepository()
         self.files = MemoryFiles()
         self.queue = MemoryQueue()
-        self.imports = ImportService(self.repo, self.files, self.queue, self.clock, chunk_rows=chunk_rows)
+        self.imports = ImportRunner(self.repo, self.files, self.queue, self.clock, chunk_rows=chunk_rows)
         self.stock = StockService(self.repo)
         self.locations = MasterSwitchService(self.repo, self.clock, 15)
         self.locations.put("s1", LocationChanges(type=LocationType.STORE))

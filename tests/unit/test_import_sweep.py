@@ -23,11 +23,12 @@ from inventory.models import (
     Location,
     LocationChanges,
     LocationType,
-    StockRow,
 )
+from inventory.models.imports import StockRow
 from inventory.services.abandoned import AbandonedRequests, ImportSweep
 from inventory.services.allocations import AllocationService
-from inventory.services.imports import ImportRequest, ImportService
+from inventory.services.import_runs import ImportRunner
+from inventory.services.imports import ImportRequest
 from inventory.services.locations import MasterSwitchService
 from tests.unit.fakes import FixedClock, MemoryFiles, MemoryQueue, MemoryRepository
 from tests.unit.test_template import TEMPLATE
@@ -57,7 +58,7 @@ class World:
         self.repo = MemoryRepository()
         self.files = StoppingFiles()
         self.queue = MemoryQueue()
-        self.imports = ImportService(self.repo, self.files, self.queue, self.clock)
+        self.imports = ImportRunner(self.repo, self.files, self.queue, self.clock)
         self.sweep = ImportSweep(self.repo, self.clock)
         self.switch = MasterSwitchService(self.repo, self.clock, 15)
         self.switch.put("s1", LocationChanges(type=LocationType.STORE))
@@ -292,7 +293,7 @@ def test_two_sweeps_at_once_fail_the_import_once(at: str) -> None:
     it ended and released, writes nothing."""
     world = World()
     world.repo = repo = SweptMeanwhile()
-    world.imports = ImportService(repo, world.files, world.queue, world.clock)
+    world.imports = ImportRunner(repo, world.files, world.queue, world.clock)
     world.switch = MasterSwitchService(repo, world.clock, 15)
     world.switch.put("s1", LocationChanges(type=LocationType.STORE))
     world.stopped_start(at)

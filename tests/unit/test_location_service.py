@@ -9,15 +9,14 @@ from inventory.messages import DetailType
 from inventory.models import (
     CountReason,
     CountStatus,
-    CycleCount,
-    ImportCounts,
     ImportKind,
-    ImportRecord,
     ImportStatus,
     InventoryMaster,
     LocationChanges,
     LocationType,
 )
+from inventory.models.counts import CycleCount
+from inventory.models.imports import ImportCounts, ImportRecord
 from inventory.services.locations import MasterSwitchService
 from tests.unit.fakes import FixedClock, MemoryRepository
 

@@ -4,6 +4,7 @@ every one required, and a function deployed without one fails at its cold start.
 from __future__ import annotations
 
 import ast
+import importlib
 
 import pytest
 from pydantic import ValidationError
@@ -33,7 +34,16 @@ def settings_model(function: str) -> type[settings.FunctionSettings] | None:
     assert len(read) <= 1, f"{function} reads {read}: one model per function"
     if not read:
         return None
-    model = getattr(settings, read.pop())
+    name = read.pop()
+    # from the module of inventory.settings that the handler imports it from
+    (module,) = {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        and (node.module or "").startswith("inventory.settings")
+        and name in {alias.name for alias in node.names}
+    }
+    model = getattr(importlib.import_module(module), name)
     assert issubclass(model, settings.FunctionSettings)
     return model
 

@@ -9,7 +9,8 @@ import pytest
 
 from inventory.errors import InvalidInput, TemporarilyUnavailable
 from inventory.messages.import_work import ImportStep, parse_import_work
-from inventory.models import ImportKind, ImportStatus, StockRow
+from inventory.models import ImportKind, ImportStatus
+from inventory.models.imports import StockRow
 from inventory.services.imports import ImportRequest
 from inventory.services.stock_import_worker import StockImportWorker
 from tests.unit.test_import_service import World

@@ -9,13 +9,17 @@ would move it there without one.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from inventory.messages.dead_letters import DeadLetter, Reason
 from inventory.observability import logger, metrics
-from inventory.ports import WorkQueue
 from inventory.services.outcomes import Outcome
+
+if TYPE_CHECKING:
+    from inventory.ports import WorkQueue
 
 
 def last_delivery(record: SQSRecord, max_receives: int) -> bool:

@@ -10,25 +10,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import BinaryIO, Protocol
 
-from inventory.models import (
-    Allocation,
-    AllocationStatus,
-    CountersChange,
-    CountStatus,
-    CycleCount,
-    EventClaim,
-    ImportCounts,
-    ImportRecord,
-    LedgerEntry,
-    Location,
-    LocationChanges,
-    LocationType,
-    OutboxEvent,
-    Page,
-    PageMove,
-    ProductCounters,
-    StockRow,
-)
+from inventory.models import AllocationStatus, CountStatus, Location, LocationChanges, LocationType, OutboxEvent, Page
+from inventory.models.allocations import Allocation
+from inventory.models.counters import CountersChange, LedgerEntry, PageMove, ProductCounters
+from inventory.models.counts import CycleCount
+from inventory.models.events import EventClaim
+from inventory.models.imports import ImportCounts, ImportRecord, StockRow
 
 
 class Clock(Protocol):
@@ -318,3 +305,33 @@ class EventPublisher(Protocol):
     def publish(self, events: Sequence[OutboxEvent]) -> list[str]:
         """Publish; returns the ids of the events that were accepted by the bus."""
         ...
+
+
+# ---------------------------------------------------------------- what each service needs of storage
+# (the DynamoDB adapter's DynamoDbRepository is all of them; the fakes of the tests too)
+class StockReadRepositories(ImportRepository, LocationRepository, CountersRepository, Protocol):
+    """What reading stock needs of storage."""
+
+
+class ImportRepositories(ImportRepository, LocationRepository, Protocol):
+    """What accepting and ending imports needs of storage."""
+
+
+class ImportRunRepositories(ImportRepositories, CountersRepository, Protocol):
+    """What running imports needs of storage: settling an import's sums changes products' counters."""
+
+
+class SettleRepositories(CountersRepository, ImportRepository, Protocol):
+    """What settling an import's sums needs of storage."""
+
+
+class MoveRepositories(CountersRepository, AppliedEvents, Protocol):
+    """What moving a product's entries to its ledger pages needs of storage."""
+
+
+class AllocationRepositories(AllocationRepository, StockReadRepositories, Protocol):
+    """What allocations need of storage."""
+
+
+class ShipmentRepositories(AllocationRepositories, AppliedEvents, Protocol):
+    """What applying shipments needs of storage."""

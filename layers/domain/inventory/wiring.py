@@ -1,34 +1,47 @@
 """The composition root: each service built from the settings of the function it runs in and the
-AWS adapters, once per container (per settings: one process may host several functions in tests)."""
+AWS adapters, once per container (per settings: one process may host several functions in tests).
+
+Each builder imports what it builds when it is first called, so that a function loads the
+services and adapters it asks for and no other (every function imports this module: an import at
+the top would load every service into every function's cold start).
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import TYPE_CHECKING
 
 from inventory import settings
-from inventory.adapters.dynamodb import DynamoDbRepository
-from inventory.adapters.eventbridge import EventBridgePublisher
-from inventory.adapters.s3 import S3FileStore
-from inventory.adapters.sqs import SqsWorkQueue
-from inventory.messages import DetailType
-from inventory.services.abandoned import AbandonedRequests, ImportSweep
-from inventory.services.allocations import AllocationService
-from inventory.services.imports import ImportService
-from inventory.services.locations import LocationService, MasterSwitchService
-from inventory.services.outbox import Finisher, OutboxRelay
-from inventory.services.shipment_events import ShipmentEventService, ShipmentService
-from inventory.services.shipment_figures import ShipmentFigures
-from inventory.services.stock import StockService
-from inventory.services.stock_import_worker import StockImportWorker
-from inventory.settings import (
-    MasterSwitchSettings,
-    OutboxRelaySettings,
-    ShipmentEventsSettings,
-    StockImportsSettings,
-    StockImportWorkerSettings,
-    TableSettings,
-)
+
+if TYPE_CHECKING:
+    from inventory.adapters.dynamodb.locations import Locations
+    from inventory.adapters.dynamodb.outbox import Outbox
+    from inventory.adapters.dynamodb.repository import DynamoDbRepository
+    from inventory.adapters.dynamodb.table import Table
+    from inventory.adapters.sqs import SqsWorkQueue
+    from inventory.ports import (
+        AllocationRepositories,
+        ImportRepositories,
+        ImportRunRepositories,
+        ShipmentRepositories,
+        StockReadRepositories,
+    )
+    from inventory.services.abandoned import AbandonedRequests
+    from inventory.services.allocations import AllocationService
+    from inventory.services.import_runs import ImportRunner
+    from inventory.services.imports import ImportService
+    from inventory.services.locations import LocationService, MasterSwitchService
+    from inventory.services.outbox import OutboxRelay
+    from inventory.services.shipment_events import ShipmentEventService, ShipmentService
+    from inventory.services.stock import StockService
+    from inventory.services.stock_import_worker import StockImportWorker
+    from inventory.settings import TableSettings
+    from inventory.settings.master_switch import MasterSwitchSettings
+    from inventory.settings.outbox_relay import OutboxRelaySettings
+    from inventory.settings.shipment_events import ShipmentEventsSettings
+    from inventory.settings.stock_import_worker import StockImportWorkerSettings
+    from inventory.settings.stock_imports import StockImportsSettings
 
 
 class SystemClock:
@@ -37,95 +50,239 @@ class SystemClock:
 
 
 @cache
+def table(table_name: str) -> Table:
+    """The table, and its client, that every repository of this process shares."""
+    from inventory.adapters.dynamodb.table import Table
+
+    return Table(table_name)
+
+
+@cache
 def repository(table_name: str) -> DynamoDbRepository:
-    return DynamoDbRepository(table_name)
+    """Every storage port on the shared table (tests and tools; each service gets only its ports)."""
+    from inventory.adapters.dynamodb.repository import DynamoDbRepository
+
+    return DynamoDbRepository(table(table_name))
+
+
+# What each service needs of storage, composed of the adapter's item classes on the shared table: a
+# function loads the item modules (and the models they store) of its own services, no other.
+@cache
+def locations(table_name: str) -> Locations:
+    from inventory.adapters.dynamodb.locations import Locations
+
+    return Locations(table(table_name))
+
+
+@cache
+def import_store(table_name: str) -> ImportRepositories:
+    from inventory.adapters.dynamodb.imports import Imports
+    from inventory.adapters.dynamodb.locations import Locations
+
+    class ImportStore(Imports, Locations):
+        """Imports, and the locations they claim and make visible."""
+
+    return ImportStore(table(table_name))
+
+
+@cache
+def import_run_store(table_name: str) -> ImportRunRepositories:
+    from inventory.adapters.dynamodb.counters import Counters
+    from inventory.adapters.dynamodb.imports import Imports
+    from inventory.adapters.dynamodb.ledger_pages import LedgerPages
+    from inventory.adapters.dynamodb.locations import Locations
+
+    class ImportRunStore(Counters, LedgerPages, Imports, Locations):
+        """Imports, their locations, and the products' counters whose sums an import settles."""
+
+    return ImportRunStore(table(table_name))
+
+
+@cache
+def stock_store(table_name: str) -> StockReadRepositories:
+    from inventory.adapters.dynamodb.counters import Counters
+    from inventory.adapters.dynamodb.imports import Imports
+    from inventory.adapters.dynamodb.ledger_pages import LedgerPages
+    from inventory.adapters.dynamodb.locations import Locations
+
+    class StockStore(Counters, LedgerPages, Imports, Locations):
+        """What stock is read from: the location, its visible imports' rows, its products' counters."""
+
+    return StockStore(table(table_name))
+
+
+@cache
+def allocation_store(table_name: str) -> AllocationRepositories:
+    from inventory.adapters.dynamodb.allocations import Allocations
+    from inventory.adapters.dynamodb.counters import Counters
+    from inventory.adapters.dynamodb.imports import Imports
+    from inventory.adapters.dynamodb.ledger_pages import LedgerPages
+    from inventory.adapters.dynamodb.locations import Locations
+
+    class AllocationStore(Allocations, Counters, LedgerPages, Imports, Locations):
+        """Allocations, and the stock they are checked against."""
+
+    return AllocationStore(table(table_name))
+
+
+@cache
+def shipment_store(table_name: str) -> ShipmentRepositories:
+    from inventory.adapters.dynamodb.allocations import Allocations
+    from inventory.adapters.dynamodb.counters import Counters
+    from inventory.adapters.dynamodb.events import AppliedEventRecords
+    from inventory.adapters.dynamodb.imports import Imports
+    from inventory.adapters.dynamodb.ledger_pages import LedgerPages
+    from inventory.adapters.dynamodb.locations import Locations
+
+    class ShipmentStore(AppliedEventRecords, Allocations, Counters, LedgerPages, Imports, Locations):
+        """The applied events' records, and what a shipment changes and is checked against."""
+
+    return ShipmentStore(table(table_name))
+
+
+@cache
+def outbox(table_name: str) -> Outbox:
+    from inventory.adapters.dynamodb.outbox import Outbox
+
+    return Outbox(table(table_name))
 
 
 @cache
 def location_service(settings: TableSettings) -> LocationService:
-    return LocationService(repository(settings.table_name), SystemClock())
+    from inventory.services.locations import LocationService
+
+    return LocationService(locations(settings.table_name), SystemClock())
 
 
 @cache
 def master_switch_service(settings: MasterSwitchSettings) -> MasterSwitchService:
-    return MasterSwitchService(repository(settings.table_name), SystemClock(), settings.import_readiness_window_minutes)
+    from inventory.services.locations import MasterSwitchService
+
+    return MasterSwitchService(locations(settings.table_name), SystemClock(), settings.import_readiness_window_minutes)
 
 
 @cache
 def stock_service(settings: TableSettings) -> StockService:
-    return StockService(repository(settings.table_name))
+    from inventory.services.stock import StockService
+
+    return StockService(stock_store(settings.table_name))
 
 
 @cache
 def allocation_service(settings: TableSettings) -> AllocationService:
-    return AllocationService(repository(settings.table_name), SystemClock())
+    from inventory.services.allocations import AllocationService
+
+    return AllocationService(allocation_store(settings.table_name), SystemClock())
 
 
 @cache
 def abandoned_requests(settings: TableSettings) -> AbandonedRequests:
     """The sweep: it only needs the table (it neither reads import files nor sends import steps)."""
-    return AbandonedRequests(allocation_service(settings), ImportSweep(repository(settings.table_name), SystemClock()))
+    from inventory.services.abandoned import AbandonedRequests, ImportSweep
+
+    return AbandonedRequests(
+        allocation_service(settings), ImportSweep(import_store(settings.table_name), SystemClock())
+    )
 
 
 @cache
 def import_service(settings: StockImportsSettings) -> ImportService:
+    from inventory.adapters.s3 import S3FileStore
+    from inventory.adapters.sqs import SqsWorkQueue
+    from inventory.services.imports import ImportService
+
     return ImportService(
-        repository(settings.table_name),
+        import_store(settings.table_name),
         S3FileStore(settings.import_bucket_name),
         SqsWorkQueue(settings.import_queue_url),
         SystemClock(),
-        # Only the worker settles imports' sums (the API only accepts them).
-        settle_delay=timedelta(
-            seconds=settings.import_settle_seconds if isinstance(settings, StockImportWorkerSettings) else 0
-        ),
+    )
+
+
+@cache
+def import_runner(settings: StockImportWorkerSettings) -> ImportRunner:
+    from inventory.adapters.s3 import S3FileStore
+    from inventory.adapters.sqs import SqsWorkQueue
+    from inventory.services.import_runs import ImportRunner
+
+    return ImportRunner(
+        import_run_store(settings.table_name),
+        S3FileStore(settings.import_bucket_name),
+        SqsWorkQueue(settings.import_queue_url),
+        SystemClock(),
+        settle_delay=timedelta(seconds=settings.import_settle_seconds),
     )
 
 
 @cache
 def stock_import_worker(settings: StockImportWorkerSettings) -> StockImportWorker:
-    return StockImportWorker(import_service(settings))
+    from inventory.services.stock_import_worker import StockImportWorker
+
+    return StockImportWorker(import_runner(settings))
 
 
 @cache
 def stock_import_dead_letters(settings: StockImportWorkerSettings) -> SqsWorkQueue:
     """Where import queue records that can never succeed go, with their reason."""
+    from inventory.adapters.sqs import SqsWorkQueue
+
     return SqsWorkQueue(settings.dead_letter_queue_url)
 
 
 @cache
 def shipment_service(settings: ShipmentEventsSettings) -> ShipmentService:
-    return ShipmentService(repository(settings.table_name), SystemClock())
+    from inventory.services.shipment_events import ShipmentService
+
+    return ShipmentService(shipment_store(settings.table_name), SystemClock())
 
 
 @cache
 def shipment_event_service(settings: ShipmentEventsSettings) -> ShipmentEventService:
+    from inventory.services.shipment_events import ShipmentEventService
+
     return ShipmentEventService(shipment_service(settings), allocation_service(settings))
 
 
 @cache
 def shipment_events_dead_letters(settings: ShipmentEventsSettings) -> SqsWorkQueue:
     """Where fulfilment queue records that can never succeed go, with their reason."""
+    from inventory.adapters.sqs import SqsWorkQueue
+
     return SqsWorkQueue(settings.fulfillment_dead_letter_queue_url)
 
 
 @cache
 def outbox_relay(settings: OutboxRelaySettings) -> OutboxRelay:
+    from inventory.adapters.eventbridge import EventBridgePublisher
+    from inventory.messages import DetailType
+    from inventory.services.outbox import Finisher, OutboxRelay
+    from inventory.services.shipment_figures import ShipmentFigures
+
     publisher = EventBridgePublisher(settings.event_bus_name)
     finishers: dict[str, Finisher] = {DetailType.SHIPMENT_APPLIED: ShipmentFigures(stock_service(settings))}
-    return OutboxRelay(repository(settings.table_name), publisher, SystemClock(), finishers=finishers)
+    return OutboxRelay(outbox(settings.table_name), publisher, SystemClock(), finishers=finishers)
 
 
 def forget() -> None:
     """Read the settings and build everything again at the next call (tests change the environment)."""
     settings.read.cache_clear()
     for built in (
+        table,
         repository,
+        locations,
+        import_store,
+        import_run_store,
+        stock_store,
+        allocation_store,
+        shipment_store,
+        outbox,
         location_service,
         master_switch_service,
         stock_service,
         allocation_service,
         abandoned_requests,
         import_service,
+        import_runner,
         stock_import_worker,
         stock_import_dead_letters,
         shipment_service,

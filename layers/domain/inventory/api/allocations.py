@@ -1,4 +1,5 @@
-"""POST /locations/{location_id}/allocations, GET and DELETE .../allocations/{allocation_id}."""
+"""POST /locations/{location_id}/allocations, GET and DELETE .../allocations/{allocation_id}: the
+routes and their bodies."""
 
 from __future__ import annotations
 
@@ -7,14 +8,74 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from pydantic import Field
 
 from inventory import wiring
-from inventory.api.http import answers, caller_identity, errors_for
-from inventory.api.locations import LocationId
-from inventory.api.schemas import AllocationOut, PostAllocationBody
-from inventory.services.allocations import AllocationService
+from inventory.api.http import LocationId, Reply, Request, UtcTime, answers, caller_identity, errors_for
+from inventory.models import AllocationStatus
+from inventory.models.allocations import AllocationLine
+from inventory.services.allocations import AllocationRequest, AllocationService, AllocationView
 from inventory.settings import TableSettings, settings_of
-from inventory.types import CLIENT_ID_PATTERN
+from inventory.types import (
+    CLIENT_ID_PATTERN,
+    MAX_ALLOCATION_ITEMS,
+    ClientId,
+    EachProductOnce,
+    ExternalId,
+    PositiveQuantity,
+    ProductId,
+)
+
+
+class AllocationItemBody(Request):
+    product_id: ProductId
+    quantity: PositiveQuantity
+
+
+class PostAllocationBody(Request):
+    allocation_id: ClientId
+    order_id: ExternalId
+    items: Annotated[list[AllocationItemBody], Field(min_length=1, max_length=MAX_ALLOCATION_ITEMS), EachProductOnce]
+
+    def request(self) -> AllocationRequest:
+        return AllocationRequest(
+            allocation_id=self.allocation_id,
+            order_id=self.order_id,
+            items=tuple(AllocationLine(product_id=i.product_id, quantity=i.quantity) for i in self.items),
+        )
+
+
+class AllocationItemOut(Reply):
+    product_id: str
+    quantity: int  # requested
+    open: int  # still held: shipments, handovers and releases lower it
+
+
+class AllocationOut(Reply):
+    location_id: str
+    allocation_id: str
+    order_id: str | None
+    status: AllocationStatus
+    items: list[AllocationItemOut]
+    created_at: UtcTime
+    updated_at: UtcTime
+
+    @classmethod
+    def of(cls, view: AllocationView) -> AllocationOut:
+        allocation = view.allocation
+        return cls(
+            location_id=allocation.location_id,
+            allocation_id=allocation.allocation_id,
+            order_id=allocation.order_id,
+            status=allocation.status,
+            items=[
+                AllocationItemOut(product_id=i.product_id, quantity=i.quantity, open=view.open.get(i.product_id, 0))
+                for i in allocation.items
+            ],
+            created_at=allocation.created_at,
+            updated_at=allocation.updated_at,
+        )
+
 
 router = Router()
 

@@ -1,4 +1,5 @@
-"""What every HTTP function shares: the resolver, the error contract, size limits, identity."""
+"""What every HTTP function shares: the resolver, the bodies' bases and the error contract, size
+limits, identity."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import binascii
 import json
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from re import Match
 from typing import Annotated, Any
 from urllib.parse import quote, unquote
@@ -16,21 +18,15 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-from inventory.api.schemas import ErrorBody
-from inventory.errors import (
-    Conflict,
-    InvalidInput,
-    InventoryError,
-    NotFound,
-    PayloadTooLarge,
-    TemporarilyUnavailable,
-)
+from inventory.errors import Conflict, InvalidInput, InventoryError, NotFound, PayloadTooLarge, TemporarilyUnavailable
+from inventory.models import iso
 from inventory.observability import logger
+from inventory.types import LOCATION_ID_PATTERN
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 # Every list takes `limit` (1 to 1,000, 100 by default) and `cursor` (the page before's `next_cursor`).
@@ -43,6 +39,35 @@ PageCursor = Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)]
 # interpreter setting) raises an error that is not a JSON error, and parsing up to it is slow.
 MAX_NUMBER_DIGITS = 40
 
+
+# ---------------------------------------------------------------- the bodies every route shares
+# (each route's own bodies, SPEC.md section 4, are in its module: a function builds only its own)
+UtcTime = Annotated[datetime, PlainSerializer(iso, return_type=str)]
+# The path parameter of every route under /locations/{location_id}.
+LocationId = Annotated[str, Path(pattern=LOCATION_ID_PATTERN, description="The store's or DC's id")]
+
+
+class Request(BaseModel):
+    """A request body: unknown fields are refused, and no type is coerced (StrictX fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Reply(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ErrorInfo(Reply):
+    code: str = Field(examples=["validation_error"])
+    message: str
+    details: list[dict[str, Any]] = []
+
+
+class ErrorBody(Reply):
+    error: ErrorInfo
+
+
+# ---------------------------------------------------------------- errors
 STATUS_BY_ERROR: dict[type[InventoryError], int] = {
     InvalidInput: 422,
     NotFound: 404,

@@ -1,4 +1,4 @@
-"""PUT/GET /locations/{location_id}, GET /locations."""
+"""PUT/GET /locations/{location_id}, GET /locations: the routes and their bodies."""
 
 from __future__ import annotations
 
@@ -6,14 +6,74 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from pydantic import StrictBool
 
 from inventory import wiring
-from inventory.api.http import DEFAULT_PAGE_SIZE, PageCursor, PageLimit, answers, errors_for
-from inventory.api.schemas import LocationList, LocationOut, PutLocationBody
+from inventory.api.http import (
+    DEFAULT_PAGE_SIZE,
+    LocationId,
+    PageCursor,
+    PageLimit,
+    Reply,
+    Request,
+    UtcTime,
+    answers,
+    errors_for,
+)
+from inventory.models import ImportSummary, InventoryMaster, Location, LocationChanges, LocationType
 from inventory.services.locations import LocationService
 from inventory.settings import TableSettings, settings_of
-from inventory.types import LOCATION_ID_PATTERN
+from inventory.types import LocationName, Quantity
+
+
+class PutLocationBody(Request):
+    type: LocationType
+    name: LocationName | None = None
+    enabled: StrictBool | None = None
+    trust_imported_stock: StrictBool | None = None
+    default_safety_stock: Quantity | None = None
+    allow_backorders: StrictBool | None = None
+
+    def changes(self) -> LocationChanges:
+        return LocationChanges.model_validate(self.model_dump())
+
+
+class LastImport(Reply):
+    import_id: str
+    kind: str
+    status: str
+    completed_at: UtcTime | None = None
+
+
+class LocationOut(Reply):
+    location_id: str
+    type: LocationType
+    name: str | None
+    enabled: bool
+    trust_imported_stock: bool
+    default_safety_stock: int
+    allow_backorders: bool
+    inventory_master: InventoryMaster
+    master_switched_at: UtcTime | None
+    master_switched_by: str | None
+    last_import: LastImport | None
+    created_at: UtcTime
+    updated_at: UtcTime
+
+    @classmethod
+    def of(cls, location: Location) -> LocationOut:
+        last: ImportSummary | None = location.last_import
+        return cls(
+            **location.model_dump(include=set(cls.model_fields) - {"last_import"}),
+            last_import=LastImport(**last.model_dump()) if last else None,
+        )
+
+
+class LocationList(Reply):
+    items: list[LocationOut]
+    next_cursor: str | None
+
 
 router = Router()
 
@@ -21,9 +81,6 @@ router = Router()
 def location_service() -> LocationService:
     """Built once, from the settings of the locations function."""
     return wiring.location_service(settings_of(TableSettings))
-
-
-LocationId = Annotated[str, Path(pattern=LOCATION_ID_PATTERN, description="The store's or DC's id")]
 
 
 @router.put(

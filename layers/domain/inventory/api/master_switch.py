@@ -1,18 +1,44 @@
-"""GET .../inventory-master/readiness and PUT .../inventory-master."""
+"""GET .../inventory-master/readiness and PUT .../inventory-master: the routes and their bodies."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from inventory import wiring
-from inventory.api.http import answers, caller_identity, errors_for
-from inventory.api.locations import LocationId
-from inventory.api.schemas import LocationOut, ReadinessOut, SwitchBody
+from inventory.api.http import LocationId, Reply, Request, UtcTime, answers, caller_identity, errors_for
+from inventory.api.locations import LocationOut
+from inventory.models import InventoryMaster, Readiness
 from inventory.services.locations import MasterSwitchService
-from inventory.settings import MasterSwitchSettings, settings_of
+from inventory.settings import settings_of
+from inventory.settings.master_switch import MasterSwitchSettings
+
+
+class SwitchBody(Request):
+    inventory_master: InventoryMaster
+
+
+class ReasonOut(Reply):
+    code: Literal[
+        "location_is_dc", "no_completed_import", "import_too_old", "import_in_progress", "open_mispick_counts"
+    ]
+    message: str
+
+
+class ReadinessOut(Reply):
+    location_id: str
+    inventory_master: InventoryMaster
+    ready: bool
+    reasons: list[ReasonOut]
+    window_minutes: int
+    last_baseline_import_at: UtcTime | None
+
+    @classmethod
+    def of(cls, readiness: Readiness) -> ReadinessOut:
+        return cls.model_validate(readiness.model_dump())
+
 
 router = Router()
 

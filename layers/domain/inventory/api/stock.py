@@ -1,26 +1,145 @@
-"""GET /locations/{location_id}/stock, GET .../stock/{product_id} and GET .../availability."""
+"""GET /locations/{location_id}/stock, GET .../stock/{product_id} and GET .../availability: the routes
+and their bodies."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from pydantic import Field
 
 from inventory import wiring
-from inventory.api.http import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageCursor, PageLimit, answers, errors_for
-from inventory.api.locations import LocationId
-from inventory.api.schemas import (
-    AvailabilityList,
-    AvailabilityOut,
-    ProductStockExplained,
-    ProductStockOut,
-    StockList,
-    decode_ledger_cursor,
+from inventory.api.http import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    LocationId,
+    PageCursor,
+    PageLimit,
+    Reply,
+    UtcTime,
+    answers,
+    errors_for,
 )
-from inventory.services.stock import StockService
+from inventory.cursor import decode_cursor, encode_cursor, invalid_cursor
+from inventory.models import ImportKind
+from inventory.services.stock import (
+    LedgerPosition,
+    ProductAvailability,
+    ProductExplained,
+    ProductStock,
+    StockService,
+)
 from inventory.settings import TableSettings, settings_of
 from inventory.types import ProductId
+
+
+class BaseOut(Reply):
+    import_id: str
+    kind: ImportKind
+    quantity: int
+    shipments_included_through: int | None
+
+
+class StockLocationOut(Reply):
+    stock_location: str
+    quantity: int
+    salable: bool
+
+
+class StockLocationExplained(StockLocationOut):
+    base: BaseOut | None
+
+
+class ProductStockOut(Reply):
+    product_id: str
+    stock_on_hand: int
+    stock_locations: list[StockLocationOut]
+
+    @classmethod
+    def of(cls, stock: ProductStock) -> ProductStockOut:
+        return cls(
+            product_id=stock.product_id,
+            stock_on_hand=stock.stock_on_hand,
+            stock_locations=[StockLocationOut(**asdict(f)) for f in stock.stock_locations],
+        )
+
+
+class LedgerEntryOut(Reply):
+    entry_id: str
+    kind: str
+    quantity: int
+    stock_location: str
+    logical_timestamp: int | None
+    applied_at: UtcTime
+    reference: str | None
+
+
+class LedgerPage(Reply):
+    items: list[LedgerEntryOut]
+    next_cursor: str | None
+
+
+class ProductStockExplained(Reply):
+    product_id: str
+    stock_on_hand: int
+    stock_locations: list[StockLocationExplained]
+    ledger: LedgerPage = Field(description="The entries since each stock location's base, in the order applied")
+
+    @classmethod
+    def of(cls, explained: ProductExplained) -> ProductStockExplained:
+        stock = explained.stock
+        return cls(
+            product_id=stock.product_id,
+            stock_on_hand=stock.stock_on_hand,
+            stock_locations=[StockLocationExplained.model_validate(asdict(f)) for f in stock.stock_locations],
+            ledger=LedgerPage(
+                items=[LedgerEntryOut.model_validate(e.model_dump()) for e in explained.entries],
+                next_cursor=encode_ledger_cursor(explained.next_position) if explained.next_position else None,
+            ),
+        )
+
+
+def encode_ledger_cursor(position: LedgerPosition) -> str:
+    return encode_cursor(list(position))
+
+
+def decode_ledger_cursor(cursor: str) -> LedgerPosition:
+    """The position a `next_cursor` of the ledger names (a cursor of the earlier form, without the
+    page: from the first page)."""
+    position = decode_cursor(cursor)
+    if isinstance(position, list) and len(position) == 2:
+        position = [0, *position]
+    if isinstance(position, list) and len(position) == 3:
+        page, applied_at, entry_id = position
+        if isinstance(page, int) and page >= 0 and isinstance(applied_at, str) and isinstance(entry_id, str):
+            return page, applied_at, entry_id
+    raise invalid_cursor()
+
+
+class StockList(Reply):
+    items: list[ProductStockOut]
+    next_cursor: str | None
+
+
+class AvailabilityOut(Reply):
+    product_id: str
+    stock_on_hand: int
+    allocated: int
+    safety_stock: int
+    available: int
+    uncounted: bool
+    version: int
+
+    @classmethod
+    def of(cls, figures: ProductAvailability) -> AvailabilityOut:
+        return cls(**asdict(figures))
+
+
+class AvailabilityList(Reply):
+    items: list[AvailabilityOut]
+    next_cursor: str | None
 
 
 def stock_service() -> StockService:

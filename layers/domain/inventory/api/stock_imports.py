@@ -1,4 +1,5 @@
-"""POST /locations/{location_id}/stock-imports and GET .../stock-imports/{import_id}."""
+"""POST /locations/{location_id}/stock-imports and GET .../stock-imports/{import_id}: the routes and
+their bodies."""
 
 from __future__ import annotations
 
@@ -7,14 +8,81 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from pydantic import Field, StrictBool, model_validator
 
 from inventory import wiring
-from inventory.api.http import answers, caller_identity, errors_for
-from inventory.api.locations import LocationId
-from inventory.api.schemas import ImportOut, PostImportBody
-from inventory.services.imports import ImportService
-from inventory.settings import StockImportsSettings, settings_of
-from inventory.types import CLIENT_ID_PATTERN
+from inventory.api.http import LocationId, Reply, Request, UtcTime, answers, caller_identity, errors_for
+from inventory.models import ImportKind, ImportStatus, LocationType
+from inventory.models.imports import ImportCounts, ImportRecord, StockRow
+from inventory.services.imports import ImportRequest, ImportService
+from inventory.settings import settings_of
+from inventory.settings.stock_imports import StockImportsSettings
+from inventory.types import (
+    CLIENT_ID_PATTERN,
+    MAIN,
+    MAX_INLINE_ITEMS,
+    ClientId,
+    LogicalTimestamp,
+    ProductId,
+    Quantity,
+    S3Uri,
+    StockLocation,
+)
+
+
+class ImportItemBody(Request):
+    product_id: ProductId
+    quantity: Quantity
+    stock_location: StockLocation = MAIN
+
+
+class PostImportBody(Request):
+    import_id: ClientId
+    kind: ImportKind
+    shipments_included_through: LogicalTimestamp | None = None
+    force: StrictBool = False
+    items: Annotated[list[ImportItemBody], Field(min_length=1, max_length=MAX_INLINE_ITEMS)] | None = None
+    source: S3Uri | None = None
+    location_type: LocationType | None = None
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> PostImportBody:
+        if (self.items is None) == (self.source is None):
+            raise ValueError(
+                f"give either items (inline, up to {MAX_INLINE_ITEMS:,}) or source (s3://<import bucket>/<key>)"
+            )
+        return self
+
+    def request(self) -> ImportRequest:
+        return ImportRequest(
+            import_id=self.import_id,
+            kind=self.kind,
+            shipments_included_through=self.shipments_included_through,
+            force=self.force,
+            items=[StockRow(**item.model_dump()) for item in self.items] if self.items is not None else None,
+            source=self.source,
+            location_type=self.location_type,
+        )
+
+
+class ImportOut(Reply):
+    location_id: str
+    import_id: str
+    kind: ImportKind
+    status: ImportStatus
+    shipments_included_through: int | None
+    source: str | None
+    accepted_at: UtcTime
+    completed_at: UtcTime | None
+    counts: ImportCounts
+    written_through_line: int = Field(description="Progress: every valid row up to this line of the file is written")
+    warnings: list[dict[str, Any]]
+    errors: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, record: ImportRecord) -> ImportOut:
+        return cls.model_validate(record.model_dump(include=set(cls.model_fields)))
+
 
 router = Router()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, StrictStr
 
 from inventory.errors import InventoryError
 
@@ -23,7 +23,7 @@ class Reason(BaseModel):
 
     code: StrictStr  # stable: an InventoryError's code, or UNEXPECTED_ERROR
     message: StrictStr
-    details: list[dict[str, Any]] = Field(default_factory=list)
+    details: list[dict[str, Any]] = []  # pydantic copies it for each instance (see models.counters)
 
 
 class DeadLetter(BaseModel):

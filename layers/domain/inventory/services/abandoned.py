@@ -17,13 +17,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from inventory.errors import Conflict
-from inventory.models import IMPORT_START_ABANDONED_AFTER, Allocation, ImportRecord, ImportStatus, Location
+from inventory.models import IMPORT_START_ABANDONED_AFTER, ImportStatus, Location
+from inventory.models.allocations import Allocation
+from inventory.models.imports import ImportRecord
 from inventory.observability import logger
-from inventory.ports import Clock
 from inventory.services.allocations import AllocationService
-from inventory.services.imports import ENDED, ImportRepositories, not_started, release_if_claimed
+from inventory.services.imports import ENDED, not_started, release_if_claimed
+
+if TYPE_CHECKING:
+    from inventory.ports import Clock, ImportRepositories
 
 RELEASE_BATCH = 100  # allocations released per call; the run goes on while calls come back full
 ABANDONED_START = (  # why the sweep failed an import: its start stopped before this step

@@ -21,32 +21,24 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from inventory.backoff import until_written
 from inventory.errors import AllocationIdReused, InsufficientStock, InvalidInput, NotFound
 from inventory.messages import DetailType
-from inventory.models import (
-    ABANDONED_AFTER,
-    Allocation,
-    AllocationLine,
-    AllocationStatus,
-    CountersChange,
-    Location,
-    OpenAllocation,
-    OutboxEvent,
-    ProductCounters,
-    product_order,
-)
-from inventory.ports import AllocationRepository, Clock, CountersRepository
+from inventory.models import ABANDONED_AFTER, AllocationStatus, Location, OutboxEvent, product_order
+from inventory.models.allocations import Allocation, AllocationLine
+from inventory.models.counters import CountersChange, OpenAllocation, ProductCounters
 from inventory.services.stock import (
     ProductAvailability,
     ProductStock,
-    StockReadRepositories,
     StockService,
     availability,
 )
 from inventory.types import repeated_product
+
+if TYPE_CHECKING:
+    from inventory.ports import AllocationRepositories, Clock, CountersRepository
 
 ABANDONED_CALLER = "abandoned-allocations"  # who releases them
 NO_LIMIT = 10**15  # allocated totals never come near it: backorders are not limited
@@ -70,10 +62,6 @@ class AllocationView:
 
 
 Figures = dict[str, tuple[ProductStock, ProductCounters]]  # per product, as one read found it
-
-
-class AllocationRepositories(AllocationRepository, StockReadRepositories, Protocol):
-    """What allocations need of storage (the DynamoDB adapter is all of it)."""
 
 
 class AllocationService:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from inventory.models import LedgerEntry, Location, VisibleImport
+from inventory.models import Location, VisibleImport
+from inventory.models.counters import LedgerEntry
 from inventory.types import MAIN
 
 EVERY_LINE = 0  # the layer whose sum takes every line: the base of a product no import knows

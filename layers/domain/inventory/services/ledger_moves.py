@@ -10,12 +10,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from inventory.messages import DetailType
-from inventory.models import SEGMENT, EventClaim, Location, PageMove, ProductCounters
-from inventory.ports import AppliedEvents, Clock, CountersRepository
+from inventory.models import SEGMENT, Location
+from inventory.models.counters import PageMove, ProductCounters
+from inventory.models.events import EventClaim
 from inventory.services.ledger import epoch_of_legacy
+
+if TYPE_CHECKING:
+    from inventory.ports import Clock, MoveRepositories
 
 BUFFER_ENTRIES = 16  # a line whose write leaves more entries than this in the buffer moves the oldest out
 PAGE_ENTRIES = 16  # the most entries a ledger page holds
@@ -29,10 +33,6 @@ SEGMENTS_KEPT = 64  # segment pointers a hot item keeps; below them, an import's
 # first delivery may still be writing blind (it does not read), for at most its function's timeout.
 # Its entries leave the buffer only this long after (the shipment events function's 60 s, and a margin).
 SETTLED_AFTER = timedelta(seconds=120)
-
-
-class MoveRepositories(CountersRepository, AppliedEvents, Protocol):
-    """What moving entries needs of storage (the DynamoDB adapter is all of it)."""
 
 
 class EntryMover:

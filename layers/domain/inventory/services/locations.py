@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from inventory.errors import LocationIsDc, NotFound, NotReady, SwitchIrreversible
 from inventory.messages import DetailType
@@ -18,7 +19,9 @@ from inventory.models import (
     iso,
     readiness_cutoff,
 )
-from inventory.ports import Clock, LocationRepository
+
+if TYPE_CHECKING:
+    from inventory.ports import Clock, LocationRepository
 
 
 class LocationService:

@@ -6,13 +6,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from inventory.backoff import Backoff
 from inventory.errors import TemporarilyUnavailable
 from inventory.models import OutboxEvent
 from inventory.observability import logger
-from inventory.ports import Clock, EventPublisher, OutboxStore
+
+if TYPE_CHECKING:
+    from inventory.ports import Clock, EventPublisher, OutboxStore
 
 # Completes the events of one detail type that a relay round publishes, as they are published
 # (together, so that what they share is read once).

@@ -19,35 +19,28 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from inventory.backoff import until_written
 from inventory.errors import EventIdReused, EventTooOld, InvalidInput, TemporarilyUnavailable, UnknownLocation
 from inventory.messages import DetailType
 from inventory.messages.allocation_events import AllocationCreated, AllocationReleased
 from inventory.messages.shipment_events import ItemsHandedOver, ItemsShipped, QueuedEvent, ShipmentEvent
-from inventory.models import (
-    Allocation,
-    AllocationLine,
-    AllocationStatus,
-    CountersChange,
-    EventClaim,
-    LedgerEntry,
-    LedgerKind,
-    Location,
-    OpenAllocation,
-    OutboxEvent,
-    ProductCounters,
-    StockRow,
-)
+from inventory.models import AllocationStatus, LedgerKind, Location, OutboxEvent
+from inventory.models.allocations import Allocation, AllocationLine
+from inventory.models.counters import CountersChange, LedgerEntry, OpenAllocation, ProductCounters
+from inventory.models.events import EventClaim
+from inventory.models.imports import StockRow
 from inventory.observability import logger
-from inventory.ports import AppliedEvents, Clock
-from inventory.services.allocations import AllocationRepositories, AllocationRequest, AllocationService
+from inventory.services.allocations import AllocationRequest, AllocationService
 from inventory.services.ledger import folded_sums, layers_for
 from inventory.services.ledger_moves import BUFFER_ENTRIES, SETTLED_AFTER, EntryMover, applied_key, entry_id_of
 from inventory.services.outcomes import APPLIED, Outcome, outcome_of
 from inventory.services.stock import StockService
 from inventory.types import MAIN
+
+if TYPE_CHECKING:
+    from inventory.ports import Clock, ShipmentRepositories
 
 # ---------------------------------------------------------------- a batch of the queue
 # The caller recorded on allocations from the bus: the value records have always held.
@@ -196,10 +189,6 @@ class Shipment:
     occurred_at: datetime
     lines: tuple[ShipmentLine, ...]
     body_hash: str  # of the event's detail as it came: the same event id with another body is refused
-
-
-class ShipmentRepositories(AllocationRepositories, AppliedEvents, Protocol):
-    """What applying shipments needs of storage (the DynamoDB adapter is all of it)."""
 
 
 @dataclass(frozen=True)

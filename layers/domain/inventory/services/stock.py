@@ -5,26 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from inventory.cursor import decode_cursor, encode_cursor, invalid_cursor
 from inventory.errors import NotFound
-from inventory.models import (
-    SEGMENT,
-    ImportKind,
-    InventoryMaster,
-    LedgerEntry,
-    Location,
-    Page,
-    ProductCounters,
-    StockRow,
-    VisibleImport,
-    iso,
-    product_order,
-)
-from inventory.ports import CountersRepository, ImportRepository, LocationRepository
+from inventory.models import SEGMENT, ImportKind, InventoryMaster, Location, Page, VisibleImport, iso, product_order
+from inventory.models.counters import LedgerEntry, ProductCounters
+from inventory.models.imports import StockRow
 from inventory.services.ledger import EVERY_LINE, counts_after
 from inventory.types import MAIN, STOCK_LOCATIONS
+
+if TYPE_CHECKING:
+    from inventory.ports import StockReadRepositories
 
 
 @dataclass(frozen=True)
@@ -165,10 +157,6 @@ class ProductReading:
         """The product's stock with these counters, or with `counters` (what a write will leave)."""
         counters = counters or self.counters
         return product_stock(counters.product_id, self.location.visible_imports, self.rows, counters)
-
-
-class StockReadRepositories(ImportRepository, LocationRepository, CountersRepository, Protocol):
-    """What reading stock needs of storage (the DynamoDB adapter is both)."""
 
 
 class StockService:

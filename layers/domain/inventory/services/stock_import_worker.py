@@ -10,7 +10,7 @@ from inventory.errors import ImportInProgress, TemporarilyUnavailable
 from inventory.messages.import_work import FilesDropped, ImportStep, ImportWork, S3TestEvent
 from inventory.models import ImportStatus
 from inventory.observability import logger
-from inventory.services.imports import ImportService
+from inventory.services.import_runs import ImportRunner
 from inventory.services.outcomes import APPLIED, Outcome, outcome_of
 
 # A step waits for the location's running import to end: it may succeed when delivered again.
@@ -18,7 +18,7 @@ TRANSIENT = (TemporarilyUnavailable, ImportInProgress)
 
 
 class StockImportWorker:
-    def __init__(self, imports: ImportService) -> None:
+    def __init__(self, imports: ImportRunner) -> None:
         self._imports = imports
 
     def process(

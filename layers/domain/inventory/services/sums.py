@@ -14,20 +14,19 @@ ends the same.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from inventory.backoff import until_written
-from inventory.models import SEGMENT, CountersChange, LedgerEntry, Location, ProductCounters
-from inventory.ports import CountersRepository, ImportRepository
+from inventory.models import SEGMENT, Location
+from inventory.models.counters import CountersChange, LedgerEntry, ProductCounters
 from inventory.services.ledger import folded_sums
 from inventory.types import MAIN
 
+if TYPE_CHECKING:
+    from inventory.ports import SettleRepositories
+
 PAGES_PER_READ = 100  # ledger pages read together (one BatchGetItem)
 SETTLE_PAGE = 100  # products settled between two checkpoints of the import
-
-
-class SettleRepositories(CountersRepository, ImportRepository, Protocol):
-    """What settling an import's sums needs of storage (the DynamoDB adapter is all of it)."""
 
 
 class SumSettler:

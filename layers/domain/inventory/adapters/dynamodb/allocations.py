@@ -21,8 +21,9 @@ from inventory.adapters.dynamodb.keys import (
     pending_partition,
 )
 from inventory.adapters.dynamodb.outbox import record_event
-from inventory.adapters.dynamodb.table import Table
-from inventory.models import Allocation, AllocationStatus, OutboxEvent, iso
+from inventory.adapters.dynamodb.table import TableItems
+from inventory.models import AllocationStatus, OutboxEvent, iso
+from inventory.models.allocations import Allocation
 
 
 def allocation_of(item: Mapping[str, Any]) -> Allocation:
@@ -30,10 +31,8 @@ def allocation_of(item: Mapping[str, Any]) -> Allocation:
     return Allocation.model_validate(fields)
 
 
-class Allocations:
+class Allocations(TableItems):
     """Implements AllocationRepository."""
-
-    _table: Table
 
     def get_allocation(self, location_id: str, allocation_id: str) -> Allocation | None:
         item = self._table.get(allocation_key(location_id, allocation_id))

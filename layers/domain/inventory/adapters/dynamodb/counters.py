@@ -47,15 +47,10 @@ from inventory.adapters.dynamodb.keys import (
 )
 from inventory.adapters.dynamodb.ledger_pages import entry_name, entry_of_stored, stored_entry
 from inventory.adapters.dynamodb.outbox import decode_event, event_attributes, record_event
-from inventory.adapters.dynamodb.table import Table
-from inventory.models import (
-    CountersChange,
-    LedgerEntry,
-    OpenAllocation,
-    OutboxEvent,
-    ProductCounters,
-    StockRow,
-)
+from inventory.adapters.dynamodb.table import TableItems
+from inventory.models import OutboxEvent
+from inventory.models.counters import CountersChange, LedgerEntry, OpenAllocation, ProductCounters
+from inventory.models.imports import StockRow
 from inventory.types import STOCK_LOCATIONS
 
 LAYOUT = 2  # the hot item's shape with sums and a buffer; an item without `layout` is of the earlier one
@@ -112,10 +107,8 @@ def counters_of_item(item: Mapping[str, Any]) -> ProductCounters:
     )
 
 
-class Counters:
+class Counters(TableItems):
     """Implements CountersRepository (its ledger pages: LedgerPages)."""
-
-    _table: Table
 
     def counters_of(self, location_id: str, product_id: str) -> ProductCounters:
         item = self._table.get(counters_key(location_id, product_id))

@@ -9,9 +9,10 @@ from typing import Any
 
 from inventory.adapters.dynamodb.expressions import Update
 from inventory.adapters.dynamodb.keys import count_key, location_key
-from inventory.adapters.dynamodb.table import Table
+from inventory.adapters.dynamodb.table import TableItems
 from inventory.errors import Conflict, CountIdReused, NotFound
-from inventory.models import CountReason, CountStatus, CycleCount, iso
+from inventory.models import CountReason, CountStatus, iso
+from inventory.models.counts import CycleCount
 
 
 def cycle_count_of(item: Mapping[str, Any]) -> CycleCount:
@@ -19,10 +20,8 @@ def cycle_count_of(item: Mapping[str, Any]) -> CycleCount:
     return CycleCount.model_validate(fields)
 
 
-class CycleCounts:
+class CycleCounts(TableItems):
     """Implements CycleCountRepository."""
-
-    _table: Table
 
     def open_cycle_count(self, count: CycleCount) -> CycleCount:
         location = location_key(count.location_id)

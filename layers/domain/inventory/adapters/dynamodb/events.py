@@ -11,8 +11,9 @@ from typing import Any
 
 from inventory.adapters.dynamodb.codec import from_ddb, to_ddb
 from inventory.adapters.dynamodb.keys import event_key
-from inventory.adapters.dynamodb.table import BATCH_WRITE_ITEMS, Table
-from inventory.models import EventClaim, epoch_ms, from_epoch_ms
+from inventory.adapters.dynamodb.table import BATCH_WRITE_ITEMS, TableItems
+from inventory.models import epoch_ms, from_epoch_ms
+from inventory.models.events import EventClaim
 
 
 def _claim_of(item: Mapping[str, Any]) -> EventClaim:
@@ -26,10 +27,8 @@ def _claim_of(item: Mapping[str, Any]) -> EventClaim:
     )
 
 
-class AppliedEventRecords:
+class AppliedEventRecords(TableItems):
     """Implements AppliedEvents."""
-
-    _table: Table
 
     def claim_event(self, location_id: str, event_id: str, body_hash: str, keep_until: datetime) -> str | None:
         key = event_key(location_id, event_id)

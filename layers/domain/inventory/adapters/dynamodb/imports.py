@@ -27,19 +27,10 @@ from inventory.adapters.dynamodb.keys import (
 )
 from inventory.adapters.dynamodb.locations import created_if_absent, read_location
 from inventory.adapters.dynamodb.outbox import record_event
-from inventory.adapters.dynamodb.table import BATCH_WRITE_ITEMS, Table
+from inventory.adapters.dynamodb.table import BATCH_WRITE_ITEMS, TableItems
 from inventory.errors import Conflict, ImportIdReused, ImportInProgress, NotFound
-from inventory.models import (
-    ImportCounts,
-    ImportRecord,
-    ImportStatus,
-    LocationType,
-    OutboxEvent,
-    StockRow,
-    VisibleImport,
-    epoch_ms,
-    iso,
-)
+from inventory.models import ImportStatus, LocationType, OutboxEvent, VisibleImport, epoch_ms, iso
+from inventory.models.imports import ImportCounts, ImportRecord, StockRow
 
 WRITE_THREADS = 8  # BatchWriteItem calls of one chunk of rows in flight at once
 _UNFINISHED = (ImportStatus.ACCEPTED.value, ImportStatus.RUNNING.value)
@@ -56,10 +47,9 @@ def stock_row_of(item: Mapping[str, Any]) -> StockRow:
     return StockRow(product_id=product_id, stock_location=stock_location, quantity=int(item["q"]["N"]))
 
 
-class Imports:
+class Imports(TableItems):
     """Implements ImportRepository."""
 
-    _table: Table
     product_shards = PRODUCT_SHARDS
 
     def begin_import(self, record: ImportRecord, create_as: LocationType | None = None) -> ImportRecord:

@@ -35,16 +35,9 @@ from inventory.adapters.dynamodb.keys import (
     sum_attribute,
 )
 from inventory.adapters.dynamodb.outbox import encode_event
-from inventory.adapters.dynamodb.table import Table
-from inventory.models import (
-    SEGMENT,
-    SOURCE_HASH_CHARS,
-    LedgerEntry,
-    LedgerKind,
-    PageMove,
-    epoch_ms,
-    from_epoch_ms,
-)
+from inventory.adapters.dynamodb.table import TableItems
+from inventory.models import SEGMENT, SOURCE_HASH_CHARS, LedgerKind, epoch_ms, from_epoch_ms
+from inventory.models.counters import LedgerEntry, PageMove
 from inventory.types import MAIN
 
 _KIND_CODES = {LedgerKind.SHIPMENT: "s", LedgerKind.HANDOVER: "h"}
@@ -101,10 +94,8 @@ def entry_name(entry: LedgerEntry) -> str:
     return buffer_attribute(entry.entry_id, entry.source_hash)
 
 
-class LedgerPages:
+class LedgerPages(TableItems):
     """Implements the ledger pages' part of CountersRepository."""
-
-    _table: Table
 
     def move_to_page(self, location_id: str, move: PageMove) -> bool:
         expected = move.expected

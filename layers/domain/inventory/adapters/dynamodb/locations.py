@@ -15,7 +15,7 @@ from inventory.adapters.dynamodb.codec import from_ddb, to_ddb
 from inventory.adapters.dynamodb.expressions import Update
 from inventory.adapters.dynamodb.keys import LOCATIONS_PARTITION, Key, location_key
 from inventory.adapters.dynamodb.outbox import record_event
-from inventory.adapters.dynamodb.table import Table
+from inventory.adapters.dynamodb.table import Table, TableItems
 from inventory.cursor import decode_cursor, encode_cursor, invalid_cursor
 from inventory.errors import LocationTypeImmutable
 from inventory.models import (
@@ -123,10 +123,8 @@ def read_location(table: Table, location_id: str) -> Location | None:
     return location_of(item) if item else None
 
 
-class Locations:
+class Locations(TableItems):
     """Implements LocationRepository."""
-
-    _table: Table
 
     def put_location(self, location_id: str, changes: LocationChanges, now: datetime) -> tuple[Location, bool]:
         given = {field: getattr(changes, field) for field in _LOCATION_DEFAULTS if getattr(changes, field) is not None}

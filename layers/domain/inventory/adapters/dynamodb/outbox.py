@@ -23,7 +23,7 @@ from inventory.adapters.dynamodb.keys import (
     outbox_partition,
     outbox_pk_of,
 )
-from inventory.adapters.dynamodb.table import Table
+from inventory.adapters.dynamodb.table import TableItems
 from inventory.models import OutboxEvent, iso
 
 
@@ -63,10 +63,9 @@ def decode_event(event_id: str, stored: Mapping[str, Any]) -> OutboxEvent:
     )
 
 
-class Outbox:
+class Outbox(TableItems):
     """Implements OutboxStore."""
 
-    _table: Table
     shards = OUTBOX_SHARDS
 
     def pending_keys(

@@ -228,3 +228,17 @@ class Table:
                 return dict(self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {})
 
         _until_processed(send, {self.name: requests}, gave_up)
+
+
+class TableItems:
+    """The base of each item module's class (Locations, Imports, Counters, ...): the items it owns
+    on one table. Each works alone (a function that only needs locations builds `Locations`) or
+    composed (DynamoDbRepository); those built on one Table share its client."""
+
+    def __init__(self, table: str | Table, client: DynamoDBClient | None = None) -> None:
+        self._table = table if isinstance(table, Table) else Table(table, client)
+
+    @property
+    def client(self) -> DynamoDBClient:
+        """The table's boto3 client (created on first use)."""
+        return self._table.client

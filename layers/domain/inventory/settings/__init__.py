@@ -5,6 +5,11 @@ function deployed without one fails to start, rather than at its first use). The
 
 A plain pydantic model over `os.environ` (pydantic-settings would cost every cold start its import
 for nothing more): field `table_name` is the variable `TABLE_NAME`.
+
+Here: the base of every model, TableSettings (the functions that only use the table) and reading
+them; each other function's model in a module of its own beside it (`master_switch`,
+`stock_imports`, `stock_import_worker`, `shipment_events`, `outbox_relay`), so that a function
+builds its own model and no other at its cold start.
 """
 
 from __future__ import annotations
@@ -43,33 +48,6 @@ class TableSettings(FunctionSettings):
     """The functions that only use the table: locations, stock, allocations, abandoned_requests."""
 
     table_name: str = Field(min_length=3)
-
-
-class MasterSwitchSettings(TableSettings):
-    import_readiness_window_minutes: int = Field(ge=1, le=1440)
-
-
-class StockImportsSettings(TableSettings):
-    import_bucket_name: str = Field(min_length=3)
-    import_queue_url: str = Field(min_length=1)
-
-
-class StockImportWorkerSettings(StockImportsSettings):
-    dead_letter_queue_url: str = Field(min_length=1)
-    import_max_receives: int = Field(ge=1)  # the import queue's maxReceiveCount
-    # How long after its claim an import naming shipments_included_through settles its products'
-    # sums, at the earliest: the fulfilment function's timeout and a margin (README, Stock imports).
-    import_settle_seconds: int = Field(ge=0, le=900)
-
-
-class ShipmentEventsSettings(TableSettings):
-    fulfillment_dead_letter_queue_url: str = Field(min_length=1)
-    fulfillment_max_receives: int = Field(ge=1)  # the fulfilment queue's maxReceiveCount
-
-
-class OutboxRelaySettings(TableSettings):
-    event_bus_name: str = Field(min_length=1)
-    relay_poll_interval_ms: int = Field(ge=10, le=60_000)
 
 
 S = TypeVar("S", bound=FunctionSettings)

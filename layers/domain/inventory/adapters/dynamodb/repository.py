@@ -1,0 +1,23 @@
+"""Every item module's class composed into one repository: every storage port on one table."""
+
+from __future__ import annotations
+
+from inventory.adapters.dynamodb.allocations import Allocations
+from inventory.adapters.dynamodb.counters import Counters
+from inventory.adapters.dynamodb.cycle_counts import CycleCounts
+from inventory.adapters.dynamodb.events import AppliedEventRecords
+from inventory.adapters.dynamodb.imports import Imports
+from inventory.adapters.dynamodb.ledger_pages import LedgerPages
+from inventory.adapters.dynamodb.locations import Locations
+from inventory.adapters.dynamodb.outbox import Outbox
+
+__all__ = ["DynamoDbRepository"]
+
+
+class DynamoDbRepository(
+    Locations, Imports, Counters, LedgerPages, AppliedEventRecords, Allocations, CycleCounts, Outbox
+):
+    """Every port of storage, on one table: LocationRepository, ImportRepository, CountersRepository,
+    AppliedEvents, AllocationRepository, CycleCountRepository and OutboxStore (inventory.ports), and
+    so their compositions: ImportRepositories, StockReadRepositories, AllocationRepositories and
+    ShipmentRepositories. `DynamoDbRepository(table_name)`, or on a client or a Table of its own."""
