@@ -115,20 +115,20 @@ def test_a_file_import_completes_a_full_count_zeroes_what_it_omits_and_a_repeat_
 def test_a_file_with_one_bad_row_near_its_end_is_rejected_with_that_line_and_shows_nothing(stack: RunningStack) -> None:
     before = upload(stack, "uploads/e2e-before.jsonl", rows(10))
     post_import(
-        stack, "e2e-bad", {"import_id": "before", "kind": "initial", "location_type": "store", "source": before}
+        stack, "e2e-bad-file", {"import_id": "before", "kind": "initial", "location_type": "store", "source": before}
     )
-    wait_for(stack, "e2e-bad", "before", finished)
+    wait_for(stack, "e2e-bad-file", "before", finished)
     lines = rows(ROWS, quantity=lambda n: 7)
     lines[ROWS - 10] = json.dumps({"product_id": f"e2e-{ROWS - 10:06d}", "quantity": 2.5})
     source = upload(stack, "uploads/e2e-bad.jsonl", lines)
 
-    assert post_import(stack, "e2e-bad", {"import_id": "bad", "kind": "full_count", "source": source})[0] == 202
-    failed = wait_for(stack, "e2e-bad", "bad", finished)
+    assert post_import(stack, "e2e-bad-file", {"import_id": "bad", "kind": "full_count", "source": source})[0] == 202
+    failed = wait_for(stack, "e2e-bad-file", "bad", finished)
 
     assert failed["status"] == "failed"
     assert [(e["line"], e["code"]) for e in failed["errors"]] == [(ROWS - 9, "invalid_quantity")]
-    assert [soh(stack, "e2e-bad", f"e2e-{n:06d}") for n in (3, 9, 20, ROWS - 1)] == [3, 9, 0, 0]
-    assert len(all_stock(stack, "e2e-bad")) == 10
+    assert [soh(stack, "e2e-bad-file", f"e2e-{n:06d}") for n in (3, 9, 20, ROWS - 1)] == [3, 9, 0, 0]
+    assert len(all_stock(stack, "e2e-bad-file")) == 10
 
 
 def _import_worker_pids() -> list[int]:

@@ -77,6 +77,15 @@ def fresh_table(local_aws: LocalAws, dynamodb_client: DynamoDBClient) -> Iterato
     dynamodb_client.delete_table(TableName=name)
 
 
+@pytest.fixture
+def own_table(fresh_table: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoDbRepository]:
+    """Every handler of this process on a table of this test's own, from here to its end."""
+    monkeypatch.setenv("TABLE_NAME", fresh_table)
+    wiring.forget()
+    yield DynamoDbRepository(fresh_table)
+    wiring.forget()
+
+
 @pytest.fixture(params=["memory", "dynamodb"])
 def repository(request: pytest.FixtureRequest) -> MemoryRepository | DynamoDbRepository:
     """Every port of storage, empty, on each backend in turn: the in-memory repository of the unit

@@ -35,15 +35,6 @@ STOP_MS = 5_000  # the relay stops polling this long before its timeout
 
 
 @pytest.fixture
-def own_table(fresh_table: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoDbRepository]:
-    """Every handler of this process on a table of this test's own, from here to its end."""
-    monkeypatch.setenv("TABLE_NAME", fresh_table)
-    wiring.forget()
-    yield DynamoDbRepository(fresh_table)
-    wiring.forget()
-
-
-@pytest.fixture
 def bus_faults(own_table: DynamoDbRepository) -> Iterator[Faults]:
     """Faults injected at the EventBridge client of the relay that the handler runs."""
     publisher = wiring.outbox_relay(settings_of(OutboxRelaySettings))._publisher
