@@ -50,12 +50,11 @@ def oldest_open(
     found = [a for a in counters.allocations if a.quantity > 0]
     read: dict[str, OpenAllocation] = {}
     if counters.allocated > sum(a.quantity for a in found):  # some are lines
-        closing = len({c.allocation_id for e in counters.ledger for c in e.closes})
         after: OpenAllocation | None = None
         covered = 0
-        while covered < quantity:
+        while covered < quantity:  # (a line whose closes are not all applied yet is rare: another page)
             page, more = repo.allocation_lines(
-                location_id, counters.product_id, after, min(LINES_PAGE, quantity - covered + closing + 1)
+                location_id, counters.product_id, after, min(LINES_PAGE, quantity - covered + 1)
             )
             for line in page:
                 left = open_of_line(counters, line)
