@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from inventory.adapters.dynamodb.keys import allocation_key
 from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from inventory.messages import DetailType
 from inventory.models import ImportKind, LocationChanges, LocationType
@@ -28,7 +29,7 @@ from inventory.services.outbox import OutboxRelay
 from inventory.services.shipment_events import ShipmentService
 from inventory.services.shipment_figures import ShipmentFigures
 from inventory.services.stock import StockService
-from tests.faults import WRITES, Crash, faults_on
+from tests.faults import WRITES, Crash, faults_on, item_key
 from tests.integration.test_history import Measured
 from tests.unit.fakes import FixedClock, MemoryFiles, MemoryPublisher, MemoryQueue
 from tests.unit.test_shipments import bus_message, parse_shipment
@@ -177,7 +178,8 @@ def test_a_pre_order_of_many_allocations_keeps_every_item_small_and_every_line_s
 
     # The sweep: an API allocation stopped after opening, never retried
     with faults_on(c.repo.client) as faults:
-        faults.inject("UpdateItem", "crash", match=lambda p: "ALLOC#stuck" in str(p.get("Key")))
+        record = allocation_key(c.location_id, "stuck")
+        faults.inject("UpdateItem", "crash", match=lambda p: item_key(p) == (record["pk"], record["sk"]))
         with pytest.raises(Crash):
             c.allocate("stuck", 5)
     c.model["stuck"] = 5  # opened, its record still pending: it holds its units until swept
