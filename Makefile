@@ -113,13 +113,14 @@ bench-cold-import: install
 
 # the failure-path suites for longer: every crash point five times, 600 examples of the allocation
 # state machine and 300 of the switch's on DynamoDB, and one product's history of 20,000 shipment
-# lines (about 40 minutes); each prints how much it ran (the history: the largest item written and
-# the most items a read touched)
+# lines, and a pre-order of 10,000 open allocations of one product (about an hour); each prints how
+# much it ran (the history and the pre-order: the largest item written, what a read or a line touched)
 soak: install
 	CRASH_POINT_ROUNDS=5 STATE_MACHINE_EXAMPLES=600 SWITCH_MACHINE_EXAMPLES=300 HISTORY_LINES=20000 \
+		ALLOCATION_LINES=10000 \
 		$(PY) -m pytest -s --no-cov --timeout=3600 -p no:cacheprovider tests/integration/test_crash_points.py \
 		tests/integration/test_allocation_machine.py "tests/integration/test_repository_contract.py::test_the_switch_state_machine_holds" \
-		tests/integration/test_history.py 2>&1 \
+		tests/integration/test_history.py tests/integration/test_allocation_lines.py 2>&1 \
 		| grep -v '^{' 
 
 # the end-to-end import tests with files of 1,000,000 rows (about 30 minutes)

@@ -183,6 +183,55 @@ def release(local_aws: LocalAws, location: str, _: Any) -> None:
     succeeds("allocations", "DELETE", f"/locations/{location}/allocations/al-1")
 
 
+# ---------------------------------------------------------------------------------- allocation lines
+PRE_ORDER = 12  # allocations of one unit of `a`: beyond the 8 a hot item holds, most become lines
+
+
+def pre_ordered(local_aws: LocalAws, location: str, count: int = PRE_ORDER) -> None:
+    load(location, {"a": 50, "b": 5})
+    for n in range(count):
+        order = {"allocation_id": f"pre-{n:02d}", "order_id": f"po-{n}", "items": [{"product_id": "a", "quantity": 1}]}
+        succeeds("allocations", "POST", f"/locations/{location}/allocations", order)
+
+
+def pre_order_seen(local_aws: LocalAws, location: str, _: Any) -> Any:
+    """Every pre-order allocation's open units, al-1's, and the figures: where each is kept is not seen."""
+    still_open = {}
+    for n in range(PRE_ORDER):
+        status, allocation = call("allocations", "GET", f"/locations/{location}/allocations/pre-{n:02d}")
+        still_open[n] = (status, allocation.get("status"), [i["open"] for i in allocation.get("items", [])])
+    return {**allocation_seen(local_aws, location, None), "pre-orders": still_open}
+
+
+def closing_oldest(location: str) -> dict[str, Any]:
+    detail = {
+        "event_id": f"oldest-{location}",
+        "location_id": location,
+        "shipment_id": "s-oldest",
+        "logical_timestamp": 9,
+        "occurred_at": "2026-11-30T09:00:00Z",
+        "items": [{"product_id": "a", "quantity": 3}],
+    }
+    return sqs_event([from_bus("Fulfillment Items Shipped", detail, f"m-oldest-{location}")], QUEUE_ARN)
+
+
+def prepare_closing_lines(local_aws: LocalAws, location: str) -> Any:
+    pre_ordered(local_aws, location)
+    return closing_oldest(location)
+
+
+def prepare_moving_held(local_aws: LocalAws, location: str) -> None:
+    pre_ordered(local_aws, location, 8)  # the next allocation leaves 9 held: it moves them out
+
+
+def release_line(local_aws: LocalAws, location: str, _: Any) -> None:
+    succeeds("allocations", "DELETE", f"/locations/{location}/allocations/pre-00")
+
+
+def pre_order_shipped_seen(local_aws: LocalAws, location: str, _: Any) -> Any:
+    return {**pre_order_seen(local_aws, location, None), "events": events_of(location, "Shipment Applied")}
+
+
 # ---------------------------------------------------------------------------------- shipments
 def shipment_event(location: str) -> dict[str, Any]:
     detail = {
@@ -431,6 +480,9 @@ OPERATIONS = [
     Operation("allocation", loaded, allocate, allocation_seen),
     Operation("release", loaded_and_allocated, release, allocation_seen),
     Operation("shipment", prepare_shipment, ship, shipment_seen),
+    Operation("allocation that moves held ones", prepare_moving_held, allocate, pre_order_seen),
+    Operation("shipment closing allocation lines", prepare_closing_lines, ship, pre_order_shipped_seen),
+    Operation("release of an allocation line", pre_ordered, release_line, pre_order_seen),
     Operation("line that moves", prepare_moving, ship, lambda aws, location, _: ledger_seen(location, "hot")),
     Operation("batch done", prepare_batch, ship, batch_seen),
     Operation("import settling", prepare_settling, run_import, settling_seen),

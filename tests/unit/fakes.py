@@ -60,12 +60,13 @@ from inventory.models import (
     Page,
     VisibleImport,
 )
-from inventory.models.allocations import Allocation
+from inventory.models.allocations import Allocation, AllocationMove
 from inventory.models.counters import CountersChange, LedgerEntry, OpenAllocation, PageMove, ProductCounters
 from inventory.models.counts import CycleCount
 from inventory.models.events import EventClaim
 from inventory.models.imports import ImportCounts, ImportRecord, StockRow
 from inventory.ports import (
+    AllocationLineRepository,
     AllocationRepository,
     AppliedEvents,
     Clock,
@@ -144,6 +145,7 @@ class MemoryRepository(
     LocationRepository,
     ImportRepository,
     CountersRepository,
+    AllocationLineRepository,
     AppliedEvents,
     AllocationRepository,
     CycleCountRepository,
@@ -165,6 +167,8 @@ class MemoryRepository(
         self.abandonable: set[tuple[str, str]] = set()  # pending from the API: listed until settled
         self.applied_events: dict[tuple[str, str], EventClaim] = {}
         self.pages: dict[OutboxKey, LedgerPageItem] = {}  # products' ledger pages, by the adapter's keys
+        # Products' allocation lines, by (location, product), by (received order, allocation id).
+        self.lines: dict[tuple[str, str], dict[tuple[int, str], OpenAllocation]] = {}
         self.counts: dict[tuple[str, str], CycleCount] = {}
         # The outbox: each item's unpublished events by id, its version, and whether it is listed
         # (the adapter's sparse index, which an item leaves only when published at its version).
@@ -550,7 +554,10 @@ class MemoryRepository(
         elif current.version != expected.version:
             return False
         allocations = {a.allocation_id: a for a in current.allocations}
+        allocated = current.allocated + change.lines_delta
         for allocation_id, new in change.allocations.items():
+            old = allocations.get(allocation_id)
+            allocated += (new.quantity if new else 0) - (old.quantity if old else 0)
             if new is None:
                 allocations.pop(allocation_id, None)
             else:
@@ -574,6 +581,7 @@ class MemoryRepository(
                 "stock_version": current.stock_version + (1 if entry else 0),
                 "ledger": ledger,
                 "allocations": _allocations(allocations.values()),
+                "allocated_total": allocated,
                 "legacy": legacy,
                 "sums": sums,
                 "buffered": buffered,
@@ -667,6 +675,101 @@ class MemoryRepository(
                 found[number] = list(page.entries)
         return found
 
+    # ---- allocation lines (the adapter's are items of their own, sorted by received order and id)
+    @_port
+    def allocation_lines(
+        self, location_id: str, product_id: str, after: OpenAllocation | None, limit: int
+    ) -> tuple[list[OpenAllocation], bool]:
+        lines = self.lines.get((location_id, product_id), {})
+        keys = sorted(lines)
+        if after is not None:
+            keys = [k for k in keys if k > (after.received, after.allocation_id)]
+        return _page([lines[k] for k in keys], limit)
+
+    @_port
+    def allocation_line(
+        self, location_id: str, product_id: str, received: int, allocation_id: str
+    ) -> OpenAllocation | None:
+        return self.lines.get((location_id, product_id), {}).get((received, allocation_id))
+
+    @_port
+    def close_allocation_line(
+        self,
+        location_id: str,
+        product_id: str,
+        line: OpenAllocation,
+        *,
+        entry_id: str,
+        quantity: int,
+        prune: Sequence[str] = (),
+    ) -> bool:
+        lines = self.lines.get((location_id, product_id), {})
+        key = (line.received, line.allocation_id)
+        current = lines.get(key)
+        if current is None or current.quantity != line.quantity or entry_id in current.closed_by:
+            return False
+        if current.quantity - quantity <= 0:
+            del lines[key]
+        else:
+            closed_by = {e: q for e, q in current.closed_by.items() if e not in prune or e == entry_id}
+            lines[key] = current.model_copy(
+                update={"quantity": current.quantity - quantity, "closed_by": {**closed_by, entry_id: quantity}}
+            )
+        self._wrote()
+        return True
+
+    @_port
+    def move_allocations(self, location_id: str, move: AllocationMove) -> bool:
+        expected, token = move.expected, move.token
+        key = (location_id, expected.product_id)
+        to_claim = [a for a in move.moved if a.claim != token]
+        if to_claim:  # the claim, guarded by the item's version
+            current = self.counters.get(key)
+            if current is None or current.version != expected.version:
+                return False
+            held = {a.allocation_id: a for a in current.allocations}
+            for allocation in to_claim:
+                if allocation.allocation_id in held:
+                    held[allocation.allocation_id] = held[allocation.allocation_id].model_copy(update={"claim": token})
+            self._store_counters(
+                location_id,
+                current.model_copy(update={"allocations": _allocations(held.values()), "version": current.version + 1}),
+                None,
+            )
+        lines = self.lines.setdefault(key, {})
+        for allocation in move.moved:  # the lines: put only by their claim's holder
+            there = lines.get((allocation.received, allocation.allocation_id))
+            if there is not None and there.claim not in (token, *move.taken_over):
+                return False
+            lines[(allocation.received, allocation.allocation_id)] = allocation.model_copy(
+                update={"claim": token, "closed_by": {}}
+            )
+            self._wrote()
+        if move.cleared:
+            for allocation in move.cleared:
+                lines.pop((allocation.received, allocation.allocation_id), None)
+            self._wrote()
+        current = self.counters.get(key)  # the commit: each as given
+        if current is None:
+            return False
+        held = {a.allocation_id: a for a in current.allocations}
+        for allocation in move.moved:
+            there = held.get(allocation.allocation_id)
+            if there is None or there.quantity != allocation.quantity or there.claim != token:
+                return False
+        for allocation in move.cleared:
+            there = held.get(allocation.allocation_id)
+            if there is None or there.quantity != 0 or there.claim != allocation.claim:
+                return False
+        for allocation in (*move.moved, *move.cleared):
+            del held[allocation.allocation_id]
+        self._store_counters(
+            location_id,
+            current.model_copy(update={"allocations": _allocations(held.values()), "version": current.version + 1}),
+            None,
+        )
+        return True
+
     @_port
     def settle_layer(self, location_id: str, expected: ProductCounters, seq: int, total: int) -> bool:
         if not expected.exists:
@@ -711,6 +814,10 @@ class MemoryRepository(
     @_port
     def get_allocation(self, location_id: str, allocation_id: str) -> Allocation | None:
         return self.allocations.get((location_id, allocation_id))
+
+    @_port
+    def allocations_of(self, location_id: str, allocation_ids: Sequence[str]) -> dict[str, Allocation]:
+        return {a: found for a in allocation_ids if (found := self.allocations.get((location_id, a))) is not None}
 
     @_port
     def put_allocation(self, allocation: Allocation) -> bool:

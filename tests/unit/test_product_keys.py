@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from inventory.adapters.dynamodb.keys import (
     allocation_key,
+    allocation_line_key,
     count_key,
     counters_key,
     event_key,
@@ -85,6 +86,7 @@ def test_no_product_falls_in_the_key_range_of_another(first: str, second: str) -
 # ---------------------------------------------------------------- the key table of docs/data-design.md
 DESIGN = Path(__file__).resolve().parents[2] / "docs" / "data-design.md"
 STORE, SEQ, PRODUCT = "store-1", 7, "SKU 1/a"  # the product's percent-encoded form is SKU%201%2Fa
+RECEIVED = 1_795_000_000_000_000  # an allocation line's received order (microseconds)
 BUILT = {  # each item of the table, as keys.py builds it for the values above
     "location": location_key(STORE),
     "import record": import_key(STORE, "i1"),
@@ -95,6 +97,7 @@ BUILT = {  # each item of the table, as keys.py builds it for the values above
     ),
     "ledger page (entries moved out of the buffer)": ledger_page_key(STORE, PRODUCT, 1),
     "allocation record": allocation_key(STORE, "a1"),
+    "open allocation line": allocation_line_key(STORE, PRODUCT, RECEIVED, "a1"),
     "applied event (its body hash; `done` once every line is applied)": event_key(STORE, "ev-1"),
 }
 
@@ -119,6 +122,8 @@ def documented_keys() -> dict[str, tuple[str, str]]:
         "<import_id>": "i1",
         "<count_id>": "c1",
         "<allocation_id>": "a1",
+        "<allocation id>": "a1",
+        "<received order, 17 digits>": f"{RECEIVED:017d}",
         "<event_id>": "ev-1",
         "<pp>": str(page_shard(PRODUCT, 1)),
         "<page, 10 digits>": f"{1:010d}",
@@ -143,3 +148,16 @@ def test_every_key_of_the_design_s_key_table_is_the_one_keys_py_builds() -> None
     assert documented.keys() == BUILT.keys()
     for item, key in BUILT.items():
         assert (key["pk"], key["sk"]) == documented[item], item
+
+
+def test_an_allocation_line_s_key_fits_a_sort_key_whatever_its_product_and_allocation() -> None:
+    """Given the longest product id of the longest key form and the longest allocation id, when its
+    allocation line's key is made, then it fits DynamoDB's 1,024 bytes and stays in the product's
+    range, and two allocations received at once keep two keys."""
+    product = "\u4e00" * 128
+    first = allocation_line_key(STORE, product, RECEIVED, "a" * 128)
+    second = allocation_line_key(STORE, product, RECEIVED, "b" * 128)
+
+    assert len(first["sk"].encode()) <= 1024
+    assert first["sk"] != second["sk"]
+    assert first["sk"].startswith(counters_key(STORE, product)["sk"] + "#")

@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import BinaryIO, Protocol
 
 from inventory.models import AllocationStatus, CountStatus, Location, LocationChanges, LocationType, OutboxEvent, Page
-from inventory.models.allocations import Allocation
-from inventory.models.counters import CountersChange, LedgerEntry, PageMove, ProductCounters
+from inventory.models.allocations import Allocation, AllocationMove
+from inventory.models.counters import CountersChange, LedgerEntry, OpenAllocation, PageMove, ProductCounters
 from inventory.models.counts import CycleCount
 from inventory.models.events import EventClaim
 from inventory.models.imports import ImportCounts, ImportRecord, StockRow
@@ -188,6 +188,47 @@ class CountersRepository(Protocol):
         ...
 
 
+class AllocationLineRepository(Protocol):
+    """A product's open allocations that have left its hot item: its allocation lines."""
+
+    def allocation_lines(
+        self, location_id: str, product_id: str, after: OpenAllocation | None, limit: int
+    ) -> tuple[list[OpenAllocation], bool]:
+        """Up to `limit` of the product's allocation lines, oldest first (by received order, then
+        id), after `after`, read strongly consistently; and whether more may follow."""
+        ...
+
+    def allocation_line(
+        self, location_id: str, product_id: str, received: int, allocation_id: str
+    ) -> OpenAllocation | None:
+        """The allocation's line of the product, read strongly consistently (None: there is none)."""
+        ...
+
+    def close_allocation_line(
+        self,
+        location_id: str,
+        product_id: str,
+        line: OpenAllocation,
+        *,
+        entry_id: str,
+        quantity: int,
+        prune: Sequence[str] = (),
+    ) -> bool:
+        """Take `quantity` off the line for the shipment line of `entry_id` (recorded on the line, so
+        it is taken once; the line is deleted when nothing is left), and drop the records of the
+        entries `prune` (which have left the buffer); on the condition that the line is still at
+        `line.quantity` and does not record the entry. False when it is not (read it again)."""
+        ...
+
+    def move_allocations(self, location_id: str, move: AllocationMove) -> bool:
+        """Move held allocations to lines, and clear tombstones (docs/data-design.md, "Open
+        allocations"): claim `move.moved` under `move.token` (on the condition that the item is at
+        `move.expected.version`), put their lines, delete the lines of `move.cleared`, then remove
+        them all from the hot item, each on the condition that it is still as given. False when a
+        condition refused (read again; the claim stays this token's)."""
+        ...
+
+
 class AppliedEvents(Protocol):
     def claim_event(self, location_id: str, event_id: str, body_hash: str, keep_until: datetime) -> str | None:
         """Record that the event is being applied, once per id: None when this call recorded it,
@@ -206,6 +247,10 @@ class AppliedEvents(Protocol):
 
 class AllocationRepository(Protocol):
     def get_allocation(self, location_id: str, allocation_id: str) -> Allocation | None: ...
+
+    def allocations_of(self, location_id: str, allocation_ids: Sequence[str]) -> dict[str, Allocation]:
+        """The records of these allocations that exist, by id, read strongly consistently together."""
+        ...
 
     def put_allocation(self, allocation: Allocation) -> bool:
         """Record a new allocation; False when one with its id exists."""
@@ -329,7 +374,12 @@ class MoveRepositories(CountersRepository, AppliedEvents, Protocol):
     """What moving a product's entries to its ledger pages needs of storage."""
 
 
-class AllocationRepositories(AllocationRepository, StockReadRepositories, Protocol):
+class LineRepositories(CountersRepository, AllocationLineRepository, AllocationRepository, Protocol):
+    """What allocation lines need of storage: the hot items they leave, the lines, the records that
+    tell whether an allocation is settled."""
+
+
+class AllocationRepositories(AllocationRepository, AllocationLineRepository, StockReadRepositories, Protocol):
     """What allocations need of storage."""
 
 

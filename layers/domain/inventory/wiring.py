@@ -113,20 +113,23 @@ def stock_store(table_name: str) -> StockReadRepositories:
 
 @cache
 def allocation_store(table_name: str) -> AllocationRepositories:
+    from inventory.adapters.dynamodb.allocation_lines import AllocationLines
     from inventory.adapters.dynamodb.allocations import Allocations
     from inventory.adapters.dynamodb.counters import Counters
     from inventory.adapters.dynamodb.imports import Imports
     from inventory.adapters.dynamodb.ledger_pages import LedgerPages
     from inventory.adapters.dynamodb.locations import Locations
 
-    class AllocationStore(Allocations, Counters, LedgerPages, Imports, Locations):
-        """Allocations, and the stock they are checked against."""
+    class AllocationStore(Allocations, AllocationLines, Counters, LedgerPages, Imports, Locations):
+        """Allocations, their open parts (held in the products' counters or lines of their own), and
+        the stock they are checked against."""
 
     return AllocationStore(table(table_name))
 
 
 @cache
 def shipment_store(table_name: str) -> ShipmentRepositories:
+    from inventory.adapters.dynamodb.allocation_lines import AllocationLines
     from inventory.adapters.dynamodb.allocations import Allocations
     from inventory.adapters.dynamodb.counters import Counters
     from inventory.adapters.dynamodb.events import AppliedEventRecords
@@ -134,7 +137,7 @@ def shipment_store(table_name: str) -> ShipmentRepositories:
     from inventory.adapters.dynamodb.ledger_pages import LedgerPages
     from inventory.adapters.dynamodb.locations import Locations
 
-    class ShipmentStore(AppliedEventRecords, Allocations, Counters, LedgerPages, Imports, Locations):
+    class ShipmentStore(AppliedEventRecords, Allocations, AllocationLines, Counters, LedgerPages, Imports, Locations):
         """The applied events' records, and what a shipment changes and is checked against."""
 
     return ShipmentStore(table(table_name))

@@ -5,7 +5,8 @@ enumerations, the location and what it shows of its imports and readiness, the o
 the page of a list. The items of one kind each, in the modules beside it, so that a function builds
 the models it stores and no other: `imports` (import records, their rows), `counters` (a product's
 hot item: its ledger, sums and open allocations, and its ledger pages), `events` (the applied-event
-records), `allocations`, `counts` (cycle counts).
+records), `allocations` (allocation records, and held allocations moving to allocation lines),
+`counts` (cycle counts).
 """
 
 from __future__ import annotations

@@ -1,12 +1,21 @@
 """What moves a product between two imports, in one item per location and product (its hot
-item, the counters) and its ledger pages: its ledger, its running sums, its open allocations, and
-the changes of them."""
+item, the counters) and its ledger pages: its ledger, its running sums, its open allocations (held
+in the hot item, or allocation lines of their own), and the changes of them."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from inventory.models import SOURCE_HASH_CHARS, Frozen, LedgerKind, OutboxEvent, VisibleImport
+
+
+class LineClose(Frozen):
+    """What a shipment line closed of one allocation line (an open allocation no longer held in the
+    product's hot item): its allocation, its received order (the line's key) and the units."""
+
+    allocation_id: str
+    received: int
+    quantity: int
 
 
 class LedgerEntry(Frozen):
@@ -26,6 +35,9 @@ class LedgerEntry(Frozen):
     # is after every import claimed by then. None: written before entries recorded it.
     epoch: int | None = None
     legacy: bool = False  # stored as the product's item held entries before (an `L#` attribute)
+    # The allocation lines this entry closes (a shipment line): applied to the lines after the entry
+    # is written; until a line records it (`OpenAllocation.closed_by`), readers subtract it.
+    closes: tuple[LineClose, ...] = ()
 
     def after(self, base: VisibleImport) -> bool:
         """Whether the import behind a base did not include this entry (SPEC.md section 3): by
@@ -48,8 +60,12 @@ class OpenAllocation(Frozen):
 
     allocation_id: str
     order_id: str | None = None
-    quantity: int
+    quantity: int  # 0: closed, held in the hot item until it is cleared (a tombstone)
     received: int  # the order in which the service received it, per product (oldest first)
+    claim: str | None = None  # held: the claim of the mover putting its line (docs/data-design.md)
+    # An allocation line's: the entries whose close of it is applied, and the units each closed. A
+    # literal default, as ProductCounters' are.
+    closed_by: dict[str, int] = {}  # noqa: RUF012
 
 
 class ProductCounters(Frozen):
@@ -64,7 +80,10 @@ class ProductCounters(Frozen):
     # The entries in the item, in the order the service applied them: the buffer (entries not yet
     # moved to ledger pages) and, in an item of the earlier shape, every entry it kept.
     ledger: tuple[LedgerEntry, ...] = ()
-    allocations: tuple[OpenAllocation, ...] = ()  # oldest first
+    # The allocations held in the item, oldest first (the others are allocation lines).
+    allocations: tuple[OpenAllocation, ...] = ()
+    # The total open of every allocation, held or a line (`allocated`); None: the held ones' sum.
+    allocated_total: int | None = None
     # The earlier shape: no sums, stock on hand is computed from `ledger` (readers of both shapes;
     # the product's next write of an entry folds it into the sums).
     legacy: bool = False
@@ -84,7 +103,19 @@ class ProductCounters(Frozen):
 
     @property
     def allocated(self) -> int:
+        """What every open allocation of the product holds, held in the item or a line."""
+        if self.allocated_total is not None:
+            return self.allocated_total
         return sum(a.quantity for a in self.allocations)
+
+    def unapplied_closes(self, line: OpenAllocation) -> int:
+        """What the entries of the buffer closed of an allocation line and the line does not record yet."""
+        return sum(
+            c.quantity
+            for e in self.ledger
+            for c in e.closes
+            if c.allocation_id == line.allocation_id and e.entry_id not in line.closed_by
+        )
 
     def allocation(self, allocation_id: str) -> OpenAllocation | None:
         return next((a for a in self.allocations if a.allocation_id == allocation_id), None)
@@ -125,6 +156,9 @@ class CountersChange(Frozen):
     fold: dict[int, int] | None = None
     pruned: tuple[LedgerEntry, ...] = ()  # to remove from the item
     open_limit: int | None = None  # for an opening: the most the product may have allocated before it
+    # What the change takes from allocation lines (negative): the entry's closes, or a release of a
+    # line (whose tombstone is in `allocations`); `allocated` changes by it too.
+    lines_delta: int = 0
     event: OutboxEvent | None = None
 
 

@@ -10,7 +10,9 @@ transaction), between two writes of its record:
    the allocation is refused whole: on the API nothing is left behind (409 `insufficient_stock`);
    from the bus the refusal is recorded, with an `Allocation Refused` event in the same write.
 
-A release moves the record to `released` first, then frees each product; a creation that was
+An allocation is held in each product's hot item while it is pending; once settled it may move
+out to an allocation line, a few at a time (`allocation_lines`). A release moves the record to
+`released` first, then frees each product; a creation that was
 still opening then finds its record released and frees what it had opened. A release that arrives
 before its creation (events are unordered) leaves a `released` record, so the creation opens nothing.
 """
@@ -20,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from inventory.backoff import until_written
@@ -29,6 +30,7 @@ from inventory.messages import DetailType
 from inventory.models import ABANDONED_AFTER, AllocationStatus, Location, OutboxEvent, product_order
 from inventory.models.allocations import Allocation, AllocationLine
 from inventory.models.counters import CountersChange, OpenAllocation, ProductCounters
+from inventory.services.allocation_lines import AllocationMover, open_part, received_order, release_part
 from inventory.services.stock import (
     ProductAvailability,
     ProductStock,
@@ -38,7 +40,7 @@ from inventory.services.stock import (
 from inventory.types import repeated_product
 
 if TYPE_CHECKING:
-    from inventory.ports import AllocationRepositories, Clock, CountersRepository
+    from inventory.ports import AllocationRepositories, Clock
 
 ABANDONED_CALLER = "abandoned-allocations"  # who releases them
 NO_LIMIT = 10**15  # allocated totals never come near it: backorders are not limited
@@ -69,6 +71,7 @@ class AllocationService:
         self._repo = repository
         self._clock = clock
         self._stock = StockService(repository)
+        self._mover = AllocationMover(repository, clock)
 
     # ------------------------------------------------------------------ reading
     def get(self, location_id: str, allocation_id: str) -> AllocationView:
@@ -78,11 +81,13 @@ class AllocationService:
         return self._view(allocation)
 
     def _view(self, allocation: Allocation) -> AllocationView:
-        still_open = {}
-        for line in allocation.items:
-            counters = self._repo.counters_of(allocation.location_id, line.product_id)
-            held = counters.allocation(allocation.allocation_id)
-            still_open[line.product_id] = held.quantity if held else 0
+        received = received_order(allocation.created_at)
+        still_open = {
+            line.product_id: open_part(
+                self._repo, allocation.location_id, line.product_id, allocation.allocation_id, received
+            )
+            for line in allocation.items
+        }
         return AllocationView(allocation, still_open)
 
     # ------------------------------------------------------------------ creating
@@ -169,6 +174,9 @@ class AllocationService:
                 return self._view(current)
             if current is not None:
                 return self._view(current)
+        # Settled: it may leave the hot items it is held in, with the oldest others (a few at a time).
+        for line in lines:
+            self._mover.move_held(allocation.location_id, line.product_id, settled={allocation.allocation_id})
         return self._view(opened)
 
     @staticmethod
@@ -296,8 +304,16 @@ class AllocationService:
         return [view.allocation for view in released]
 
     def _close_all(self, allocation: Allocation) -> None:
+        received = received_order(allocation.created_at)
         for line in allocation.items:
-            close_allocation(self._repo, allocation.location_id, line.product_id, allocation.allocation_id)
+            release_part(
+                self._repo,
+                self._clock,
+                allocation.location_id,
+                line.product_id,
+                allocation_id=allocation.allocation_id,
+                received=received,
+            )
 
 
 def _insufficient(shortages: list[dict[str, Any]]) -> InsufficientStock:
@@ -324,21 +340,3 @@ def _short(line: AllocationLine, figures: ProductAvailability) -> dict[str, Any]
         "available": figures.available,
         "uncounted": figures.uncounted,
     }
-
-
-def received_order(created_at: datetime) -> int:
-    """Allocations of a product are served oldest first: by the time the service received them."""
-    return int(created_at.timestamp() * 1_000_000)
-
-
-def close_allocation(repo: CountersRepository, location_id: str, product_id: str, allocation_id: str) -> None:
-    """Free what `allocation_id` still holds of one product (nothing when it holds nothing)."""
-
-    def step() -> bool | None:
-        counters = repo.counters_of(location_id, product_id)
-        if counters.allocation(allocation_id) is None:
-            return True
-        change = CountersChange(expected=counters, allocations={allocation_id: None})
-        return True if repo.change_counters(location_id, change) else None
-
-    until_written(step, f"releasing {allocation_id!r} of {product_id!r}")

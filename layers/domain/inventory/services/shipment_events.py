@@ -28,10 +28,17 @@ from inventory.messages.allocation_events import AllocationCreated, AllocationRe
 from inventory.messages.shipment_events import ItemsHandedOver, ItemsShipped, QueuedEvent, ShipmentEvent
 from inventory.models import AllocationStatus, LedgerKind, Location, OutboxEvent
 from inventory.models.allocations import Allocation, AllocationLine
-from inventory.models.counters import CountersChange, LedgerEntry, OpenAllocation, ProductCounters
+from inventory.models.counters import CountersChange, LedgerEntry, ProductCounters
 from inventory.models.events import EventClaim
 from inventory.models.imports import StockRow
 from inventory.observability import logger
+from inventory.services.allocation_lines import (
+    HELD_ALLOCATIONS,
+    AllocationMover,
+    apply_closes,
+    closes_of,
+    closing_from,
+)
 from inventory.services.allocations import AllocationRequest, AllocationService
 from inventory.services.ledger import folded_sums, layers_for
 from inventory.services.ledger_moves import BUFFER_ENTRIES, SETTLED_AFTER, EntryMover, applied_key, entry_id_of
@@ -221,6 +228,7 @@ class ShipmentService:
         self._stock = StockService(repository)
         self._retention = timedelta(days=retention_days)
         self._mover = EntryMover(repository, clock, settled_after)
+        self._allocation_mover = AllocationMover(repository, clock)
         self._batch: _Batch | None = None
 
     # ------------------------------------------------------------------ batches
@@ -385,31 +393,44 @@ class ShipmentService:
         it), and how many entries the product's buffer holds after."""
         remembered = False
         into = layers_for(location, shipment.logical_timestamp)
+        location_id, product_id = shipment.location_id, line.product_id
 
         def step() -> tuple[bool, int] | None:
             nonlocal remembered
-            ahead = self._ahead(shipment.location_id, line.product_id)  # its first attempt only
-            counters = ahead[0] if ahead else self._repo.counters_of(shipment.location_id, line.product_id)
-            if counters.entry(entry.entry_id, entry.source_hash) is not None:
-                return False, counters.buffered  # applied by an earlier delivery
+            ahead = self._ahead(location_id, product_id)  # its first attempt only
+            counters = ahead[0] if ahead else self._repo.counters_of(location_id, product_id)
+            written = counters.entry(entry.entry_id, entry.source_hash)
+            if written is not None:  # applied by an earlier delivery: complete what it closed of lines
+                apply_closes(self._repo, location_id, product_id, written)
+                return False, counters.buffered
             # Not in the buffer. A delivery that did not claim the event first asks its record again,
             # after this read: once `done`, the entry may have left the buffer (never before).
             if redelivered and self._done(shipment):
                 return False, counters.buffered
-            if line.allocation_id and counters.allocation(line.allocation_id) is None and not remembered:
-                self._remember_shipped_allocation(shipment, line.allocation_id)
-                remembered = True
-                return None  # read again: the allocation may have opened meanwhile
+            candidates, read = closing_from(self._repo, location_id, counters, line.quantity, line.allocation_id)
+            if candidates is None:
+                if remembered:
+                    candidates = []
+                else:
+                    self._remember_shipped_allocation(shipment, line.allocation_id or "")
+                    remembered = True
+                    return None  # read again: the allocation may have opened meanwhile
+            held_changes, closes = closes_of(candidates, {a.allocation_id for a in counters.allocations}, line.quantity)
+            closing = entry.model_copy(update={"closes": closes})
             change = CountersChange(
                 expected=counters,
-                entry=entry,
+                entry=closing,
                 into=into,
                 fold=folded_sums(location, counters.ledger) if counters.legacy else None,
-                allocations=allocations_closed(counters.allocations, line),
+                allocations=held_changes,
+                lines_delta=-sum(c.quantity for c in closes),
                 event=event,
             )
-            if not self._repo.change_counters(shipment.location_id, change):
+            if not self._repo.change_counters(location_id, change):
                 return None
+            apply_closes(self._repo, location_id, product_id, closing, read=read, prune_with=counters)
+            if len(counters.allocations) > HELD_ALLOCATIONS:
+                self._allocation_mover.move_held(location_id, product_id)
             return True, counters.buffered + 1
 
         return until_written(step, f"applying {entry.entry_id!r}")
@@ -452,23 +473,3 @@ class ShipmentService:
 
 def _entry_id(shipment: Shipment, index: int) -> str:
     return entry_id_of(shipment.event_id, index)
-
-
-def allocations_closed(
-    open_allocations: Sequence[OpenAllocation], line: ShipmentLine
-) -> dict[str, OpenAllocation | None]:
-    """What a line removes: up to its quantity from the allocation it names, or else from the
-    product's oldest open allocations; the new open quantity of each (None: nothing left)."""
-    if line.allocation_id is not None:
-        targets = [a for a in open_allocations if a.allocation_id == line.allocation_id]
-    else:
-        targets = sorted(open_allocations, key=lambda a: (a.received, a.allocation_id))
-    left, changes = line.quantity, {}
-    for allocation in targets:
-        if left <= 0:
-            break
-        taken = min(left, allocation.quantity)
-        left -= taken
-        rest = allocation.quantity - taken
-        changes[allocation.allocation_id] = allocation.model_copy(update={"quantity": rest}) if rest else None
-    return changes

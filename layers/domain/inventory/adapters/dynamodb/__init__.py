@@ -5,7 +5,8 @@
     expressions   update and condition expressions, every name through ExpressionAttributeNames
     table         the table client: requests, batches and their retries, pages, error translation;
                   and TableItems, the base of the item modules' classes
-    locations, imports, counters, ledger_pages, allocations, events, cycle_counts, outbox: the items,
+    locations, imports, counters, ledger_pages, allocation_lines, allocations, events, cycle_counts,
+    outbox:       the items,
                   one module each
     repository    DynamoDbRepository: all of them composed, every storage port on one table
 

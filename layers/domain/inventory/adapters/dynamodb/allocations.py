@@ -1,13 +1,14 @@
 """Allocation records (`keys.allocation_key`).
 
-What an open allocation holds of each product is in that product's counters; the record says how
-far the allocation is (pending, open, refused, released). A record pending from the API is listed
-in gsi1 (`keys.pending_index_keys`), by when it would be abandoned, until it settles.
+What an open allocation holds of each product is in that product's hot item (held) or its
+allocation line (`allocation_lines`); the record says how far the allocation is (pending, open,
+refused, released). A record pending from the API is listed in gsi1 (`keys.pending_index_keys`),
+by when it would be abandoned, until it settles.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +38,11 @@ class Allocations(TableItems):
     def get_allocation(self, location_id: str, allocation_id: str) -> Allocation | None:
         item = self._table.get(allocation_key(location_id, allocation_id))
         return allocation_of(item) if item else None
+
+    def allocations_of(self, location_id: str, allocation_ids: Sequence[str]) -> dict[str, Allocation]:
+        keys = [allocation_key(location_id, a) for a in dict.fromkeys(allocation_ids)]
+        found = [allocation_of(from_ddb(item)) for item in self._table.get_many(keys)]
+        return {a.allocation_id: a for a in found}
 
     def put_allocation(self, allocation: Allocation) -> bool:
         stored = allocation.model_dump(mode="json", exclude_none=True)

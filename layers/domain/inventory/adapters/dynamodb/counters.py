@@ -61,7 +61,16 @@ def _stored_legacy_entry(entry: LedgerEntry) -> dict[str, Any]:
 
 
 def _stored_allocation(allocation: OpenAllocation) -> dict[str, Any]:
-    return allocation.model_dump(mode="json", exclude={"allocation_id"}, exclude_none=True)
+    """A held allocation as the item keeps it (as before lines existed), with its mover's claim as `m`."""
+    stored = allocation.model_dump(mode="json", include={"order_id", "quantity", "received"}, exclude_none=True)
+    if allocation.claim is not None:
+        stored["m"] = allocation.claim
+    return stored
+
+
+def held_allocation_of(allocation_id: str, value: Mapping[str, Any]) -> OpenAllocation:
+    fields = {k: v for k, v in value.items() if k != "m"}
+    return OpenAllocation.model_validate({"allocation_id": allocation_id, "claim": value.get("m"), **fields})
 
 
 def counters_of_item(item: Mapping[str, Any]) -> ProductCounters:
@@ -78,7 +87,7 @@ def counters_of_item(item: Mapping[str, Any]) -> ProductCounters:
             stored = {"entry_id": entry_id, "source_hash": source_hash, "legacy": True, **value}
             ledger.append(LedgerEntry.model_validate(stored))
         elif name.startswith(ALLOCATION_PREFIX):
-            allocations.append(OpenAllocation.model_validate({"allocation_id": allocation_id_of(name), **value}))
+            allocations.append(held_allocation_of(allocation_id_of(name), value))
         elif name.startswith(SUM_PREFIX):
             sums[number_of(name, SUM_PREFIX)] = int(value)
         elif name.startswith(SEGMENT_PREFIX):
@@ -96,6 +105,7 @@ def counters_of_item(item: Mapping[str, Any]) -> ProductCounters:
         stock_version=item.get("stock_version", 0),
         ledger=tuple(sorted(ledger, key=lambda e: (e.applied_at, e.entry_id))),
         allocations=tuple(sorted(allocations, key=lambda a: (a.received, a.allocation_id))),
+        allocated_total=int(item.get("allocated", 0)),
         legacy=legacy,
         sums=sums,
         buffered=len(ledger) if legacy else int(item.get("nbuf", 0)),
@@ -157,7 +167,7 @@ class Counters(TableItems):
     def change_counters(self, location_id: str, change: CountersChange) -> bool:
         expected, entry = change.expected, change.entry
         key = counters_key(location_id, expected.product_id)
-        allocated_delta = sum(
+        allocated_delta = change.lines_delta + sum(
             (new.quantity if new else 0) - (old.quantity if (old := expected.allocation(allocation_id)) else 0)
             for allocation_id, new in change.allocations.items()
         )

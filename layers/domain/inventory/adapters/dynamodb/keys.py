@@ -10,6 +10,7 @@
     import row      pk IMP#<location_id>#<import seq>#S<nn>   sk P#<product>#<stock location>
     counters        pk LOC#<location_id>#S<nn>                sk P#<product>
     ledger page     pk LED#<location_id>#S<nn>#<pp>           sk P#<product>#<page seq, 10 digits>
+    allocation line pk ALN#<location_id>#S<nn>                sk P#<product>#<received, 17 digits>#<allocation id>
     any item with unpublished events:                    outbox_pk OUTBOX#<n> (and its own sk)
 
 `<product>` is the percent-encoded product id (`product_order`), which never holds a '#'; an id whose
@@ -20,11 +21,13 @@ hash>` (an entry in a product's buffer), `L#<entry id>#<source hash>` (an entry 
 counters held them before the buffer), `A#<allocation id>` (what an open allocation holds of a
 product), `after#<import seq>` (a product's sum of the lines that import does not include),
 `seg#<segment>` and `ep#<epoch>` (the first ledger page holding an entry of a logical-timestamp
-segment, of an epoch). Each is one top-level attribute, never a document path.
+segment, of an epoch), `c#<entry id>` (on an allocation line: what that shipment line closed of it).
+Each is one top-level attribute, never a document path.
 """
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from datetime import datetime
 
@@ -46,6 +49,8 @@ ALLOCATION_PREFIX = "A#"  # what an open allocation holds of a product, by alloc
 SUM_PREFIX = "after#"  # a product's sum of the lines an import layer does not include: after#<seq>
 SEGMENT_PREFIX = "seg#"  # the first ledger page holding an entry of a segment: seg#<segment>
 EPOCH_PREFIX = "ep#"  # the first ledger page holding an entry of an epoch: ep#<epoch>
+CLOSE_PREFIX = "c#"  # on an allocation line: what a shipment line's entry closed of it, c#<entry id>
+SORT_KEY_BYTES = 1024  # DynamoDB's limit of a sort key
 
 Key = dict[str, str]
 
@@ -119,6 +124,26 @@ def ledger_page_key(location_id: str, product_id: str, page: int) -> Key:
         "pk": f"{ledger_pages_prefix(location_id)}S{_shard_of(order):02d}#{page_shard(product_id, page)}",
         "sk": f"{PRODUCT_PREFIX}{order}#{page:010d}",
     }
+
+
+def allocation_lines_partition(location_id: str, shard: int) -> str:
+    return f"ALN#{location_id}#S{shard:02d}"
+
+
+def allocation_lines_prefix(product_id: str) -> str:
+    """What the sort key of every allocation line of the product starts with (and no other product's)."""
+    return f"{product_sk(product_id)}#"
+
+
+def allocation_line_key(location_id: str, product_id: str, received: int, allocation_id: str) -> Key:
+    """An open allocation's line of one product: in the product's shard, sorted by the order the
+    service received the allocation in. An allocation id that would take the key past 1,024 bytes
+    (a product id of the longest form) is written `~` and 13 hex digits of its SHA-256."""
+    order = product_order(product_id)
+    sk = f"{PRODUCT_PREFIX}{order}#{received:017d}#{allocation_id}"
+    if len(sk.encode()) > SORT_KEY_BYTES:
+        sk = f"{PRODUCT_PREFIX}{order}#{received:017d}#~{hashlib.sha256(allocation_id.encode()).hexdigest()[:13]}"
+    return {"pk": allocation_lines_partition(location_id, _shard_of(order)), "sk": sk}
 
 
 def import_partition(location_id: str, seq: int, shard: int) -> str:
@@ -255,3 +280,12 @@ def allocation_attribute(allocation_id: str) -> str:
 def allocation_id_of(name: str) -> str:
     """The allocation id of an open allocation's attribute."""
     return name.removeprefix(ALLOCATION_PREFIX)
+
+
+def close_attribute(entry_id: str) -> str:
+    """On an allocation line: what the shipment line of this entry closed of it."""
+    return CLOSE_PREFIX + entry_id
+
+
+def close_entry_of(name: str) -> str:
+    return name.removeprefix(CLOSE_PREFIX)

@@ -37,7 +37,7 @@ from inventory.adapters.dynamodb.keys import (
 from inventory.adapters.dynamodb.outbox import encode_event
 from inventory.adapters.dynamodb.table import TableItems
 from inventory.models import SEGMENT, SOURCE_HASH_CHARS, LedgerKind, epoch_ms, from_epoch_ms
-from inventory.models.counters import LedgerEntry, PageMove
+from inventory.models.counters import LedgerEntry, LineClose, PageMove
 from inventory.types import MAIN
 
 _KIND_CODES = {LedgerKind.SHIPMENT: "s", LedgerKind.HANDOVER: "h"}
@@ -59,6 +59,8 @@ def stored_entry(entry: LedgerEntry) -> dict[str, Any]:
         stored["n"] = entry.epoch
     if entry.stock_location != MAIN:
         stored["s"] = entry.stock_location
+    if entry.closes:
+        stored["al"] = [[c.allocation_id, c.received, c.quantity] for c in entry.closes]
     return stored
 
 
@@ -73,6 +75,9 @@ def entry_of_stored(entry_id: str, source_hash: str | None, stored: Mapping[str,
         reference=stored.get("r"),
         source_hash=source_hash,
         epoch=stored.get("n"),
+        closes=tuple(
+            LineClose(allocation_id=str(a), received=int(r), quantity=int(q)) for a, r, q in stored.get("al", [])
+        ),
     )
 
 

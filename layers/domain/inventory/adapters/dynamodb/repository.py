@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from inventory.adapters.dynamodb.allocation_lines import AllocationLines
 from inventory.adapters.dynamodb.allocations import Allocations
 from inventory.adapters.dynamodb.counters import Counters
 from inventory.adapters.dynamodb.cycle_counts import CycleCounts
@@ -15,9 +16,18 @@ __all__ = ["DynamoDbRepository"]
 
 
 class DynamoDbRepository(
-    Locations, Imports, Counters, LedgerPages, AppliedEventRecords, Allocations, CycleCounts, Outbox
+    Locations,
+    Imports,
+    Counters,
+    LedgerPages,
+    AllocationLines,
+    AppliedEventRecords,
+    Allocations,
+    CycleCounts,
+    Outbox,
 ):
     """Every port of storage, on one table: LocationRepository, ImportRepository, CountersRepository,
-    AppliedEvents, AllocationRepository, CycleCountRepository and OutboxStore (inventory.ports), and
-    so their compositions: ImportRepositories, StockReadRepositories, AllocationRepositories and
-    ShipmentRepositories. `DynamoDbRepository(table_name)`, or on a client or a Table of its own."""
+    AllocationLineRepository, AppliedEvents, AllocationRepository, CycleCountRepository and
+    OutboxStore (inventory.ports), and so their compositions: ImportRepositories,
+    StockReadRepositories, LineRepositories, AllocationRepositories and ShipmentRepositories.
+    `DynamoDbRepository(table_name)`, or on a client or a Table of its own."""

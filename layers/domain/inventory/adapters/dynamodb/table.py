@@ -183,6 +183,25 @@ class Table:
             raise
         return True
 
+    def put_if(
+        self, item: Mapping[str, Any], condition: str, names: Mapping[str, str], values: Mapping[str, Any]
+    ) -> bool:
+        """Put `item` (its attributes that are None left out) if `condition` holds; False when it does not."""
+        try:
+            with translated():
+                self.client.put_item(
+                    TableName=self.name,
+                    Item=to_ddb({k: v for k, v in item.items() if v is not None}),
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=dict(names),
+                    ExpressionAttributeValues=to_ddb(values),
+                )
+        except ClientError as error:
+            if _condition_failed(error):
+                return False
+            raise
+        return True
+
     def put_unless_newer(self, item: Mapping[str, Any], attribute: str, value: int) -> bool:
         """Put `item` unless an item is there whose `attribute` is `value` or more; False then."""
         try:
