@@ -174,8 +174,8 @@ def record_ledger_entry(repo: Any, location_id: str, product_id: str, entry: Any
     """Seed one ledger entry through a repository's real counters write, as the services write
     them: the entry records the location's epoch, and adds itself to the sums of the import layers
     the location announces that do not include it; False when an entry with its id is there already."""
+    from inventory.ledger import folded_sums, layers_for
     from inventory.models.counters import CountersChange
-    from inventory.services.ledger import folded_sums, layers_for
 
     while True:
         location = repo.get_location(location_id)

@@ -64,8 +64,8 @@ class Campaign:
     def __init__(self, repo: DynamoDbRepository) -> None:
         self.repo, self.clock = repo, FixedClock()
         self.location_id = f"pre-{uuid.uuid4().hex[:10]}"
-        self.allocations = AllocationService(repo, self.clock)
-        self.shipments = ShipmentService(repo, self.clock)
+        self.allocations = AllocationService(repo, StockService(repo), self.clock)
+        self.shipments = ShipmentService(repo, StockService(repo), self.clock)
         self.stock = StockService(repo)
         finishers = {DetailType.SHIPMENT_APPLIED: ShipmentFigures(self.stock)}
         self.relay = OutboxRelay(repo, MemoryPublisher(), self.clock, finishers=finishers)

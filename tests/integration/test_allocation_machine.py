@@ -38,6 +38,7 @@ from inventory.errors import (
     NotFound,
     NotReady,
 )
+from inventory.figures import availability
 from inventory.models import AllocationStatus, ImportKind, ImportStatus, InventoryMaster, LocationChanges, LocationType
 from inventory.models.allocations import AllocationLine
 from inventory.models.imports import StockRow
@@ -47,7 +48,7 @@ from inventory.services.import_runs import ImportRunner
 from inventory.services.imports import ImportRequest
 from inventory.services.locations import MasterSwitchService
 from inventory.services.shipment_events import ShipmentService
-from inventory.services.stock import StockService, availability
+from inventory.services.stock import StockService
 from tests.faults import ANY_WRITE, Crash, faults_on
 from tests.unit.fakes import FixedClock, MemoryFiles, MemoryQueue
 from tests.unit.reference import ErpStore
@@ -82,8 +83,8 @@ class AllocationMachine(RuleBasedStateMachine):
         self.clock = FixedClock()
         self.location_id = f"machine-{uuid.uuid4().hex[:16]}"
         self.locations = MasterSwitchService(repo, self.clock, WINDOW_MINUTES)
-        self.allocations = AllocationService(repo, self.clock)
-        self.shipments = ShipmentService(repo, self.clock, RETENTION_DAYS)
+        self.allocations = AllocationService(repo, StockService(repo), self.clock)
+        self.shipments = ShipmentService(repo, StockService(repo), self.clock, RETENTION_DAYS)
         self.stock = StockService(repo)
         self.queue = MemoryQueue()
         self.imports = ImportRunner(repo, MemoryFiles(), self.queue, self.clock)

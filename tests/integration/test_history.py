@@ -157,7 +157,7 @@ class History:
         self.location_id = f"history-{uuid.uuid4().hex[:10]}"
         self.queue = MemoryQueue()
         self.imports = ImportRunner(repo, MemoryFiles(), self.queue, self.clock, settle_delay=SETTLE)
-        self.shipments = ShipmentService(repo, self.clock)
+        self.shipments = ShipmentService(repo, StockService(repo), self.clock)
         self.stock = StockService(repo)
         self.locations = MasterSwitchService(repo, self.clock, WINDOW_MINUTES)
         self.model = ErpStore()

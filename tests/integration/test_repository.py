@@ -289,7 +289,7 @@ def test_a_products_item_of_the_earlier_shape_reads_as_before_and_its_next_line_
     stock = StockService(repo)
     before = stock.explain(store, "p", 100)
 
-    shipments = ShipmentService(repo, clock)
+    shipments = ShipmentService(repo, StockService(repo), clock)
     detail = {
         "event_id": "new-1",
         "location_id": store,

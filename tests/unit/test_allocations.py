@@ -18,6 +18,7 @@ from inventory.services.ledger_moves import BUFFER_ENTRIES
 from inventory.services.outbox import OutboxRelay
 from inventory.services.shipment_events import Applied, ShipmentService
 from inventory.services.shipment_figures import ShipmentFigures
+from inventory.services.stock import StockService
 from tests.unit.fakes import MemoryPublisher
 from tests.unit.test_import_service import World
 from tests.unit.test_shipments import bus_message, parse_shipment
@@ -26,8 +27,8 @@ from tests.unit.test_shipments import bus_message, parse_shipment
 class Shop(World):
     def __init__(self, stock: dict[str, int] | None = None, **location: Any) -> None:
         super().__init__()
-        self.allocations = AllocationService(self.repo, self.clock)
-        self.shipments = ShipmentService(self.repo, self.clock)
+        self.allocations = AllocationService(self.repo, StockService(self.repo), self.clock)
+        self.shipments = ShipmentService(self.repo, StockService(self.repo), self.clock)
         if location:
             self.locations.put("s1", LocationChanges(type=LocationType.STORE, **location))
         if stock:

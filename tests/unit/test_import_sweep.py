@@ -30,6 +30,7 @@ from inventory.services.allocations import AllocationService
 from inventory.services.import_runs import ImportRunner
 from inventory.services.imports import ImportRequest
 from inventory.services.locations import MasterSwitchService
+from inventory.services.stock import StockService
 from tests.unit.fakes import FixedClock, MemoryFiles, MemoryQueue, MemoryRepository
 from tests.unit.test_template import TEMPLATE
 
@@ -152,7 +153,7 @@ def test_the_fix_a_location_whose_start_stopped_after_its_claim_takes_imports_ag
     world.clock.advance(minutes=GRACE + 1)
     assert not world.takes_a_new_import("blocked")
 
-    sweep = AbandonedRequests(AllocationService(world.repo, world.clock), world.sweep)
+    sweep = AbandonedRequests(AllocationService(world.repo, StockService(world.repo), world.clock), world.sweep)
     swept = sweep.sweep(lambda: True)
 
     assert ([r.import_id for r in swept.failed_imports], swept.released) == (["i1"], [])
@@ -370,7 +371,7 @@ def test_one_half_of_the_sweep_failing_does_not_hold_the_other_back(world: World
     next run tries again)."""
     world.stopped_start("after the claim")
     world.clock.advance(minutes=GRACE + 1)
-    sweep = AbandonedRequests(FailingAllocations(world.repo, world.clock), world.sweep)
+    sweep = AbandonedRequests(FailingAllocations(world.repo, StockService(world.repo), world.clock), world.sweep)
 
     with pytest.raises(TemporarilyUnavailable):
         sweep.sweep(lambda: True)

@@ -147,3 +147,24 @@ def test_cursors_are_encoded_and_backoff_is_jittered_in_one_module(module: str, 
     )
 
     assert users == [name(LAYER / owner)]
+
+
+# The stock arithmetic and the ledger's rules do no I/O: they import the models, the types, each
+# other and the standard library's pure parts, so a unit test can hold them to SPEC.md alone.
+PURE_MODULES = ("figures.py", "ledger.py")
+PURE_PROJECT_IMPORTS = {"inventory.figures", "inventory.ledger", "inventory.types", "inventory.errors"}
+IO_MODULES = {"os", "io", "socket", "subprocess", "urllib", "http", "shutil", "pathlib", "time", "random"}
+
+
+@pytest.mark.parametrize("name", PURE_MODULES)
+def test_the_stock_arithmetic_does_no_io(name: str) -> None:
+    import sys
+
+    tree = ast.parse((LAYER / name).read_text())
+    imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    project = {module for module in imported if module.split(".")[0] == "inventory"}
+    others = imported - project
+    assert {m for m in project if not m.startswith("inventory.models")} <= PURE_PROJECT_IMPORTS
+    assert all(m.split(".")[0] in sys.stdlib_module_names for m in others), others
+    assert not {m.split(".")[0] for m in others} & IO_MODULES

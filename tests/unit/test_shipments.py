@@ -11,6 +11,7 @@ from inventory.errors import EventIdReused, InvalidInput
 from inventory.messages.shipment_events import ShipmentEvent, parse_queued_event
 from inventory.models import ImportKind, InventoryMaster, LedgerKind
 from inventory.services.shipment_events import Shipment, ShipmentService, shipment_of
+from inventory.services.stock import StockService
 from tests.unit.test_import_service import World
 
 
@@ -40,7 +41,7 @@ def shipment(event_id: str = "ev-1", **changes: Any) -> dict[str, Any]:
 def test_each_line_leaves_main_stock_once_whatever_the_redeliveries() -> None:
     world = World()
     world.import_inline("i1", ImportKind.INITIAL, {"a": 5, "b": 5}, shipments_included_through=10)
-    service = ShipmentService(world.repo, world.clock)
+    service = ShipmentService(world.repo, StockService(world.repo), world.clock)
     message = bus_message(shipment())
 
     first = service.apply(parse_shipment(message))
@@ -53,7 +54,7 @@ def test_each_line_leaves_main_stock_once_whatever_the_redeliveries() -> None:
 def test_a_handover_is_a_handover_and_an_included_shipment_changes_nothing() -> None:
     world = World()
     world.import_inline("i1", ImportKind.INITIAL, {"a": 5}, shipments_included_through=10)
-    service = ShipmentService(world.repo, world.clock)
+    service = ShipmentService(world.repo, StockService(world.repo), world.clock)
 
     handover = parse_shipment(bus_message(shipment(logical_timestamp=9), "Fulfillment Items Handed Over"))
     service.apply(handover)
@@ -68,7 +69,7 @@ def test_after_the_switch_a_shipment_the_pre_switch_import_included_changes_noth
     world.import_inline("i1", ImportKind.INITIAL, {"a": 5}, shipments_included_through=10)
     world.locations.switch("s1", InventoryMaster.PLATFORM, "tester")
     world.clock.advance(seconds=1)
-    service = ShipmentService(world.repo, world.clock)
+    service = ShipmentService(world.repo, StockService(world.repo), world.clock)
 
     service.apply(parse_shipment(bus_message(shipment(logical_timestamp=3))))
     included = world.soh("a")
@@ -80,7 +81,7 @@ def test_after_the_switch_a_shipment_the_pre_switch_import_included_changes_noth
 
 def test_the_same_event_id_with_another_body_is_refused() -> None:
     world = World()
-    service = ShipmentService(world.repo, world.clock)
+    service = ShipmentService(world.repo, StockService(world.repo), world.clock)
     service.apply(parse_shipment(bus_message(shipment())))
 
     with pytest.raises(EventIdReused):
@@ -90,7 +91,9 @@ def test_the_same_event_id_with_another_body_is_refused() -> None:
 def test_an_unknown_location_can_never_succeed() -> None:
     world = World()
     with pytest.raises(InvalidInput):
-        ShipmentService(world.repo, world.clock).apply(parse_shipment(bus_message(shipment(location_id="nowhere"))))
+        ShipmentService(world.repo, StockService(world.repo), world.clock).apply(
+            parse_shipment(bus_message(shipment(location_id="nowhere")))
+        )
 
 
 @pytest.mark.parametrize(

@@ -174,8 +174,10 @@ def stock_service(settings: TableSettings) -> StockService:
 @cache
 def allocation_service(settings: TableSettings) -> AllocationService:
     from inventory.services.allocations import AllocationService
+    from inventory.services.stock import StockService
 
-    return AllocationService(allocation_store(settings.table_name), SystemClock())
+    store = allocation_store(settings.table_name)
+    return AllocationService(store, StockService(store), SystemClock())
 
 
 @cache
@@ -235,8 +237,10 @@ def stock_import_dead_letters(settings: StockImportWorkerSettings) -> SqsWorkQue
 @cache
 def shipment_service(settings: ShipmentEventsSettings) -> ShipmentService:
     from inventory.services.shipment_events import ShipmentService
+    from inventory.services.stock import StockService
 
-    return ShipmentService(shipment_store(settings.table_name), SystemClock())
+    store = shipment_store(settings.table_name)
+    return ShipmentService(store, StockService(store), SystemClock())
 
 
 @cache

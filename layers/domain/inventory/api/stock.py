@@ -23,14 +23,9 @@ from inventory.api.http import (
     errors_for,
 )
 from inventory.cursor import decode_cursor, encode_cursor, invalid_cursor
+from inventory.figures import ProductAvailability, ProductStock
 from inventory.models import ImportKind
-from inventory.services.stock import (
-    LedgerPosition,
-    ProductAvailability,
-    ProductExplained,
-    ProductStock,
-    StockService,
-)
+from inventory.services.stock import LedgerPosition, ProductExplained, StockService
 from inventory.settings import TableSettings, settings_of
 from inventory.types import ProductId
 

@@ -26,21 +26,17 @@ from typing import TYPE_CHECKING, Any
 
 from inventory.backoff import until_written
 from inventory.errors import AllocationIdReused, InsufficientStock, InvalidInput, NotFound
+from inventory.figures import ProductAvailability, ProductStock, availability
 from inventory.messages import DetailType
 from inventory.models import ABANDONED_AFTER, AllocationStatus, Location, OutboxEvent, product_order
 from inventory.models.allocations import Allocation, AllocationLine
 from inventory.models.counters import CountersChange, OpenAllocation, ProductCounters
 from inventory.services.allocation_lines import AllocationMover, open_part, received_order, release_part
-from inventory.services.stock import (
-    ProductAvailability,
-    ProductStock,
-    StockService,
-    availability,
-)
 from inventory.types import repeated_product
 
 if TYPE_CHECKING:
     from inventory.ports import AllocationRepositories, Clock
+    from inventory.services.stock import StockService
 
 ABANDONED_CALLER = "abandoned-allocations"  # who releases them
 NO_LIMIT = 10**15  # allocated totals never come near it: backorders are not limited
@@ -67,10 +63,10 @@ Figures = dict[str, tuple[ProductStock, ProductCounters]]  # per product, as one
 
 
 class AllocationService:
-    def __init__(self, repository: AllocationRepositories, clock: Clock) -> None:
+    def __init__(self, repository: AllocationRepositories, stock: StockService, clock: Clock) -> None:
         self._repo = repository
         self._clock = clock
-        self._stock = StockService(repository)
+        self._stock = stock
         self._mover = AllocationMover(repository, clock)
 
     # ------------------------------------------------------------------ reading

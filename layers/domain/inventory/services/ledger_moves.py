@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from inventory.ledger import epoch_of_legacy
 from inventory.messages import DetailType
 from inventory.models import SEGMENT, Location
 from inventory.models.counters import PageMove, ProductCounters
 from inventory.models.events import EventClaim
-from inventory.services.ledger import epoch_of_legacy
 
 if TYPE_CHECKING:
     from inventory.ports import Clock, MoveRepositories

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from inventory.backoff import until_written
 from inventory.errors import EventIdReused, EventTooOld, InvalidInput, TemporarilyUnavailable, UnknownLocation
+from inventory.ledger import folded_sums, layers_for
 from inventory.messages import DetailType
 from inventory.messages.allocation_events import AllocationCreated, AllocationReleased
 from inventory.messages.shipment_events import ItemsHandedOver, ItemsShipped, QueuedEvent, ShipmentEvent
@@ -40,14 +41,13 @@ from inventory.services.allocation_lines import (
     closing_from,
 )
 from inventory.services.allocations import AllocationRequest, AllocationService
-from inventory.services.ledger import folded_sums, layers_for
 from inventory.services.ledger_moves import BUFFER_ENTRIES, SETTLED_AFTER, EntryMover, applied_key, entry_id_of
 from inventory.services.outcomes import APPLIED, Outcome, outcome_of
-from inventory.services.stock import StockService
 from inventory.types import MAIN
 
 if TYPE_CHECKING:
     from inventory.ports import Clock, ShipmentRepositories
+    from inventory.services.stock import StockService
 
 # ---------------------------------------------------------------- a batch of the queue
 # The caller recorded on allocations from the bus: the value records have always held.
@@ -219,13 +219,14 @@ class ShipmentService:
     def __init__(
         self,
         repository: ShipmentRepositories,
+        stock: StockService,
         clock: Clock,
         retention_days: int = 35,
         settled_after: timedelta = SETTLED_AFTER,
     ) -> None:
         self._repo = repository
         self._clock = clock
-        self._stock = StockService(repository)
+        self._stock = stock
         self._retention = timedelta(days=retention_days)
         self._mover = EntryMover(repository, clock, settled_after)
         self._allocation_mover = AllocationMover(repository, clock)

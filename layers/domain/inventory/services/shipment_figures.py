@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from inventory.figures import availability
 from inventory.models import OutboxEvent
-from inventory.services.stock import ProductReading, StockService, availability
+from inventory.services.stock import ProductReading, StockService
 
 
 class ShipmentFigures:

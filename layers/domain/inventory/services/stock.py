@@ -4,96 +4,19 @@ imports' rows. Under an ERP master and before any shipment: the base of each sto
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from inventory.cursor import decode_cursor, encode_cursor, invalid_cursor
 from inventory.errors import NotFound
-from inventory.models import SEGMENT, ImportKind, InventoryMaster, Location, Page, VisibleImport, iso, product_order
+from inventory.figures import ProductAvailability, ProductStock, availability, product_stock
+from inventory.ledger import counts_after
+from inventory.models import SEGMENT, Location, Page, VisibleImport, iso, product_order
 from inventory.models.counters import LedgerEntry, ProductCounters
 from inventory.models.imports import StockRow
-from inventory.services.ledger import EVERY_LINE, counts_after
-from inventory.types import MAIN, STOCK_LOCATIONS
 
 if TYPE_CHECKING:
     from inventory.ports import StockReadRepositories
-
-
-@dataclass(frozen=True)
-class Base:
-    seq: int
-    import_id: str
-    kind: ImportKind
-    quantity: int
-    shipments_included_through: int | None
-
-
-@dataclass(frozen=True)
-class StockLocationFigure:
-    stock_location: str
-    quantity: int
-    salable: bool
-    base: Base | None
-
-
-@dataclass(frozen=True)
-class ProductStock:
-    product_id: str
-    stock_on_hand: int
-    stock_locations: list[StockLocationFigure]
-    ledger: list[LedgerEntry] = field(default_factory=list)  # the entries since each base, applied order
-    imported: bool = False  # whether a visible import has a row for it (not just a full import's 0)
-
-
-def product_stock(
-    product_id: str,
-    visible: Sequence[VisibleImport],
-    rows: Mapping[int, Sequence[StockRow]],
-    counters: ProductCounters,
-) -> ProductStock:
-    """The figures of one product (SPEC.md section 3).
-
-    Per stock location, the newest visible import with a row gives the base; when none has one and
-    a whole-location import is visible, that import's absence of a row is a base of 0. Stock on hand
-    is the base plus the shipments and handovers the base's import did not include: the sum the
-    product's item keeps for the base's layer (every line's, without a base), or, in an item of
-    the earlier shape, the entries it holds. The switch to platform master changes none of this:
-    its base is the figure of that moment with the watermark of the import it came from, so a
-    shipment at or below that watermark changes nothing after it either.
-    """
-    ledger = counters.ledger
-    newest_first = sorted(visible, key=lambda v: v.seq, reverse=True)
-    baseline = next((v for v in newest_first if v.kind.is_baseline), None)
-    bases: dict[str, tuple[VisibleImport, int]] = {}
-    for imported in newest_first:
-        for row in rows.get(imported.seq, ()):
-            bases.setdefault(row.stock_location, (imported, row.quantity))
-    has_rows = bool(bases)
-    moved = {entry.stock_location for entry in ledger if entry.kind.moves_stock_under_erp}
-    if not counters.legacy and EVERY_LINE in counters.sums:
-        moved.add(MAIN)  # shipments and handovers leave main stock
-    if baseline is not None:
-        for stock_location in moved | ({MAIN} if not bases else set()):
-            bases.setdefault(stock_location, (baseline, 0))
-    since: list[LedgerEntry] = []
-    figures = []
-    for stock_location in sorted(bases.keys() | moved, key=lambda name: (name != MAIN, name)):
-        imported_base = bases.get(stock_location)
-        layer = imported_base[0] if imported_base else None
-        entries = [e for e in ledger if e.stock_location == stock_location and counts_after(e, layer)]
-        since += entries
-        if counters.legacy:
-            moves = sum(e.quantity for e in entries)
-        else:
-            moves = counters.sums.get(layer.seq if layer else EVERY_LINE, 0) if stock_location == MAIN else 0
-        quantity = (imported_base[1] if imported_base else 0) + moves
-        base = None
-        if imported_base is not None:
-            source, base_quantity = imported_base
-            base = Base(source.seq, source.import_id, source.kind, base_quantity, source.shipments_included_through)
-        figures.append(StockLocationFigure(stock_location, quantity, STOCK_LOCATIONS.get(stock_location, False), base))
-    since.sort(key=lambda e: (e.applied_at, e.entry_id))
-    return ProductStock(product_id, sum(f.quantity for f in figures if f.salable), figures, since, has_rows)
 
 
 # Where a page of a product's explanation ends: (ledger page, applied at, entry id); the buffer is
@@ -109,40 +32,6 @@ class ProductExplained:
     stock: ProductStock
     entries: list[LedgerEntry]
     next_position: LedgerPosition | None  # None: the last page
-
-
-@dataclass(frozen=True)
-class ProductAvailability:
-    """What can be sold of one product at a location (SPEC.md section 3)."""
-
-    product_id: str
-    stock_on_hand: int
-    allocated: int
-    safety_stock: int
-    available: int
-    uncounted: bool
-    version: int  # the product's counters version: grows with every change the service publishes
-
-
-def is_uncounted(location: Location, stock: ProductStock) -> bool:
-    """Stock that came, at the switch, from an import with a quantity above 0 and that no full count
-    under platform master has covered since (SPEC.md section 1)."""
-    if location.inventory_master is not InventoryMaster.PLATFORM or location.trust_imported_stock:
-        return False
-    before = location.imports_before_switch
-    return before is not None and any(
-        f.salable and f.base is not None and f.base.seq <= before and f.base.quantity > 0 for f in stock.stock_locations
-    )
-
-
-def availability(location: Location, stock: ProductStock, counters: ProductCounters) -> ProductAvailability:
-    safety = location.default_safety_stock
-    uncounted = is_uncounted(location, stock)
-    allocated = counters.allocated
-    available = 0 if uncounted else max(0, stock.stock_on_hand - safety - allocated)
-    return ProductAvailability(
-        stock.product_id, stock.stock_on_hand, allocated, safety, available, uncounted, counters.version
-    )
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from inventory.backoff import until_written
+from inventory.ledger import folded_sums
 from inventory.models import SEGMENT, Location
 from inventory.models.counters import CountersChange, LedgerEntry, ProductCounters
-from inventory.services.ledger import folded_sums
 from inventory.types import MAIN
 
 if TYPE_CHECKING:
