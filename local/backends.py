@@ -26,7 +26,7 @@ from werkzeug.serving import make_server
 
 HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-START_TIMEOUT = 20.0
+START_TIMEOUT = 60.0  # a wait for readiness, over at the first answer: room for a loaded machine
 
 
 class BackendError(RuntimeError):

@@ -49,7 +49,7 @@ def soh(stack: RunningStack, product: str) -> int:
     return int(stack.api.call("GET", f"/locations/e2e-ships/stock/{product}")[1]["stock_on_hand"])
 
 
-def eventually(check: Any, seconds: float = 30) -> None:
+def eventually(check: Any, seconds: float = 90) -> None:
     deadline = time.monotonic() + seconds
     while not check():
         assert time.monotonic() < deadline, "not reached in time"
