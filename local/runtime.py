@@ -3,7 +3,9 @@
 Each function has a pool: an idle warm worker is reused (the most recently used first), a new one
 is started (a cold start) when all are busy, up to the function's ReservedConcurrentExecutions or
 DEFAULT_CONCURRENCY; beyond that an invocation waits for a worker. A worker that overruns its
-Timeout or dies is killed and replaced by a new one on the next invocation.
+Timeout or dies is killed and replaced by a new one on the next invocation. An init (the import of
+the handler's module) over INIT_TIMEOUT is killed and run again in a new worker as part of the
+invocation, within the function's Timeout, as Lambda retries a slow init on the first invocation.
 """
 
 from __future__ import annotations
@@ -104,6 +106,10 @@ class _Failed(Exception):
         self.error = {"errorType": error_type, "errorMessage": message}
 
 
+class _InitTimedOut(_Failed):
+    """The init phase overran INIT_TIMEOUT: Lambda runs it again, within the invocation's Timeout."""
+
+
 def _forward(stream: IO[bytes], sink: str, prefix: str) -> None:
     """Copy a worker's output to this process's stdout or stderr (as it is at each line)."""
     for line in iter(stream.readline, b""):
@@ -117,8 +123,12 @@ def _forward(stream: IO[bytes], sink: str, prefix: str) -> None:
 class Worker:
     """One worker process; the protocol runs over two pipes of its own, not over stdout."""
 
-    def __init__(self, spec: FunctionSpec, environment: dict[str, str]) -> None:
+    def __init__(self, spec: FunctionSpec, environment: dict[str, str], *, suppressed_init: bool = False) -> None:
+        """`suppressed_init`: the retry of an init that overran INIT_TIMEOUT, which has the function's
+        Timeout for its init and the invocation together."""
         self.spec = spec
+        self.suppressed_init = suppressed_init
+        self.disposed = False
         child_in, self._to_child = os.pipe()
         self._from_child, child_out = os.pipe()
         env = {key: os.environ[key] for key in PASSED_THROUGH if key in os.environ}
@@ -159,38 +169,44 @@ class Worker:
     def invoke(self, event_json: bytes, request_id: str) -> Any:
         """The handler's result; raises _Failed for its error, a timeout or the process's death."""
         spec = self.spec
+        stamp = f"{datetime.now(UTC) + timedelta(seconds=spec.timeout):%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z"
+        timeout = f"{stamp} {request_id} Task timed out after {spec.timeout:.2f} seconds"
+        deadline = time.monotonic() + spec.timeout
         if not self.initialized:
-            init_timeout = f"Init timed out after {INIT_TIMEOUT:.2f} seconds"
-            init = self._read(time.monotonic() + INIT_TIMEOUT, init_timeout, request_id)
+            if self.suppressed_init:
+                init = self._read(deadline, timeout, request_id)
+            else:
+                init_timeout = f"Init timed out after {INIT_TIMEOUT:.2f} seconds"
+                init = self._read(time.monotonic() + INIT_TIMEOUT, init_timeout, request_id, _InitTimedOut)
+                deadline = time.monotonic() + spec.timeout
             if "error" in init:
                 raise _Failed(init["error"]["errorType"], init["error"]["errorMessage"])
             self.initialized = True
             self.ready_at = time.monotonic()
             self.init_duration_ms = (self.ready_at - self.started) * 1000
-        deadline = time.monotonic() + spec.timeout
         header = {
             "requestId": request_id,
-            "deadlineMs": int(time.time() * 1000) + spec.timeout * 1000,
+            "deadlineMs": int((time.time() + deadline - time.monotonic()) * 1000),
             "invokedFunctionArn": spec.arn,
         }
         try:
             write_frame(self._to_child, json.dumps(header)[:-1].encode() + b', "event": ' + event_json + b"}")
         except OSError:
             raise self._exited(request_id) from None
-        stamp = f"{datetime.now(UTC) + timedelta(seconds=spec.timeout):%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z"
-        timeout = f"{stamp} {request_id} Task timed out after {spec.timeout:.2f} seconds"
         response = self._read(deadline, timeout, request_id)
         if "error" in response:
             error = response["error"]
             raise _Failed(error["errorType"], error["errorMessage"]) from None
         return response["result"]
 
-    def _read(self, deadline: float, timeout_message: str, request_id: str) -> dict[str, Any]:
+    def _read(
+        self, deadline: float, timeout_message: str, request_id: str, timed_out: type[_Failed] = _Failed
+    ) -> dict[str, Any]:
         try:
             frame = read_frame(self._from_child, deadline)
         except TimeoutError:
             self.terminate()
-            raise _Failed(TIMEOUT_ERROR, timeout_message) from None
+            raise timed_out(TIMEOUT_ERROR, timeout_message) from None
         except (EOFError, OSError):
             raise self._exited(request_id) from None
         if len(frame) > MAX_PAYLOAD_BYTES + 32:
@@ -217,7 +233,10 @@ class Worker:
             os.killpg(self.process.pid, signal.SIGKILL)
 
     def dispose(self, graceful: bool = False) -> None:
-        """End the process and free its pipes; only by the thread that owns the worker."""
+        """End the process and free its pipes; only by the thread that owns the worker; once."""
+        if self.disposed:
+            return
+        self.disposed = True
         os.close(self._to_child)  # an idle worker reads EOF and exits by itself
         try:
             self.process.wait(timeout=2 if graceful else 0.01)
@@ -262,7 +281,11 @@ class FunctionPool:
         cold = not worker.initialized
         healthy = False
         try:
-            invocation.result = worker.invoke(event_json, request_id)
+            try:
+                invocation.result = worker.invoke(event_json, request_id)
+            except _InitTimedOut:
+                worker = self._restart(worker)
+                invocation.result = worker.invoke(event_json, request_id)
             healthy = True
         except _Failed as failed:
             invocation.error = failed.error
@@ -308,6 +331,20 @@ class FunctionPool:
             if self._closing.is_set():
                 worker.terminate()
         return worker
+
+    def _restart(self, worker: Worker) -> Worker:
+        """A new worker in the place of one whose init overran INIT_TIMEOUT, for the suppressed init."""
+        worker.dispose()
+        try:
+            new = Worker(self.spec, self.environment, suppressed_init=True)
+        except OSError as exc:  # the disposed worker stays busy until the invocation releases it
+            raise _Failed("Runtime.Unavailable", f"could not start a worker: {exc}") from exc
+        with self._changed:
+            self._busy.discard(worker)
+            self._busy.add(new)
+            if self._closing.is_set():
+                new.terminate()
+        return new
 
     def _release(self, worker: Worker, healthy: bool) -> None:
         with self._changed:

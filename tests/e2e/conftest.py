@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -56,6 +56,7 @@ class RunningStack:
     env: dict[str, str]  # what a client of the local AWS endpoints needs
     table: str
     bus: str
+    log: list[str] = field(default_factory=list)  # what the stack printed: its handlers' logs among it
 
     def queue_url(self, logical_id: str) -> str:
         """The local queue's URL (the local stack names queues local-<logical id>)."""
@@ -105,7 +106,7 @@ def stack() -> Iterator[RunningStack]:
             "AWS_ENDPOINT_URL_DYNAMODB": f"http://127.0.0.1:{ports['LOCAL_DYNAMODB_PORT']}",
             "AWS_DEFAULT_REGION": "eu-west-1",
         }
-        running = RunningStack(Api(f"http://127.0.0.1:{ports['PORT']}"), client_env, table="", bus="")
+        running = RunningStack(Api(f"http://127.0.0.1:{ports['PORT']}"), client_env, table="", bus="", log=output)
         running.table = running.client("dynamodb").list_tables()["TableNames"][0]
         buses = running.client("events").list_event_buses()["EventBuses"]
         running.bus = next(bus["Name"] for bus in buses if bus["Name"] != "default")
@@ -117,6 +118,16 @@ def stack() -> Iterator[RunningStack]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             raise
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed end-to-end test reports the last of what the stack printed, its handlers' errors among it."""
+    report = yield
+    running = getattr(item, "funcargs", {}).get("stack")
+    if report.failed and isinstance(running, RunningStack):
+        report.sections.append(("local stack, its last 80 lines", "".join(running.log[-80:])))
+    return report
 
 
 @pytest.fixture

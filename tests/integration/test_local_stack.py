@@ -19,8 +19,10 @@ from urllib.parse import unquote_plus, urlsplit
 
 import pytest
 
+from local import runtime
 from local.provision import provision
 from local.stack import Stack
+from local.template import FunctionSpec
 from local.triggers import scheduled_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -270,6 +272,68 @@ def test_a_handler_over_its_timeout_is_killed_and_answered_504(stack):
     assert not is_running(warm)
     assert after.status == 200
     assert after.json()["pid"] != warm
+
+
+def slow_init_pool(tmp_path: Path, init_seconds: float, timeout: int) -> runtime.FunctionPool:
+    """A function whose module takes `init_seconds` to import, counting its inits in a file."""
+    (tmp_path / "slow_init.py").write_text(
+        "import os, time\n"
+        "with open(os.environ['INITS_FILE'], 'a') as inits:\n"
+        "    inits.write('init\\n')\n"
+        f"time.sleep({init_seconds})\n"
+        "def handler(event, context):\n"
+        "    return {'pid': os.getpid(), 'left_ms': context.get_remaining_time_in_millis()}\n"
+    )
+    spec = FunctionSpec(
+        logical_id="SlowInitFunction",
+        name="slow-init",
+        arn="arn:aws:lambda:eu-west-1:123456789012:function:slow-init",
+        handler="slow_init.handler",
+        runtime="python3.11",
+        code_dir=tmp_path,
+        layer_dirs=(),
+        environment={"INITS_FILE": str(tmp_path / "inits")},
+        timeout=timeout,
+        memory_size=128,
+        reserved_concurrency=None,
+        log_group="/aws/lambda/slow-init",
+        log_format="Text",
+        events=(),
+    )
+    return runtime.FunctionPool(spec, {"INITS_FILE": str(tmp_path / "inits")})
+
+
+def test_an_init_over_its_limit_runs_again_within_the_function_timeout(tmp_path, monkeypatch):
+    """As Lambda does: an init past 10 s is not a failed invocation; the init runs once more, in a new
+    environment, with the function's Timeout for the init and the invocation together."""
+    monkeypatch.setattr(runtime, "INIT_TIMEOUT", 0.5)
+    pool = slow_init_pool(tmp_path, init_seconds=1.0, timeout=4)
+    try:
+        first = pool.invoke({})
+        warm = pool.invoke({})
+    finally:
+        pool.close()
+
+    assert first.ok, first.error
+    assert (tmp_path / "inits").read_text() == "init\n" * 2
+    assert first.init_duration_ms is not None
+    assert first.init_duration_ms >= 1000
+    assert 0 < first.result["left_ms"] < 3000  # the retried init spent the invocation's Timeout
+    assert warm.ok
+    assert warm.result["pid"] == first.result["pid"]
+    assert warm.init_duration_ms is None
+
+
+def test_an_init_over_the_function_timeout_as_well_is_a_timeout(tmp_path, monkeypatch):
+    monkeypatch.setattr(runtime, "INIT_TIMEOUT", 0.5)
+    pool = slow_init_pool(tmp_path, init_seconds=3.0, timeout=1)
+    try:
+        failed = pool.invoke({})
+    finally:
+        pool.close()
+
+    assert failed.timed_out, failed.error
+    assert "Task timed out after 1.00 seconds" in failed.error["errorMessage"]
 
 
 # ------------------------------------------------------------------------------------ triggers
