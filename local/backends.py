@@ -81,8 +81,11 @@ class Dynalite:
         # The shell waits on a pipe only this process holds open: when it closes (this process
         # ended, however), the shell stops dynalite, so no dynalite outlives the stack.
         watchdog = '"$0" "$@" & read -r _; kill $! 2>/dev/null'
+        guard = Path(__file__).with_name("dynalite_guard.cjs")  # a dropped client must not stop it
+        options = " ".join(filter(None, (os.environ.get("NODE_OPTIONS"), f"--require {guard}")))
         self._process = subprocess.Popen(
             ["sh", "-c", watchdog, *command],
+            env={**os.environ, "NODE_OPTIONS": options},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

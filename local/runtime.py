@@ -306,18 +306,25 @@ class FunctionPool:
         return invocation
 
     def _acquire(self) -> Worker:
-        with self._changed:
-            while True:
-                if self._closing.is_set():
-                    raise _Failed("Runtime.Unavailable", "the local stack is stopping")
-                if self._idle:
-                    worker = self._idle.pop()
-                    self._busy.add(worker)
-                    return worker
-                if self.size < self.max_workers:
-                    self._starting += 1
-                    break
-                self._changed.wait()
+        dead: list[Worker] = []  # idle workers whose process has gone: Lambda would start new ones
+        try:
+            with self._changed:
+                while True:
+                    if self._closing.is_set():
+                        raise _Failed("Runtime.Unavailable", "the local stack is stopping")
+                    while self._idle and self._idle[-1].process.poll() is not None:
+                        dead.append(self._idle.pop())
+                    if self._idle:
+                        worker = self._idle.pop()
+                        self._busy.add(worker)
+                        return worker
+                    if self.size < self.max_workers:
+                        self._starting += 1
+                        break
+                    self._changed.wait()
+        finally:
+            for worker in dead:
+                worker.dispose()
         try:
             worker = Worker(self.spec, self.environment)
         except OSError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -25,6 +26,7 @@ from inventory.messages.schemas import file_name
 from tests.conftest import ROOT
 
 START_TIMEOUT_S = 90
+ACCESS_LOG = re.compile(r'^http \| \S+ "[A-Z]+ \S+ HTTP/1\.1" \d{3} ')
 SCHEMAS = ROOT / "schemas" / "events"
 
 
@@ -56,6 +58,7 @@ class RunningStack:
     env: dict[str, str]  # what a client of the local AWS endpoints needs
     table: str
     bus: str
+    pid: int  # the stack's process: the handlers' workers are its children
     log: list[str] = field(default_factory=list)  # what the stack printed: its handlers' logs among it
 
     def queue_url(self, logical_id: str) -> str:
@@ -106,7 +109,8 @@ def stack() -> Iterator[RunningStack]:
             "AWS_ENDPOINT_URL_DYNAMODB": f"http://127.0.0.1:{ports['LOCAL_DYNAMODB_PORT']}",
             "AWS_DEFAULT_REGION": "eu-west-1",
         }
-        running = RunningStack(Api(f"http://127.0.0.1:{ports['PORT']}"), client_env, table="", bus="", log=output)
+        api = Api(f"http://127.0.0.1:{ports['PORT']}")
+        running = RunningStack(api, client_env, table="", bus="", pid=process.pid, log=output)
         running.table = running.client("dynamodb").list_tables()["TableNames"][0]
         buses = running.client("events").list_event_buses()["EventBuses"]
         running.bus = next(bus["Name"] for bus in buses if bus["Name"] != "default")
@@ -126,7 +130,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     running = getattr(item, "funcargs", {}).get("stack")
     if report.failed and isinstance(running, RunningStack):
-        report.sections.append(("local stack, its last 80 lines", "".join(running.log[-80:])))
+        printed = [line for line in running.log if not ACCESS_LOG.match(line)]  # not the tests' polling
+        report.sections.append(("local stack, its last 80 lines but HTTP access", "".join(printed[-80:])))
     return report
 
 

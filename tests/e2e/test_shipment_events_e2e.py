@@ -66,7 +66,11 @@ def load(stack: RunningStack, location: str, product: str, quantity: int) -> Non
     }
     assert stack.api.call("POST", f"/locations/{location}/stock-imports", body)[0] == 202
     done = f"/locations/{location}/stock-imports/load"
-    eventually(lambda: stack.api.call("GET", done)[1]["status"] == "completed")
+    seen: list[Any] = []
+    try:
+        eventually(lambda: seen.append(stack.api.call("GET", done)[1]) or seen[-1]["status"] == "completed")
+    except AssertionError as late:
+        raise AssertionError(f"the import is still {seen[-1]}") from late
 
 
 def applied_parts(events: list[dict[str, Any]], *source_event_ids: str) -> list[dict[str, Any]]:

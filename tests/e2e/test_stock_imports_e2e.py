@@ -131,12 +131,16 @@ def test_a_file_with_one_bad_row_near_its_end_is_rejected_with_that_line_and_sho
     assert len(all_stock(stack, "e2e-bad-file")) == 10
 
 
-def _import_worker_pids() -> list[int]:
+def _import_worker_pids(stack: RunningStack) -> list[int]:
+    """This stack's import worker processes: its children running in the worker's folder. Only its
+    own: under `make test` each test process runs a stack of its own from the same folder, and
+    killing the other's workers lost an import of theirs to a 30-minute visibility timeout."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if Path(os.readlink(entry / "cwd")) == WORKER_DIR:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if parent == stack.pid and Path(os.readlink(entry / "cwd")) == WORKER_DIR:
                     pids.append(int(entry.name))
             except OSError:
                 continue
@@ -160,7 +164,7 @@ def test_an_import_killed_after_a_chunk_resumes_to_the_state_of_one_clean_import
     )
     checkpoint = random.randint(1, KILL_ROWS // 10_000) * 5_000  # in the first half of the file
     wait_for(stack, "e2e-killed", "same-file", lambda r: r["written_through_line"] >= checkpoint)
-    killed = _import_worker_pids()
+    killed = _import_worker_pids(stack)
     assert killed, "no import worker process found"
     for pid in killed:
         os.kill(pid, signal.SIGKILL)

@@ -8,6 +8,7 @@ import importlib.util
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -17,9 +18,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
+import boto3
 import pytest
 
 from local import runtime
+from local.backends import Dynalite
 from local.provision import provision
 from local.stack import Stack
 from local.template import FunctionSpec
@@ -272,6 +275,44 @@ def test_a_handler_over_its_timeout_is_killed_and_answered_504(stack):
     assert not is_running(warm)
     assert after.status == 200
     assert after.json()["pid"] != warm
+
+
+def test_a_warm_worker_that_died_while_idle_is_replaced_and_the_request_served(stack):
+    idle = request(stack.api_url, "GET", "/slow?seconds=0").json()["pid"]  # the next request's worker
+    os.kill(idle, signal.SIGKILL)
+    eventually(lambda: Path(f"/proc/{idle}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z")
+
+    after = request(stack.api_url, "GET", "/slow?seconds=0")
+
+    assert after.status == 200
+    assert after.json()["pid"] != idle
+
+
+def test_dynamodb_keeps_serving_when_a_client_goes_away_in_the_middle_of_a_request():
+    """dynalite itself stops at such a client (architect/dynalite issue 183): a worker killed at its
+    Timeout while it sent a request stopped every function's DynamoDB. The local stack guards it."""
+    dynalite = Dynalite()
+    dynalite.start()
+    try:
+        endpoint = urlsplit(dynalite.endpoint)
+        for _ in range(3):
+            with socket.create_connection((endpoint.hostname, endpoint.port)) as client:
+                client.sendall(
+                    b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: DynamoDB_20120810.ListTables\r\n"
+                    b'Content-Type: application/x-amz-json-1.0\r\nContent-Length: 1000\r\n\r\n{"Lim'
+                )
+                time.sleep(0.2)  # the body has begun to arrive when the client goes
+        time.sleep(0.5)
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=dynalite.endpoint,
+            region_name="eu-west-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        assert client.list_tables()["TableNames"] == []
+    finally:
+        dynalite.stop()
 
 
 def slow_init_pool(tmp_path: Path, init_seconds: float, timeout: int) -> runtime.FunctionPool:
