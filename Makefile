@@ -21,23 +21,27 @@ help:
 	@echo "make dlq ARGS=\"list --local\"   the dead-letter queues (README: Dead letters)"
 
 # ------------------------------------------------------------------ installs
+# uv installs the pinned groups of pyproject.toml: on a fresh machine the three environments take
+# about 1 minute with uv against about 4 with pip. It writes the dependencies' bytecode at install
+# time, as pip does (PYTHONDONTWRITEBYTECODE stops every later write), and never downloads a Python.
+UV := $(VENV)/bin/uv
+UV_INSTALL = $(UV) pip install --quiet --compile-bytecode
+export UV_PYTHON_DOWNLOADS := never
+
 $(VENV)/.installed: pyproject.toml layers/domain/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check pip==25.3
-	$(VENV)/bin/pip install --quiet -r layers/domain/requirements.txt
-	$(VENV)/bin/pip install --quiet --group dev
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
+	$(UV_INSTALL) --python $(PY) -r layers/domain/requirements.txt --group dev
 	touch $@
 
-$(TOOLS)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check pip==25.3
-	$(TOOLS)/bin/pip install --quiet --group tools
+$(TOOLS)/.installed: $(VENV)/.installed pyproject.toml
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(TOOLS)
+	$(UV_INSTALL) --python $(TOOLS)/bin/python --group tools
 	touch $@
 
-$(SCAN)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(SCAN)
-	$(SCAN)/bin/pip install --quiet --disable-pip-version-check pip==25.3
-	$(SCAN)/bin/pip install --quiet --group scan
+$(SCAN)/.installed: $(VENV)/.installed pyproject.toml
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(SCAN)
+	$(UV_INSTALL) --python $(SCAN)/bin/python --group scan
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
