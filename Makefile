@@ -60,7 +60,12 @@ run: install
 # modules are handed out in the order collected (tests/conftest.py puts the long ones first).
 TEST_WORKERS ?= 2
 
-test: install $(TOOLS)/.installed $(SCAN)/.installed lint types template scan
+# The installs, then the checks, run side by side (each waits mostly on the network, or on one core).
+CHECKS := lint types template scan
+
+test:
+	$(MAKE) --no-print-directory --jobs=4 --output-sync=target install $(TOOLS)/.installed $(SCAN)/.installed
+	$(MAKE) --no-print-directory --jobs=4 --output-sync=target $(CHECKS)
 	$(PY) -m pytest --numprocesses $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # what the dead-letter queues hold, and their redrive: make dlq ARGS="list --local" (README, Dead letters)
@@ -115,7 +120,7 @@ bench-backend: install
 bench-cold-import: install
 	$(BENCH) bench.cold_import $(ARGS)
 
-# the failure-path suites for longer: every crash point five times, 600 examples of the allocation
+# the failure-path suites for longer: every kind of fault at every crash point five times, 600 examples of the allocation
 # state machine and 300 of the switch's on DynamoDB, and one product's history of 20,000 shipment
 # lines, and a pre-order of 10,000 open allocations of one product (about an hour); each prints how
 # much it ran (the history and the pre-order: the largest item written, what a read or a line touched)
