@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import urlencode
 
+import coverage
 import pytest
 import yaml
 
@@ -227,3 +228,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if repeated:
         raise pytest.UsageError(f"tests that share a node id would run once only: {repeated[:3]}")
     items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """Coverage is measured on every test but those of the modules marked `long` (the failure-path
+    suites at scale, about four fifths of the suite's time), which its tracer slows by about a
+    quarter: make test's budget is 15 minutes. Measured on 2026-12-01: 94.5% of the lines are
+    covered without them, 97.4% with them; the gate is 85%."""
+    paused = coverage.Coverage.current() if item.get_closest_marker("long") else None
+    if paused is not None:
+        paused.stop()
+    try:
+        return (yield)
+    finally:
+        if paused is not None:
+            paused.start()

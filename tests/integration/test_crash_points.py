@@ -1,10 +1,12 @@
 """Every multi-write operation, stopped at each of its writes in turn, then retried (I7).
 
 For each operation, a run without faults counts its DynamoDB writes and records what a user then
-sees. Then, for each write k and each kind of fault, the operation runs again on a fresh location
-with the fault at write k: the function stops before it (`crash`), is refused it (throttled, over
-its provisioned throughput, an internal error or a connection reset, in turn), or has it applied
-and its answer lost (`timeout`). The client, or the queue, retries the request
+sees. Then, for each write k, the operation runs again on a fresh location with a fault at write k:
+it has the write applied and its answer lost (`timeout`), and, in another run, it does not have it
+applied: the function stops before it (`crash`) or is refused it (throttled, over its provisioned
+throughput, an internal error or a connection reset, in turn), the two in turn from one write to
+the next. `make soak` runs every kind at every write, CRASH_POINT_ROUNDS times. The client, or the
+queue, retries the request
 until it succeeds, and what a user sees must equal the fault-free run's: completed once, nothing
 half-applied, nothing doubled. Faults are injected at the DynamoDB client's boundary
 (tests/faults.py); the backend is dynalite, as everywhere in these tests.
@@ -510,6 +512,14 @@ def fresh(name: str) -> str:
     return f"cp-{name.replace(' ', '-')}-{uuid.uuid4().hex[:8]}"
 
 
+def kinds_at_each_write(writes: int, every_kind: bool) -> list[tuple[str, int]]:
+    """The faults to inject, as (kind, write index): at every write a `timeout` (applied, its answer
+    lost) and a write not applied (`crash` and `refused` in turn); with `every_kind`, all three."""
+    if every_kind:
+        return [(kind, k) for kind in KINDS for k in range(writes)]
+    return [(kind, k) for k in range(writes) for kind in ("timeout", ("crash", "refused")[k % 2])]
+
+
 def retried(local_aws: LocalAws, operation: Operation, location: str, state: Any) -> None:
     for _ in range(RETRIES):
         try:
@@ -534,19 +544,18 @@ def test_an_operation_stopped_at_any_write_completes_once_on_retry(
     assert writes >= 1
 
     for _ in range(rounds):
-        for kind in KINDS:
-            for k in range(writes):
-                location = fresh(operation.name)
-                state = operation.prepare(local_aws, location)
-                injected = injected_kind(kind)
-                fault = faults.inject(ANY_WRITE, injected, skip=k)
-                with contextlib.suppress(Crash, Failed):  # stopped, or answered a failure
-                    operation.run(local_aws, location, state)
-                faults.disarm()
-                INJECTED[(operation.name, injected)] += fault.fired
-                retried(local_aws, operation, location, state)
-                seen = operation.seen(local_aws, location, state)
-                assert seen == expected, f"{kind} at write {k + 1} of {writes}"
+        for kind, k in kinds_at_each_write(writes, every_kind=rounds > 1):
+            location = fresh(operation.name)
+            state = operation.prepare(local_aws, location)
+            injected = injected_kind(kind)
+            fault = faults.inject(ANY_WRITE, injected, skip=k)
+            with contextlib.suppress(Crash, Failed):  # stopped, or answered a failure
+                operation.run(local_aws, location, state)
+            faults.disarm()
+            INJECTED[(operation.name, injected)] += fault.fired
+            retried(local_aws, operation, location, state)
+            seen = operation.seen(local_aws, location, state)
+            assert seen == expected, f"{kind} at write {k + 1} of {writes}"
 
 
 RELAY = next(o for o in OPERATIONS if o.name == "relay round")
