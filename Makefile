@@ -151,7 +151,7 @@ bench-imports: install
 # their own: uniform (5,000 events, 100,000 products) and skewed (10,000 events, a third of the lines
 # on ten hot products, the hottest with 5,000 open allocations). Per line, write requests and units of
 # the hot path, the background and the relay, the largest item, the time ratio; PASS/FAIL per target,
-# exit 1 on a FAIL. Over an hour while open allocations live in the hot item; a quick one:
+# exit 1 on a FAIL (about 20 minutes). A quick one:
 # ARGS="--workload uniform --products 5000 --events 500", or "--workload skewed --skew-scale 0.05"
 bench-shipments: install
 	$(BENCH) bench.shipments $(ARGS)
