@@ -146,8 +146,13 @@ soak-hostile: install
 bench-imports: install
 	$(BENCH) bench.imports $(ARGS)
 
-# 5,000 shipment events through the shipment events handler, 100,000 products at the location, taking turns
-# with raw conditional writes of the same changes on backends of their own, three times (about 12 minutes)
+# Two workloads through the shipment events handler, the outbox relay at its deployed cadence, taking
+# turns with a floor (a conditional update of a 1 KB item per line, a put per event) on backends of
+# their own: uniform (5,000 events, 100,000 products) and skewed (10,000 events, a third of the lines
+# on ten hot products, the hottest with 5,000 open allocations). Per line, write requests and units of
+# the hot path, the background and the relay, the largest item, the time ratio; PASS/FAIL per target,
+# exit 1 on a FAIL (about 20 minutes). A quick one:
+# ARGS="--workload uniform --products 5000 --events 500", or "--workload skewed --skew-scale 0.05"
 bench-shipments: install
 	$(BENCH) bench.shipments $(ARGS)
 

@@ -160,11 +160,14 @@ class SdkTime:
         from botocore.client import BaseClient
 
         self.cpu = self.wall = 0.0
+        self.paused = False  # calls made while set (the benchmark's own reads) are not counted
         self.by_operation: dict[str, list[float]] = {}  # operation: [calls, CPU seconds, wall seconds]
         self.calls: Counter[tuple[str, str]] = Counter()  # (service, operation): calls
         original = BaseClient._make_api_call
 
         def timed(client: Any, operation: str, params: dict[str, Any]) -> Any:
+            if self.paused:
+                return original(client, operation, params)
             cpu, wall = time.process_time(), time.perf_counter()
             try:
                 return original(client, operation, params)
