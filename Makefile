@@ -121,10 +121,11 @@ bench-backend: install
 bench-cold-import: install
 	$(BENCH) bench.cold_import $(ARGS)
 
-# the failure-path suites for longer: every kind of fault at every crash point five times, 600 examples of the allocation
-# state machine and 300 of the switch's on DynamoDB, and one product's history of 20,000 shipment
-# lines, and a pre-order of 10,000 open allocations of one product (about an hour); each prints how
-# much it ran (the history and the pre-order: the largest item written, what a read or a line touched)
+# the failure-path suites for longer: every kind of fault at every crash point five times, 600
+# examples of the allocation state machine and 300 of the switch's on DynamoDB, and one product's
+# history of 20,000 shipment lines, and a pre-order of 10,000 open allocations of one product (about
+# an hour); each prints how much it ran (the history and the pre-order: the largest item written,
+# what a read or a line touched)
 soak: install
 	CRASH_POINT_ROUNDS=5 STATE_MACHINE_EXAMPLES=600 SWITCH_MACHINE_EXAMPLES=300 HISTORY_LINES=20000 \
 		ALLOCATION_LINES=10000 \
