@@ -326,12 +326,12 @@ class FunctionPool:
             for worker in dead:
                 worker.dispose()
         try:
-            worker = Worker(self.spec, self.environment)
-        except OSError as exc:
+            worker = self._new_worker()
+        except _Failed:
             with self._changed:
                 self._starting -= 1
                 self._changed.notify_all()
-            raise _Failed("Runtime.Unavailable", f"could not start a worker: {exc}") from exc
+            raise
         with self._changed:
             self._starting -= 1
             self._busy.add(worker)
@@ -339,13 +339,16 @@ class FunctionPool:
                 worker.terminate()
         return worker
 
+    def _new_worker(self, suppressed_init: bool = False) -> Worker:
+        try:
+            return Worker(self.spec, self.environment, suppressed_init=suppressed_init)
+        except OSError as exc:
+            raise _Failed("Runtime.Unavailable", f"could not start a worker: {exc}") from exc
+
     def _restart(self, worker: Worker) -> Worker:
         """A new worker in the place of one whose init overran INIT_TIMEOUT, for the suppressed init."""
         worker.dispose()
-        try:
-            new = Worker(self.spec, self.environment, suppressed_init=True)
-        except OSError as exc:  # the disposed worker stays busy until the invocation releases it
-            raise _Failed("Runtime.Unavailable", f"could not start a worker: {exc}") from exc
+        new = self._new_worker(suppressed_init=True)  # on failure, the old one stays busy until released
         with self._changed:
             self._busy.discard(worker)
             self._busy.add(new)

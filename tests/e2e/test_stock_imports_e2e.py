@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, descendants
 from tests.e2e.conftest import RunningStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.long]
@@ -132,18 +133,14 @@ def test_a_file_with_one_bad_row_near_its_end_is_rejected_with_that_line_and_sho
 
 
 def _import_worker_pids(stack: RunningStack) -> list[int]:
-    """This stack's import worker processes: its children running in the worker's folder. Only its
-    own: under `make test` each test process runs a stack of its own from the same folder, and
-    killing the other's workers lost an import of theirs to a 30-minute visibility timeout."""
+    """This stack's import worker processes: those below its process running in the worker's folder.
+    Only its own: under `make test` each test process runs a stack of its own from the same folder,
+    and killing the other's workers lost an import of theirs to a 30-minute visibility timeout."""
     pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                if parent == stack.pid and Path(os.readlink(entry / "cwd")) == WORKER_DIR:
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
+    for pid in descendants(stack.pid):
+        with contextlib.suppress(OSError):
+            if Path(os.readlink(f"/proc/{pid}/cwd")) == WORKER_DIR:
+                pids.append(pid)
     return pids
 
 

@@ -27,6 +27,7 @@ from local.provision import provision
 from local.stack import Stack
 from local.template import FunctionSpec
 from local.triggers import scheduled_event
+from tests.conftest import descendants, is_running
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -101,31 +102,6 @@ def items(stack: Stack, pk: str) -> dict[str, dict[str, Any]]:
         item["sk"]["S"]: {"deliveries": int(item["deliveries"]["N"]), **json.loads(item["attributes"]["S"])}
         for item in response["Items"]
     }
-
-
-def is_running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 # ------------------------------------------------------------------------------------ HTTP API
@@ -280,7 +256,7 @@ def test_a_handler_over_its_timeout_is_killed_and_answered_504(stack):
 def test_a_warm_worker_that_died_while_idle_is_replaced_and_the_request_served(stack):
     idle = request(stack.api_url, "GET", "/slow?seconds=0").json()["pid"]  # the next request's worker
     os.kill(idle, signal.SIGKILL)
-    eventually(lambda: Path(f"/proc/{idle}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z")
+    eventually(lambda: not is_running(idle))
 
     after = request(stack.api_url, "GET", "/slow?seconds=0")
 
