@@ -128,10 +128,11 @@ bench-cold-import: install
 # what a read or a line touched)
 soak: install
 	CRASH_POINT_ROUNDS=5 STATE_MACHINE_EXAMPLES=600 SWITCH_MACHINE_EXAMPLES=300 HISTORY_LINES=20000 \
-		ALLOCATION_LINES=10000 \
+		ALLOCATION_LINES=10000 IMPORT_LAYERS=500 \
 		$(PY) -m pytest -s --no-cov --timeout=3600 -p no:cacheprovider tests/integration/test_crash_points.py \
 		tests/integration/test_allocation_machine.py "tests/integration/test_repository_contract.py::test_the_switch_state_machine_holds" \
-		tests/integration/test_history.py tests/integration/test_allocation_lines.py 2>&1 \
+		tests/integration/test_history.py tests/integration/test_allocation_lines.py \
+		tests/integration/test_import_layers.py 2>&1 \
 		| grep -v '^{' 
 
 # the end-to-end import tests with files of 1,000,000 rows (about 30 minutes)

@@ -284,7 +284,9 @@ class MemoryRepository(
 
     # ---- imports
     @_port
-    def begin_import(self, record: ImportRecord, create_as: LocationType | None = None) -> ImportRecord:
+    def begin_import(
+        self, record: ImportRecord, create_as: LocationType | None = None, *, claimed_after: int | None = None
+    ) -> ImportRecord:
         location_id, import_id = record.location_id, record.import_id
         if (location_id, import_id) in self.imports:
             raise ImportIdReused(f"import {import_id!r} exists already")
@@ -293,6 +295,8 @@ class MemoryRepository(
             raise NotFound(f"location {location_id!r} does not exist")
         if location is not None and location.running_import_id not in (None, import_id):
             raise ImportInProgress(f"import {location.running_import_id!r} is still running for this location")
+        if claimed_after is not None and self.import_seq.get(location_id, 0) != claimed_after:
+            raise ImportInProgress(f"another import claimed location {location_id!r} since it was read")
         # The claim (which creates the location when told to), then the record: two writes. A claim
         # by this very id with no record yet is an earlier attempt's, which this one takes over.
         if location is None:
@@ -309,6 +313,7 @@ class MemoryRepository(
                 "running_import_claimed_at": record.accepted_at,
                 "running_import_seq": seq,  # announced with what it includes
                 "running_import_through": record.shipments_included_through,
+                "running_import_merged": record.merged,
                 "import_seq": seq,
                 "last_import": record.summary(),
                 "updated_at": record.accepted_at,
@@ -351,6 +356,14 @@ class MemoryRepository(
                 "settled_through": settled_through,
             }
         )
+        self._wrote()
+
+    @_port
+    def record_merging(self, location_id: str, import_id: str, *, merged_shards: int) -> None:
+        record = self.imports.get((location_id, import_id))
+        if record is None or record.status in _ENDED:
+            raise Conflict(f"import {import_id!r} is no longer running")
+        self.imports[(location_id, import_id)] = record.model_copy(update={"merged_shards": merged_shards})
         self._wrote()
 
     @_port
@@ -397,6 +410,7 @@ class MemoryRepository(
             "running_import_claimed_at": None,
             "running_import_seq": None,
             "running_import_through": None,
+            "running_import_merged": None,
             "last_import": record.summary(),
             "updated_at": at,
         }
@@ -408,12 +422,13 @@ class MemoryRepository(
                 shipments_included_through=record.shipments_included_through,
                 accepted_at=record.accepted_at,
                 completed_at=at,
+                merged=record.merged,
             )
             if record.kind.is_baseline:
                 update["last_baseline_import_at"] = at
                 update["visible_imports"] = (visible,)
             else:
-                by_seq = {v.seq: v for v in (*location.visible_imports, visible)}
+                by_seq = {v.seq: v for v in (*location.visible_imports, visible) if v.seq not in record.merges}
                 update["visible_imports"] = tuple(by_seq[seq] for seq in sorted(by_seq))
         self.locations[record.location_id] = location.model_copy(update=update)
         if event is not None:

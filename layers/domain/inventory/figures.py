@@ -6,21 +6,49 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from inventory.ledger import EVERY_LINE, counts_after
 from inventory.models import ImportKind, InventoryMaster, Location, VisibleImport
 from inventory.models.counters import LedgerEntry, ProductCounters
-from inventory.models.imports import StockRow
+from inventory.models.imports import RowOrigin, StockRow
 from inventory.types import MAIN, STOCK_LOCATIONS
 
 
 @dataclass(frozen=True)
 class Base:
+    """A stock location's base: the import its figure came from (for a merged row, its origin),
+    which is also the rule of what it includes (`LayerRule`), and the visible layer holding it."""
+
     seq: int
     import_id: str
     kind: ImportKind
     quantity: int
     shipments_included_through: int | None
+    accepted_at: datetime
+    layer: int
+
+    @classmethod
+    def of(cls, layer: VisibleImport, quantity: int, origin: RowOrigin | None = None) -> Base:
+        if origin is None:
+            return cls(
+                layer.seq,
+                layer.import_id,
+                layer.kind,
+                quantity,
+                layer.shipments_included_through,
+                layer.accepted_at,
+                layer.seq,
+            )
+        return cls(
+            origin.seq,
+            origin.import_id,
+            ImportKind.PARTIAL,
+            quantity,
+            origin.shipments_included_through,
+            origin.accepted_at,
+            layer.seq,
+        )
 
 
 @dataclass(frozen=True)
@@ -59,33 +87,28 @@ def product_stock(
     ledger = counters.ledger
     newest_first = sorted(visible, key=lambda v: v.seq, reverse=True)
     baseline = next((v for v in newest_first if v.kind.is_baseline), None)
-    bases: dict[str, tuple[VisibleImport, int]] = {}
+    bases: dict[str, Base] = {}
     for imported in newest_first:
         for row in rows.get(imported.seq, ()):
-            bases.setdefault(row.stock_location, (imported, row.quantity))
+            bases.setdefault(row.stock_location, Base.of(imported, row.quantity, row.origin))
     has_rows = bool(bases)
     moved = {entry.stock_location for entry in ledger if entry.kind.moves_stock_under_erp}
     if not counters.legacy and EVERY_LINE in counters.sums:
         moved.add(MAIN)  # shipments and handovers leave main stock
     if baseline is not None:
         for stock_location in moved | ({MAIN} if not bases else set()):
-            bases.setdefault(stock_location, (baseline, 0))
+            bases.setdefault(stock_location, Base.of(baseline, 0))
     since: list[LedgerEntry] = []
     figures = []
     for stock_location in sorted(bases.keys() | moved, key=lambda name: (name != MAIN, name)):
-        imported_base = bases.get(stock_location)
-        layer = imported_base[0] if imported_base else None
-        entries = [e for e in ledger if e.stock_location == stock_location and counts_after(e, layer)]
+        base = bases.get(stock_location)
+        entries = [e for e in ledger if e.stock_location == stock_location and counts_after(e, base)]
         since += entries
         if counters.legacy:
             moves = sum(e.quantity for e in entries)
         else:
-            moves = counters.sums.get(layer.seq if layer else EVERY_LINE, 0) if stock_location == MAIN else 0
-        quantity = (imported_base[1] if imported_base else 0) + moves
-        base = None
-        if imported_base is not None:
-            source, base_quantity = imported_base
-            base = Base(source.seq, source.import_id, source.kind, base_quantity, source.shipments_included_through)
+            moves = counters.sums.get(base.layer if base else EVERY_LINE, 0) if stock_location == MAIN else 0
+        quantity = (base.quantity if base else 0) + moves
         figures.append(StockLocationFigure(stock_location, quantity, STOCK_LOCATIONS.get(stock_location, False), base))
     since.sort(key=lambda e: (e.applied_at, e.entry_id))
     return ProductStock(product_id, sum(f.quantity for f in figures if f.salable), figures, since, has_rows)

@@ -4,10 +4,11 @@ which entries a base does not include. Pure functions of the location and the en
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
-from inventory.models import Location, VisibleImport
+from inventory.models import LayerRule, Location, MergedRows
 from inventory.models.counters import LedgerEntry
+from inventory.models.imports import StockRow, included_by
 from inventory.types import MAIN
 
 EVERY_LINE = 0  # the layer whose sum takes every line: the base of a product no import knows
@@ -18,12 +19,42 @@ def layers_for(location: Location, logical_timestamp: int | None) -> tuple[int, 
     every line's, and each announced import's that does not include it (the import names no
     `shipments_included_through`, so the line, read after the import's claim, was applied after it
     was accepted; or it names one below the line's logical timestamp)."""
+    merging = location.merging()
     excluded = (
         seq
         for seq, through in location.announced().items()
-        if through is None or (logical_timestamp is not None and logical_timestamp > through)
+        if seq not in merging and (through is None or (logical_timestamp is not None and logical_timestamp > through))
     )
-    return (EVERY_LINE, *sorted(excluded))
+    blind = (seq for seq in merging if not _late(merging[seq], logical_timestamp))
+    return (EVERY_LINE, *sorted((*excluded, *blind)))
+
+
+def late_layers(location: Location, logical_timestamp: int | None) -> tuple[int, ...]:
+    """The merging layers for which a line is late: at or below a watermark one of their rows may
+    follow. Whether such a line adds itself to the layer's sum depends on the product's row there
+    (`StockRow.includes`): it reads the product first, never writes blind."""
+    return tuple(sorted(seq for seq, rule in location.merging().items() if _late(rule, logical_timestamp)))
+
+
+def late_layers_excluding(
+    location: Location, logical_timestamp: int | None, rows: Mapping[int, Sequence[StockRow]]
+) -> tuple[int, ...]:
+    """Of the layers a line is late for, those whose row of the product (its main row, as read)
+    does not include it: the line adds itself to their sums."""
+    own = location.announced()
+    excluded = []
+    for seq in late_layers(location, logical_timestamp):
+        row = next((r for r in rows.get(seq, ()) if r.stock_location == MAIN), None)
+        included = row.includes(logical_timestamp, own[seq]) if row else included_by(own[seq], logical_timestamp)
+        if not included:  # (no row yet: the layer's own rule; a merged row copied later is settled over)
+            excluded.append(seq)
+    return tuple(excluded)
+
+
+def _late(rule: tuple[int | None, MergedRows], logical_timestamp: int | None) -> bool:
+    own, merged = rule
+    named = [t for t in (own, merged.rows_through) if t is not None]
+    return bool(named) and (logical_timestamp is None or logical_timestamp <= max(named))
 
 
 def folded_sums(location: Location, ledger: Iterable[LedgerEntry]) -> dict[int, int]:
@@ -46,7 +77,7 @@ def folded_sums(location: Location, ledger: Iterable[LedgerEntry]) -> dict[int, 
     return {seq: total for seq, total in sums.items() if total or seq == EVERY_LINE}
 
 
-def counts_after(entry: LedgerEntry, base: VisibleImport | None) -> bool:
+def counts_after(entry: LedgerEntry, base: LayerRule | None) -> bool:
     """Whether a shipment or handover entry counts on top of `base` (no base: every entry counts)."""
     return entry.kind.moves_stock_under_erp and (base is None or entry.after(base))
 

@@ -55,11 +55,15 @@ class LocationRepository(Protocol):
 class ImportRepository(Protocol):
     product_shards: int  # the partitions each location's products, and each import's rows, are spread over
 
-    def begin_import(self, record: ImportRecord, create_as: LocationType | None = None) -> ImportRecord:
+    def begin_import(
+        self, record: ImportRecord, create_as: LocationType | None = None, *, claimed_after: int | None = None
+    ) -> ImportRecord:
         """Claim the location for this import and record it with the location's next sequence
         number; ImportInProgress if another runs, ImportIdReused if the id exists. With
         `create_as`, the claim creates the location (of that type) when it does not exist, in the
-        same write, so that a refused claim creates nothing; without it, NotFound."""
+        same write, so that a refused claim creates nothing; without it, NotFound. With
+        `claimed_after`, only while the location's last import sequence is still that one (a
+        merging import: the layers it merges are those the caller read), else ImportInProgress."""
         ...
 
     def mark_queued(self, location_id: str, import_id: str) -> None:
@@ -76,6 +80,11 @@ class ImportRepository(Protocol):
         """The checkpoint of an import whose rows are all written (`rows_written`, with its counts),
         while it settles its products' sums: every product up to `settled_through` (shard, product)
         is settled. Conflict when the import is no longer running."""
+        ...
+
+    def record_merging(self, location_id: str, import_id: str, *, merged_shards: int) -> None:
+        """The checkpoint of a merging import's copy: the merged layers' rows of its first
+        `merged_shards` shards are in its own layer. Conflict when the import is no longer running."""
         ...
 
     def write_import_rows(self, location_id: str, seq: int, rows: Sequence[StockRow]) -> None:

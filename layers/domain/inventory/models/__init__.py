@@ -12,9 +12,10 @@ records), `allocations` (allocation records, and held allocations moving to allo
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import quote, unquote
 
 from pydantic import BaseModel, ConfigDict
@@ -169,6 +170,8 @@ class Location(Frozen):
     # timestamp it includes (None: it names none). Lines add themselves to its sum from then on.
     running_import_seq: int | None = None
     running_import_through: int | None = None
+    # What the running import takes in of earlier partial layers, when it merges them.
+    running_import_merged: MergedRows | None = None
 
     def announced(self) -> dict[int, int | None]:
         """The import layers whose sums a shipment line adds to, by sequence number, each with its
@@ -177,6 +180,29 @@ class Location(Frozen):
         if self.running_import_seq is not None:
             layers[self.running_import_seq] = self.running_import_through
         return layers
+
+    def merging(self) -> dict[int, tuple[int | None, MergedRows]]:
+        """The announced layers that hold rows of earlier imports (each with the origin's rule), by
+        sequence number: their own `shipments_included_through`, and what they took in."""
+        layers = {v.seq: (v.shipments_included_through, v.merged) for v in self.visible_imports if v.merged}
+        if self.running_import_seq is not None and self.running_import_merged is not None:
+            layers[self.running_import_seq] = (self.running_import_through, self.running_import_merged)
+        return layers
+
+    def partial_layers(self) -> list[VisibleImport]:
+        """The visible layers after the last baseline, oldest first."""
+        return [v for v in self.visible_imports if not v.kind.is_baseline]
+
+    def lowest_watermark(self) -> int | None:
+        """The lowest `shipments_included_through` a visible layer's rows name (merged rows' included)."""
+        named = [v.shipments_included_through for v in self.visible_imports]
+        named += [v.merged.lowest_through for v in self.visible_imports if v.merged]
+        return min((t for t in named if t is not None), default=None)
+
+    def lowest_origin(self) -> int | None:
+        """The lowest import sequence a visible or running layer's rows come from."""
+        origins = [*self.announced(), *(merged.lowest_origin for _, merged in self.merging().values())]
+        return min(origins, default=None)
 
     def watermark(self) -> int | None:
         """The `shipments_included_through` of the last completed import (None when it names none):
@@ -199,6 +225,39 @@ class Readiness(Frozen):
     last_baseline_import_at: datetime | None
 
 
+# A location shows at most its last baseline and this many partial layers: a partial import that
+# finds them all visible takes them into its own layer (docs/data-design.md, "Imports: a bounded
+# number of layers").
+PARTIAL_LAYERS = 8
+
+
+class MergedRows(Frozen):
+    """What a merging layer took in of earlier partial layers: the extremes of its merged rows'
+    watermarks (None: none names one) and the lowest import sequence they come from."""
+
+    rows_through: int | None = None
+    lowest_through: int | None = None
+    lowest_origin: int
+
+    @classmethod
+    def of(cls, layers: Sequence[VisibleImport]) -> MergedRows:
+        """What merging these layers takes in (from their visible entries, not their rows)."""
+        named: list[int | None] = []
+        origins: list[int] = []
+        for layer in layers:
+            named.append(layer.shipments_included_through)
+            origins.append(layer.seq)
+            if layer.merged is not None:
+                named += [layer.merged.rows_through, layer.merged.lowest_through]
+                origins.append(layer.merged.lowest_origin)
+        watermarks = [t for t in named if t is not None]
+        return cls(
+            rows_through=max(watermarks, default=None),
+            lowest_through=min(watermarks, default=None),
+            lowest_origin=min(origins),
+        )
+
+
 class VisibleImport(Frozen):
     """An import whose rows readers use: the last initial/full_count one, and the partial ones since."""
 
@@ -208,6 +267,21 @@ class VisibleImport(Frozen):
     shipments_included_through: int | None = None
     accepted_at: datetime
     completed_at: datetime
+    merged: MergedRows | None = None  # it holds rows of the earlier partial layers it merged
+
+
+class LayerRule(Protocol):
+    """What tells whether a base includes an entry (`LedgerEntry.after`): its import's sequence,
+    watermark and acceptance time. A visible import, or a base from a merged row's origin."""
+
+    @property
+    def seq(self) -> int: ...
+
+    @property
+    def shipments_included_through(self) -> int | None: ...
+
+    @property
+    def accepted_at(self) -> datetime: ...
 
 
 class LedgerKind(StrEnum):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from inventory.models import SOURCE_HASH_CHARS, Frozen, LedgerKind, OutboxEvent, VisibleImport
+from inventory.models import SOURCE_HASH_CHARS, Frozen, LayerRule, LedgerKind, OutboxEvent
 
 
 class LineClose(Frozen):
@@ -39,7 +39,7 @@ class LedgerEntry(Frozen):
     # is written; until a line records it (`OpenAllocation.closed_by`), readers subtract it.
     closes: tuple[LineClose, ...] = ()
 
-    def after(self, base: VisibleImport) -> bool:
+    def after(self, base: LayerRule) -> bool:
         """Whether the import behind a base did not include this entry (SPEC.md section 3): by
         logical timestamp when the import names `shipments_included_through`; else whether the line
         was applied after the import was accepted, as the one order the service keeps tells it

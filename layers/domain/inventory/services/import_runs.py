@@ -6,9 +6,11 @@ hands the rest on when time runs short, settles the sums of an import that names
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -16,8 +18,8 @@ from typing import TYPE_CHECKING
 from inventory.errors import Conflict, NotFound
 from inventory.import_rows import InflationLimit, Row, RowError, read_rows, sniff_format
 from inventory.messages.import_work import parse_dropped_file, parse_file_metadata
-from inventory.models import ImportStatus
-from inventory.models.imports import ImportCounts, ImportRecord, StockRow
+from inventory.models import ImportStatus, VisibleImport, product_order
+from inventory.models.imports import ImportCounts, ImportRecord, RowOrigin, StockRow
 from inventory.services.imports import ENDED, ImportRequest, ImportService, imported_event, release_if_claimed
 from inventory.services.sums import SumSettler
 from inventory.types import STOCK_LOCATIONS
@@ -28,6 +30,36 @@ if TYPE_CHECKING:
 CHUNK_ROWS = 5_000  # rows written between two checkpoints
 MAX_ERRORS = 100  # errors kept on the import's status; a file stops being read at its 100th invalid row
 HAND_ON_BELOW_MS = 30_000  # time a chunk may need; below it, the rest goes to the next message
+
+
+def rows_to_merge(
+    own: Iterable[StockRow], older: Sequence[tuple[VisibleImport, Iterable[StockRow]]]
+) -> Iterator[StockRow]:
+    """The rows a merging import copies into its layer from the `older` layers (each with its rows
+    of one shard, in key order, as are its `own`): per product and stock location without an own
+    row, the newest older layer's row, with its origin (the import its figure came from, kept when
+    that row was merged already, and the layer it is copied from). Streams: one row of each layer
+    is held at a time."""
+    ranked = sorted(older, key=lambda layer: -layer[0].seq)  # newest first
+
+    def keyed(rows: Iterable[StockRow], rank: int) -> Iterator[tuple[tuple[str, str], int, StockRow]]:
+        return (((product_order(r.product_id), r.stock_location), rank, r) for r in rows)
+
+    streams = [keyed(own, 0), *(keyed(rows, rank) for rank, (_, rows) in enumerate(ranked, start=1))]
+    merged = heapq.merge(*streams, key=lambda entry: (entry[0], entry[1]))
+    for _, group in itertools.groupby(merged, key=lambda entry: entry[0]):
+        _, rank, row = next(group)
+        if rank == 0:
+            continue  # the import's own row replaces them
+        layer = ranked[rank - 1][0]
+        origin = row.origin or RowOrigin(
+            seq=layer.seq,
+            import_id=layer.import_id,
+            accepted_at=layer.accepted_at,
+            shipments_included_through=layer.shipments_included_through,
+            layer=layer.seq,
+        )
+        yield row.model_copy(update={"origin": origin.model_copy(update={"layer": layer.seq})})
 
 
 class _Rejections:
@@ -84,7 +116,7 @@ class ImportRunner(ImportService):
             return record.status
         try:
             if record.rows_written:
-                return self._settle(record, remaining_ms)
+                return self._after_rows(record, remaining_ms)
             return self._advance(record, remaining_ms)
         except Conflict:  # another run of the same import (its message sent twice) ended it first
             ended = self._repo.get_import(location_id, import_id)
@@ -141,11 +173,48 @@ class ImportRunner(ImportService):
         if chunk:
             self._write(record, chunk)
         counts = counts.model_copy(update={"zeroed": self._zeroed_by(record)})
-        if record.shipments_included_through is not None:
+        if record.settles:
             self._repo.record_settling(location_id, import_id, counts=counts, settled_through=(0, None))
             settling = record.model_copy(update={"rows_written": True, "counts": counts, "settled_through": (0, None)})
-            return self._settle(settling, remaining_ms)
+            return self._after_rows(settling, remaining_ms)
         return self._complete(record, counts)
+
+    def _after_rows(self, record: ImportRecord, remaining_ms: Callable[[], int]) -> ImportStatus:
+        """Every row of the file is written: a merging import copies the merged layers' rows, then
+        the import settles its products' sums and completes."""
+        if record.merges and record.merged_shards < self._repo.product_shards:
+            record = self._copy_merged(record, remaining_ms)
+            if record.merged_shards < self._repo.product_shards:
+                return ImportStatus.RUNNING  # handed on
+        return self._settle(record, remaining_ms)
+
+    def _copy_merged(self, record: ImportRecord, remaining_ms: Callable[[], int]) -> ImportRecord:
+        """Copy into the import's layer, shard by shard, each row of the layers it merges that its
+        own rows do not replace (the newest per product and stock location), with its origin; a
+        checkpoint after each shard. A shard copied again puts the same rows."""
+        assert record.seq is not None
+        location = self._repo.get_location(record.location_id)
+        if location is None or location.running_import_id != record.import_id:
+            raise Conflict(f"import {record.import_id!r} no longer holds its location")
+        layers = [v for v in location.visible_imports if v.seq in record.merges]
+        shard = record.merged_shards
+        while shard < self._repo.product_shards:
+            own = self._repo.import_rows_of_shard(record.location_id, record.seq, shard)
+            older = [(v, self._repo.import_rows_of_shard(record.location_id, v.seq, shard)) for v in layers]
+            chunk: list[StockRow] = []
+            for row in rows_to_merge(own, older):
+                chunk.append(row)
+                if len(chunk) >= self._chunk_rows:
+                    self._repo.write_import_rows(record.location_id, record.seq, chunk)
+                    chunk = []
+            if chunk:
+                self._repo.write_import_rows(record.location_id, record.seq, chunk)
+            shard += 1
+            self._repo.record_merging(record.location_id, record.import_id, merged_shards=shard)
+            if shard < self._repo.product_shards and remaining_ms() < HAND_ON_BELOW_MS:
+                self._queue.send({"location_id": record.location_id, "import_id": record.import_id})
+                break
+        return record.model_copy(update={"merged_shards": shard})
 
     def _complete(self, record: ImportRecord, counts: ImportCounts) -> ImportStatus:
         now = self._clock.now()
@@ -159,14 +228,15 @@ class ImportRunner(ImportService):
         return ImportStatus.COMPLETED
 
     def _settle(self, record: ImportRecord, remaining_ms: Callable[[], int]) -> ImportStatus:
-        """An import that names `shipments_included_through` T, its rows written: the sum of its
-        layer for every product it is the base of (its rows' products; every product, for an initial
-        or full_count import), from the entries above T of the pages since T's segment and the
-        buffer; then it completes. Shipment lines applied after its claim add themselves to that
-        sum; those that read the location before the claim are all written `settle_delay` after it,
-        so it starts no earlier (a delayed message, not a wait). Checkpointed product by product."""
+        """An import that names `shipments_included_through` T or merges layers, its rows written:
+        the sum of its layer for every product it is the base of (its rows' products; every
+        product, for an initial or full_count import): for an own row, from the entries above T of
+        the pages since T's segment and the buffer; for a merged row, the sum of the layer it was
+        copied from. Then it completes. Shipment lines applied after its claim add themselves to
+        that sum; those that read the location before the claim are all written `settle_delay`
+        after it, so it starts no earlier (a delayed message, not a wait). Checkpointed product by
+        product."""
         assert record.seq is not None
-        assert record.shipments_included_through is not None
         message: dict[str, object] = {"location_id": record.location_id, "import_id": record.import_id}
         due = record.accepted_at + self._settle_delay
         now = self._clock.now()

@@ -30,13 +30,23 @@ from inventory.errors import (
     WatermarkRegressed,
 )
 from inventory.messages import DetailType
-from inventory.models import ImportKind, ImportStatus, InventoryMaster, LocationType, OutboxEvent
+from inventory.models import (
+    PARTIAL_LAYERS,
+    ImportKind,
+    ImportStatus,
+    InventoryMaster,
+    Location,
+    LocationType,
+    MergedRows,
+    OutboxEvent,
+)
 from inventory.models.imports import ImportCounts, ImportRecord, StockRow
 
 if TYPE_CHECKING:
     from inventory.ports import Clock, FileStore, ImportRepositories, WorkQueue
 
 ENDED = (ImportStatus.COMPLETED, ImportStatus.FAILED)
+CLAIM_ATTEMPTS = 3  # of a merging import's claim, when other imports claim the location meanwhile
 
 
 @dataclass(frozen=True)
@@ -180,7 +190,7 @@ class ImportService:
         source = self._files.uri(inline_key(location_id, request.import_id, content_hash)) if inline else request.source
         assert source is not None
         try:
-            record = self._begin(location_id, request, content_hash, source, create=location is None, caller=caller)
+            record = self._begin(location_id, request, content_hash, source, location, caller=caller)
         except ImportIdReused:  # a concurrent request with the same id came first
             existing = self._repo.get_import(location_id, request.import_id)
             if existing is None:
@@ -190,10 +200,23 @@ class ImportService:
         return record, True
 
     def _begin(
-        self, location_id: str, request: ImportRequest, content_hash: str, source: str, *, create: bool, caller: str
+        self,
+        location_id: str,
+        request: ImportRequest,
+        content_hash: str,
+        source: str,
+        location: Location | None,
+        *,
+        caller: str,
     ) -> ImportRecord:
-        return self._repo.begin_import(
-            ImportRecord(
+        """Claim the location and record the import. A partial import that finds PARTIAL_LAYERS
+        partial layers visible merges them, on the condition that no import claimed the location
+        since it was read (then it reads and decides again)."""
+        for attempt in range(CLAIM_ATTEMPTS):
+            merges = location.partial_layers() if location is not None and not request.kind.is_baseline else []
+            if len(merges) < PARTIAL_LAYERS:
+                merges = []
+            record = ImportRecord(
                 location_id=location_id,
                 import_id=request.import_id,
                 kind=request.kind,
@@ -204,9 +227,21 @@ class ImportService:
                 force=request.force,
                 requested_by=caller,
                 accepted_at=self._clock.now(),
-            ),
-            create_as=request.location_type if create else None,
-        )
+                merges=tuple(v.seq for v in merges),
+                merged=MergedRows.of(merges) if merges else None,
+            )
+            try:
+                return self._repo.begin_import(
+                    record,
+                    create_as=request.location_type if location is None else None,
+                    claimed_after=location.import_seq if merges and location is not None else None,
+                )
+            except ImportInProgress:
+                reread = self._repo.get_location(location_id) if merges else None
+                if reread is None or reread.running_import_id is not None or attempt == CLAIM_ATTEMPTS - 1:
+                    raise
+                location = reread  # another import came and went since the read: decide again
+        raise AssertionError("unreachable")
 
     def _repeated(self, existing: ImportRecord, request: ImportRequest, content_hash: str) -> ImportRecord:
         """The answer to a repeat of an accepted request; one that stopped before it handed the

@@ -72,7 +72,8 @@ class EntryMover:
         # Layers claimed before this batch read the location and no longer announced can never be
         # a base again (failed, or superseded by a baseline); later ones it cannot know of.
         drop_sums = [n for n in counters.sums if n and n <= location.import_seq and n not in announced]
-        oldest_layer = min(announced, default=location.import_seq + 1)
+        lowest = location.lowest_origin()  # (merged rows' origins too)
+        oldest_layer = lowest if lowest is not None else location.import_seq + 1
         drop_epochs = [e for e in counters.epochs if e < oldest_layer]
         drop_segments, cut = segments_to_drop(location, counters)
         return PageMove(
@@ -103,8 +104,8 @@ def segments_to_drop(location: Location, counters: ProductCounters) -> tuple[lis
     floor = location.watermark()
     drop: list[int] = []
     if floor is not None:
-        named = [v.shipments_included_through for v in location.visible_imports]
-        lowest = min([floor, *(t for t in named if t is not None)]) // SEGMENT
+        named = location.lowest_watermark()  # (merged rows' watermarks too)
+        lowest = min(floor, named if named is not None else floor) // SEGMENT
         drop = [s for s in counters.segments if s < lowest]
     kept = sorted(s for s in counters.segments if s not in drop)
     cut = counters.segment_cut

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from inventory.backoff import until_written
 from inventory.errors import EventIdReused, EventTooOld, InvalidInput, TemporarilyUnavailable, UnknownLocation
-from inventory.ledger import folded_sums, layers_for
+from inventory.ledger import folded_sums, late_layers, late_layers_excluding, layers_for
 from inventory.messages import DetailType
 from inventory.messages.allocation_events import AllocationCreated, AllocationReleased
 from inventory.messages.shipment_events import ItemsHandedOver, ItemsShipped, QueuedEvent, ShipmentEvent
@@ -247,9 +247,10 @@ class ShipmentService:
             except InvalidInput:
                 continue
             products = wanted.setdefault(shipment.location_id, {})
+            late = late_layers(self._location(shipment.location_id), shipment.logical_timestamp)
             for line in shipment.lines:
-                if line.allocation_id:
-                    products.setdefault(line.product_id, ())
+                if line.allocation_id or late:  # lines that read first, with their rows in the layers they are late for
+                    products[line.product_id] = tuple(sorted({*products.get(line.product_id, ()), *late}))
         self._batch.ahead = {
             (location_id, product_id): state
             for location_id, products in wanted.items()
@@ -320,12 +321,13 @@ class ShipmentService:
         if redelivered and self._done(shipment):
             return Applied(0, len(shipment.lines))  # every line applied, and maybe moved out of the buffer
         into = layers_for(location, shipment.logical_timestamp)
+        late = late_layers(location, shipment.logical_timestamp)
         applied = repeated = 0
         for index, line in enumerate(shipment.lines):
             entry = self._entry(shipment, index, line, location)
             event = self._applied_event(shipment, index, line)
             held: int | None = None
-            if not (redelivered or line.allocation_id):  # no read: most lines
+            if not (redelivered or line.allocation_id or late):  # no read: most lines
                 held = self._repo.append_entry(shipment.location_id, line.product_id, entry, event, into)
             if held is not None:
                 applied += 1
@@ -393,13 +395,20 @@ class ShipmentService:
         """Read, decide, write: whether the line was applied now (False: an earlier delivery applied
         it), and how many entries the product's buffer holds after."""
         remembered = False
-        into = layers_for(location, shipment.logical_timestamp)
+        timestamp = shipment.logical_timestamp
+        into, late = layers_for(location, timestamp), late_layers(location, timestamp)
         location_id, product_id = shipment.location_id, line.product_id
 
         def step() -> tuple[bool, int] | None:
             nonlocal remembered
             ahead = self._ahead(location_id, product_id)  # its first attempt only
-            counters = ahead[0] if ahead else self._repo.counters_of(location_id, product_id)
+            line_into = into
+            if late:  # whether it adds itself to those layers' sums follows from its rows there
+                with_rows = ahead if ahead and all(n in ahead[1] for n in late) else None
+                counters, rows = with_rows or self._repo.product_states(location_id, {product_id: late})[product_id]
+                line_into = tuple(sorted({*into, *late_layers_excluding(location, timestamp, rows)}))
+            else:
+                counters = ahead[0] if ahead else self._repo.counters_of(location_id, product_id)
             written = counters.entry(entry.entry_id, entry.source_hash)
             if written is not None:  # applied by an earlier delivery: complete what it closed of lines
                 apply_closes(self._repo, location_id, product_id, written)
@@ -421,7 +430,7 @@ class ShipmentService:
             change = CountersChange(
                 expected=counters,
                 entry=closing,
-                into=into,
+                into=line_into,
                 fold=folded_sums(location, counters.ledger) if counters.legacy else None,
                 allocations=held_changes,
                 lines_delta=-sum(c.quantity for c in closes),

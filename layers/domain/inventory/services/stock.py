@@ -11,7 +11,7 @@ from inventory.cursor import decode_cursor, encode_cursor, invalid_cursor
 from inventory.errors import NotFound
 from inventory.figures import ProductAvailability, ProductStock, availability, product_stock
 from inventory.ledger import counts_after
-from inventory.models import SEGMENT, Location, Page, VisibleImport, iso, product_order
+from inventory.models import SEGMENT, LayerRule, Location, Page, iso, product_order
 from inventory.models.counters import LedgerEntry, ProductCounters
 from inventory.models.imports import StockRow
 
@@ -77,8 +77,7 @@ class StockService:
         location = self.location(location_id)
         reading = self.read(location, product_id)
         stock, counters = reading.stock(), reading.counters
-        visible = {v.seq: v for v in location.visible_imports}
-        bases = {f.stock_location: visible.get(f.base.seq) if f.base else None for f in stock.stock_locations}
+        bases = {f.stock_location: f.base for f in stock.stock_locations}
         found: list[tuple[LedgerPosition, LedgerEntry]] = []
         start = _first_page(counters, bases.values())
         if start is not None:
@@ -189,7 +188,7 @@ class StockService:
         return result, complete
 
 
-def _first_page(counters: ProductCounters, bases: Collection[VisibleImport | None]) -> int | None:
+def _first_page(counters: ProductCounters, bases: Collection[LayerRule | None]) -> int | None:
     """The first committed ledger page that can hold an entry since one of these bases (None: none can)."""
     if counters.legacy or not counters.pages:
         return None

@@ -1,5 +1,6 @@
-"""The sum of an import layer that names `shipments_included_through` T, settled product by product
-before the import becomes visible (docs/data-design.md, "What stock on hand is computed from").
+"""The sum of an import layer that names `shipments_included_through` T, or that merges earlier
+partial layers, settled product by product before the import becomes visible (docs/data-design.md,
+"What stock on hand is computed from" and "Imports: a bounded number of layers").
 
 Lines applied after the import's claim add themselves to the layer's sum; a line whose batch read
 the location before the claim could not, and may have a logical timestamp above T. So the import's
@@ -20,6 +21,7 @@ from inventory.backoff import until_written
 from inventory.ledger import folded_sums
 from inventory.models import SEGMENT, Location
 from inventory.models.counters import CountersChange, LedgerEntry, ProductCounters
+from inventory.models.imports import RowOrigin
 from inventory.types import MAIN
 
 if TYPE_CHECKING:
@@ -30,7 +32,7 @@ SETTLE_PAGE = 100  # products settled between two checkpoints of the import
 
 
 class SumSettler:
-    def __init__(self, repository: SettleRepositories, location: Location, seq: int, through: int) -> None:
+    def __init__(self, repository: SettleRepositories, location: Location, seq: int, through: int | None) -> None:
         self._repo = repository
         self._location = location
         self._seq = seq
@@ -47,8 +49,12 @@ class SumSettler:
             return [c.product_id for c in counters], more
         rows, more = self._repo.import_rows_page(location_id, seq, shard, after, SETTLE_PAGE)
         products = list(dict.fromkeys(r.product_id for r in rows))
-        states = self._repo.product_states(location_id, dict.fromkeys(products, ()))
-        self.products([states[p][0] for p in products])
+        main = {r.product_id: r for r in rows if r.stock_location == MAIN}
+        # A product whose base here is in another stock location only: its main sum is not read.
+        settled = [p for p in products if p in main and (main[p].origin is not None or self._through is not None)]
+        states = self._repo.product_states(location_id, dict.fromkeys(settled, ()))
+        for product_id in settled:
+            self._settle(states[product_id][0], main[product_id].origin)
         return products, more
 
     def products(self, read: Iterable[ProductCounters]) -> None:
@@ -56,7 +62,11 @@ class SumSettler:
         for counters in read:
             self._settle(counters)
 
-    def _settle(self, read: ProductCounters) -> None:
+    def _settle(self, read: ProductCounters, origin: RowOrigin | None = None) -> None:
+        """One product's sum of the layer: with a merged main row (`origin`), the sum of the layer
+        the row was copied from, which follows the row's rule for every line since this import's
+        claim (docs/data-design.md, "Imports: a bounded number of layers"); else the entries above
+        the import's watermark."""
         location_id, product_id = self._location.location_id, read.product_id
         first: ProductCounters | None = read
 
@@ -68,8 +78,10 @@ class SumSettler:
                 return True  # no line of it: its sum is 0
             if counters.legacy:  # folded: the location announces this import, so the fold sums it too
                 change = CountersChange(expected=counters, fold=folded_sums(self._location, counters.ledger))
-                return True if self._repo.change_counters(location_id, change) else None
-            total = self.total(counters)
+                folded = self._repo.change_counters(location_id, change)
+                # A merged row's sum is the copy below, which the fold (by the layer's rule) is not.
+                return True if folded and origin is None else None
+            total = counters.sums.get(origin.layer, 0) if origin is not None else self.total(counters)
             if counters.sums.get(self._seq, 0) == total:
                 return True
             return True if self._repo.settle_layer(location_id, counters, self._seq, total) else None
@@ -78,6 +90,7 @@ class SumSettler:
 
     def total(self, counters: ProductCounters) -> int:
         """The lines above the import's watermark, wherever their entries are."""
+        assert self._through is not None
         entries: list[LedgerEntry] = list(counters.ledger)
         start = counters.first_page(segment=self._through // SEGMENT)
         if start is not None:

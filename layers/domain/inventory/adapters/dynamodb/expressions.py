@@ -74,6 +74,11 @@ class Update:
         self._remove += [self.name(attr) for attr in attrs]
         return self
 
+    def remove_path(self, path: Sequence[str]) -> Update:
+        """REMOVE a member of a map (absent: nothing to remove)."""
+        self._remove.append(self.name(*path))
+        return self
+
     def add_to_set(self, attr: str, members: Collection[str]) -> Update:
         self._add.append(f"{self.name(attr)} {self.value(set(members))}")
         return self

@@ -29,8 +29,8 @@ from inventory.adapters.dynamodb.locations import created_if_absent, read_locati
 from inventory.adapters.dynamodb.outbox import record_event
 from inventory.adapters.dynamodb.table import BATCH_WRITE_ITEMS, TableItems
 from inventory.errors import Conflict, ImportIdReused, ImportInProgress, NotFound
-from inventory.models import ImportStatus, LocationType, OutboxEvent, VisibleImport, epoch_ms, iso
-from inventory.models.imports import ImportCounts, ImportRecord, StockRow
+from inventory.models import ImportStatus, LocationType, OutboxEvent, VisibleImport, epoch_ms, from_epoch_ms, iso
+from inventory.models.imports import ImportCounts, ImportRecord, RowOrigin, StockRow
 
 WRITE_THREADS = 8  # BatchWriteItem calls of one chunk of rows in flight at once
 _UNFINISHED = (ImportStatus.ACCEPTED.value, ImportStatus.RUNNING.value)
@@ -42,9 +42,34 @@ def import_record_of(item: Mapping[str, Any]) -> ImportRecord:
 
 
 def stock_row_of(item: Mapping[str, Any]) -> StockRow:
-    """An import row, as DynamoDB returns it."""
+    """An import row, as DynamoDB returns it (a merged row with its origin: `o`, `i`, `a`, `w`, `s`)."""
     product_id, stock_location = import_row_of(item["sk"]["S"])
-    return StockRow(product_id=product_id, stock_location=stock_location, quantity=int(item["q"]["N"]))
+    origin = None
+    if "o" in item:
+        origin = RowOrigin(
+            seq=int(item["o"]["N"]),
+            import_id=item["i"]["S"],
+            accepted_at=from_epoch_ms(int(item["a"]["N"])),
+            shipments_included_through=int(item["w"]["N"]) if "w" in item else None,
+            layer=int(item["s"]["N"]),
+        )
+    return StockRow(product_id=product_id, stock_location=stock_location, quantity=int(item["q"]["N"]), origin=origin)
+
+
+def _merged_row_item(location_id: str, seq: int, row: StockRow, origin: RowOrigin) -> dict[str, Any]:
+    key = import_row_key(location_id, seq, row.product_id, row.stock_location)
+    item = {
+        "pk": {"S": key["pk"]},
+        "sk": {"S": key["sk"]},
+        "q": {"N": str(row.quantity)},
+        "o": {"N": str(origin.seq)},
+        "i": {"S": origin.import_id},
+        "a": {"N": str(epoch_ms(origin.accepted_at))},
+        "s": {"N": str(origin.layer)},
+    }
+    if origin.shipments_included_through is not None:
+        item["w"] = {"N": str(origin.shipments_included_through)}
+    return item
 
 
 class Imports(TableItems):
@@ -52,7 +77,9 @@ class Imports(TableItems):
 
     product_shards = PRODUCT_SHARDS
 
-    def begin_import(self, record: ImportRecord, create_as: LocationType | None = None) -> ImportRecord:
+    def begin_import(
+        self, record: ImportRecord, create_as: LocationType | None = None, *, claimed_after: int | None = None
+    ) -> ImportRecord:
         key = location_key(record.location_id)
         if self._table.get(import_key(record.location_id, record.import_id)) is not None:
             raise ImportIdReused(f"import {record.import_id!r} exists already")
@@ -71,6 +98,10 @@ class Imports(TableItems):
             claim.set("running_import_through", record.shipments_included_through)
         else:
             claim.remove("running_import_through")
+        if record.merged is not None:  # it merges: lines follow its merged rows' rules from now on
+            claim.set("running_import_merged", record.merged.model_dump())
+        else:
+            claim.remove("running_import_merged")
         # Free, or claimed by this very import id with no record yet: an earlier attempt of the
         # same request stopped between its claim and its record, and this one takes it over.
         free = f"({claim.absent('running_import_id')} OR {claim.equals('running_import_id', record.import_id)})"
@@ -79,11 +110,16 @@ class Imports(TableItems):
         else:  # the claim creates the location, so that a refused claim leaves none behind
             created_if_absent(claim, record.location_id, create_as, record.accepted_at)
             condition = f"{claim.absent('pk')} OR {free}"
+        if claimed_after is not None:  # the layers it merges are still those visible: no claim since
+            unclaimed = claim.absent("import_seq") if claimed_after == 0 else claim.equals("import_seq", claimed_after)
+            condition = f"({condition}) AND {unclaimed}"
         before = self._table.update(claim, key, condition, returns="ALL_OLD")
         if before is None:
             location = read_location(self._table, record.location_id)
             if location is None:
                 raise NotFound(f"location {record.location_id!r} does not exist")
+            if location.running_import_id in (None, record.import_id):
+                raise ImportInProgress(f"another import claimed location {record.location_id!r} since it was read")
             raise ImportInProgress(f"import {location.running_import_id!r} is still running for this location")
         record = record.model_copy(update={"seq": int(before.get("import_seq", 0)) + 1})
         key_of_record = import_key(record.location_id, record.import_id)
@@ -99,7 +135,11 @@ class Imports(TableItems):
             if (existing is not None and existing["status"] in _UNFINISHED) or took_over:
                 raise ImportIdReused(f"import {record.import_id!r} exists already")
             release = Update().remove(
-                "running_import_id", "running_import_claimed_at", "running_import_seq", "running_import_through"
+                "running_import_id",
+                "running_import_claimed_at",
+                "running_import_seq",
+                "running_import_through",
+                "running_import_merged",
             )
             if before.get("last_import"):
                 release.set("last_import", before["last_import"])
@@ -126,9 +166,17 @@ class Imports(TableItems):
         if self._table.update(update, import_key(location_id, import_id), update.is_in("status", _UNFINISHED)) is None:
             raise Conflict(f"import {import_id!r} is no longer running")
 
+    def record_merging(self, location_id: str, import_id: str, *, merged_shards: int) -> None:
+        update = Update().set("merged_shards", merged_shards)
+        if self._table.update(update, import_key(location_id, import_id), update.is_in("status", _UNFINISHED)) is None:
+            raise Conflict(f"import {import_id!r} is no longer running")
+
     def write_import_rows(self, location_id: str, seq: int, rows: Sequence[StockRow]) -> None:
         items = []
         for row in rows:  # the hot loop of a 1,000,000-row import: attribute values built directly
+            if row.origin is not None:  # a merged row
+                items.append({"PutRequest": {"Item": _merged_row_item(location_id, seq, row, row.origin)}})
+                continue
             key = import_row_key(location_id, seq, row.product_id, row.stock_location)
             item = {"pk": {"S": key["pk"]}, "sk": {"S": key["sk"]}, "q": {"N": str(row.quantity)}}
             items.append({"PutRequest": {"Item": item}})
@@ -167,6 +215,7 @@ class Imports(TableItems):
             shipments_included_through=record.shipments_included_through,
             accepted_at=record.accepted_at,
             completed_at=completed_at,
+            merged=record.merged,
         ).model_dump(mode="json")
         if record.kind.is_baseline:
             # A whole-location import supersedes every earlier one: readers need only it, and later ones.
@@ -175,6 +224,8 @@ class Imports(TableItems):
             release.set("last_baseline_import_ms", epoch_ms(completed_at))
         else:
             release.set_path(("visible_imports", str(record.seq)), visible)
+            for merged in record.merges:  # in the same write: its layer replaces them
+                release.remove_path(("visible_imports", str(merged)))
         if event is not None:
             record_event(release, location_pk(location_id), event)
         self._apply_release(record, release)
@@ -268,6 +319,6 @@ def _release(record: ImportRecord) -> Update:
     """Give the location back: no import running, this one the last (and announced no longer as
     running: once visible, its visible entry announces it)."""
     update = Update().remove("running_import_id", "running_import_claimed_at")
-    update.remove("running_import_seq", "running_import_through")
+    update.remove("running_import_seq", "running_import_through", "running_import_merged")
     update.set("last_import", record.summary().model_dump(mode="json", exclude_none=True))
     return update.set("updated_at", iso(record.completed_at or record.accepted_at))

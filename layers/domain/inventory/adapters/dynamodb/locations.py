@@ -64,6 +64,7 @@ def location_of(item: Mapping[str, Any]) -> Location:
         import_seq=item.get("import_seq", 0),
         running_import_seq=item.get("running_import_seq"),
         running_import_through=item.get("running_import_through"),
+        running_import_merged=item.get("running_import_merged"),
         visible_imports=tuple(
             VisibleImport.model_validate(meta)
             for _, meta in sorted(item.get("visible_imports", {}).items(), key=lambda entry: int(entry[0]))
