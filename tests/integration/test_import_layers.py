@@ -20,6 +20,7 @@ import pytest
 
 from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from inventory.messages import DetailType
+from inventory.messages.import_work import LayerPurge
 from inventory.models import PARTIAL_LAYERS, ImportKind, ImportStatus, LocationChanges, LocationType
 from inventory.models.imports import StockRow
 from inventory.services.import_runs import ImportRunner
@@ -61,6 +62,7 @@ class Location:
         self.relay = OutboxRelay(repo, MemoryPublisher(), self.clock, finishers=finishers)
         self.watermark = 0
         self.events = 0
+        self.purged = 0
         MasterSwitchService(repo, self.clock, 15).put(self.location_id, LocationChanges(type=LocationType.DC))
 
     def event(self, product: str, timestamp: int) -> tuple[str, Shipment, str]:
@@ -94,7 +96,10 @@ class Location:
         while self.queue.messages:
             messages, self.queue.messages = self.queue.messages, []
             for message in messages:
-                status = self.imports.run(self.location_id, str(message["import_id"]), lambda: 10**9)
+                if "layers" in message:  # a purge: the worker's delay has passed by the next round
+                    self.purged += self.imports.purge(LayerPurge.model_validate(message), lambda: 10**9)
+                else:
+                    status = self.imports.run(self.location_id, str(message["import_id"]), lambda: 10**9)
             self.clock.advance(seconds=SETTLE.total_seconds())
         return status
 
@@ -167,7 +172,10 @@ def test_partial_imports_after_a_full_one_keep_every_read_bounded(location: tupl
     largest, where = measured.phase()
     print(
         f"\n{IMPORTS} partial imports after a full one: the most items one product's read touched {most} "
-        f"(bound {ITEMS_PER_READ}; {first_read} after the first 10); largest item written {largest} B ({where})"
+        f"(bound {ITEMS_PER_READ}; {first_read} after the first 10); largest item written {largest} B ({where}); "
+        f"rows purged from layers no longer visible {store.purged}"
     )
     assert most <= ITEMS_PER_READ
     assert largest < 4 * 1024
+    merges = IMPORTS // (PARTIAL_LAYERS + 1)
+    assert store.purged >= merges * PARTIAL_LAYERS * 2  # each merged layer held 2 rows at least

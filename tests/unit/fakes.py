@@ -367,6 +367,16 @@ class MemoryRepository(
         self._wrote()
 
     @_port
+    def purge_import_rows(self, location_id: str, seq: int, shard: int) -> int:
+        rows = self.rows.get((location_id, seq), {})
+        doomed = [key for key, row in rows.items() if product_shard(row.product_id) == shard]
+        for key in doomed:
+            del rows[key]
+        if doomed:
+            self._wrote()
+        return len(doomed)
+
+    @_port
     def write_import_rows(self, location_id: str, seq: int, rows: Sequence[StockRow]) -> None:
         target = self.rows.setdefault((location_id, seq), {})
         for row in rows:

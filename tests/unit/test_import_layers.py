@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from inventory.messages.import_work import LayerPurge
 from inventory.models import PARTIAL_LAYERS, ImportKind, ImportStatus, VisibleImport
 from inventory.models.imports import RowOrigin, StockRow
 from inventory.services.import_runs import rows_to_merge
@@ -178,3 +180,65 @@ def test_forty_partial_imports_leave_at_most_nine_layers_and_a_constant_read() -
         reads.append(len(location.visible_imports))
     assert max(reads) <= 1 + PARTIAL_LAYERS
     assert reads[-PARTIAL_LAYERS:] == reads[-2 * PARTIAL_LAYERS : -PARTIAL_LAYERS]  # a cycle: bounded, not growing
+
+
+def rows_of(store: Store, seq: int) -> int:
+    return len(store.world.repo.rows.get(("s1", seq), {}))
+
+
+def test_the_layers_an_import_ends_are_purged_once_it_released_the_location_and_the_visible_ones_never() -> None:
+    store = Store()
+    store.accept(ImportKind.INITIAL, dict.fromkeys(PRODUCTS, 100), 0)
+    store.complete()
+    for n in range(PARTIAL_LAYERS):
+        store.accept(ImportKind.PARTIAL, {PRODUCTS[n % 4]: n, PRODUCTS[(n + 1) % 4]: n}, n)
+        store.complete()
+    before = {p: store.world.soh(p) for p in PRODUCTS}
+    queue = store.world.queue
+    store.accept(ImportKind.PARTIAL, {"a": 7}, 20)  # the 9th: it merges the 8
+    # It stops between its record's completion and the location's release.
+    store.world.repo.fail_next("complete_import", TimeoutError("stopped"), after_writes=1)
+    with pytest.raises(TimeoutError):
+        store.world.run_queue()
+    purge, delay = queue.messages[-1], queue.delays[-1]
+    assert purge["layers"] == list(range(2, 2 + PARTIAL_LAYERS))
+    assert delay == 900
+
+    store.world.imports.purge(LayerPurge.model_validate(queue.messages.pop()), lambda: 10**9)  # still running
+    assert queue.messages[-1]["released_seen"] is False  # it waits, a delay at a time
+    assert all(rows_of(store, seq) == 2 for seq in range(2, 2 + PARTIAL_LAYERS))
+
+    queue.messages.insert(0, {"location_id": "s1", "import_id": store.running})  # the redelivery
+    store.complete()  # completes, and the purge's last wait is over after one more delay
+    location = store.world.repo.get_location("s1")
+    assert location is not None
+    assert [v.seq for v in location.visible_imports] == [1, 2 + PARTIAL_LAYERS]
+    assert all(rows_of(store, seq) == 0 for seq in range(2, 2 + PARTIAL_LAYERS))
+    assert rows_of(store, 1) == len(PRODUCTS)
+    assert {p: store.world.soh(p) for p in PRODUCTS} == before | {"a": 7}
+    store.check()
+
+
+def test_a_failed_import_s_own_rows_are_purged_and_the_layers_it_would_have_merged_stay() -> None:
+    store = Store()
+    store.accept(ImportKind.INITIAL, dict.fromkeys(PRODUCTS, 100), 0)
+    store.complete()
+    for n in range(PARTIAL_LAYERS):
+        store.accept(ImportKind.PARTIAL, {PRODUCTS[n % 4]: n}, n)
+        store.complete()
+    store.accept(ImportKind.PARTIAL, {"b": 1}, 20)
+    message = store.world.queue.messages.pop(0)
+    store.world.imports.run("s1", str(message["import_id"]), lambda: 0)
+    seq = 2 + PARTIAL_LAYERS
+    assert rows_of(store, seq) == 1
+    store.world.imports.abandon("s1", str(message["import_id"]), "the test gives it up")
+    store.world.queue.messages = [m for m in store.world.queue.messages if "layers" in m]
+    store.world.run_queue()
+
+    assert rows_of(store, seq) == 0
+    assert all(rows_of(store, s) == 1 for s in range(2, seq))
+    location = store.world.repo.get_location("s1")
+    assert location is not None
+    assert len(location.partial_layers()) == PARTIAL_LAYERS
+    for product in PRODUCTS:
+        assert store.world.soh(product) == ({PRODUCTS[n % 4]: n for n in range(PARTIAL_LAYERS)}.get(product, 100))

@@ -16,6 +16,7 @@ from inventory.errors import (
     NotFound,
     OpenMispickCounts,
 )
+from inventory.messages.import_work import LayerPurge
 from inventory.models import CountReason, ImportKind, ImportStatus, InventoryMaster, LocationChanges, LocationType
 from inventory.models.counts import CycleCount
 from inventory.models.imports import StockRow
@@ -40,7 +41,10 @@ class World:
     def run_queue(self, budget_ms: int = 10**9) -> None:
         while self.queue.messages:
             message = self.queue.messages.pop(0)
-            self.imports.run(str(message["location_id"]), str(message["import_id"]), lambda: budget_ms)
+            if "layers" in message:  # a purge of layers an import's ending left invisible
+                self.imports.purge(LayerPurge.model_validate(message), lambda: budget_ms)
+            else:
+                self.imports.run(str(message["location_id"]), str(message["import_id"]), lambda: budget_ms)
 
     def import_inline(self, import_id: str, kind: ImportKind, rows: dict[str, int], **extra: object) -> None:
         items = [StockRow(product_id=p, stock_location="main", quantity=q) for p, q in rows.items()]

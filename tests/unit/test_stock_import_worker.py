@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from inventory.errors import InvalidInput, TemporarilyUnavailable
-from inventory.messages.import_work import ImportStep, parse_import_work
+from inventory.messages.import_work import ImportStep, LayerPurge, parse_import_work
 from inventory.models import ImportKind, ImportStatus
 from inventory.models.imports import StockRow
 from inventory.services.imports import ImportRequest
@@ -32,6 +32,19 @@ def test_a_step_runs_its_import_and_a_test_event_does_nothing() -> None:
 
     assert world.imports.status("s1", "i1").status is ImportStatus.COMPLETED
     assert world.soh("a") == 3
+
+
+def test_a_purge_message_is_dispatched_to_the_purge_and_a_bad_one_is_refused() -> None:
+    world = World()
+    worker = StockImportWorker(world.imports)
+    worker.process(accepted(world), lambda: 10**9)
+    purge = parse_import_work('{"location_id": "s1", "import_id": "i1", "layers": [7]}')
+
+    assert isinstance(purge, LayerPurge)
+    assert worker.process(purge, lambda: 10**9).applied
+    assert world.queue.messages == [{**purge.model_dump(), "released_seen": True}]  # waits one more delay
+    with pytest.raises(InvalidInput):
+        parse_import_work('{"location_id": "s1", "import_id": "i1", "layers": []}')
 
 
 def test_a_message_that_failed_parsing_is_refused_for_good() -> None:

@@ -87,6 +87,11 @@ class ImportRepository(Protocol):
         `merged_shards` shards are in its own layer. Conflict when the import is no longer running."""
         ...
 
+    def purge_import_rows(self, location_id: str, seq: int, shard: int) -> int:
+        """Delete every row of import `seq` in one shard (a layer no reader can still need); how
+        many there were. Safe to repeat."""
+        ...
+
     def write_import_rows(self, location_id: str, seq: int, rows: Sequence[StockRow]) -> None:
         """Put rows of import `seq` (invisible until the import completes); idempotent."""
         ...

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from inventory.errors import InvalidInput
 from inventory.messages.parsing import invalid
-from inventory.models import ImportKind, LocationType
+from inventory.models import PARTIAL_LAYERS, ImportKind, LocationType
 from inventory.types import ClientId, FlagText, LocationId, LogicalTimestampText
 
 
@@ -24,6 +24,21 @@ class ImportStep(_Message):
 
     location_id: LocationId
     import_id: ClientId
+
+
+class LayerPurge(_Message):
+    """Delete the rows of import layers that an import's ending leaves invisible (docs/data-design.md,
+    "Imports: a bounded number of layers", Purges): those it supersedes or merged when it completed,
+    or its own when it failed; from `shard` on, once its ending released the location and a whole
+    delay has passed since that was seen (`released_seen`)."""
+
+    location_id: LocationId
+    import_id: ClientId
+    layers: Annotated[
+        list[Annotated[int, Field(ge=1)]], Field(min_length=1, max_length=1 + PARTIAL_LAYERS)
+    ]  # what one ending leaves invisible
+    shard: Annotated[int, Field(ge=0)] = 0
+    released_seen: bool = False
 
 
 class _S3Bucket(_Message):
@@ -60,7 +75,7 @@ class S3TestEvent(_Message):
     event: Literal["s3:TestEvent"] = Field(alias="Event")
 
 
-ImportWork = ImportStep | FilesDropped | S3TestEvent
+ImportWork = ImportStep | LayerPurge | FilesDropped | S3TestEvent
 
 
 class FileMetadata(_Message):
@@ -93,6 +108,8 @@ def parse_import_work(body: str) -> ImportWork:
         model = FilesDropped
     elif "Event" in raw:
         model = S3TestEvent
+    elif "layers" in raw:
+        model = LayerPurge
     else:
         model = ImportStep
     try:

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 
 from inventory.errors import Conflict, NotFound
 from inventory.import_rows import InflationLimit, Row, RowError, read_rows, sniff_format
-from inventory.messages.import_work import parse_dropped_file, parse_file_metadata
+from inventory.messages.import_work import LayerPurge, parse_dropped_file, parse_file_metadata
 from inventory.models import ImportStatus, VisibleImport, product_order
 from inventory.models.imports import ImportCounts, ImportRecord, RowOrigin, StockRow
+from inventory.observability import logger
 from inventory.services.imports import ENDED, ImportRequest, ImportService, imported_event, release_if_claimed
 from inventory.services.sums import SumSettler
 from inventory.types import STOCK_LOCATIONS
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 CHUNK_ROWS = 5_000  # rows written between two checkpoints
 MAX_ERRORS = 100  # errors kept on the import's status; a file stops being read at its 100th invalid row
 HAND_ON_BELOW_MS = 30_000  # time a chunk may need; below it, the rest goes to the next message
+# How long after an import's ending released the location its superseded layers are purged: longer
+# than any function invocation (15 minutes at most) that may have listed them before; SQS's longest delay.
+PURGE_DELAY_SECONDS = 900
 
 
 def rows_to_merge(
@@ -166,6 +170,7 @@ class ImportRunner(ImportService):
                 writing.result()
         counts = ImportCounts(rows=rows + rejected.lines, applied=0 if rejected.lines else rows)
         if rejected.lines:  # an empty file is an error too (empty_file)
+            self._purge_later(record, [record.seq])  # the rows it wrote before the file failed
             self._repo.fail_import(
                 location_id, import_id, failed_at=self._clock.now(), errors=rejected.errors, counts=counts
             )
@@ -218,6 +223,12 @@ class ImportRunner(ImportService):
 
     def _complete(self, record: ImportRecord, counts: ImportCounts) -> ImportStatus:
         now = self._clock.now()
+        if record.kind.is_baseline:
+            location = self._repo.get_location(record.location_id)
+            ended = [v.seq for v in location.visible_imports] if location is not None else []
+        else:
+            ended = list(record.merges)
+        self._purge_later(record, ended)  # before the write that ends them: a stop between loses nothing
         self._repo.complete_import(
             record.location_id,
             record.import_id,
@@ -293,8 +304,50 @@ class ImportRunner(ImportService):
             release_if_claimed(self._repo, record)
             return record.status
         error = {"line": 0, "code": "abandoned", "message": f"the import failed on every attempt: {reason}"}
+        if record.seq is not None:
+            self._purge_later(record, [record.seq])
         self._repo.fail_import(location_id, import_id, failed_at=self._clock.now(), errors=[error])
         return ImportStatus.FAILED
+
+    # ------------------------------------------------------------------ purges of layers no longer visible
+    def _purge_later(self, record: ImportRecord, layers: list[int]) -> None:
+        """Queue the purge of the layers this import's ending leaves invisible (its own, if it fails)."""
+        if layers:
+            purge: dict[str, object] = {"location_id": record.location_id, "import_id": record.import_id}
+            purge["layers"] = layers
+            self._queue.send(purge, delay_seconds=PURGE_DELAY_SECONDS)
+
+    def purge(self, work: LayerPurge, remaining_ms: Callable[[], int]) -> int:
+        """Delete the rows of layers no reader can still need; how many. Only once the import that
+        ends them has ended and released the location (until then it waits, a delay at a time),
+        and a whole delay after that was first seen: no function invocation lasts longer, so none
+        that listed the layers before the release is still reading them. A layer visible or running
+        is never touched. Hands the rest on, shard by shard, when time runs short."""
+        location_id, import_id = work.location_id, work.import_id
+        record = self._repo.get_import(location_id, import_id)
+        location = self._repo.get_location(location_id)
+        if record is None or location is None:
+            return 0
+        if record.status not in ENDED or location.running_import_id == import_id or not work.released_seen:
+            again = work.model_copy(
+                update={"released_seen": record.status in ENDED and location.running_import_id != import_id}
+            )
+            self._queue.send(again.model_dump(), delay_seconds=PURGE_DELAY_SECONDS)
+            return 0
+        live = location.announced()  # the visible layers and the running import's
+        if record.status is ImportStatus.COMPLETED:
+            doomed = [seq for seq in work.layers if seq not in live and seq != record.seq]
+        else:
+            doomed = [seq for seq in work.layers if seq not in live and seq == record.seq]
+        deleted, shard = 0, work.shard
+        while shard < self._repo.product_shards:
+            deleted += sum(self._repo.purge_import_rows(location_id, seq, shard) for seq in doomed)
+            shard += 1
+            if shard < self._repo.product_shards and remaining_ms() < HAND_ON_BELOW_MS:
+                self._queue.send(work.model_copy(update={"shard": shard}).model_dump())
+                break
+        logger.info("import layers purged", extra={"layers": doomed, "rows": deleted, "through_shard": shard})
+        return deleted
 
     def _write(self, record: ImportRecord, chunk: list[Row]) -> None:
         assert record.seq is not None

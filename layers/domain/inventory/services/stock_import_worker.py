@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from inventory.errors import ImportInProgress, TemporarilyUnavailable
-from inventory.messages.import_work import FilesDropped, ImportStep, ImportWork, S3TestEvent
+from inventory.messages.import_work import FilesDropped, ImportStep, ImportWork, LayerPurge, S3TestEvent
 from inventory.models import ImportStatus
 from inventory.observability import logger
 from inventory.services.import_runs import ImportRunner
@@ -43,6 +43,8 @@ class StockImportWorker:
                 case ImportStep():
                     status = self._imports.run(work.location_id, work.import_id, remaining_ms)
                     logger.info("import advanced", extra={"import_id": work.import_id, "status": status.value})
+                case LayerPurge():
+                    self._imports.purge(work, remaining_ms)
                 case S3TestEvent():
                     logger.info("S3 test event ignored")
         except Exception as error:  # the message's outcome

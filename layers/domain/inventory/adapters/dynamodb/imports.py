@@ -307,6 +307,25 @@ class Imports(TableItems):
         )
         return (stock_row_of(item) for item in items)
 
+    def purge_import_rows(self, location_id: str, seq: int, shard: int) -> int:
+        keys = self._table.query_all(
+            KeyConditionExpression="#pk = :pk",
+            ExpressionAttributeNames={"#pk": "pk", "#sk": "sk"},
+            ExpressionAttributeValues=to_ddb({":pk": import_partition(location_id, seq, shard)}),
+            ProjectionExpression="#pk, #sk",
+        )
+        deleted = 0
+        batch: list[dict[str, Any]] = []
+        gave_up = "DynamoDB kept part of a purge unprocessed; the purge goes on from its shard"
+        for key in keys:
+            batch.append({"DeleteRequest": {"Key": {"pk": key["pk"], "sk": key["sk"]}}})
+            if len(batch) == BATCH_WRITE_ITEMS:
+                self._table.write_batch(batch, gave_up)
+                deleted, batch = deleted + len(batch), []
+        if batch:
+            self._table.write_batch(batch, gave_up)
+        return deleted + len(batch)
+
     def import_rows_page(
         self, location_id: str, seq: int, shard: int, after_product: str | None, limit: int
     ) -> tuple[list[StockRow], bool]:
