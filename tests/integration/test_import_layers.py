@@ -1,6 +1,6 @@
 """Many partial imports after a full one, through the real adapter on dynalite (issue "Nothing grows
 with history", item 5): a location takes IMPORT_LAYERS partial imports after its initial import
-(30 in `make test`, 500 in `make soak`), most naming a `shipments_included_through` inside the
+(20 in `make test`, 500 in `make soak`), most naming a `shipments_included_through` inside the
 history, some none, with shipment lines between them (late ones included: at or below watermarks
 that merged rows still follow) and lines of a batch that read the location before an import's
 claim. Every figure and base equals the reference model (tests/unit/reference.py) at checkpoints;
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.integration, pytest.mark.long]
 
-IMPORTS = int(os.environ.get("IMPORT_LAYERS", "30"))
+IMPORTS = int(os.environ.get("IMPORT_LAYERS", "20"))
 PRODUCTS = [f"p{n:02}" for n in range(12)]
 SETTLE = timedelta(seconds=120)  # the import worker's delay, as deployed
 # A read of one product: its location, its hot item, and one row per stock location type in each

@@ -128,3 +128,25 @@ def test_allocations_from_the_bus_open_and_release_and_a_duplicate_product_is_re
     assert isinstance(refused, InvalidInput)
     assert [(d["field"], d["code"]) for d in refused.details] == [("detail.items", "duplicate_product")]
     assert shop.figures("a") == (5, 0, 5)
+
+
+def test_a_product_found_holding_allocations_is_read_ahead_until_it_holds_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    shop = Shop({"a": 10})
+    shop.allocate("al-1", a=3)
+    blind, append = [], shop.repo.append_entry
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        blind.append(args[1])
+        return append(*args, **kwargs)
+
+    monkeypatch.setattr(shop.repo, "append_entry", counted)
+    events = service(shop)
+    for n in range(5):
+        line = shipment(f"ev-{n}", shipment_id=f"sh-{n}", items=[{"product_id": "a", "quantity": 1}])
+        assert events.apply({f"m-{n}": parsed(bus_message(line))}, plenty_of_time).outcomes[f"m-{n}"].applied
+        shop.clock.advance(seconds=1)
+
+    # The first line's blind write was refused (a holds al-1); the next two read ahead and closed
+    # it; the fourth, read ahead once more, found nothing allocated; the fifth wrote blind again.
+    assert blind == ["a", "a"]
+    assert shop.figures("a") == (5, 0, 5)

@@ -28,6 +28,10 @@ MOVE_ALLOCATIONS = 16  # the most one move takes
 LINES_PAGE = 100  # the most allocation lines one read asks for
 # A mover's claim older than this is taken over: its mover stopped (a function runs 60 s at most).
 CLAIM_EXPIRES = timedelta(seconds=120)
+# How long a product found holding allocations is read ahead rather than written blind, and how many
+# such products a warm function remembers (AllocationHolders).
+ALLOCATED_KEPT = timedelta(minutes=5)
+ALLOCATED_REMEMBERED = 10_000
 
 
 def received_order(created_at: datetime) -> int:
@@ -249,3 +253,26 @@ class AllocationMover:
         cleared = tuple(a for a in movable if a.quantity == 0)
         taken_over = tuple(sorted({a.claim for a in moved if a.claim and a.claim != token}))
         return AllocationMove(expected=counters, token=token, moved=moved, cleared=cleared, taken_over=taken_over)
+
+
+class AllocationHolders:
+    """The products a warm function found holding allocations (a shipment line's blind write was
+    refused), for ALLOCATED_KEPT: their lines are read ahead with their batch instead of written
+    blind first. A guess that only chooses between two correct paths: a stale one costs a read,
+    never a figure. At most ALLOCATED_REMEMBERED, so memory never grows with the catalogue."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._until: dict[tuple[str, str], datetime] = {}
+
+    def holds(self, location_id: str, product_id: str) -> bool:
+        until = self._until.get((location_id, product_id))
+        return until is not None and until > self._clock.now()
+
+    def found(self, location_id: str, product_id: str) -> None:
+        if len(self._until) >= ALLOCATED_REMEMBERED:
+            self._until.clear()
+        self._until[(location_id, product_id)] = self._clock.now() + ALLOCATED_KEPT
+
+    def cleared(self, location_id: str, product_id: str) -> None:
+        self._until.pop((location_id, product_id), None)

@@ -35,6 +35,7 @@ from inventory.models.imports import StockRow
 from inventory.observability import logger
 from inventory.services.allocation_lines import (
     HELD_ALLOCATIONS,
+    AllocationHolders,
     AllocationMover,
     apply_closes,
     closes_of,
@@ -231,6 +232,7 @@ class ShipmentService:
         self._mover = EntryMover(repository, clock, settled_after)
         self._allocation_mover = AllocationMover(repository, clock)
         self._batch: _Batch | None = None
+        self._holders = AllocationHolders(clock)  # read ahead rather than written blind
 
     # ------------------------------------------------------------------ batches
     def read_ahead(self, shipments: Sequence[Shipment]) -> None:
@@ -249,7 +251,8 @@ class ShipmentService:
             products = wanted.setdefault(shipment.location_id, {})
             late = late_layers(self._location(shipment.location_id), shipment.logical_timestamp)
             for line in shipment.lines:
-                if line.allocation_id or late:  # lines that read first, with their rows in the layers they are late for
+                # lines that read first (with their rows in the layers they are late for)
+                if line.allocation_id or late or self._holders.holds(shipment.location_id, line.product_id):
                     products[line.product_id] = tuple(sorted({*products.get(line.product_id, ()), *late}))
         self._batch.ahead = {
             (location_id, product_id): state
@@ -327,8 +330,11 @@ class ShipmentService:
             entry = self._entry(shipment, index, line, location)
             event = self._applied_event(shipment, index, line)
             held: int | None = None
-            if not (redelivered or line.allocation_id or late):  # no read: most lines
+            reads_first = redelivered or line.allocation_id or late
+            if not (reads_first or self._holders.holds(shipment.location_id, line.product_id)):  # most lines
                 held = self._repo.append_entry(shipment.location_id, line.product_id, entry, event, into)
+                if held is None:  # refused: most often, the product holds allocations the line must close
+                    self._holders.found(shipment.location_id, line.product_id)
             if held is not None:
                 applied += 1
             else:
@@ -409,6 +415,8 @@ class ShipmentService:
                 line_into = tuple(sorted({*into, *late_layers_excluding(location, timestamp, rows)}))
             else:
                 counters = ahead[0] if ahead else self._repo.counters_of(location_id, product_id)
+            if not counters.allocated:
+                self._holders.cleared(location_id, product_id)  # its next line writes blind again
             written = counters.entry(entry.entry_id, entry.source_hash)
             if written is not None:  # applied by an earlier delivery: complete what it closed of lines
                 apply_closes(self._repo, location_id, product_id, written)
