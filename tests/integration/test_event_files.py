@@ -39,6 +39,7 @@ SCENARIO: list[tuple[str, Any]] = [
     ("stock_list", 200),
     ("stock_import_worker_file_dropped", NO_FAILURES),
     ("stock_import_worker_step_dropped_file", NO_FAILURES),  # SKU-1001: 4 units
+    ("stock_import_worker_purge", NO_FAILURES),  # what erp-delta-0001 ended: none; it sends itself on
     ("allocations_post", 201),  # 2 of them for ORD-5521-1
     ("allocations_get", 200),
     ("allocations_post_insufficient", 409),  # SKU-1002 has none: refused whole
