@@ -1138,7 +1138,7 @@ def check_a_page_put_again_after_the_relay_read_it_stays_in_the_outbox(repo: Rep
 @check
 def check_a_move_drops_what_no_read_needs(repo: Repository) -> None:
     """Given pointers and sums a move is told to drop, when it moves, then they are gone, the
-    segment cut is raised, and a pointer its own entries set is kept."""
+    segment and epoch cuts are raised, and a pointer its own entries set is kept."""
     store = new_location(repo)
     counters = buffered(repo, store, "p", line("e1:0", 1, epoch=1), line("e2:0", 9000, epoch=2))
     repo.move_to_page(store, PageMove(expected=counters, entries=counters.ledger[:1]))
@@ -1150,6 +1150,7 @@ def check_a_move_drops_what_no_read_needs(repo: Repository) -> None:
         drop_segments=(0, 2),
         drop_epochs=(1, 2),
         segment_cut=1,
+        epoch_cut=2,
     )
 
     assert repo.move_to_page(store, move)
@@ -1157,6 +1158,7 @@ def check_a_move_drops_what_no_read_needs(repo: Repository) -> None:
     after = repo.counters_of(store, "p")
     assert (after.sums, after.segments, after.epochs, after.segment_cut) == ({0: -3}, {2: 2}, {2: 2}, 1)
     assert after.first_page(segment=0) == 1  # below the cut: from the first page
+    assert (after.epoch_cut, after.first_page(epoch=1)) == (2, 1)
 
 
 @check

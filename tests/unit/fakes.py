@@ -671,7 +671,7 @@ class MemoryRepository(
         for entry in entries:
             if entry.logical_timestamp is not None and entry.logical_timestamp // SEGMENT >= move.segment_cut:
                 segments.setdefault(entry.logical_timestamp // SEGMENT, number)
-            if entry.epoch is not None:
+            if entry.epoch is not None and entry.epoch >= move.epoch_cut:
                 epochs.setdefault(entry.epoch, number)
         item = counters_item(location_id, expected.product_id)
         for event_id in event_ids:
@@ -686,6 +686,7 @@ class MemoryRepository(
                 "segments": segments,
                 "epochs": epochs,
                 "segment_cut": max(current.segment_cut, move.segment_cut),
+                "epoch_cut": max(current.epoch_cut, move.epoch_cut),
             }
         )
         self._store_counters(location_id, changed, None)

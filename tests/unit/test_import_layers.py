@@ -18,6 +18,7 @@ from inventory.models import PARTIAL_LAYERS, ImportKind, ImportStatus, VisibleIm
 from inventory.models.imports import RowOrigin, StockRow
 from inventory.services.import_runs import rows_to_merge
 from inventory.services.imports import ImportRequest
+from inventory.services.ledger_moves import kept_at_most
 from inventory.services.shipment_events import ShipmentService
 from inventory.services.stock import StockService
 from tests.unit.reference import ErpStore
@@ -242,3 +243,11 @@ def test_a_failed_import_s_own_rows_are_purged_and_the_layers_it_would_have_merg
     assert len(location.partial_layers()) == PARTIAL_LAYERS
     for product in PRODUCTS:
         assert store.world.soh(product) == ({PRODUCTS[n % 4]: n for n in range(PARTIAL_LAYERS)}.get(product, 100))
+
+
+def test_a_hot_item_keeps_at_most_64_epoch_pointers_however_old_the_merged_rows_origins() -> None:
+    drop, cut = kept_at_most(list(range(3, 73)), below=2, cut=0)  # 70 epochs, all above the oldest origin
+
+    assert drop == [3, 4, 5, 6, 7, 8]
+    assert cut == 9  # a base of an epoch below it reads the pages from the first one
+    assert kept_at_most(list(range(3, 10)), below=5, cut=0) == ([3, 4], 0)

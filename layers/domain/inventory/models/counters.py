@@ -95,10 +95,12 @@ class ProductCounters(Frozen):
     buffered: int = 0  # how many entries the buffer holds (the write that adds one says so)
     pages: int = 0  # committed ledger pages: 1 to `pages` are the product's moved entries, in order
     # The first committed page holding an entry of each logical-timestamp segment (SEGMENT), and of
-    # each epoch (`LedgerEntry.epoch`); segments below `segment_cut` were dropped: start at page 1.
+    # each epoch (`LedgerEntry.epoch`); segments below `segment_cut` (epochs below `epoch_cut`)
+    # were dropped: start at page 1.
     segments: dict[int, int] = {}  # noqa: RUF012
     epochs: dict[int, int] = {}  # noqa: RUF012
     segment_cut: int = 0
+    epoch_cut: int = 0
     pending: dict[str, OutboxEvent] = {}  # noqa: RUF012 - its unpublished events, by id
 
     @property
@@ -134,6 +136,8 @@ class ProductCounters(Frozen):
             found = [page for s, page in self.segments.items() if s >= segment]
         else:
             assert epoch is not None
+            if epoch < self.epoch_cut:
+                return 1 if self.pages else None
             found = [page for e, page in self.epochs.items() if e >= epoch]
         return min(found, default=None)
 
@@ -167,8 +171,8 @@ class PageMove(Frozen):
     unpublished events that go with them, in two writes: the page, then the product's item, on the
     condition that it is still at `expected.version`. The same write drops what no read needs any
     more: the sums of layers that can never be a base again, segment and epoch pointers below
-    anything an import or a base can ask for (`segment_cut`: segments below it are no longer
-    pointed at, and reading them starts at page 1)."""
+    anything an import or a base can ask for (`segment_cut`, `epoch_cut`: segments, epochs below
+    it are no longer pointed at, and reading them starts at page 1)."""
 
     expected: ProductCounters
     entries: tuple[LedgerEntry, ...]
@@ -177,3 +181,4 @@ class PageMove(Frozen):
     drop_segments: tuple[int, ...] = ()
     drop_epochs: tuple[int, ...] = ()
     segment_cut: int = 0
+    epoch_cut: int = 0

@@ -28,7 +28,8 @@ PAGE_ENTRIES = 16  # the most entries a ledger page holds
 MIN_PAGE_ENTRIES = 8
 CANDIDATES = 48  # the oldest entries of the buffer a move considers (their events' records are read together)
 MOVES_PER_LINE = 3  # pages a line moves at most, when the buffer fell behind
-SEGMENTS_KEPT = 64  # segment pointers a hot item keeps; below them, an import's settling reads from page 1
+# Segment (and epoch) pointers a hot item keeps; below them, a read of the pages starts at page 1.
+POINTERS_KEPT = 64
 # An event whose lines were completed by another delivery than the one that claimed it first: that
 # first delivery may still be writing blind (it does not read), for at most its function's timeout.
 # Its entries leave the buffer only this long after (the shipment events function's 60 s, and a margin).
@@ -74,7 +75,7 @@ class EntryMover:
         drop_sums = [n for n in counters.sums if n and n <= location.import_seq and n not in announced]
         lowest = location.lowest_origin()  # (merged rows' origins too)
         oldest_layer = lowest if lowest is not None else location.import_seq + 1
-        drop_epochs = [e for e in counters.epochs if e < oldest_layer]
+        drop_epochs, epoch_cut = kept_at_most(sorted(counters.epochs), oldest_layer, counters.epoch_cut)
         drop_segments, cut = segments_to_drop(location, counters)
         return PageMove(
             expected=counters,
@@ -84,6 +85,7 @@ class EntryMover:
             drop_segments=tuple(drop_segments),
             drop_epochs=tuple(drop_epochs),
             segment_cut=cut,
+            epoch_cut=epoch_cut,
         )
 
     def settled(self, claim: EventClaim | None, now: datetime) -> bool:
@@ -100,7 +102,7 @@ class EntryMover:
 def segments_to_drop(location: Location, counters: ProductCounters) -> tuple[list[int], int]:
     """The segment pointers no import or base can need: below the lowest watermark a visible layer
     names or a later import may name (never below the last completed one's); and beyond
-    SEGMENTS_KEPT, the oldest (then `segment_cut` says that reading them starts at page 1)."""
+    POINTERS_KEPT, the oldest (then `segment_cut` says that reading them starts at page 1)."""
     floor = location.watermark()
     drop: list[int] = []
     if floor is not None:
@@ -108,9 +110,19 @@ def segments_to_drop(location: Location, counters: ProductCounters) -> tuple[lis
         lowest = min(floor, named if named is not None else floor) // SEGMENT
         drop = [s for s in counters.segments if s < lowest]
     kept = sorted(s for s in counters.segments if s not in drop)
-    cut = counters.segment_cut
-    if len(kept) > SEGMENTS_KEPT:
-        dropped = kept[: len(kept) - SEGMENTS_KEPT]
+    dropped, cut = kept_at_most(kept, None, counters.segment_cut)
+    return drop + dropped, cut
+
+
+def kept_at_most(pointers: list[int], below: int | None, cut: int) -> tuple[list[int], int]:
+    """Of a hot item's page pointers (segments or epochs, ascending), those to drop: below `below`
+    (no read can ask for them), and beyond POINTERS_KEPT, the oldest; and the cut below which a
+    read starts at page 1. A merged row keeps its origin's watermark and epoch for as long as no
+    later import names its product, so without the bound they would grow with the imports."""
+    drop = [p for p in pointers if below is not None and p < below]
+    kept = [p for p in pointers if p not in drop]
+    if len(kept) > POINTERS_KEPT:
+        dropped = kept[: len(kept) - POINTERS_KEPT]
         drop += dropped
         cut = max(cut, dropped[-1] + 1)
     return drop, cut

@@ -113,6 +113,7 @@ def counters_of_item(item: Mapping[str, Any]) -> ProductCounters:
         segments=segments,
         epochs=epochs,
         segment_cut=int(item.get("segcut", 0)),
+        epoch_cut=int(item.get("epcut", 0)),
         pending=pending,
     )
 

@@ -138,7 +138,7 @@ class LedgerPages(TableItems):
         for entry in entries:
             if entry.logical_timestamp is not None and entry.logical_timestamp // SEGMENT >= move.segment_cut:
                 kept_segments.add(entry.logical_timestamp // SEGMENT)
-            if entry.epoch is not None:
+            if entry.epoch is not None and entry.epoch >= move.epoch_cut:
                 kept_epochs.add(entry.epoch)
         for segment in sorted(kept_segments - expected.segments.keys()):
             commit.set(segment_attribute(segment), number, if_absent=True)
@@ -152,6 +152,8 @@ class LedgerPages(TableItems):
             commit.remove(epoch_attribute(epoch))
         if move.segment_cut > expected.segment_cut:
             commit.set("segcut", move.segment_cut)
+        if move.epoch_cut > expected.epoch_cut:
+            commit.set("epcut", move.epoch_cut)
         condition = commit.equals("version", expected.version)
         return self._table.update(commit, counters_key(location_id, expected.product_id), condition, "NONE") is not None
 
