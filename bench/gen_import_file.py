@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from inventory.types import STOCK_LOCATIONS as SALABLE_BY_NAME
+from inventory.types import DEFAULT_STOCK_LOCATIONS as SALABLE_BY_NAME
 
 STOCK_LOCATIONS = tuple(SALABLE_BY_NAME)  # main, damaged, display, returns
 BLOCK_ROWS = 10_000

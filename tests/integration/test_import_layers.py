@@ -30,7 +30,7 @@ from inventory.services.outbox import OutboxRelay
 from inventory.services.shipment_events import Shipment, ShipmentService
 from inventory.services.shipment_figures import ShipmentFigures
 from inventory.services.stock import StockService
-from inventory.types import STOCK_LOCATIONS
+from inventory.types import DEFAULT_STOCK_LOCATIONS
 from tests.integration.test_history import Measured
 from tests.unit.fakes import FixedClock, MemoryFiles, MemoryPublisher, MemoryQueue
 from tests.unit.reference import ErpStore
@@ -46,7 +46,7 @@ PRODUCTS = [f"p{n:02}" for n in range(12)]
 SETTLE = timedelta(seconds=120)  # the import worker's delay, as deployed
 # A read of one product: its location, its hot item, and one row per stock location type in each
 # visible layer (the baseline and at most PARTIAL_LAYERS partial ones), whatever the imports.
-ITEMS_PER_READ = 1 + 1 + len(STOCK_LOCATIONS) * (1 + PARTIAL_LAYERS)
+ITEMS_PER_READ = 1 + 1 + len(DEFAULT_STOCK_LOCATIONS) * (1 + PARTIAL_LAYERS)
 
 
 class Location:

@@ -13,7 +13,7 @@ import functools
 import io
 import itertools
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Concatenate, ParamSpec, TypeVar
@@ -65,6 +65,7 @@ from inventory.models.counters import CountersChange, LedgerEntry, OpenAllocatio
 from inventory.models.counts import CycleCount
 from inventory.models.events import EventClaim
 from inventory.models.imports import ImportCounts, ImportRecord, StockRow
+from inventory.models.stock_locations import StockLocations
 from inventory.ports import (
     AllocationLineRepository,
     AllocationRepository,
@@ -77,9 +78,10 @@ from inventory.ports import (
     ImportRepository,
     LocationRepository,
     OutboxStore,
+    StockLocationRepository,
     WorkQueue,
 )
-from inventory.types import STOCK_LOCATIONS
+from inventory.types import DEFAULT_STOCK_LOCATIONS
 
 OutboxKey = tuple[str, str]  # (pk, sk) of an item that holds events: the item's own key, as in the adapter
 _ENDED = (ImportStatus.COMPLETED, ImportStatus.FAILED)
@@ -150,6 +152,7 @@ class MemoryRepository(
     AllocationRepository,
     CycleCountRepository,
     OutboxStore,
+    StockLocationRepository,
 ):
     """Every port of storage, in memory, as DynamoDbRepository implements them."""
 
@@ -170,6 +173,10 @@ class MemoryRepository(
         # Products' allocation lines, by (location, product), by (received order, allocation id).
         self.lines: dict[tuple[str, str], dict[tuple[int, str], OpenAllocation]] = {}
         self.counts: dict[tuple[str, str], CycleCount] = {}
+        # The stock location types' item: each type's `salable` and the types marked in use (None:
+        # no item stored, the defaults hold).
+        self.stock_location_types: dict[str, bool] | None = None
+        self.stock_locations_in_use: set[str] = set()
         # The outbox: each item's unpublished events by id, its version, and whether it is listed
         # (the adapter's sparse index, which an item leaves only when published at its version).
         self.items: set[OutboxKey] = set()
@@ -513,6 +520,45 @@ class MemoryRepository(
             rows = [r for r in rows if product_sk(r.product_id) > product_sk(after_product)]
         return _page(rows, limit)
 
+    # ---- the stock location types
+    @_port
+    def stock_locations(self) -> StockLocations:
+        if self.stock_location_types is None:
+            return StockLocations.defaults()
+        return StockLocations.of(self.stock_location_types, self.stock_locations_in_use)
+
+    def _stored_types(self) -> dict[str, bool]:
+        """The types' item, the defaults put first when none is stored (as the adapter does)."""
+        if self.stock_location_types is None:
+            self.stock_location_types = dict(DEFAULT_STOCK_LOCATIONS)
+            self._wrote()
+        return self.stock_location_types
+
+    @_port
+    def add_stock_location(self, name: str, salable: bool, *, at_most: int) -> bool:
+        types = self._stored_types()
+        if name in types or len(types) >= at_most:
+            return False
+        types[name] = salable
+        self._wrote()
+        return True
+
+    @_port
+    def set_stock_location_salable(self, name: str, salable: bool) -> bool:
+        types = self._stored_types()
+        if name not in types or name in self.stock_locations_in_use:
+            return False
+        types[name] = salable
+        self._wrote()
+        return True
+
+    @_port
+    def mark_stock_location_in_use(self, name: str) -> None:
+        if name not in self._stored_types():
+            raise Conflict(f"stock location {name!r} is not configured")
+        self.stock_locations_in_use.add(name)
+        self._wrote()
+
     # ---- counters (products' hot items) and ledger pages
     @_port
     def counters_of(self, location_id: str, product_id: str) -> ProductCounters:
@@ -526,12 +572,12 @@ class MemoryRepository(
 
     @_port
     def product_states(
-        self, location_id: str, wanted: Mapping[str, Sequence[int]]
+        self, location_id: str, wanted: Mapping[str, Sequence[int]], stock_locations: Collection[str]
     ) -> dict[str, tuple[ProductCounters, dict[int, list[StockRow]]]]:
         def rows_of(product_id: str, seq: int) -> list[StockRow]:
             rows = self.rows.get((location_id, seq), {})
-            # the adapter reads each product's row of every stock location there is, by key
-            return [rows[(product_id, s)] for s in sorted(STOCK_LOCATIONS) if (product_id, s) in rows]
+            # the adapter reads each product's row of every stock location asked for, by key
+            return [rows[(product_id, s)] for s in sorted(stock_locations) if (product_id, s) in rows]
 
         return {
             product_id: (self.counters_of(location_id, product_id), {seq: rows_of(product_id, seq) for seq in seqs})

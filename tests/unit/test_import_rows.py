@@ -14,7 +14,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from inventory.import_rows import (
-    DEFAULT_STOCK_LOCATIONS,
     INFLATION_FLOOR_BYTES,
     MAX_INFLATION,
     DuplicateCheck,
@@ -26,7 +25,7 @@ from inventory.import_rows import (
     sniff_format,
     validate_item,
 )
-from inventory.types import MAX_QUANTITY
+from inventory.types import DEFAULT_STOCK_LOCATIONS, MAX_QUANTITY
 
 JSONL, CSV = FileFormat.JSONL, FileFormat.CSV
 

@@ -107,6 +107,22 @@ class EventIdReused(Conflict):
     code = "event_id_reused"
 
 
+class MainAlwaysSalable(Conflict):
+    """`main` is salable, always (SPEC.md section 2)."""
+
+    code = "main_always_salable"
+
+
+class StockLocationInUse(Conflict):
+    """`salable` of a stock location type cannot change once a quantity other than 0 was put in it."""
+
+    code = "stock_location_in_use"
+
+
+class TooManyStockLocations(Conflict):
+    code = "too_many_stock_locations"
+
+
 class ItemTooLarge(Conflict):
     """The write would take a stored item past DynamoDB's 400 KB (a product's ledger at one
     location: docs/data-design.md)."""

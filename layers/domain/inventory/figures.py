@@ -12,7 +12,8 @@ from inventory.ledger import EVERY_LINE, counts_after
 from inventory.models import ImportKind, InventoryMaster, Location, VisibleImport
 from inventory.models.counters import LedgerEntry, ProductCounters
 from inventory.models.imports import RowOrigin, StockRow
-from inventory.types import MAIN, STOCK_LOCATIONS
+from inventory.models.stock_locations import StockLocations
+from inventory.types import MAIN
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ def product_stock(
     visible: Sequence[VisibleImport],
     rows: Mapping[int, Sequence[StockRow]],
     counters: ProductCounters,
+    stock_locations: StockLocations,
 ) -> ProductStock:
     """The figures of one product (SPEC.md section 3).
 
@@ -82,7 +84,8 @@ def product_stock(
     product's item keeps for the base's layer (every line's, without a base), or, in an item of
     the earlier shape, the entries it holds. The switch to platform master changes none of this:
     its base is the figure of that moment with the watermark of the import it came from, so a
-    shipment at or below that watermark changes nothing after it either.
+    shipment at or below that watermark changes nothing after it either. Stock on hand is the sum
+    of the stock locations that `stock_locations` (the configured types) says are salable.
     """
     ledger = counters.ledger
     newest_first = sorted(visible, key=lambda v: v.seq, reverse=True)
@@ -109,7 +112,7 @@ def product_stock(
         else:
             moves = counters.sums.get(base.layer if base else EVERY_LINE, 0) if stock_location == MAIN else 0
         quantity = (base.quantity if base else 0) + moves
-        figures.append(StockLocationFigure(stock_location, quantity, STOCK_LOCATIONS.get(stock_location, False), base))
+        figures.append(StockLocationFigure(stock_location, quantity, stock_locations.salable(stock_location), base))
     since.sort(key=lambda e: (e.applied_at, e.entry_id))
     return ProductStock(product_id, sum(f.quantity for f in figures if f.salable), figures, since, has_rows)
 

@@ -21,9 +21,7 @@ from itertools import chain
 from json.scanner import make_scanner
 from typing import Any, Protocol
 
-from inventory.types import MAIN, MAX_ID_LENGTH, MAX_QUANTITY, STOCK_LOCATIONS, is_product_id
-
-DEFAULT_STOCK_LOCATIONS = frozenset(STOCK_LOCATIONS)
+from inventory.types import DEFAULT_STOCK_LOCATIONS, MAIN, MAX_ID_LENGTH, MAX_QUANTITY, is_product_id
 
 # Import files compress 6 to 30 times (measured: CSV and JSON Lines of sequential ids); deflate's
 # best, on blank lines or one endless line, is about 1,030. Past its first MiB, a gzip file may
@@ -117,7 +115,7 @@ class InflationLimit(ValueError):
 def read_rows(
     stream: _ByteStream,
     file_format: FileFormat,
-    stock_locations: Collection[str] = DEFAULT_STOCK_LOCATIONS,
+    stock_locations: Collection[str] = DEFAULT_STOCK_LOCATIONS.keys(),
     *,
     max_line_bytes: int = 4096,
 ) -> Iterator[Row | RowError]:

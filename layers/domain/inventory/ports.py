@@ -6,7 +6,7 @@ tests implement them in memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import BinaryIO, Protocol
 
@@ -16,6 +16,7 @@ from inventory.models.counters import CountersChange, LedgerEntry, OpenAllocatio
 from inventory.models.counts import CycleCount
 from inventory.models.events import EventClaim
 from inventory.models.imports import ImportCounts, ImportRecord, StockRow
+from inventory.models.stock_locations import StockLocations
 
 
 class Clock(Protocol):
@@ -49,6 +50,30 @@ class LocationRepository(Protocol):
         Records `event` in the location's outbox in the same conditional write. Returns None
         when the condition failed (the caller re-reads the location to say why).
         """
+        ...
+
+
+class StockLocationRepository(Protocol):
+    """The retailer's stock location types: one configuration for every location (one item)."""
+
+    def stock_locations(self) -> StockLocations:
+        """The configured types, read strongly consistently (the defaults while none is stored)."""
+        ...
+
+    def add_stock_location(self, name: str, salable: bool, *, at_most: int) -> bool:
+        """Add the type `name`, in one conditional write; False, and nothing written, when it exists
+        already or `at_most` types exist (read again, decide again)."""
+        ...
+
+    def set_stock_location_salable(self, name: str, salable: bool) -> bool:
+        """Set `salable` of an existing type, in one conditional write; False, and nothing written,
+        when the type is marked in use (or is not there)."""
+        ...
+
+    def mark_stock_location_in_use(self, name: str) -> None:
+        """Mark the type in use, before the first write that puts a quantity other than 0 into it at
+        any location (an import's rows, a transaction): from then on its `salable` never changes.
+        Safe to repeat; Conflict for a type that is not configured."""
         ...
 
 
@@ -156,10 +181,11 @@ class CountersRepository(Protocol):
         ...
 
     def product_states(
-        self, location_id: str, wanted: Mapping[str, Sequence[int]]
+        self, location_id: str, wanted: Mapping[str, Sequence[int]], stock_locations: Collection[str]
     ) -> dict[str, tuple[ProductCounters, dict[int, list[StockRow]]]]:
-        """Each wanted product's counters and its rows in the imports listed for it (none listed: its
-        counters only), read strongly consistently, in as few requests as the backend allows."""
+        """Each wanted product's counters and its rows of these stock location types in the imports
+        listed for it (none listed: its counters only), read strongly consistently, in as few
+        requests as the backend allows."""
         ...
 
     def counters_page(
@@ -368,11 +394,13 @@ class EventPublisher(Protocol):
 
 # ---------------------------------------------------------------- what each service needs of storage
 # (the DynamoDB adapter's DynamoDbRepository is all of them; the fakes of the tests too)
-class StockReadRepositories(ImportRepository, LocationRepository, CountersRepository, Protocol):
+class StockReadRepositories(
+    ImportRepository, LocationRepository, CountersRepository, StockLocationRepository, Protocol
+):
     """What reading stock needs of storage."""
 
 
-class ImportRepositories(ImportRepository, LocationRepository, Protocol):
+class ImportRepositories(ImportRepository, LocationRepository, StockLocationRepository, Protocol):
     """What accepting and ending imports needs of storage."""
 
 

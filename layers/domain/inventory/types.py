@@ -50,18 +50,17 @@ def matches(pattern: str, value: str) -> bool:
 
 
 # ---------------------------------------------------------------- stock locations
-# Stock location types, and whether they count toward stock on hand (SPEC.md section 2).
-STOCK_LOCATIONS: dict[str, bool] = {"main": True, "damaged": False, "display": False, "returns": False}
+# Stock location types are configured for every location at once (PUT /stock-locations/{name}):
+# these are the types, and whether they count toward stock on hand, until anything else is stored
+# (SPEC.md section 2). The stored configuration decides; only `main` is fixed.
+DEFAULT_STOCK_LOCATIONS: dict[str, bool] = {"main": True, "damaged": False, "display": False, "returns": False}
 MAIN = "main"  # salable always; shipments and handovers take from it
+STOCK_LOCATION_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+MAX_STOCK_LOCATIONS = 16  # types configured, the defaults included: each is one key of every product read
 
-
-def _known_stock_location(value: str) -> str:
-    if value not in STOCK_LOCATIONS:
-        raise ValueError(f"unknown stock location; known: {', '.join(sorted(STOCK_LOCATIONS))}")
-    return value
-
-
-StockLocation = Annotated[StrictStr, AfterValidator(_known_stock_location)]
+# A name of the form of a stock location; whether it is one of the configured types is the
+# services' to check, against the stored configuration.
+StockLocation = Annotated[StrictStr, Field(pattern=STOCK_LOCATION_PATTERN)]
 
 # ---------------------------------------------------------------- quantities and limits
 MAX_QUANTITY = 1_000_000_000

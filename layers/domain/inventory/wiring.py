@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from inventory.adapters.dynamodb.locations import Locations
     from inventory.adapters.dynamodb.outbox import Outbox
     from inventory.adapters.dynamodb.repository import DynamoDbRepository
+    from inventory.adapters.dynamodb.stock_locations import StockLocationTypes
     from inventory.adapters.dynamodb.table import Table
     from inventory.adapters.sqs import SqsWorkQueue
     from inventory.ports import (
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from inventory.services.shipment_events import ShipmentEventService, ShipmentService
     from inventory.services.stock import StockService
     from inventory.services.stock_import_worker import StockImportWorker
+    from inventory.services.stock_locations import StockLocationService
     from inventory.settings import TableSettings
     from inventory.settings.master_switch import MasterSwitchSettings
     from inventory.settings.outbox_relay import OutboxRelaySettings
@@ -78,9 +80,10 @@ def locations(table_name: str) -> Locations:
 def import_store(table_name: str) -> ImportRepositories:
     from inventory.adapters.dynamodb.imports import Imports
     from inventory.adapters.dynamodb.locations import Locations
+    from inventory.adapters.dynamodb.stock_locations import StockLocationTypes
 
-    class ImportStore(Imports, Locations):
-        """Imports, and the locations they claim and make visible."""
+    class ImportStore(Imports, Locations, StockLocationTypes):
+        """Imports, the locations they claim and make visible, and the stock location types they name."""
 
     return ImportStore(table(table_name))
 
@@ -91,9 +94,11 @@ def import_run_store(table_name: str) -> ImportRunRepositories:
     from inventory.adapters.dynamodb.imports import Imports
     from inventory.adapters.dynamodb.ledger_pages import LedgerPages
     from inventory.adapters.dynamodb.locations import Locations
+    from inventory.adapters.dynamodb.stock_locations import StockLocationTypes
 
-    class ImportRunStore(Counters, LedgerPages, Imports, Locations):
-        """Imports, their locations, and the products' counters whose sums an import settles."""
+    class ImportRunStore(Counters, LedgerPages, Imports, Locations, StockLocationTypes):
+        """Imports, their locations, the products' counters whose sums an import settles, and the
+        stock location types its rows name (and mark in use)."""
 
     return ImportRunStore(table(table_name))
 
@@ -104,9 +109,11 @@ def stock_store(table_name: str) -> StockReadRepositories:
     from inventory.adapters.dynamodb.imports import Imports
     from inventory.adapters.dynamodb.ledger_pages import LedgerPages
     from inventory.adapters.dynamodb.locations import Locations
+    from inventory.adapters.dynamodb.stock_locations import StockLocationTypes
 
-    class StockStore(Counters, LedgerPages, Imports, Locations):
-        """What stock is read from: the location, its visible imports' rows, its products' counters."""
+    class StockStore(Counters, LedgerPages, Imports, Locations, StockLocationTypes):
+        """What stock is read from: the location, its visible imports' rows, its products' counters,
+        and the stock location types (which rows there are, which are salable)."""
 
     return StockStore(table(table_name))
 
@@ -119,8 +126,9 @@ def allocation_store(table_name: str) -> AllocationRepositories:
     from inventory.adapters.dynamodb.imports import Imports
     from inventory.adapters.dynamodb.ledger_pages import LedgerPages
     from inventory.adapters.dynamodb.locations import Locations
+    from inventory.adapters.dynamodb.stock_locations import StockLocationTypes
 
-    class AllocationStore(Allocations, AllocationLines, Counters, LedgerPages, Imports, Locations):
+    class AllocationStore(Allocations, AllocationLines, Counters, LedgerPages, Imports, Locations, StockLocationTypes):
         """Allocations, their open parts (held in the products' counters or lines of their own), and
         the stock they are checked against."""
 
@@ -136,11 +144,28 @@ def shipment_store(table_name: str) -> ShipmentRepositories:
     from inventory.adapters.dynamodb.imports import Imports
     from inventory.adapters.dynamodb.ledger_pages import LedgerPages
     from inventory.adapters.dynamodb.locations import Locations
+    from inventory.adapters.dynamodb.stock_locations import StockLocationTypes
 
-    class ShipmentStore(AppliedEventRecords, Allocations, AllocationLines, Counters, LedgerPages, Imports, Locations):
+    class ShipmentStore(
+        AppliedEventRecords,
+        Allocations,
+        AllocationLines,
+        Counters,
+        LedgerPages,
+        Imports,
+        Locations,
+        StockLocationTypes,
+    ):
         """The applied events' records, and what a shipment changes and is checked against."""
 
     return ShipmentStore(table(table_name))
+
+
+@cache
+def stock_location_types(table_name: str) -> StockLocationTypes:
+    from inventory.adapters.dynamodb.stock_locations import StockLocationTypes
+
+    return StockLocationTypes(table(table_name))
 
 
 @cache
@@ -155,6 +180,13 @@ def location_service(settings: TableSettings) -> LocationService:
     from inventory.services.locations import LocationService
 
     return LocationService(locations(settings.table_name), SystemClock())
+
+
+@cache
+def stock_location_service(settings: TableSettings) -> StockLocationService:
+    from inventory.services.stock_locations import StockLocationService
+
+    return StockLocationService(stock_location_types(settings.table_name))
 
 
 @cache
@@ -282,8 +314,10 @@ def forget() -> None:
         stock_store,
         allocation_store,
         shipment_store,
+        stock_location_types,
         outbox,
         location_service,
+        stock_location_service,
         master_switch_service,
         stock_service,
         allocation_service,

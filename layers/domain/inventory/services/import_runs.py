@@ -20,13 +20,14 @@ from inventory.import_rows import InflationLimit, Row, RowError, read_rows, snif
 from inventory.messages.import_work import LayerPurge, parse_dropped_file, parse_file_metadata
 from inventory.models import ImportStatus, VisibleImport, product_order
 from inventory.models.imports import ImportCounts, ImportRecord, RowOrigin, StockRow
+from inventory.models.stock_locations import StockLocations
 from inventory.observability import logger
 from inventory.services.imports import ENDED, ImportRequest, ImportService, imported_event, release_if_claimed
+from inventory.services.stock_locations import mark_in_use
 from inventory.services.sums import SumSettler
-from inventory.types import STOCK_LOCATIONS
 
 if TYPE_CHECKING:
-    from inventory.ports import Clock, FileStore, ImportRunRepositories, WorkQueue
+    from inventory.ports import Clock, FileStore, ImportRunRepositories, StockLocationRepository, WorkQueue
 
 CHUNK_ROWS = 5_000  # rows written between two checkpoints
 MAX_ERRORS = 100  # errors kept on the import's status; a file stops being read at its 100th invalid row
@@ -88,6 +89,20 @@ class _Rejections:
         self.errors = [*self.errors[: MAX_ERRORS - 1], {"line": 0, "code": code, "message": message}]
 
 
+class _InUse:
+    """The stock location types one run of an import knows to be marked in use: those its read of the
+    configuration showed, and those it marked. A chunk of rows marks the types it puts a quantity
+    other than 0 into that are not marked yet, before it is written: once per import and type."""
+
+    def __init__(self, repository: StockLocationRepository, known: StockLocations) -> None:
+        self._repository = repository
+        self.known = known
+
+    def before_writing(self, rows: Iterable[Row]) -> None:
+        holding = {r.stock_location for r in rows if r.quantity != 0}
+        self.known = mark_in_use(self._repository, holding, self.known)
+
+
 class ImportRunner(ImportService):
     """Runs imports (the worker's service); as an ImportService it also accepts dropped files."""
 
@@ -137,6 +152,8 @@ class ImportRunner(ImportService):
         file_format = sniff_format(self._files.head(record.source), record.source)
         stream = self._files.open(record.source)
         written_through = record.written_through_line
+        stock_locations = self._repo.stock_locations()  # types are never removed: what is valid now stays valid
+        in_use = _InUse(self._repo, stock_locations)
         rows = 0
         rejected = _Rejections()
         chunk: list[Row] = []
@@ -145,7 +162,7 @@ class ImportRunner(ImportService):
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-chunk") as writer:
             writing: Future[None] | None = None
             try:
-                for item in read_rows(stream, file_format, STOCK_LOCATIONS.keys()):
+                for item in read_rows(stream, file_format, stock_locations.names):
                     if isinstance(item, RowError):
                         if rejected.add(item):
                             break  # the 100th invalid row: the file is rejected, and read no further
@@ -157,7 +174,7 @@ class ImportRunner(ImportService):
                     if len(chunk) >= self._chunk_rows:
                         if writing is not None:
                             writing.result()
-                        writing, chunk = writer.submit(self._write, record, chunk), []
+                        writing, chunk = writer.submit(self._write, record, chunk, in_use), []
                         if remaining_ms() < HAND_ON_BELOW_MS:
                             writing.result()
                             self._queue.send({"location_id": location_id, "import_id": import_id})
@@ -176,7 +193,7 @@ class ImportRunner(ImportService):
             )
             return ImportStatus.FAILED
         if chunk:
-            self._write(record, chunk)
+            self._write(record, chunk, in_use)
         counts = counts.model_copy(update={"zeroed": self._zeroed_by(record)})
         if record.settles:
             self._repo.record_settling(location_id, import_id, counts=counts, settled_through=(0, None))
@@ -349,8 +366,9 @@ class ImportRunner(ImportService):
         logger.info("import layers purged", extra={"layers": doomed, "rows": deleted, "through_shard": shard})
         return deleted
 
-    def _write(self, record: ImportRecord, chunk: list[Row]) -> None:
+    def _write(self, record: ImportRecord, chunk: list[Row], in_use: _InUse) -> None:
         assert record.seq is not None
+        in_use.before_writing(chunk)  # the mark first: from it on, `salable` of those types is fixed
         rows = [  # validated by the parser already
             StockRow.model_construct(product_id=r.product_id, stock_location=r.stock_location, quantity=r.quantity)
             for r in chunk

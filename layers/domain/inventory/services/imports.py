@@ -41,6 +41,7 @@ from inventory.models import (
     OutboxEvent,
 )
 from inventory.models.imports import ImportCounts, ImportRecord, StockRow
+from inventory.models.stock_locations import StockLocations
 
 if TYPE_CHECKING:
     from inventory.ports import Clock, FileStore, ImportRepositories, WorkQueue
@@ -164,7 +165,7 @@ class ImportService:
                 )
             self._files.head(request.source, 1)  # the file must exist: refuse now rather than fail later
         else:
-            self._refuse_invalid_items(request.items or ())
+            self._refuse_invalid_items(request.items or (), self._repo.stock_locations())
         location = self._repo.get_location(location_id)
         if location is None and request.location_type is None:
             raise NotFound(f"location {location_id!r} does not exist; give `location_type` to create it")
@@ -277,10 +278,21 @@ class ImportService:
         self._repo.mark_queued(record.location_id, record.import_id)
 
     @staticmethod
-    def _refuse_invalid_items(items: Sequence[StockRow]) -> None:
+    def _refuse_invalid_items(items: Sequence[StockRow], known: StockLocations) -> None:
+        """Rows of stock location types that are not configured, and a product and stock location
+        listed twice (the fields' own rules are the body's)."""
         seen: dict[tuple[str, str], int] = {}
         details = []
         for index, item in enumerate(items):
+            if not known.known(item.stock_location):
+                details.append(
+                    {
+                        "field": f"body.items[{index}].stock_location",
+                        "code": "unknown_stock_location",
+                        "message": f"stock_location must be one of: {', '.join(known.names)}",
+                    }
+                )
+                continue
             first = seen.setdefault((item.product_id, item.stock_location), index)
             if first != index:
                 details.append(
@@ -291,7 +303,9 @@ class ImportService:
                     }
                 )
         if details:
-            raise InvalidInput("the import lists a product and stock location twice", details=details)
+            raise InvalidInput(
+                "the import names unknown stock locations, or a product and stock location twice", details=details
+            )
 
     def status(self, location_id: str, import_id: str) -> ImportRecord:
         record = self._repo.get_import(location_id, import_id)

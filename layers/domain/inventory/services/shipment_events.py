@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 # ---------------------------------------------------------------- a batch of the queue
 # The caller recorded on allocations from the bus: the value records have always held.
 CALLER = "fulfillment-events"
+# A line decides by the product's main rows in the layers it is late for (`late_layers_excluding`):
+# those are the rows it reads.
+_MAIN_ROWS = (MAIN,)
 # A record is not started with less time left than this: the longest (1,000 lines) takes a few seconds.
 MIN_REMAINING_MS = 10_000
 KIND_OF: dict[str, LedgerKind] = {
@@ -258,7 +261,7 @@ class ShipmentService:
             (location_id, product_id): state
             for location_id, products in wanted.items()
             if products
-            for product_id, state in self._repo.product_states(location_id, products).items()
+            for product_id, state in self._repo.product_states(location_id, products, _MAIN_ROWS).items()
         }
 
     def begin_batch(self) -> None:
@@ -411,7 +414,9 @@ class ShipmentService:
             line_into = into
             if late:  # whether it adds itself to those layers' sums follows from its rows there
                 with_rows = ahead if ahead and all(n in ahead[1] for n in late) else None
-                counters, rows = with_rows or self._repo.product_states(location_id, {product_id: late})[product_id]
+                counters, rows = (
+                    with_rows or self._repo.product_states(location_id, {product_id: late}, _MAIN_ROWS)[product_id]
+                )
                 line_into = tuple(sorted({*into, *late_layers_excluding(location, timestamp, rows)}))
             else:
                 counters = ahead[0] if ahead else self._repo.counters_of(location_id, product_id)

@@ -14,6 +14,7 @@ from inventory.ledger import counts_after
 from inventory.models import SEGMENT, LayerRule, Location, Page, iso, product_order
 from inventory.models.counters import LedgerEntry, ProductCounters
 from inventory.models.imports import StockRow
+from inventory.models.stock_locations import StockLocations
 
 if TYPE_CHECKING:
     from inventory.ports import StockReadRepositories
@@ -36,16 +37,20 @@ class ProductExplained:
 
 @dataclass(frozen=True)
 class ProductReading:
-    """What one consistent read of a product gives: its counters and its rows in the visible imports."""
+    """What one consistent read of a product gives: its counters and its rows in the visible imports
+    (of the stock location types configured when it was read)."""
 
     location: Location
     counters: ProductCounters
     rows: Mapping[int, Sequence[StockRow]]
+    stock_locations: StockLocations
 
     def stock(self, counters: ProductCounters | None = None) -> ProductStock:
         """The product's stock with these counters, or with `counters` (what a write will leave)."""
         counters = counters or self.counters
-        return product_stock(counters.product_id, self.location.visible_imports, self.rows, counters)
+        return product_stock(
+            counters.product_id, self.location.visible_imports, self.rows, counters, self.stock_locations
+        )
 
 
 class StockService:
@@ -63,10 +68,17 @@ class StockService:
         return self.read_many(location, [product_id])[product_id]
 
     def read_many(self, location: Location, product_ids: Collection[str]) -> dict[str, ProductReading]:
-        """`read` of several products, in as few requests as the backend allows."""
+        """`read` of several products, in as few requests as the backend allows, with one read of the
+        stock location types after the location's: every type its visible imports hold rows of was
+        configured before they became visible, and every type holding a quantity other than 0 was
+        marked in use before its rows were written, so its `salable` is the one read."""
         seqs = [v.seq for v in location.visible_imports]
-        states = self._repo.product_states(location.location_id, dict.fromkeys(product_ids, seqs))
-        return {product_id: ProductReading(location, counters, rows) for product_id, (counters, rows) in states.items()}
+        types = self._repo.stock_locations()
+        states = self._repo.product_states(location.location_id, dict.fromkeys(product_ids, seqs), types.names)
+        return {
+            product_id: ProductReading(location, counters, rows, types)
+            for product_id, (counters, rows) in states.items()
+        }
 
     def explain(
         self, location_id: str, product_id: str, limit: int, after: LedgerPosition | None = None
@@ -132,10 +144,11 @@ class StockService:
     ) -> tuple[Location, list[tuple[ProductStock, ProductCounters]], str | None]:
         location = self.location(location_id)
         shard, after = _decode_cursor(cursor, self._repo.product_shards) if cursor else (0, None)
+        types = self._repo.stock_locations()  # after the location (see read_many)
         items: list[tuple[ProductStock, ProductCounters]] = []
         shards = self._repo.product_shards
         while shard < shards and len(items) < limit:
-            products, complete = self._shard_page(location, shard, after, limit - len(items))
+            products, complete = self._shard_page(location, types, shard, after, limit - len(items))
             items += products
             if products:
                 after = products[-1][0].product_id
@@ -146,7 +159,7 @@ class StockService:
         return location, items, _encode_cursor(shard, after) if shard < shards else None
 
     def _shard_page(
-        self, location: Location, shard: int, after: str | None, limit: int
+        self, location: Location, types: StockLocations, shard: int, after: str | None, limit: int
     ) -> tuple[list[tuple[ProductStock, ProductCounters]], bool]:
         """Up to `limit` products of one shard after `after`; and whether the shard is done."""
         location_id, visible = location.location_id, location.visible_imports
@@ -182,6 +195,7 @@ class StockService:
                 visible,
                 {seq: [r for r in rows if r.product_id == product] for seq, rows in by_seq.items()},
                 product_counters,
+                types,
             )
             result.append((stock, product_counters))
         complete = bound is None and len(products) <= limit

@@ -52,7 +52,7 @@ class SumSettler:
         main = {r.product_id: r for r in rows if r.stock_location == MAIN}
         # A product whose base here is in another stock location only: its main sum is not read.
         settled = [p for p in products if p in main and (main[p].origin is not None or self._through is not None)]
-        states = self._repo.product_states(location_id, dict.fromkeys(settled, ()))
+        states = self._repo.product_states(location_id, dict.fromkeys(settled, ()), ())  # counters only
         for product_id in settled:
             self._settle(states[product_id][0], main[product_id].origin)
         return products, more

@@ -6,7 +6,7 @@
     table         the table client: requests, batches and their retries, pages, error translation;
                   and TableItems, the base of the item modules' classes
     locations, imports, counters, ledger_pages, allocation_lines, allocations, events, cycle_counts,
-    outbox:       the items,
+    outbox, stock_locations:       the items,
                   one module each
     repository    DynamoDbRepository: all of them composed, every storage port on one table
 

@@ -16,7 +16,7 @@ it as the buffer, to be moved out like any other.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from inventory.adapters.dynamodb.codec import from_ddb
@@ -51,7 +51,6 @@ from inventory.adapters.dynamodb.table import TableItems
 from inventory.models import OutboxEvent
 from inventory.models.counters import CountersChange, LedgerEntry, OpenAllocation, ProductCounters
 from inventory.models.imports import StockRow
-from inventory.types import STOCK_LOCATIONS
 
 LAYOUT = 2  # the hot item's shape with sums and a buffer; an item without `layout` is of the earlier one
 
@@ -126,10 +125,10 @@ class Counters(TableItems):
         return counters_of_item(item) if item else ProductCounters(product_id=product_id)
 
     def product_states(
-        self, location_id: str, wanted: Mapping[str, Sequence[int]]
+        self, location_id: str, wanted: Mapping[str, Sequence[int]], stock_locations: Collection[str]
     ) -> dict[str, tuple[ProductCounters, dict[int, list[StockRow]]]]:
         """Each wanted product's counters and its rows in the imports listed for it, by consistent
-        BatchGetItem (their keys are all known: one row per stock location type and import)."""
+        BatchGetItem (their keys are all known: one row per stock location type asked for and import)."""
         counters_of: dict[tuple[str, str], str] = {}  # the key of each counters item: its product
         keys = []
         for product_id, seqs in wanted.items():
@@ -139,7 +138,7 @@ class Counters(TableItems):
             keys += [
                 import_row_key(location_id, seq, product_id, stock_location)
                 for seq in seqs
-                for stock_location in STOCK_LOCATIONS
+                for stock_location in stock_locations
             ]
         items = self._table.get_many(keys)
         found: dict[str, tuple[ProductCounters, dict[int, list[StockRow]]]] = {

@@ -12,6 +12,7 @@
     ledger page     pk LED#<location_id>#S<nn>#<pp>           sk P#<product>#<page seq, 10 digits>
     allocation line pk ALN#<location_id>#S<nn>                sk P#<product>#<received, 17 digits>#<allocation id>
     any item with unpublished events:                    outbox_pk OUTBOX#<n> (and its own sk)
+    stock location types (one item for the retailer): pk CONFIG   sk STOCK_LOCATIONS
 
 `<product>` is the percent-encoded product id (`product_order`), which never holds a '#'; an id whose
 encoding would not fit a sort key (1,024 bytes) is `!` and the id with only '#', '%' and the
@@ -21,7 +22,9 @@ hash>` (an entry in a product's buffer), `L#<entry id>#<source hash>` (an entry 
 counters held them before the buffer), `A#<allocation id>` (what an open allocation holds of a
 product), `after#<import seq>` (a product's sum of the lines that import does not include),
 `seg#<segment>` and `ep#<epoch>` (the first ledger page holding an entry of a logical-timestamp
-segment, of an epoch), `c#<entry id>` (on an allocation line: what that shipment line closed of it).
+segment, of an epoch), `c#<entry id>` (on an allocation line: what that shipment line closed of it),
+`sl#<name>` and `use#<name>` (on the stock location types' item: a type's `salable`, and when it
+was first marked in use).
 Each is one top-level attribute, never a document path.
 """
 
@@ -50,6 +53,10 @@ SUM_PREFIX = "after#"  # a product's sum of the lines an import layer does not i
 SEGMENT_PREFIX = "seg#"  # the first ledger page holding an entry of a segment: seg#<segment>
 EPOCH_PREFIX = "ep#"  # the first ledger page holding an entry of an epoch: ep#<epoch>
 CLOSE_PREFIX = "c#"  # on an allocation line: what a shipment line's entry closed of it, c#<entry id>
+CONFIG_PARTITION = "CONFIG"  # the retailer's configuration: one item per setting
+STOCK_LOCATIONS_SK = "STOCK_LOCATIONS"
+STOCK_LOCATION_PREFIX = "sl#"  # on the stock location types' item: a type's `salable`, sl#<name>
+IN_USE_PREFIX = "use#"  # and when it was first marked in use, use#<name>
 SORT_KEY_BYTES = 1024  # DynamoDB's limit of a sort key
 
 Key = dict[str, str]
@@ -167,6 +174,24 @@ def import_row_of(sk: str) -> tuple[str, str]:
 def import_seq_of(pk: str) -> int:
     """The import sequence number of an import row's partition key."""
     return int(pk.split("#")[2])
+
+
+# ---------------------------------------------------------------- the retailer's configuration
+def stock_locations_key() -> Key:
+    return {"pk": CONFIG_PARTITION, "sk": STOCK_LOCATIONS_SK}
+
+
+def stock_location_attribute(name: str) -> str:
+    return STOCK_LOCATION_PREFIX + name
+
+
+def in_use_attribute(name: str) -> str:
+    return IN_USE_PREFIX + name
+
+
+def named_by(name: str, prefix: str) -> str:
+    """The stock location type an attribute of the types' item names after `prefix`."""
+    return name.removeprefix(prefix)
 
 
 # ---------------------------------------------------------------- applied events

@@ -11,6 +11,7 @@ from inventory.adapters.dynamodb.imports import Imports
 from inventory.adapters.dynamodb.ledger_pages import LedgerPages
 from inventory.adapters.dynamodb.locations import Locations
 from inventory.adapters.dynamodb.outbox import Outbox
+from inventory.adapters.dynamodb.stock_locations import StockLocationTypes
 
 __all__ = ["DynamoDbRepository"]
 
@@ -25,9 +26,10 @@ class DynamoDbRepository(
     Allocations,
     CycleCounts,
     Outbox,
+    StockLocationTypes,
 ):
     """Every port of storage, on one table: LocationRepository, ImportRepository, CountersRepository,
-    AllocationLineRepository, AppliedEvents, AllocationRepository, CycleCountRepository and
-    OutboxStore (inventory.ports), and so their compositions: ImportRepositories,
+    AllocationLineRepository, AppliedEvents, AllocationRepository, CycleCountRepository,
+    OutboxStore and StockLocationRepository (inventory.ports), and so their compositions: ImportRepositories,
     StockReadRepositories, LineRepositories, AllocationRepositories and ShipmentRepositories.
     `DynamoDbRepository(table_name)`, or on a client or a Table of its own."""
