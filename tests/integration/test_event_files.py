@@ -28,6 +28,9 @@ SCENARIO: list[tuple[str, Any]] = [
     ("locations_put_invalid", 422),
     ("locations_get", 200),
     ("locations_list", 200),
+    ("stock_locations_put", 201),  # backroom, salable: a type of every location
+    ("stock_locations_put_main", 409),  # main_always_salable
+    ("stock_locations_list", 200),
     ("master_switch_readiness", 200),
     ("master_switch_put", 409),  # no import yet: not_ready
     ("master_switch_revert", 200),
