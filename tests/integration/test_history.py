@@ -58,9 +58,9 @@ WINDOW_MINUTES = 15
 # in the buffer (older parts moved to ledger pages with their entries).
 LARGEST_ITEM = 8 * 1024
 LARGEST_ITEM_BUS_DOWN = (16 + BATCH) * (100 + 430)
-# A read of one product: its location, its hot item, and one row per stock location type in each
-# visible import (here at most two: a baseline and a partial import after it).
-ITEMS_PER_READ = 1 + 1 + 4 * 2
+# A read of one product: its location, the stock location types, its hot item, and one row per
+# stock location type in each visible import (here at most two: a baseline and a partial import after it).
+ITEMS_PER_READ = 1 + 1 + 1 + 4 * 2
 
 
 def item_size(item: Mapping[str, Any]) -> int:

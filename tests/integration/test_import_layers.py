@@ -44,9 +44,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.long]
 IMPORTS = int(os.environ.get("IMPORT_LAYERS", "20"))
 PRODUCTS = [f"p{n:02}" for n in range(12)]
 SETTLE = timedelta(seconds=120)  # the import worker's delay, as deployed
-# A read of one product: its location, its hot item, and one row per stock location type in each
-# visible layer (the baseline and at most PARTIAL_LAYERS partial ones), whatever the imports.
-ITEMS_PER_READ = 1 + 1 + len(DEFAULT_STOCK_LOCATIONS) * (1 + PARTIAL_LAYERS)
+# A read of one product: its location, the stock location types, its hot item, and one row per stock
+# location type in each visible layer (the baseline and at most PARTIAL_LAYERS partial ones), whatever the imports.
+ITEMS_PER_READ = 1 + 1 + 1 + len(DEFAULT_STOCK_LOCATIONS) * (1 + PARTIAL_LAYERS)
 
 
 class Location:

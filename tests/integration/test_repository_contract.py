@@ -65,7 +65,9 @@ from inventory.ports import (
     ImportRepository,
     LocationRepository,
     OutboxStore,
+    StockLocationRepository,
 )
+from inventory.types import DEFAULT_STOCK_LOCATIONS
 from tests.conftest import shipment_entry
 from tests.faults import ANY_WRITE, Crash, faults_on
 from tests.unit.fakes import MemoryRepository, OutboxKey, allocation_item, counters_item, location_item
@@ -89,6 +91,7 @@ class Repository(
     AllocationRepository,
     CycleCountRepository,
     OutboxStore,
+    StockLocationRepository,
     Protocol,
 ):
     """Every port of storage: what both backends implement."""
@@ -976,7 +979,7 @@ def check_product_states_reads_counters_and_the_rows_of_the_imports_listed(repo:
     repo.write_import_rows(store, second, [StockRow(product_id="p1", stock_location="main", quantity=7)])
     repo.append_entry(store, "p1", entry("e1", NOW), an_event(store, "e1"))
 
-    states = repo.product_states(store, {"p1": [first, second], "p2": [first], "p3": []})
+    states = repo.product_states(store, {"p1": [first, second], "p2": [first], "p3": []}, DEFAULT_STOCK_LOCATIONS)
 
     p1, p1_rows = states["p1"]
     assert (p1.exists, [e.entry_id for e in p1.ledger]) == (True, ["e1"])
@@ -1561,6 +1564,64 @@ def check_pending_keys_page_through_a_shard_in_sort_key_order(repo: Repository) 
     assert all(repo.pending_keys(shard, 10) == ([], None) for shard in range(1, repo.shards))
 
 
+# ------------------------------------------------------------------------------------------ stock location types
+@check
+def check_the_stock_location_types_are_the_defaults_until_a_type_is_added(repo: Repository) -> None:
+    """Given nothing stored, when the types are read, a type is added, added again, and one more is
+    added than the limit allows, then the defaults come first, the second add and the one past the
+    limit are refused and change nothing, and the order is main, then by name."""
+    defaults = repo.stock_locations()
+    assert [(t.name, t.salable, t.in_use) for t in defaults.types] == [
+        (name, salable, False) for name, salable in DEFAULT_STOCK_LOCATIONS.items()
+    ]
+
+    assert repo.add_stock_location("backroom", True, at_most=6)
+    assert not repo.add_stock_location("backroom", False, at_most=6)
+    assert repo.add_stock_location("attic", False, at_most=6)
+    assert not repo.add_stock_location("cellar", False, at_most=6)
+
+    stored = repo.stock_locations()
+    assert stored.names == ("main", "attic", "backroom", "damaged", "display", "returns")
+    assert (stored.salable("backroom"), stored.salable("attic"), stored.known("cellar")) == (True, False, False)
+
+
+@check
+def check_salable_changes_only_until_the_type_is_marked_in_use(repo: Repository) -> None:
+    """Given the default types, when `display` is made salable, then `damaged` marked in use (twice),
+    then both are asked to change, then `display` changed and `damaged` refused; marking a type that
+    is not configured is a conflict, and marks nothing."""
+    assert repo.set_stock_location_salable("display", True)
+    repo.mark_stock_location_in_use("damaged")
+    repo.mark_stock_location_in_use("damaged")
+
+    assert not repo.set_stock_location_salable("damaged", True)
+    assert repo.set_stock_location_salable("display", False)
+    assert not repo.set_stock_location_salable("cellar", True)
+    with pytest.raises(Conflict):
+        repo.mark_stock_location_in_use("cellar")
+
+    stored = repo.stock_locations()
+    assert [(t.name, t.salable, t.in_use) for t in stored.types] == [
+        ("main", True, False),
+        ("damaged", False, True),
+        ("display", False, False),
+        ("returns", False, False),
+    ]
+
+
+@check
+def check_a_default_type_marked_in_use_before_anything_is_stored_keeps_the_defaults(repo: Repository) -> None:
+    repo.mark_stock_location_in_use("main")
+
+    stored = repo.stock_locations()
+    assert (stored.names, stored.in_use("main"), stored.in_use("returns")) == (
+        tuple(DEFAULT_STOCK_LOCATIONS),
+        True,
+        False,
+    )
+    assert not repo.set_stock_location_salable("main", False)
+
+
 # ------------------------------------------------------------------------------------------ the tests
 @pytest.mark.parametrize("name", list(CHECKS))
 def test_the_port_holds(repository: Repository, name: str) -> None:
@@ -1685,7 +1746,16 @@ class FailsQueuedImports(MemoryRepository):
         return super().fail_import(location_id, import_id, failed_at=failed_at, errors=errors, counts=counts)
 
 
+class ChangesSalableInUse(MemoryRepository):
+    """`salable` changes whether or not the type is marked in use."""
+
+    def set_stock_location_salable(self, name: str, salable: bool) -> bool:
+        self.stock_locations_in_use.discard(name)
+        return super().set_stock_location_salable(name, salable)
+
+
 BROKEN: list[tuple[type[MemoryRepository], str]] = [
+    (ChangesSalableInUse, "salable_changes_only_until_the_type_is_marked_in_use"),
     (PublishesWhateverTheVersion, "an_item_leaves_the_outbox_only_when_published_at_the_version_read"),
     (LetsAStoreGoBack, "a_switched_store_stays_platform_whatever_is_written_after"),
     (OverwritesTheClose, "a_count_closed_again_keeps_its_first_close"),

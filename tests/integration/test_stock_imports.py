@@ -85,10 +85,14 @@ def test_invalid_inline_items_are_refused_with_their_index_and_write_nothing(loc
     status, refused = call(imports, "POST", "/locations/imp-bad/stock-imports", body)
 
     assert status == 422
-    assert {d["field"] for d in refused["error"]["details"]} == {
-        "body.items[1].quantity",
-        "body.items[2].stock_location",
-    }
+    assert {d["field"] for d in refused["error"]["details"]} == {"body.items[1].quantity"}
+    # The fields' forms first; then whether each stock location is one of the configured types.
+    body["items"][1]["quantity"] = 2
+    status, refused = call(imports, "POST", "/locations/imp-bad/stock-imports", body)
+    assert status == 422
+    assert [(d["field"], d["code"]) for d in refused["error"]["details"]] == [
+        ("body.items[2].stock_location", "unknown_stock_location")
+    ]
     assert call(load_handler("locations"), "GET", "/locations/imp-bad")[0] == 404
 
 
