@@ -83,6 +83,7 @@ def answered(expected: Any, response: Any) -> bool:
 # leaves: each does the function's usual work, and gives the same answer every time.
 MEASURED: dict[str, tuple[str, Any]] = {
     "locations": ("locations_put", 200),  # an update of the location
+    "stock_locations": ("stock_locations_list", 200),  # the types: one item read
     "master_switch": ("master_switch_readiness", 200),  # the location, its imports, its counts
     "stock_imports": ("stock_imports_post", 200),  # the same request again: the import as it is now
     "stock_import_worker": ("stock_import_worker_step", NO_FAILURES),  # a step of an import that has completed

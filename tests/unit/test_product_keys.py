@@ -28,6 +28,7 @@ from inventory.adapters.dynamodb.keys import (
     product_of,
     product_shard,
     product_sk,
+    stock_locations_key,
 )
 from inventory.models import PRODUCT_KEY_BYTES, product_of_order, product_order
 
@@ -99,6 +100,7 @@ BUILT = {  # each item of the table, as keys.py builds it for the values above
     "allocation record": allocation_key(STORE, "a1"),
     "open allocation line": allocation_line_key(STORE, PRODUCT, RECEIVED, "a1"),
     "applied event (its body hash; `done` once every line is applied)": event_key(STORE, "ev-1"),
+    "stock location types (the retailer's: one item)": stock_locations_key(),
 }
 
 
