@@ -1009,6 +1009,39 @@ def check_counters_come_in_product_order_by_shard(repo: Repository) -> None:
 
 
 # ------------------------------------------------------------------------------------------ the ledger's sums and pages
+@check
+def check_a_safety_stock_is_written_on_the_version_read_and_created_once(repo: Repository) -> None:
+    """Given a product without counters, when its safety stock is set twice from that empty read (a
+    racing first write), then set again from a stale read and from a fresh one after a shipment line,
+    and removed; and a product without counters is set to None, then the first write creates the
+    counters (version 1, the figure 4), the racing and the stale write are refused and change
+    nothing, each write adds 1 to `version` and `stock_version` and keeps the rest of the counters
+    (the entry, its sum, its unpublished event), and None on a product without counters creates none."""
+    store = new_location(repo)
+    empty = repo.counters_of(store, "p1")
+
+    nothing = repo.set_safety_stock(store, repo.counters_of(store, "p0"), None)
+    created = repo.set_safety_stock(store, empty, 4)
+    racing = repo.set_safety_stock(store, empty, 7)
+    first = repo.counters_of(store, "p1")
+    repo.append_entry(store, "p1", entry("e1", NOW), an_event(store, "e1"), (0,))
+    shipped = repo.counters_of(store, "p1")
+    stale = repo.set_safety_stock(store, first, 9)
+    zeroed = repo.set_safety_stock(store, shipped, 0)
+    zero = repo.counters_of(store, "p1")
+    removed = repo.set_safety_stock(store, zero, None)
+    last = repo.counters_of(store, "p1")
+
+    assert (nothing, created, racing, stale, zeroed, removed) == (True, True, False, False, True, True)
+    assert repo.counters_of(store, "p0").exists is False
+    assert (first.exists, first.version, first.stock_version, first.safety_stock) == (True, 1, 1, 4)
+    assert (shipped.version, shipped.safety_stock) == (2, 4)
+    assert (zero.version, zero.stock_version, zero.safety_stock) == (3, shipped.stock_version + 1, 0)
+    assert (last.version, last.stock_version, last.safety_stock) == (4, shipped.stock_version + 2, None)
+    assert ([e.entry_id for e in last.ledger], last.sums) == (["e1"], {0: -1})
+    assert pending(repo, counters_item(store, "p1")) == ([an_event(store, "e1").event_id], 4)
+
+
 def line(entry_id: str, timestamp: int, at: datetime = NOW, quantity: int = 1, epoch: int = 0) -> LedgerEntry:
     return shipment_entry(entry_id, timestamp, at, quantity).model_copy(
         update={"source_hash": f"{entry_id:0<16}"[:16], "epoch": epoch}
@@ -1685,6 +1718,15 @@ class FailsQueuedImports(MemoryRepository):
         return super().fail_import(location_id, import_id, failed_at=failed_at, errors=errors, counts=counts)
 
 
+class CreatesOverARacingFirstWrite(MemoryRepository):
+    """A product's first safety stock write replaces the counters a racing write created."""
+
+    def set_safety_stock(self, location_id: str, expected: ProductCounters, safety_stock: int | None) -> bool:
+        if not expected.exists:
+            self.counters.pop((location_id, expected.product_id), None)
+        return super().set_safety_stock(location_id, expected, safety_stock)
+
+
 BROKEN: list[tuple[type[MemoryRepository], str]] = [
     (PublishesWhateverTheVersion, "an_item_leaves_the_outbox_only_when_published_at_the_version_read"),
     (LetsAStoreGoBack, "a_switched_store_stays_platform_whatever_is_written_after"),
@@ -1694,6 +1736,7 @@ BROKEN: list[tuple[type[MemoryRepository], str]] = [
     (RecordsTheEventWithTheRecord, "a_completion_retried_after_a_stop_between_its_writes_ends_as_if_uninterrupted"),
     (OverwritesAnyRecord, "an_unrecorded_failure_overwrites_no_record_and_releases_no_other_claim"),
     (FailsQueuedImports, "a_failure_of_unstarted_imports_only_fails_those_accepted_and_not_queued"),
+    (CreatesOverARacingFirstWrite, "a_safety_stock_is_written_on_the_version_read_and_created_once"),
 ]
 
 
