@@ -1042,6 +1042,25 @@ def check_a_safety_stock_is_written_on_the_version_read_and_created_once(repo: R
     assert pending(repo, counters_item(store, "p1")) == ([an_event(store, "e1").event_id], 4)
 
 
+@check
+def check_an_opening_read_before_a_safety_stock_change_is_refused(repo: Repository) -> None:
+    """Given a product with stock, when its safety stock changes between the read an opening's limit
+    was computed from and the opening's write, then the opening is refused (it decides again on the
+    new figure), and one read after the change opens."""
+    store = new_location(repo)
+    repo.append_entry(store, "p1", entry("e1", NOW), an_event(store, "e1"), (0,))
+    read = repo.counters_of(store, "p1")
+    assert repo.set_safety_stock(store, read, 3)
+    after = repo.counters_of(store, "p1")
+
+    def opening(expected: ProductCounters, allocation_id: str) -> bool:
+        new = {allocation_id: opened(allocation_id, 1)}
+        return repo.change_counters(store, CountersChange(expected=expected, allocations=new, open_limit=10))
+
+    assert (opening(read, "a1"), opening(after, "a2")) == (False, True)
+    assert [a.allocation_id for a in repo.counters_of(store, "p1").allocations] == ["a2"]
+
+
 def line(entry_id: str, timestamp: int, at: datetime = NOW, quantity: int = 1, epoch: int = 0) -> LedgerEntry:
     return shipment_entry(entry_id, timestamp, at, quantity).model_copy(
         update={"source_hash": f"{entry_id:0<16}"[:16], "epoch": epoch}

@@ -6,15 +6,18 @@ The figure is an attribute of the product's hot item, so that it changes the pro
 every available figure reads it with the rest of the product (`figures.safety_stock`).
 
 A request names up to MAX_SAFETY_STOCK_ITEMS products; each is one conditional write of its own
-(no multi-item transaction, docs/data-design.md). A request that stops half-way has changed some
-of its products and not the others: repeated, it sets the same values, and the products it had
-set already are found unchanged and written no more, so a retry completes it.
+(no multi-item transaction, docs/data-design.md), WRITERS of them at a time, so that the most
+products a request takes are written well within the function's timeout. A request that stops
+half-way has changed some of its products and not the others: repeated, it sets the same values,
+and the products it had set already are found unchanged and written no more, so a retry completes it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 from inventory.backoff import until_written
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     from inventory.services.stock import ProductReading, StockService
 
 READ_TOGETHER = 100  # products read together (their hot items and rows), before their writes
+WRITERS = 8  # products written at once: each write is one request, independent of the others
 
 
 @dataclass(frozen=True)
@@ -56,13 +60,14 @@ class SafetyStockService:
             message = f"at most {MAX_SAFETY_STOCK_ITEMS} products per safety stock request"
             raise InvalidInput(message, details=[{"field": "body.items", "code": "too_long", "message": message}])
         location = self._stock.location(location_id)
-        answers: dict[str, ProductAvailability] = {}
-        for start in range(0, len(lines), READ_TOGETHER):
-            chunk = lines[start : start + READ_TOGETHER]
-            readings = self._stock.read_many(location, [line.product_id for line in chunk])
-            for line in chunk:
-                answers[line.product_id] = self._set_one(location, line, readings[line.product_id])
-        return [answers[line.product_id] for line in lines]
+        answers: list[ProductAvailability] = []
+        with ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="safety-stock") as writers:
+            for start in range(0, len(lines), READ_TOGETHER):
+                chunk = lines[start : start + READ_TOGETHER]
+                readings = self._stock.read_many(location, [line.product_id for line in chunk])
+                firsts = [readings[line.product_id] for line in chunk]
+                answers += writers.map(self._set_one, repeat(location), chunk, firsts)
+        return answers
 
     def _set_one(self, location: Location, line: SafetyStockLine, first: ProductReading) -> ProductAvailability:
         """One product's write, first on the reading already made; read again when a change of the
