@@ -47,6 +47,7 @@ from inventory.services.allocations import AllocationRequest, AllocationService,
 from inventory.services.import_runs import ImportRunner
 from inventory.services.imports import ImportRequest
 from inventory.services.locations import MasterSwitchService
+from inventory.services.safety_stock import SafetyStockLine, SafetyStockService
 from inventory.services.shipment_events import ShipmentService
 from inventory.services.stock import StockService
 from tests.faults import ANY_WRITE, Crash, faults_on
@@ -86,6 +87,7 @@ class AllocationMachine(RuleBasedStateMachine):
         self.allocations = AllocationService(repo, StockService(repo), self.clock)
         self.shipments = ShipmentService(repo, StockService(repo), self.clock, RETENTION_DAYS)
         self.stock = StockService(repo)
+        self.safety = SafetyStockService(repo, StockService(repo))
         self.queue = MemoryQueue()
         self.imports = ImportRunner(repo, MemoryFiles(), self.queue, self.clock)
         self.model = ErpStore()
@@ -123,6 +125,27 @@ class AllocationMachine(RuleBasedStateMachine):
         changes = LocationChanges(type=LocationType.STORE, default_safety_stock=safety, allow_backorders=backorders)
         self.locations.put(self.location_id, changes)
         self.model.safety_stock, self.model.allow_backorders = safety, backorders
+
+    @rule(
+        items=st.dictionaries(
+            products, st.none() | st.integers(min_value=0, max_value=3), min_size=1, max_size=len(PRODUCTS)
+        )
+    )
+    def set_safety_stock(self, items: dict[str, int | None]) -> None:
+        """Products' own safety stock, or none (the location's default): each answered row is as the
+        reference says, and a product's version grows when its figure changes, only then."""
+        self.tick()
+        self.sent.append((self.set_safety_stock, (items,)))
+        before = self.stock.read_many(self.stock.location(self.location_id), list(items))
+        self.model.set_safety_stock(items)
+        rows = self.safety.set(self.location_id, [SafetyStockLine(p, figure) for p, figure in items.items()])
+        assert [row.product_id for row in rows] == list(items)
+        for row in rows:
+            assert (row.stock_on_hand, row.allocated, row.available, row.safety_stock, row.uncounted) == self.expected(
+                row.product_id
+            )
+            counters = before[row.product_id].counters
+            assert row.version == counters.version + (counters.safety_stock != items[row.product_id])
 
     @rule()
     def time_passes(self) -> None:
@@ -451,7 +474,7 @@ class AllocationMachine(RuleBasedStateMachine):
             model.stock_on_hand(product),
             model.allocated(product),
             model.available(product),
-            model.safety_stock,
+            model.safety(product),
             model.uncounted(product),
         )
 

@@ -48,6 +48,7 @@ SCENARIO: list[tuple[str, Any]] = [
     ("allocations_post_insufficient", 409),  # SKU-1002 has none: refused whole
     ("shipment_events_allocations", NO_FAILURES),  # one opened, one released first, one refused
     ("stock_availability", 200),
+    ("safety_stock_put", 200),  # SKU-1001 holds 1 back, SKU-1002 the location's default
     ("allocations_delete", 200),
     ("shipment_events_shipped_and_handed_over", NO_FAILURES),
     ("shipment_events_poison_record", NO_FAILURES),  # dead-lettered with its reason, and acknowledged

@@ -1012,6 +1012,58 @@ def check_counters_come_in_product_order_by_shard(repo: Repository) -> None:
 
 
 # ------------------------------------------------------------------------------------------ the ledger's sums and pages
+@check
+def check_a_safety_stock_is_written_on_the_version_read_and_created_once(repo: Repository) -> None:
+    """Given a product without counters, when its safety stock is set twice from that empty read (a
+    racing first write), then set again from a stale read and from a fresh one after a shipment line,
+    and removed; and a product without counters is set to None, then the first write creates the
+    counters (version 1, the figure 4), the racing and the stale write are refused and change
+    nothing, each write adds 1 to `version` and `stock_version` and keeps the rest of the counters
+    (the entry, its sum, its unpublished event), and None on a product without counters creates none."""
+    store = new_location(repo)
+    empty = repo.counters_of(store, "p1")
+
+    nothing = repo.set_safety_stock(store, repo.counters_of(store, "p0"), None)
+    created = repo.set_safety_stock(store, empty, 4)
+    racing = repo.set_safety_stock(store, empty, 7)
+    first = repo.counters_of(store, "p1")
+    repo.append_entry(store, "p1", entry("e1", NOW), an_event(store, "e1"), (0,))
+    shipped = repo.counters_of(store, "p1")
+    stale = repo.set_safety_stock(store, first, 9)
+    zeroed = repo.set_safety_stock(store, shipped, 0)
+    zero = repo.counters_of(store, "p1")
+    removed = repo.set_safety_stock(store, zero, None)
+    last = repo.counters_of(store, "p1")
+
+    assert (nothing, created, racing, stale, zeroed, removed) == (True, True, False, False, True, True)
+    assert repo.counters_of(store, "p0").exists is False
+    assert (first.exists, first.version, first.stock_version, first.safety_stock) == (True, 1, 1, 4)
+    assert (shipped.version, shipped.safety_stock) == (2, 4)
+    assert (zero.version, zero.stock_version, zero.safety_stock) == (3, shipped.stock_version + 1, 0)
+    assert (last.version, last.stock_version, last.safety_stock) == (4, shipped.stock_version + 2, None)
+    assert ([e.entry_id for e in last.ledger], last.sums) == (["e1"], {0: -1})
+    assert pending(repo, counters_item(store, "p1")) == ([an_event(store, "e1").event_id], 4)
+
+
+@check
+def check_an_opening_read_before_a_safety_stock_change_is_refused(repo: Repository) -> None:
+    """Given a product with stock, when its safety stock changes between the read an opening's limit
+    was computed from and the opening's write, then the opening is refused (it decides again on the
+    new figure), and one read after the change opens."""
+    store = new_location(repo)
+    repo.append_entry(store, "p1", entry("e1", NOW), an_event(store, "e1"), (0,))
+    read = repo.counters_of(store, "p1")
+    assert repo.set_safety_stock(store, read, 3)
+    after = repo.counters_of(store, "p1")
+
+    def opening(expected: ProductCounters, allocation_id: str) -> bool:
+        new = {allocation_id: opened(allocation_id, 1)}
+        return repo.change_counters(store, CountersChange(expected=expected, allocations=new, open_limit=10))
+
+    assert (opening(read, "a1"), opening(after, "a2")) == (False, True)
+    assert [a.allocation_id for a in repo.counters_of(store, "p1").allocations] == ["a2"]
+
+
 def line(entry_id: str, timestamp: int, at: datetime = NOW, quantity: int = 1, epoch: int = 0) -> LedgerEntry:
     return shipment_entry(entry_id, timestamp, at, quantity).model_copy(
         update={"source_hash": f"{entry_id:0<16}"[:16], "epoch": epoch}
@@ -1754,6 +1806,15 @@ class ChangesSalableInUse(MemoryRepository):
         return super().set_stock_location_salable(name, salable)
 
 
+class CreatesOverARacingFirstWrite(MemoryRepository):
+    """A product's first safety stock write replaces the counters a racing write created."""
+
+    def set_safety_stock(self, location_id: str, expected: ProductCounters, safety_stock: int | None) -> bool:
+        if not expected.exists:
+            self.counters.pop((location_id, expected.product_id), None)
+        return super().set_safety_stock(location_id, expected, safety_stock)
+
+
 BROKEN: list[tuple[type[MemoryRepository], str]] = [
     (ChangesSalableInUse, "salable_changes_only_until_the_type_is_marked_in_use"),
     (PublishesWhateverTheVersion, "an_item_leaves_the_outbox_only_when_published_at_the_version_read"),
@@ -1764,6 +1825,7 @@ BROKEN: list[tuple[type[MemoryRepository], str]] = [
     (RecordsTheEventWithTheRecord, "a_completion_retried_after_a_stop_between_its_writes_ends_as_if_uninterrupted"),
     (OverwritesAnyRecord, "an_unrecorded_failure_overwrites_no_record_and_releases_no_other_claim"),
     (FailsQueuedImports, "a_failure_of_unstarted_imports_only_fails_those_accepted_and_not_queued"),
+    (CreatesOverARacingFirstWrite, "a_safety_stock_is_written_on_the_version_read_and_created_once"),
 ]
 
 

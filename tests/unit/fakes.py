@@ -855,6 +855,28 @@ class MemoryRepository(
         self._wrote()
         return True
 
+    @_port
+    def set_safety_stock(self, location_id: str, expected: ProductCounters, safety_stock: int | None) -> bool:
+        key = (location_id, expected.product_id)
+        current = self.counters.get(key)
+        if not expected.exists:  # the product's first change writes the whole item
+            if safety_stock is None:
+                return True
+            if current is not None:
+                return False
+            current = ProductCounters(product_id=expected.product_id, exists=True)
+        elif current is None or current.version != expected.version:
+            return False
+        changed = current.model_copy(
+            update={
+                "version": current.version + 1,
+                "stock_version": current.stock_version + 1,
+                "safety_stock": safety_stock,
+            }
+        )
+        self._store_counters(location_id, changed, None)
+        return True
+
     # ---- applied events
     @_port
     def claim_event(self, location_id: str, event_id: str, body_hash: str, keep_until: datetime) -> str | None:

@@ -68,8 +68,9 @@ class ReferenceAllocation:
 
 @dataclass
 class ErpStore:
-    safety_stock: int = 0
+    safety_stock: int = 0  # the location's default
     allow_backorders: bool = False
+    product_safety_stock: dict[str, int] = field(default_factory=dict)  # products' own figures, where set
     accepted: dict[str, StockImport] = field(default_factory=dict)  # by import id
     completed: list[StockImport] = field(default_factory=list)  # in completion order
     shipments: dict[str, list[Shipment]] = field(default_factory=dict)  # per product
@@ -139,10 +140,22 @@ class ErpStore:
     def allocated(self, product_id: str) -> int:
         return sum(self.open_allocations(product_id).values())
 
+    def safety(self, product_id: str) -> int:
+        """The product's own safety stock, or the location's default where it has none."""
+        return self.product_safety_stock.get(product_id, self.safety_stock)
+
     def available(self, product_id: str) -> int:
         if self.uncounted(product_id):
             return 0
-        return max(0, self.stock_on_hand(product_id) - self.safety_stock - self.allocated(product_id))
+        return max(0, self.stock_on_hand(product_id) - self.safety(product_id) - self.allocated(product_id))
+
+    def set_safety_stock(self, items: dict[str, int | None]) -> None:
+        """Each product's own figure (None: none, the default applies)."""
+        for product_id, figure in items.items():
+            if figure is None:
+                self.product_safety_stock.pop(product_id, None)
+            else:
+                self.product_safety_stock[product_id] = figure
 
     # ---- imports
     def accept_import(self, import_id: str, kind: str, rows: dict[str, int], included_through: int | None) -> str:

@@ -141,8 +141,14 @@ def is_uncounted(location: Location, stock: ProductStock) -> bool:
     )
 
 
+def safety_stock(location: Location, counters: ProductCounters) -> int:
+    """What is held back from sale of a product: its own figure where one is set, else the
+    location's default. Every available figure (reads, allocation checks, events) takes it from here."""
+    return location.default_safety_stock if counters.safety_stock is None else counters.safety_stock
+
+
 def availability(location: Location, stock: ProductStock, counters: ProductCounters) -> ProductAvailability:
-    safety = location.default_safety_stock
+    safety = safety_stock(location, counters)
     uncounted = is_uncounted(location, stock)
     allocated = counters.allocated
     available = 0 if uncounted else max(0, stock.stock_on_hand - safety - allocated)

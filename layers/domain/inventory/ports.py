@@ -227,6 +227,14 @@ class CountersRepository(Protocol):
         layer is not visible yet."""
         ...
 
+    def set_safety_stock(self, location_id: str, expected: ProductCounters, safety_stock: int | None) -> bool:
+        """Set the product's own safety stock (None: remove it, so the location's default applies),
+        adding 1 to `version` and `stock_version`, in one conditional write: on the condition that
+        the item is still at `expected.version`, or, when `expected` is not stored, that none is yet
+        (the write creates it). False when the condition fails (read again, decide again). None on a
+        product without an item writes nothing."""
+        ...
+
 
 class AllocationLineRepository(Protocol):
     """A product's open allocations that have left its hot item: its allocation lines."""

@@ -73,6 +73,7 @@ LogicalTimestamp = Annotated[StrictInt, Field(ge=0, lt=2**63)]
 MAX_ALLOCATION_ITEMS = 100  # products per allocation: each is one conditional write
 MAX_SHIPMENT_LINES = 1_000  # lines of one shipment event
 MAX_INLINE_ITEMS = 5_000  # rows of an import given in the request's body
+MAX_SAFETY_STOCK_ITEMS = 1_000  # products of one safety stock request: each is one conditional write
 
 
 # ---------------------------------------------------------------- text that stands for a value

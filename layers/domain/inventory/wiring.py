@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from inventory.services.imports import ImportService
     from inventory.services.locations import LocationService, MasterSwitchService
     from inventory.services.outbox import OutboxRelay
+    from inventory.services.safety_stock import SafetyStockService
     from inventory.services.shipment_events import ShipmentEventService, ShipmentService
     from inventory.services.stock import StockService
     from inventory.services.stock_import_worker import StockImportWorker
@@ -204,6 +205,16 @@ def stock_service(settings: TableSettings) -> StockService:
 
 
 @cache
+def safety_stock_service(settings: TableSettings) -> SafetyStockService:
+    """Products' own safety stock: written to their hot items, answered with their availability."""
+    from inventory.services.safety_stock import SafetyStockService
+    from inventory.services.stock import StockService
+
+    store = stock_store(settings.table_name)
+    return SafetyStockService(store, StockService(store))
+
+
+@cache
 def allocation_service(settings: TableSettings) -> AllocationService:
     from inventory.services.allocations import AllocationService
     from inventory.services.stock import StockService
@@ -320,6 +331,7 @@ def forget() -> None:
         stock_location_service,
         master_switch_service,
         stock_service,
+        safety_stock_service,
         allocation_service,
         abandoned_requests,
         import_service,

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
-from inventory.api import allocations, locations, master_switch, stock, stock_imports, stock_locations
+from inventory.api import allocations, locations, master_switch, safety_stock, stock, stock_imports, stock_locations
 from inventory.api.http import make_resolver
 
 ROUTERS = (
     locations.router,
     master_switch.router,
-    stock_locations.router,
-    stock_imports.router,
-    stock.router,
+from inventory.api import allocations, locations, master_switch, safety_stock, stock, stock_imports, stock_locations
     allocations.router,
 )
 

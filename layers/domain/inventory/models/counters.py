@@ -76,7 +76,11 @@ class ProductCounters(Frozen):
     product_id: str
     exists: bool = False  # whether the item is stored (the first write creates it)
     version: int = 0  # grows with every change (the `version` of published figures)
-    stock_version: int = 0  # grows with every ledger entry: allocation checks are guarded by it
+    # Grows with every change of what an allocation's opening is checked against but its allocations:
+    # every ledger entry, and every change of the product's safety stock. Openings are guarded by it.
+    stock_version: int = 0
+    # The product's own safety stock (`ss`); None: the location's `default_safety_stock` applies.
+    safety_stock: int | None = None
     # The entries in the item, in the order the service applied them: the buffer (entries not yet
     # moved to ledger pages) and, in an item of the earlier shape, every entry it kept.
     ledger: tuple[LedgerEntry, ...] = ()
@@ -146,9 +150,10 @@ class CountersChange(Frozen):
     """One atomic change of a product's counters, guarded by what the service read.
 
     Every change requires the item to be at `expected.version`, except allocation openings
-    (`open_limit` set), which only require the stock to be unchanged (`stock_version`) and the
-    product's allocated total to stay at or below `open_limit`: concurrent allocations of the same
-    product then never refuse each other for a mere version change, and never oversell."""
+    (`open_limit` set), which only require the stock and the safety stock to be unchanged
+    (`stock_version`) and the product's allocated total to stay at or below `open_limit`:
+    concurrent allocations of the same product then never refuse each other for a mere version
+    change, and never oversell."""
 
     expected: ProductCounters
     entry: LedgerEntry | None = None

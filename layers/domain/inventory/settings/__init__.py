@@ -45,7 +45,8 @@ class FunctionSettings(BaseModel):
 
 
 class TableSettings(FunctionSettings):
-    """The functions that only use the table: locations, stock, allocations, abandoned_requests."""
+    """The functions that only use the table: locations, stock, safety_stock, allocations,
+    abandoned_requests."""
 
     table_name: str = Field(min_length=3)
 

@@ -1,8 +1,9 @@
 """A product's hot item at a location (`keys.counters_key`): the running sums of its ledger
 (`after#<import seq>`: the lines each import layer does not include), the buffer of its recent
 entries (`B#<entry id>#<source>`), what its open allocations hold (and their total `allocated`,
-absent when nothing is allocated), `version`, `stock_version`, and where its moved entries are
-(`pages`, `seg#<segment>`, `ep#<epoch>`; the pages themselves: `ledger_pages`).
+absent when nothing is allocated), `version`, `stock_version`, the product's own safety stock
+(`ss`; absent: the location's default), and where its moved entries are (`pages`, `seg#<segment>`,
+`ep#<epoch>`; the pages themselves: `ledger_pages`).
 
 Entries, sums and allocations are attributes of their own, not maps, so that one write can create
 the item as well as extend it: every change of a product is one conditional write, together with
@@ -53,6 +54,7 @@ from inventory.models.counters import CountersChange, LedgerEntry, OpenAllocatio
 from inventory.models.imports import StockRow
 
 LAYOUT = 2  # the hot item's shape with sums and a buffer; an item without `layout` is of the earlier one
+SAFETY_STOCK = "ss"  # the product's own safety stock; absent: the location's default applies
 
 
 def _stored_legacy_entry(entry: LedgerEntry) -> dict[str, Any]:
@@ -114,6 +116,7 @@ def counters_of_item(item: Mapping[str, Any]) -> ProductCounters:
         segment_cut=int(item.get("segcut", 0)),
         epoch_cut=int(item.get("epcut", 0)),
         pending=pending,
+        safety_stock=None if item.get(SAFETY_STOCK) is None else int(item[SAFETY_STOCK]),
     )
 
 
@@ -257,4 +260,21 @@ class Counters(TableItems):
         update = Update().set(sum_attribute(seq), total)
         condition = update.equals("version", expected.version)
         key = counters_key(location_id, expected.product_id)
+        return self._table.update(update, key, condition, returns="NONE") is not None
+
+    def set_safety_stock(self, location_id: str, expected: ProductCounters, safety_stock: int | None) -> bool:
+        key = counters_key(location_id, expected.product_id)
+        if not expected.exists:  # the product's first change writes the whole item, as change_counters does
+            if safety_stock is None:
+                return True  # no item, no figure of its own: nothing to change
+            item = {**key, "layout": LAYOUT, "version": 1, "stock_version": 1, SAFETY_STOCK: safety_stock}
+            return self._table.put_new(item)
+        update = Update()
+        if safety_stock is None:
+            update.remove(SAFETY_STOCK)
+        else:
+            update.set(SAFETY_STOCK, safety_stock)
+        # `stock_version` too: an opening checked against the figure it replaces must not be written.
+        update.increment("version").increment("stock_version")
+        condition = update.equals("version", expected.version)
         return self._table.update(update, key, condition, returns="NONE") is not None
