@@ -45,13 +45,19 @@ SCENARIO: list[tuple[str, Any]] = [
     ("allocations_post_insufficient", 409),  # SKU-1002 has none: refused whole
     ("shipment_events_allocations", NO_FAILURES),  # one opened, one released first, one refused
     ("stock_availability", 200),
+    ("inventory_transactions_post", 201),  # under the ERP master: recorded, pending its next import
+    ("inventory_transactions_get", 200),
+    ("inventory_transactions_list", 200),
     ("allocations_delete", 200),
     ("shipment_events_shipped_and_handed_over", NO_FAILURES),
     ("shipment_events_poison_record", NO_FAILURES),  # dead-lettered with its reason, and acknowledged
     ("api_docs_openapi", 200),
     ("api_docs_not_found", 404),
     ("outbox_relay_scheduled", None),
-    ("abandoned_requests_scheduled", {"released_allocations": 0, "failed_imports": 0}),  # none abandoned
+    (
+        "abandoned_requests_scheduled",
+        {"released_allocations": 0, "failed_imports": 0, "completed_transactions": 0},
+    ),  # none abandoned
 ]
 
 

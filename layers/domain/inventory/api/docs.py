@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
-from inventory.api import allocations, locations, master_switch, stock, stock_imports
+from inventory.api import allocations, locations, master_switch, stock, stock_imports, transactions
 from inventory.api.http import make_resolver
 
-ROUTERS = (locations.router, master_switch.router, stock_imports.router, stock.router, allocations.router)
+ROUTERS = (
+    locations.router,
+    master_switch.router,
+    stock_imports.router,
+    stock.router,
+    allocations.router,
+    transactions.router,
+)
 
 
 def openapi_document() -> str:

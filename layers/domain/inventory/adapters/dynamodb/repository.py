@@ -11,6 +11,7 @@ from inventory.adapters.dynamodb.imports import Imports
 from inventory.adapters.dynamodb.ledger_pages import LedgerPages
 from inventory.adapters.dynamodb.locations import Locations
 from inventory.adapters.dynamodb.outbox import Outbox
+from inventory.adapters.dynamodb.transactions import Transactions
 
 __all__ = ["DynamoDbRepository"]
 
@@ -24,10 +25,12 @@ class DynamoDbRepository(
     AppliedEventRecords,
     Allocations,
     CycleCounts,
+    Transactions,
     Outbox,
 ):
     """Every port of storage, on one table: LocationRepository, ImportRepository, CountersRepository,
-    AllocationLineRepository, AppliedEvents, AllocationRepository, CycleCountRepository and
-    OutboxStore (inventory.ports), and so their compositions: ImportRepositories,
-    StockReadRepositories, LineRepositories, AllocationRepositories and ShipmentRepositories.
+    AllocationLineRepository, AppliedEvents, AllocationRepository, CycleCountRepository,
+    TransactionRepository and OutboxStore (inventory.ports), and so their compositions:
+    ImportRepositories, StockReadRepositories, LineRepositories, AllocationRepositories,
+    ShipmentRepositories and TransactionRepositories.
     `DynamoDbRepository(table_name)`, or on a client or a Table of its own."""
