@@ -1,7 +1,8 @@
 """Cleans up after requests that stopped half-way and were never repeated, every five minutes (the
 schedule): releases the API allocations they left pending, which would hold units that no order
 ships, and fails the imports whose start claimed a location but never handed the import to the
-worker, which would keep the location claimed (every later import refused, and the switch)."""
+worker, which would keep the location claimed (every later import refused, and the switch); and
+completes (or, short, undoes) the inventory transactions they left pending."""
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -40,6 +41,22 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
                 "recorded": record.content_hash is not None,  # False: it stopped between its claim and its record
             },
         )
+    for transaction in swept.ended_transactions:
+        logger.warning(
+            "abandoned inventory transaction completed",
+            extra={
+                "location_id": transaction.location_id,
+                "transaction_id": transaction.transaction_id,
+                "created_at": transaction.created_at.isoformat(),
+            },
+        )
     metrics.add_metric(name="AbandonedAllocationsReleased", unit=MetricUnit.Count, value=len(swept.released))
+    metrics.add_metric(
+        name="AbandonedTransactionsCompleted", unit=MetricUnit.Count, value=len(swept.ended_transactions)
+    )
     metrics.add_metric(name="AbandonedImportsFailed", unit=MetricUnit.Count, value=len(swept.failed_imports))
-    return {"released_allocations": len(swept.released), "failed_imports": len(swept.failed_imports)}
+    return {
+        "released_allocations": len(swept.released),
+        "failed_imports": len(swept.failed_imports),
+        "completed_transactions": len(swept.ended_transactions),
+    }

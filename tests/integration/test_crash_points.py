@@ -360,6 +360,41 @@ def switch(local_aws: LocalAws, location: str, _: Any) -> None:
     succeeds("master_switch", "PUT", f"/locations/{location}/inventory-master", {"inventory_master": "platform"})
 
 
+# ---------------------------------------------------------------------------------- inventory transactions
+TRANSACTION = {
+    "transaction_id": "adj-1",
+    "type": "adjustment",
+    "reason": "recount of the back room",
+    "items": [
+        {"product_id": "a", "quantity": 2, "from_stock_location": "main", "to_stock_location": "damaged"},
+        {"product_id": "b", "quantity": 3, "from_stock_location": "main"},
+        {"product_id": "c", "quantity": 4, "to_stock_location": "main"},
+    ],
+}
+
+
+def platform_store(local_aws: LocalAws, location: str) -> None:
+    loaded(local_aws, location)
+    switch(local_aws, location, None)
+
+
+def record_transaction(local_aws: LocalAws, location: str, _: Any) -> None:
+    succeeds("inventory_transactions", "POST", f"/locations/{location}/inventory-transactions", TRANSACTION)
+
+
+def transaction_seen(local_aws: LocalAws, location: str, _: Any) -> Any:
+    status, record = call("inventory_transactions", "GET", f"/locations/{location}/inventory-transactions/adj-1")
+    stock = {}
+    for product in "abc":
+        found = call("stock", "GET", f"/locations/{location}/stock/{product}")[1]
+        stock[product] = {s["stock_location"]: s["quantity"] for s in found.get("stock_locations", [])}
+    return {
+        "transaction": (status, record.get("status")),
+        "stock": stock,
+        "events": events_of(location, "Inventory Transaction Completed"),
+    }
+
+
 def switch_seen(local_aws: LocalAws, location: str, _: Any) -> Any:
     master = call("locations", "GET", f"/locations/{location}")[1]["inventory_master"]
     return {"master": master, "events": events_of(location, "Inventory Master Switched")}
@@ -489,6 +524,7 @@ OPERATIONS = [
     Operation("batch done", prepare_batch, ship, batch_seen),
     Operation("import settling", prepare_settling, run_import, settling_seen),
     Operation("switch", loaded, switch, switch_seen),
+    Operation("inventory transaction", platform_store, record_transaction, transaction_seen),
     Operation("relay round", prepare_relay, relay_round, relay_seen),
     Operation("sweep claim", stopped_start("claim"), sweep_abandoned, swept_seen),
     Operation("sweep record", stopped_start("record"), sweep_abandoned, swept_seen),

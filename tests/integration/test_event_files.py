@@ -49,13 +49,19 @@ SCENARIO: list[tuple[str, Any]] = [
     ("shipment_events_allocations", NO_FAILURES),  # one opened, one released first, one refused
     ("stock_availability", 200),
     ("safety_stock_put", 200),  # SKU-1001 holds 1 back, SKU-1002 the location's default
+    ("inventory_transactions_post", 201),  # under the ERP master: recorded, pending its next import
+    ("inventory_transactions_get", 200),
+    ("inventory_transactions_list", 200),
     ("allocations_delete", 200),
     ("shipment_events_shipped_and_handed_over", NO_FAILURES),
     ("shipment_events_poison_record", NO_FAILURES),  # dead-lettered with its reason, and acknowledged
     ("api_docs_openapi", 200),
     ("api_docs_not_found", 404),
     ("outbox_relay_scheduled", None),
-    ("abandoned_requests_scheduled", {"released_allocations": 0, "failed_imports": 0}),  # none abandoned
+    (
+        "abandoned_requests_scheduled",
+        {"released_allocations": 0, "failed_imports": 0, "completed_transactions": 0},
+    ),  # none abandoned
 ]
 
 

@@ -34,8 +34,10 @@ from inventory.adapters.dynamodb.keys import (
     pending_index_keys,
     product_shard,
     product_sk,
+    transaction_key,
 )
 from inventory.adapters.dynamodb.locations import list_cursor, listed_after
+from inventory.cursor import decode_cursor, encode_cursor
 from inventory.errors import (
     Conflict,
     CountIdReused,
@@ -66,6 +68,7 @@ from inventory.models.counts import CycleCount
 from inventory.models.events import EventClaim
 from inventory.models.imports import ImportCounts, ImportRecord, StockRow
 from inventory.models.stock_locations import StockLocations
+from inventory.models.transactions import InventoryTransaction, TransactionStatus
 from inventory.ports import (
     AllocationLineRepository,
     AllocationRepository,
@@ -79,6 +82,7 @@ from inventory.ports import (
     LocationRepository,
     OutboxStore,
     StockLocationRepository,
+    TransactionRepository,
     WorkQueue,
 )
 from inventory.types import DEFAULT_STOCK_LOCATIONS
@@ -102,6 +106,11 @@ def location_item(location_id: str) -> OutboxKey:
 def counters_item(location_id: str, product_id: str) -> OutboxKey:
     """A product's counters item: the events of its changes are in its outbox."""
     return item_of(counters_key(location_id, product_id))
+
+
+def transaction_item(location_id: str, transaction_id: str) -> OutboxKey:
+    """A transaction's record: its event is in its outbox."""
+    return item_of(transaction_key(location_id, transaction_id))
 
 
 def allocation_item(location_id: str, allocation_id: str) -> OutboxKey:
@@ -151,6 +160,7 @@ class MemoryRepository(
     AppliedEvents,
     AllocationRepository,
     CycleCountRepository,
+    TransactionRepository,
     OutboxStore,
     StockLocationRepository,
 ):
@@ -177,6 +187,7 @@ class MemoryRepository(
         # no item stored, the defaults hold).
         self.stock_location_types: dict[str, bool] | None = None
         self.stock_locations_in_use: set[str] = set()
+        self.transactions: dict[tuple[str, str], InventoryTransaction] = {}
         # The outbox: each item's unpublished events by id, its version, and whether it is listed
         # (the adapter's sparse index, which an item leaves only when published at its version).
         self.items: set[OutboxKey] = set()
@@ -261,12 +272,30 @@ class MemoryRepository(
         return iter(claimed)
 
     @_port
+    def mark_erp_transaction(self, location_id: str) -> bool:
+        location = self.locations.get(location_id)
+        if location is None or location.inventory_master is not InventoryMaster.ERP:
+            return False
+        seq = self.import_seq.get(location_id, 0)
+        self.locations[location_id] = location.model_copy(update={"erp_transactions_seq": seq})
+        self._wrote()
+        return True
+
+    @_port
     def switch_to_platform(
-        self, location_id: str, *, now: datetime, caller: str, baseline_cutoff: datetime, event: OutboxEvent
+        self,
+        location_id: str,
+        *,
+        now: datetime,
+        caller: str,
+        baseline_cutoff: datetime,
+        event: OutboxEvent,
+        baseline_seq: int | None = None,
     ) -> Location | None:
         location = self.locations.get(location_id)
         if (
             location is None
+            or (location.erp_transactions_seq is not None and location.erp_transactions_seq >= (baseline_seq or 0))
             or location.inventory_master is not InventoryMaster.ERP
             or location.type is not LocationType.STORE
             or location.running_import_id is not None
@@ -646,10 +675,14 @@ class MemoryRepository(
                 for n in change.into:
                     sums[n] = sums.get(n, 0) + entry.quantity
             buffered = len(ledger)
+        moved = dict(current.moved)
+        for at, delta in change.moved.items():
+            moved[at] = moved.get(at, 0) + delta
         changed = current.model_copy(
             update={
                 "version": current.version + 1,
-                "stock_version": current.stock_version + (1 if entry else 0),
+                "stock_version": current.stock_version + (1 if entry or change.moved else 0),
+                "moved": moved,
                 "ledger": ledger,
                 "allocations": _allocations(allocations.values()),
                 "allocated_total": allocated,
@@ -729,6 +762,7 @@ class MemoryRepository(
                 "buffered": current.buffered - len(entries),
                 "pages": number,
                 "sums": {n: t for n, t in current.sums.items() if n not in move.drop_sums},
+                "moved": {at: t for at, t in current.moved.items() if at not in move.drop_moved},
                 "segments": segments,
                 "epochs": epochs,
                 "segment_cut": max(current.segment_cut, move.segment_cut),
@@ -975,6 +1009,80 @@ class MemoryRepository(
             and pending_index_keys(a.location_id, a.allocation_id, a.abandon_at)["gsi1sk"] < before
         ]
         return sorted(abandoned, key=lambda a: (a.abandon_at, a.allocation_id))[:limit]
+
+    # ---- inventory transactions
+    @_port
+    def get_transaction(self, location_id: str, transaction_id: str) -> InventoryTransaction | None:
+        return self.transactions.get((location_id, transaction_id))
+
+    @_port
+    def transaction_states(self, location_id: str, transaction_ids: Sequence[str]) -> dict[str, TransactionStatus]:
+        return {
+            t: found.status for t in transaction_ids if (found := self.transactions.get((location_id, t))) is not None
+        }
+
+    @_port
+    def put_transaction(self, transaction: InventoryTransaction) -> bool:
+        key = (transaction.location_id, transaction.transaction_id)
+        if key in self.transactions:
+            return False
+        self.transactions[key] = transaction
+        self.items.add(transaction_item(*key))
+        self._wrote()
+        return True
+
+    @_port
+    def complete_transaction(self, transaction: InventoryTransaction, event: OutboxEvent) -> bool:
+        key = (transaction.location_id, transaction.transaction_id)
+        current = self.transactions.get(key)
+        if current is None or current.status is not TransactionStatus.PENDING:
+            return False
+        self.transactions[key] = current.model_copy(
+            update={
+                "status": TransactionStatus.COMPLETED,
+                "completed_at": transaction.completed_at,
+                "results": transaction.results,
+                "abandon_at": None,
+            }
+        )
+        self.record(transaction_item(*key), event)
+        self._wrote()
+        return True
+
+    @_port
+    def forget_transaction(self, transaction: InventoryTransaction) -> bool:
+        key = (transaction.location_id, transaction.transaction_id)
+        current = self.transactions.get(key)
+        if current is None or current.status is not TransactionStatus.PENDING:
+            return False
+        del self.transactions[key]
+        item = transaction_item(*key)
+        self.items.discard(item)
+        self.outbox.pop(item, None)
+        self.versions.pop(item, None)
+        self.listed.discard(item)
+        self._wrote()
+        return True
+
+    @_port
+    def abandoned_transactions(self, now: datetime, limit: int) -> list[InventoryTransaction]:
+        abandoned = [
+            t
+            for t in self.transactions.values()
+            if t.status is TransactionStatus.PENDING and t.abandon_at is not None and t.abandon_at < now
+        ]
+        return sorted(abandoned, key=lambda t: (t.abandon_at or now, t.transaction_id))[:limit]
+
+    @_port
+    def list_transactions(self, location_id: str, limit: int, cursor: str | None) -> Page[InventoryTransaction]:
+        after = decode_cursor(cursor)[0] if cursor else None
+        ids = sorted(t for (loc, t) in self.transactions if loc == location_id and (after is None or t > after))
+        page = ids[:limit]
+        more = len(ids) > limit
+        return Page(
+            items=[self.transactions[(location_id, t)] for t in page],
+            next_cursor=encode_cursor([page[-1]]) if more else None,
+        )
 
     # ---- cycle counts
     @_port

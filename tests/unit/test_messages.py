@@ -16,8 +16,10 @@ from inventory.messages.published import PUBLISHED
 from inventory.messages.schemas import event_schemas, file_name, main
 from inventory.messages.shipment_events import DETAILS
 from inventory.models import EVENT_SCHEMA_VERSION, InventoryMaster
+from inventory.models.transactions import TransactionItem, TransactionRequest, TransactionType
 from inventory.services.outbox import OutboxRelay
 from inventory.services.shipment_figures import ShipmentFigures
+from inventory.services.transactions import TransactionService
 from tests.conftest import ROOT
 from tests.unit.test_allocations import Shop
 from tests.unit.test_template import RESOURCES
@@ -84,11 +86,24 @@ class Bus:
 
 def test_what_the_service_publishes_is_what_each_model_and_schema_file_say() -> None:
     """Given a store that imports, switches, ships (a known product and one nobody imported) and
-    refuses an allocation from the bus, every event the relay puts on the bus fits its contract."""
+    refuses an allocation from the bus and moves a unit to damaged stock, every event the relay
+    puts on the bus fits its contract."""
     shop = Shop({"a": 5})
     shop.locations.switch("s1", InventoryMaster.PLATFORM, "tester")
     shop.ship("ev-1", {"product_id": "a", "quantity": 1}, {"product_id": "ghost", "quantity": 2})
     shop.allocate("al-1", from_bus=True, a=100)
+    TransactionService(shop.repo, shop.stock, shop.clock).record(
+        "s1",
+        TransactionRequest(
+            transaction_id="adj-1",
+            type=TransactionType.ADJUSTMENT,
+            reason="damaged in the back room",
+            items=(
+                TransactionItem(product_id="a", quantity=1, from_stock_location="main", to_stock_location="damaged"),
+            ),
+        ),
+        "tester",
+    )
     bus = Bus()
     publisher = EventBridgePublisher("bus", client=bus)  # type: ignore[arg-type]
     finishers = {DetailType.SHIPMENT_APPLIED: ShipmentFigures(shop.stock)}

@@ -99,6 +99,10 @@ class AllocationIdReused(Conflict):
     code = "allocation_id_reused"
 
 
+class TransactionIdReused(Conflict):
+    code = "transaction_id_reused"
+
+
 class InsufficientStock(Conflict):
     code = "insufficient_stock"
 

@@ -82,10 +82,12 @@ def product_stock(
     a whole-location import is visible, that import's absence of a row is a base of 0. Stock on hand
     is the base plus the shipments and handovers the base's import did not include: the sum the
     product's item keeps for the base's layer (every line's, without a base), or, in an item of
-    the earlier shape, the entries it holds. The switch to platform master changes none of this:
-    its base is the figure of that moment with the watermark of the import it came from, so a
-    shipment at or below that watermark changes nothing after it either. Stock on hand is the sum
-    of the stock locations that `stock_locations` (the configured types) says are salable.
+    the earlier shape, the entries it holds; and, under platform master, the inventory
+    transactions applied at the stock location while the base's layer was announced. The switch to
+    platform master changes none of this: its base is the figure of that moment with the watermark
+    of the import it came from, so a shipment at or below that watermark changes nothing after it
+    either. Stock on hand is the sum of the stock locations that `stock_locations` (the configured
+    types) says are salable.
     """
     ledger = counters.ledger
     newest_first = sorted(visible, key=lambda v: v.seq, reverse=True)
@@ -98,6 +100,7 @@ def product_stock(
     moved = {entry.stock_location for entry in ledger if entry.kind.moves_stock_under_erp}
     if not counters.legacy and EVERY_LINE in counters.sums:
         moved.add(MAIN)  # shipments and handovers leave main stock
+    moved |= {stock_location for stock_location, _ in counters.moved}  # inventory transactions
     if baseline is not None:
         for stock_location in moved | ({MAIN} if not bases else set()):
             bases.setdefault(stock_location, Base.of(baseline, 0))
@@ -107,10 +110,12 @@ def product_stock(
         base = bases.get(stock_location)
         entries = [e for e in ledger if e.stock_location == stock_location and counts_after(e, base)]
         since += entries
+        layer = base.layer if base else EVERY_LINE
         if counters.legacy:
             moves = sum(e.quantity for e in entries)
         else:
-            moves = counters.sums.get(base.layer if base else EVERY_LINE, 0) if stock_location == MAIN else 0
+            moves = counters.sums.get(layer, 0) if stock_location == MAIN else 0
+        moves += counters.moved.get((stock_location, layer), 0)
         quantity = (base.quantity if base else 0) + moves
         figures.append(StockLocationFigure(stock_location, quantity, stock_locations.salable(stock_location), base))
     since.sort(key=lambda e: (e.applied_at, e.entry_id))

@@ -78,8 +78,11 @@ def folded_sums(location: Location, ledger: Iterable[LedgerEntry]) -> dict[int, 
 
 
 def counts_after(entry: LedgerEntry, base: LayerRule | None) -> bool:
-    """Whether a shipment or handover entry counts on top of `base` (no base: every entry counts)."""
-    return entry.kind.moves_stock_under_erp and (base is None or entry.after(base))
+    """Whether an entry was applied after `base` (no base: every entry was): a shipment or handover
+    by the base's rule, an inventory transaction (no logical timestamp) by the order the service
+    applied it in. One recorded under an ERP master is listed after its base as pending the next
+    import, and moves nothing."""
+    return base is None or entry.after(base)
 
 
 def epoch_of_legacy(location: Location, entry: LedgerEntry) -> int:

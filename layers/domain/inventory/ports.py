@@ -17,6 +17,7 @@ from inventory.models.counts import CycleCount
 from inventory.models.events import EventClaim
 from inventory.models.imports import ImportCounts, ImportRecord, StockRow
 from inventory.models.stock_locations import StockLocations
+from inventory.models.transactions import InventoryTransaction, TransactionStatus
 
 
 class Clock(Protocol):
@@ -43,13 +44,27 @@ class LocationRepository(Protocol):
         ...
 
     def switch_to_platform(
-        self, location_id: str, *, now: datetime, caller: str, baseline_cutoff: datetime, event: OutboxEvent
+        self,
+        location_id: str,
+        *,
+        now: datetime,
+        caller: str,
+        baseline_cutoff: datetime,
+        event: OutboxEvent,
+        baseline_seq: int | None = None,
     ) -> Location | None:
-        """The one write that sets `inventory_master`: to platform, from erp, on a ready store.
+        """The one write that sets `inventory_master`: to platform, from erp, on a ready store (no
+        inventory transaction recorded under the ERP since the claim of the baseline `baseline_seq`).
 
         Records `event` in the location's outbox in the same conditional write. Returns None
         when the condition failed (the caller re-reads the location to say why).
         """
+        ...
+
+    def mark_erp_transaction(self, location_id: str) -> bool:
+        """Record, before its first product is written, that an inventory transaction applies under
+        the ERP master (`Location.erp_transactions_seq` = `import_seq`); False when the location is
+        under platform master: the transaction then applies under it."""
         ...
 
 
@@ -359,6 +374,35 @@ class WorkQueue(Protocol):
         ...
 
 
+class TransactionStates(Protocol):
+    def transaction_states(self, location_id: str, transaction_ids: Sequence[str]) -> dict[str, TransactionStatus]:
+        """The status of each transaction record found (an undone transaction has none)."""
+        ...
+
+
+class TransactionRepository(TransactionStates, Protocol):
+    def get_transaction(self, location_id: str, transaction_id: str) -> InventoryTransaction | None: ...
+
+    def put_transaction(self, transaction: InventoryTransaction) -> bool:
+        """Put a pending record that must not exist yet; False when one does."""
+        ...
+
+    def complete_transaction(self, transaction: InventoryTransaction, event: OutboxEvent) -> bool:
+        """The record completed, with its results and its event, on the condition that it is still
+        pending; False otherwise (completed meanwhile, or undone and deleted)."""
+        ...
+
+    def forget_transaction(self, transaction: InventoryTransaction) -> bool:
+        """Delete a pending record (the transaction was undone); False when it is not pending."""
+        ...
+
+    def abandoned_transactions(self, now: datetime, limit: int) -> list[InventoryTransaction]:
+        """Pending records whose `abandon_at` is before `now`, oldest first."""
+        ...
+
+    def list_transactions(self, location_id: str, limit: int, cursor: str | None) -> Page[InventoryTransaction]: ...
+
+
 class CycleCountRepository(Protocol):
     def open_cycle_count(self, count: CycleCount) -> CycleCount:
         """Record an open count (idempotent by id and content); CountIdReused otherwise."""
@@ -420,7 +464,7 @@ class SettleRepositories(CountersRepository, ImportRepository, Protocol):
     """What settling an import's sums needs of storage."""
 
 
-class MoveRepositories(CountersRepository, AppliedEvents, Protocol):
+class MoveRepositories(CountersRepository, AppliedEvents, TransactionStates, Protocol):
     """What moving a product's entries to its ledger pages needs of storage."""
 
 
@@ -433,5 +477,10 @@ class AllocationRepositories(AllocationRepository, AllocationLineRepository, Sto
     """What allocations need of storage."""
 
 
-class ShipmentRepositories(AllocationRepositories, AppliedEvents, Protocol):
+class ShipmentRepositories(AllocationRepositories, AppliedEvents, TransactionStates, Protocol):
     """What applying shipments needs of storage."""
+
+
+class TransactionRepositories(TransactionRepository, StockReadRepositories, AppliedEvents, Protocol):
+    """What inventory transactions need of storage: their records, the products' figures, and the
+    records the move of entries reads."""

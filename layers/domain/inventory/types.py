@@ -71,6 +71,7 @@ PositiveQuantity = Annotated[StrictInt, Field(gt=0, le=MAX_QUANTITY)]
 # Written as below 2^63, which the OpenAPI document's float renders exactly (2^63 - 1 it cannot).
 LogicalTimestamp = Annotated[StrictInt, Field(ge=0, lt=2**63)]
 MAX_ALLOCATION_ITEMS = 100  # products per allocation: each is one conditional write
+MAX_TRANSACTION_ITEMS = 100  # items of an inventory transaction: each is one conditional write
 MAX_SHIPMENT_LINES = 1_000  # lines of one shipment event
 MAX_INLINE_ITEMS = 5_000  # rows of an import given in the request's body
 MAX_SAFETY_STOCK_ITEMS = 1_000  # products of one safety stock request: each is one conditional write

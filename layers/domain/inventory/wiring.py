@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         ImportRunRepositories,
         ShipmentRepositories,
         StockReadRepositories,
+        TransactionRepositories,
     )
     from inventory.services.abandoned import AbandonedRequests
     from inventory.services.allocations import AllocationService
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from inventory.services.stock import StockService
     from inventory.services.stock_import_worker import StockImportWorker
     from inventory.services.stock_locations import StockLocationService
+    from inventory.services.transactions import TransactionService
     from inventory.settings import TableSettings
     from inventory.settings.master_switch import MasterSwitchSettings
     from inventory.settings.outbox_relay import OutboxRelaySettings
@@ -146,9 +148,11 @@ def shipment_store(table_name: str) -> ShipmentRepositories:
     from inventory.adapters.dynamodb.ledger_pages import LedgerPages
     from inventory.adapters.dynamodb.locations import Locations
     from inventory.adapters.dynamodb.stock_locations import StockLocationTypes
+    from inventory.adapters.dynamodb.transactions import Transactions
 
     class ShipmentStore(
         AppliedEventRecords,
+        Transactions,
         Allocations,
         AllocationLines,
         Counters,
@@ -229,8 +233,37 @@ def abandoned_requests(settings: TableSettings) -> AbandonedRequests:
     from inventory.services.abandoned import AbandonedRequests, ImportSweep
 
     return AbandonedRequests(
-        allocation_service(settings), ImportSweep(import_store(settings.table_name), SystemClock())
+        allocation_service(settings),
+        ImportSweep(import_store(settings.table_name), SystemClock()),
+        transaction_service(settings),
     )
+
+
+@cache
+def transaction_store(table_name: str) -> TransactionRepositories:
+    from inventory.adapters.dynamodb.counters import Counters
+    from inventory.adapters.dynamodb.events import AppliedEventRecords
+    from inventory.adapters.dynamodb.imports import Imports
+    from inventory.adapters.dynamodb.ledger_pages import LedgerPages
+    from inventory.adapters.dynamodb.locations import Locations
+    from inventory.adapters.dynamodb.stock_locations import StockLocationTypes
+    from inventory.adapters.dynamodb.transactions import Transactions
+
+    class TransactionStore(
+        Transactions, AppliedEventRecords, Counters, LedgerPages, Imports, Locations, StockLocationTypes
+    ):
+        """Transaction records, the products' figures they move, and the records the move of entries reads."""
+
+    return TransactionStore(table(table_name))
+
+
+@cache
+def transaction_service(settings: TableSettings) -> TransactionService:
+    from inventory.services.stock import StockService
+    from inventory.services.transactions import TransactionService
+
+    store = transaction_store(settings.table_name)
+    return TransactionService(store, StockService(store), SystemClock())
 
 
 @cache

@@ -4,14 +4,27 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
-from inventory.api import allocations, locations, master_switch, safety_stock, stock, stock_imports, stock_locations
+from inventory.api import (
+    allocations,
+    locations,
+    master_switch,
+    safety_stock,
+    stock,
+    stock_imports,
+    stock_locations,
+    transactions,
+)
 from inventory.api.http import make_resolver
 
 ROUTERS = (
     locations.router,
     master_switch.router,
-from inventory.api import allocations, locations, master_switch, safety_stock, stock, stock_imports, stock_locations
+    stock_locations.router,
+    stock_imports.router,
+    stock.router,
+    safety_stock.router,
     allocations.router,
+    transactions.router,
 )
 
 

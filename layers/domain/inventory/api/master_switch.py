@@ -22,7 +22,12 @@ class SwitchBody(Request):
 
 class ReasonOut(Reply):
     code: Literal[
-        "location_is_dc", "no_completed_import", "import_too_old", "import_in_progress", "open_mispick_counts"
+        "location_is_dc",
+        "no_completed_import",
+        "import_too_old",
+        "import_in_progress",
+        "open_mispick_counts",
+        "transactions_since_import",
     ]
     message: str
 

@@ -69,6 +69,9 @@ class LedgerEntryOut(Reply):
     logical_timestamp: int | None
     applied_at: UtcTime
     reference: str | None
+    to_stock_location: str | None = None  # a move between two stock locations: the end that gained
+    # recorded under an ERP master: it changes stock on hand only when the ERP's next import brings it back
+    pending_import: bool = False
 
 
 class LedgerPage(Reply):

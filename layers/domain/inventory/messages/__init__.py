@@ -21,3 +21,4 @@ class DetailType(StrEnum):
     MASTER_SWITCHED = "Inventory Master Switched"
     SHIPMENT_APPLIED = "Shipment Applied"
     ALLOCATION_REFUSED = "Allocation Refused"
+    TRANSACTION_COMPLETED = "Inventory Transaction Completed"

@@ -16,7 +16,9 @@ from pydantic.json_schema import SkipJsonSchema
 
 from inventory.messages import DetailType
 from inventory.models import ImportKind, InventoryMaster, LedgerKind
-from inventory.types import ClientId, ExternalId, LocationId, PositiveQuantity, ProductId, Quantity
+from inventory.types import ClientId, ExternalId, LocationId, PositiveQuantity, ProductId, Quantity, StockLocation
+
+StockLocationName = StockLocation
 
 Count = Annotated[StrictInt, Field(ge=0)]
 Figure = Annotated[StrictInt, Field(description="Whole units; stock on hand may be below 0")]
@@ -127,7 +129,7 @@ class ShipmentApplied(Published):
     never too large for the bus (its `part` and `parts` count the shipment's lines)."""
 
     source_event_id: ExternalId
-    kind: LedgerKind
+    kind: Literal[LedgerKind.SHIPMENT, LedgerKind.HANDOVER]
     shipment_id: ExternalId
     logical_timestamp: Annotated[StrictInt, Field(ge=0)]
     part: Annotated[StrictInt, Field(ge=1)]
@@ -164,9 +166,49 @@ class AllocationRefused(Splittable):
     shortages: Annotated[list[Shortage], Field(min_length=1)]
 
 
+class TransactionItemFigures(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    product_id: ProductId
+    quantity: PositiveQuantity
+    from_stock_location: StockLocationName | None
+    to_stock_location: StockLocationName | None
+    stock_on_hand: Figure
+    stock_locations: Annotated[
+        dict[StockLocationName, Figure], Field(description="The new quantity of each stock location the item moved")
+    ]
+    available: Count
+    version: Annotated[
+        StrictInt,
+        Field(ge=0, description="Grows with every change of the product's figures: keep the highest per product"),
+    ]
+
+
+class InventoryTransactionCompleted(Splittable):
+    """An inventory transaction was applied whole (under platform master), or recorded (under an
+    ERP master: `pending_import`, its figures unchanged until the ERP's next import). Each item
+    carries its product's figures right after the transaction. Too large for the bus (100 items of
+    long product ids), it comes in parts that share out its `items`."""
+
+    split_on: ClassVar[str] = "items"
+
+    transaction_id: ClientId
+    type: Literal["receiving", "transfer_out", "transfer_in", "adjustment", "return"]
+    reason: ExternalId | None
+    reference: ExternalId | None
+    destination_location_id: LocationId | None
+    source_location_id: LocationId | None
+    inventory_master: InventoryMaster
+    pending_import: StrictBool
+    recorded_by: Annotated[StrictStr, Field(description="The caller's identity")]
+    recorded_at: AwareDatetime
+    items: Annotated[list[TransactionItemFigures], Field(min_length=1)]
+
+
 PUBLISHED: dict[DetailType, type[Published]] = {
     DetailType.STOCK_IMPORTED: StockImported,
     DetailType.MASTER_SWITCHED: InventoryMasterSwitched,
     DetailType.SHIPMENT_APPLIED: ShipmentApplied,
     DetailType.ALLOCATION_REFUSED: AllocationRefused,
+    DetailType.TRANSACTION_COMPLETED: InventoryTransactionCompleted,
 }

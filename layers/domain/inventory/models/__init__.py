@@ -172,6 +172,22 @@ class Location(Frozen):
     running_import_through: int | None = None
     # What the running import takes in of earlier partial layers, when it merges them.
     running_import_merged: MergedRows | None = None
+    # The location's `import_seq` when an inventory transaction was last recorded under the ERP
+    # master: an import claimed at or before it cannot reflect that transaction, so the switch
+    # waits for a later baseline (`transactions_since_import`).
+    erp_transactions_seq: int | None = None
+
+    def baseline_seq(self) -> int | None:
+        """The sequence of the last visible baseline import (`initial` or `full_count`)."""
+        return max((v.seq for v in self.visible_imports if v.kind.is_baseline), default=None)
+
+    def transactions_since_import(self) -> bool:
+        """Whether transactions were recorded under the ERP master that the last baseline import
+        cannot reflect (it was claimed before them)."""
+        if self.erp_transactions_seq is None:
+            return False
+        baseline = self.baseline_seq()
+        return baseline is None or self.erp_transactions_seq >= baseline
 
     def announced(self) -> dict[int, int | None]:
         """The import layers whose sums a shipment line adds to, by sequence number, each with its
@@ -287,11 +303,21 @@ class LayerRule(Protocol):
 class LedgerKind(StrEnum):
     SHIPMENT = "shipment"
     HANDOVER = "handover"
+    # Inventory transactions (SPEC.md section 4): they move stock under platform master only.
+    RECEIVING = "receiving"
+    TRANSFER_OUT = "transfer_out"
+    TRANSFER_IN = "transfer_in"
+    ADJUSTMENT = "adjustment"
+    RETURN = "return"
 
     @property
     def moves_stock_under_erp(self) -> bool:
         """Under an ERP master only what left the location moves stock between imports."""
         return self in (LedgerKind.SHIPMENT, LedgerKind.HANDOVER)
+
+    @property
+    def is_transaction(self) -> bool:
+        return not self.moves_stock_under_erp
 
 
 SOURCE_HASH_CHARS = 16  # of a body's SHA-256, what an entry keeps: 64 bits tell two bodies of one id apart

@@ -38,6 +38,21 @@ class LedgerEntry(Frozen):
     # The allocation lines this entry closes (a shipment line): applied to the lines after the entry
     # is written; until a line records it (`OpenAllocation.closed_by`), readers subtract it.
     closes: tuple[LineClose, ...] = ()
+    # A move between two stock locations (an adjustment): the other end, which gets -quantity.
+    to_stock_location: str | None = None
+    # An inventory transaction recorded under an ERP master: it moves nothing until the ERP's next
+    # import brings it back (SPEC.md section 3), and explain shows it as pending that import.
+    pending_import: bool = False
+    # An inventory transaction's: the layers whose sums it added to (`ProductCounters.moved`), so
+    # that undoing it subtracts exactly that.
+    layers: tuple[int, ...] = ()
+
+    def moves(self) -> dict[str, int]:
+        """The signed quantity per stock location this entry moves."""
+        moved = {self.stock_location: self.quantity}
+        if self.to_stock_location is not None:
+            moved[self.to_stock_location] = moved.get(self.to_stock_location, 0) - self.quantity
+        return moved
 
     def after(self, base: LayerRule) -> bool:
         """Whether the import behind a base did not include this entry (SPEC.md section 3): by
@@ -96,6 +111,9 @@ class ProductCounters(Frozen):
     # Per import layer (by sequence number), the signed total of the lines that layer does not
     # include; layer 0: every line. Stock on hand is a base plus the sum of its layer.
     sums: dict[int, int] = {}  # noqa: RUF012
+    # Per stock location and layer, the signed total of the inventory transactions applied under
+    # platform master while that layer was announced (layer 0: every one); `tx#<stock location>#<n>`.
+    moved: dict[tuple[str, int], int] = {}  # noqa: RUF012
     buffered: int = 0  # how many entries the buffer holds (the write that adds one says so)
     pages: int = 0  # committed ledger pages: 1 to `pages` are the product's moved entries, in order
     # The first committed page holding an entry of each logical-timestamp segment (SEGMENT), and of
@@ -160,6 +178,8 @@ class CountersChange(Frozen):
     # None: closed. A literal default, as ProductCounters' are.
     allocations: dict[str, OpenAllocation | None] = {}  # noqa: RUF012
     into: tuple[int, ...] = ()  # the sums (`ProductCounters.sums`, by layer) the entry adds its quantity to
+    # What the change adds to the transaction sums (`ProductCounters.moved`), by stock location and layer.
+    moved: dict[tuple[str, int], int] = {}  # noqa: RUF012
     # An item of the earlier shape (`expected.legacy`) written with an entry is folded in the same
     # write: these sums, from the entries it holds, which stay in it as its buffer.
     fold: dict[int, int] | None = None
@@ -183,6 +203,7 @@ class PageMove(Frozen):
     entries: tuple[LedgerEntry, ...]
     events: tuple[OutboxEvent, ...] = ()
     drop_sums: tuple[int, ...] = ()
+    drop_moved: tuple[tuple[str, int], ...] = ()
     drop_segments: tuple[int, ...] = ()
     drop_epochs: tuple[int, ...] = ()
     segment_cut: int = 0

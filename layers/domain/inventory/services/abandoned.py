@@ -4,6 +4,8 @@ ended. Run every five minutes by the schedule.
 
 - An API allocation left `pending` holds units that no order will ship: it is released through
   the ordinary release (services/allocations.py).
+- An inventory transaction left `pending` is completed, or undone when it is short by now
+  (services/transactions.py): its record says what it is, as a repeat of its request would.
 - An import start that claimed its location but never handed the import to the worker keeps the
   location claimed, refusing every later import and the switch: the import is failed with the code
   `not_started`, which releases the location (ImportSweep, below).
@@ -15,7 +17,7 @@ answers it as it is.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -23,9 +25,11 @@ from inventory.errors import Conflict
 from inventory.models import IMPORT_START_ABANDONED_AFTER, ImportStatus, Location
 from inventory.models.allocations import Allocation
 from inventory.models.imports import ImportRecord
+from inventory.models.transactions import InventoryTransaction
 from inventory.observability import logger
 from inventory.services.allocations import AllocationService
 from inventory.services.imports import ENDED, not_started, release_if_claimed
+from inventory.services.transactions import TransactionService
 
 if TYPE_CHECKING:
     from inventory.ports import Clock, ImportRepositories
@@ -41,19 +45,24 @@ ABANDONED_START = (  # why the sweep failed an import: its start stopped before 
 class Swept:
     released: list[Allocation]  # API allocations that were left pending
     failed_imports: list[ImportRecord]  # imports whose start never handed them to the worker
+    ended_transactions: list[InventoryTransaction] = field(default_factory=list)  # completed (undone: not listed)
 
 
 class AbandonedRequests:
-    def __init__(self, allocations: AllocationService, imports: ImportSweep) -> None:
+    def __init__(
+        self, allocations: AllocationService, imports: ImportSweep, transactions: TransactionService | None = None
+    ) -> None:
         self._allocations = allocations
         self._imports = imports
+        self._transactions = transactions
 
     def sweep(self, more_time: Callable[[], bool]) -> Swept:
-        """Both halves, while `more_time()`. Each runs even when the other failed, so that one
-        record that keeps failing does not hold the other half's work back; the first failure is
-        raised once both have run (the run is then recorded as failed, and the next one tries again)."""
+        """Each part, while `more_time()`. Each runs even when another failed, so that one record
+        that keeps failing does not hold the others' work back; the first failure is raised once
+        all have run (the run is then recorded as failed, and the next one tries again)."""
         released: list[Allocation] = []
         failed: list[ImportRecord] = []
+        ended: list[InventoryTransaction] = []
         errors: list[Exception] = []
         try:
             while more_time():
@@ -61,17 +70,25 @@ class AbandonedRequests:
                 released += batch
                 if len(batch) < RELEASE_BATCH:
                     break
-        except Exception as error:  # raised below, once the imports are swept too
+        except Exception as error:  # raised below, once the rest is swept too
             errors.append(error)
         try:
             failed = self._imports.fail_abandoned(more_time)
         except Exception as error:
             errors.append(error)
+        try:
+            while self._transactions is not None and more_time():
+                completed = self._transactions.complete_abandoned(RELEASE_BATCH)
+                ended += completed
+                if len(completed) < RELEASE_BATCH:
+                    break
+        except Exception as error:
+            errors.append(error)
         for later in errors[1:]:
-            logger.error("the abandoned-imports sweep failed too", exc_info=later)
+            logger.error("another part of the abandoned-requests sweep failed too", exc_info=later)
         if errors:
             raise errors[0]
-        return Swept(released=released, failed_imports=failed)
+        return Swept(released=released, failed_imports=failed, ended_transactions=ended)
 
 
 class ImportSweep:

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 
 from inventory.ledger import epoch_of_legacy
 from inventory.messages import DetailType
-from inventory.models import SEGMENT, Location
-from inventory.models.counters import PageMove, ProductCounters
+from inventory.models import ABANDONED_AFTER, SEGMENT, Location
+from inventory.models.counters import LedgerEntry, PageMove, ProductCounters
 from inventory.models.events import EventClaim
+from inventory.models.transactions import TransactionStatus, transaction_of_entry
 
 if TYPE_CHECKING:
     from inventory.ports import Clock, MoveRepositories
@@ -58,9 +59,20 @@ class EntryMover:
         """What to move of this state of the product: its oldest settled entries (at least
         MIN_PAGE_ENTRIES), their unpublished events, and the sums and pointers no read needs."""
         oldest = counters.ledger[:CANDIDATES]
-        claims = self._repo.event_claims(location.location_id, sorted({event_of(e.entry_id) for e in oldest}))
+        lines = sorted({event_of(e.entry_id) for e in oldest if not e.kind.is_transaction})
+        claims = self._repo.event_claims(location.location_id, lines) if lines else {}
+        transactions = sorted({transaction_of_entry(e.entry_id) for e in oldest if e.kind.is_transaction})
+        states = self._repo.transaction_states(location.location_id, transactions) if transactions else {}
         now = self._clock.now()
-        entries = [e for e in oldest if self.settled(claims.get(event_of(e.entry_id)), now)][:PAGE_ENTRIES]
+
+        def settled(entry: LedgerEntry) -> bool:
+            if not entry.kind.is_transaction:
+                return self.settled(claims.get(event_of(entry.entry_id)), now)
+            # A transaction's entries stay while it is pending: undoing it takes them out of the buffer.
+            state = states.get(transaction_of_entry(entry.entry_id))
+            return state is TransactionStatus.COMPLETED or (state is None and entry.applied_at <= now - ABANDONED_AFTER)
+
+        entries = [e for e in oldest if settled(e)][:PAGE_ENTRIES]
         if len(entries) < MIN_PAGE_ENTRIES:
             return None
         entries = [e.model_copy(update={"epoch": epoch_of_legacy(location, e)}) if e.legacy else e for e in entries]
@@ -73,6 +85,7 @@ class EntryMover:
         # Layers claimed before this batch read the location and no longer announced can never be
         # a base again (failed, or superseded by a baseline); later ones it cannot know of.
         drop_sums = [n for n in counters.sums if n and n <= location.import_seq and n not in announced]
+        drop_moved = [(s, n) for s, n in counters.moved if n and n <= location.import_seq and n not in announced]
         lowest = location.lowest_origin()  # (merged rows' origins too)
         oldest_layer = lowest if lowest is not None else location.import_seq + 1
         drop_epochs, epoch_cut = kept_at_most(sorted(counters.epochs), oldest_layer, counters.epoch_cut)
@@ -82,6 +95,7 @@ class EntryMover:
             entries=tuple(entries),
             events=tuple(events),
             drop_sums=tuple(drop_sums),
+            drop_moved=tuple(drop_moved),
             drop_segments=tuple(drop_segments),
             drop_epochs=tuple(drop_epochs),
             segment_cut=cut,

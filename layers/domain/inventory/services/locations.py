@@ -92,6 +92,7 @@ class MasterSwitchService(LocationService):
             caller=caller,
             baseline_cutoff=readiness_cutoff(now, self._window),
             event=event,
+            baseline_seq=location.baseline_seq(),
         )
         if switched is not None:
             return switched
@@ -152,6 +153,17 @@ def _reasons(location: Location, now: datetime, window_minutes: int) -> list[Rea
             ReadinessReason(
                 code="import_in_progress",
                 message=f"import {location.running_import_id!r} is still running",
+            )
+        )
+    if location.transactions_since_import():
+        reasons.append(
+            ReadinessReason(
+                code="transactions_since_import",
+                message=(
+                    "inventory transactions were recorded under the ERP after the last initial or "
+                    "full_count import began: neither that import nor the platform ledger reflects "
+                    "them; import again, then switch"
+                ),
             )
         )
     if location.open_mispick_count_ids:

@@ -212,6 +212,10 @@ def _first_page(counters: ProductCounters, bases: Collection[LayerRule | None]) 
             firsts.append(1)
         elif base.shipments_included_through is not None:
             firsts.append(counters.first_page(segment=base.shipments_included_through // SEGMENT))
+            # Inventory transactions carry no logical timestamp: those since the base are found by
+            # epoch, while its pointer is kept (beyond, the segment's page is where reading starts).
+            if base.seq >= counters.epoch_cut:
+                firsts.append(counters.first_page(epoch=base.seq))
         else:
             firsts.append(counters.first_page(epoch=base.seq))
     return min((page for page in firsts if page is not None), default=None)

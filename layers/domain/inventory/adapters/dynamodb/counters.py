@@ -29,6 +29,7 @@ from inventory.adapters.dynamodb.keys import (
     EPOCH_PREFIX,
     EVENT_PREFIX,
     LEDGER_PREFIX,
+    MOVED_PREFIX,
     SEGMENT_PREFIX,
     SUM_PREFIX,
     allocation_attribute,
@@ -41,6 +42,8 @@ from inventory.adapters.dynamodb.keys import (
     event_id_of,
     import_row_key,
     import_seq_of,
+    moved_attribute,
+    moved_of,
     number_of,
     past_product,
     product_of,
@@ -77,6 +80,7 @@ def held_allocation_of(allocation_id: str, value: Mapping[str, Any]) -> OpenAllo
 def counters_of_item(item: Mapping[str, Any]) -> ProductCounters:
     ledger, allocations = [], []
     sums: dict[int, int] = {}
+    moved: dict[tuple[str, int], int] = {}
     segments: dict[int, int] = {}
     epochs: dict[int, int] = {}
     pending: dict[str, OutboxEvent] = {}
@@ -91,6 +95,8 @@ def counters_of_item(item: Mapping[str, Any]) -> ProductCounters:
             allocations.append(held_allocation_of(allocation_id_of(name), value))
         elif name.startswith(SUM_PREFIX):
             sums[number_of(name, SUM_PREFIX)] = int(value)
+        elif name.startswith(MOVED_PREFIX):
+            moved[moved_of(name)] = int(value)
         elif name.startswith(SEGMENT_PREFIX):
             segments[number_of(name, SEGMENT_PREFIX)] = int(value)
         elif name.startswith(EPOCH_PREFIX):
@@ -109,6 +115,7 @@ def counters_of_item(item: Mapping[str, Any]) -> ProductCounters:
         allocated_total=int(item.get("allocated", 0)),
         legacy=legacy,
         sums=sums,
+        moved=moved,
         buffered=len(ledger) if legacy else int(item.get("nbuf", 0)),
         pages=int(item.get("pages", 0)),
         segments=segments,
@@ -179,7 +186,7 @@ class Counters(TableItems):
                 **key,
                 "layout": LAYOUT,
                 "version": 1,
-                "stock_version": 1 if entry else 0,
+                "stock_version": 1 if entry or change.moved else 0,
                 "allocated": allocated_delta or None,  # absent when nothing is allocated (see append_entry)
                 **{allocation_attribute(a): _stored_allocation(new) for a, new in change.allocations.items() if new},
                 **event_attributes(key["pk"], change.event),
@@ -188,6 +195,7 @@ class Counters(TableItems):
                 item[buffer_attribute(entry.entry_id, entry.source_hash)] = stored_entry(entry)
                 item["nbuf"] = 1
                 item |= {sum_attribute(n): entry.quantity for n in change.into}
+            item |= {moved_attribute(s, n): delta for (s, n), delta in change.moved.items()}
             return self._table.put_new(item)
         update = Update()
         if change.open_limit is not None:  # an opening: concurrent openings do not refuse each other
@@ -202,6 +210,7 @@ class Counters(TableItems):
         pruned_from_buffer = sum(1 for p in change.pruned if not expected.legacy or not p.legacy)
         if entry:
             update.set(buffer_attribute(entry.entry_id, entry.source_hash), stored_entry(entry))
+        if entry or change.moved:  # (an entry taken out again changes the stock too)
             update.increment("stock_version")
         if expected.legacy and change.fold is not None:  # folded: the sums, and its entries are its buffer
             into = set(change.into) if entry else set()
@@ -218,6 +227,8 @@ class Counters(TableItems):
             if held:
                 update.increment("nbuf", held)
         # (an item of the earlier shape written without a fold keeps no sums: its entries are its figures)
+        for (stock_location, n), delta in change.moved.items():
+            update.increment(moved_attribute(stock_location, n), delta)
         for allocation_id, new in change.allocations.items():
             if new:
                 update.set(allocation_attribute(allocation_id), _stored_allocation(new))

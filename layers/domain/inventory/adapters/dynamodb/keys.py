@@ -6,6 +6,8 @@
     cycle count     pk LOC#<location_id>   sk COUNT#<count_id>
     allocation      pk LOC#<location_id>   sk ALLOC#<allocation_id>
                     pending from the API:                gsi1pk ABANDON#<nn>  gsi1sk <abandon_at>#<location_id>
+    transaction     pk LOC#<location_id>   sk TXN#<transaction_id>
+                    pending:                             gsi1pk TXPENDING#<nn>  gsi1sk <abandon_at>#<location_id>
     applied event   pk EVT#<location_id>#S<nn>                sk EVENT#<event_id>
     import row      pk IMP#<location_id>#<import seq>#S<nn>   sk P#<product>#<stock location>
     counters        pk LOC#<location_id>#S<nn>                sk P#<product>
@@ -21,10 +23,11 @@ whose names carry an id: `E#<event id>` (an outbox event), `B#<entry id>#<16 hex
 hash>` (an entry in a product's buffer), `L#<entry id>#<source hash>` (an entry as a product's
 counters held them before the buffer), `A#<allocation id>` (what an open allocation holds of a
 product), `after#<import seq>` (a product's sum of the lines that import does not include),
-`seg#<segment>` and `ep#<epoch>` (the first ledger page holding an entry of a logical-timestamp
-segment, of an epoch), `c#<entry id>` (on an allocation line: what that shipment line closed of it),
-`sl#<name>` and `use#<name>` (on the stock location types' item: a type's `salable`, and when it
-was first marked in use).
+`tx#<stock location>#<import seq>` (a product's sum of the inventory transactions of a stock
+location while that import was announced), `seg#<segment>` and `ep#<epoch>` (the first ledger
+page holding an entry of a logical-timestamp segment, of an epoch), `c#<entry id>` (on an
+allocation line: what that shipment line closed of it), `sl#<name>` and `use#<name>` (on the stock
+location types' item: a type's `salable`, and when it was first marked in use).
 Each is one top-level attribute, never a document path.
 """
 
@@ -50,6 +53,9 @@ LEDGER_PREFIX = "L#"  # a ledger entry of a product's counters, by entry id and 
 BUFFER_PREFIX = "B#"  # an entry of a product's buffer, by entry id and 16 hex of its source: B#<id>#<hash>
 ALLOCATION_PREFIX = "A#"  # what an open allocation holds of a product, by allocation id
 SUM_PREFIX = "after#"  # a product's sum of the lines an import layer does not include: after#<seq>
+# a product's sum of the inventory transactions of a stock location while a layer was announced:
+# tx#<stock location>#<seq> (stock location names hold no '#')
+MOVED_PREFIX = "tx#"
 SEGMENT_PREFIX = "seg#"  # the first ledger page holding an entry of a segment: seg#<segment>
 EPOCH_PREFIX = "ep#"  # the first ledger page holding an entry of an epoch: ep#<epoch>
 CLOSE_PREFIX = "c#"  # on an allocation line: what a shipment line's entry closed of it, c#<entry id>
@@ -81,6 +87,13 @@ def count_key(location_id: str, count_id: str) -> Key:
 
 def allocation_key(location_id: str, allocation_id: str) -> Key:
     return {"pk": location_pk(location_id), "sk": f"ALLOC#{allocation_id}"}
+
+
+TRANSACTION_PREFIX = "TXN#"
+
+
+def transaction_key(location_id: str, transaction_id: str) -> Key:
+    return {"pk": location_pk(location_id), "sk": f"{TRANSACTION_PREFIX}{transaction_id}"}
 
 
 # ---------------------------------------------------------------- products: counters and import rows
@@ -222,14 +235,20 @@ def pending_shard(location_id: str, allocation_id: str) -> int:
     return zlib.crc32(f"{location_id}/{allocation_id}".encode()) % PENDING_SHARDS
 
 
-def pending_partition(shard: int) -> str:
-    return f"ABANDON#{shard}"
+PENDING_ALLOCATIONS = "ABANDON#"
+PENDING_TRANSACTIONS = "TXPENDING#"
 
 
-def pending_index_keys(location_id: str, allocation_id: str, abandon_at: datetime) -> Key:
-    """The gsi1 keys that list a pending allocation by when it would be abandoned."""
+def pending_partition(shard: int, listing: str = PENDING_ALLOCATIONS) -> str:
+    return f"{listing}{shard}"
+
+
+def pending_index_keys(
+    location_id: str, record_id: str, abandon_at: datetime, listing: str = PENDING_ALLOCATIONS
+) -> Key:
+    """The gsi1 keys that list a pending allocation (or transaction) by when it would be abandoned."""
     return {
-        "gsi1pk": pending_partition(pending_shard(location_id, allocation_id)),
+        "gsi1pk": pending_partition(pending_shard(location_id, record_id), listing),
         "gsi1sk": f"{iso(abandon_at)}#{location_id}",
     }
 
@@ -283,6 +302,16 @@ def buffer_entry_of(name: str) -> tuple[str, str | None]:
 
 def sum_attribute(seq: int) -> str:
     return f"{SUM_PREFIX}{seq}"
+
+
+def moved_attribute(stock_location: str, seq: int) -> str:
+    return f"{MOVED_PREFIX}{stock_location}#{seq}"
+
+
+def moved_of(name: str) -> tuple[str, int]:
+    """The stock location and layer of a `moved_attribute`."""
+    stock_location, _, seq = name.removeprefix(MOVED_PREFIX).rpartition("#")
+    return stock_location, int(seq)
 
 
 def segment_attribute(segment: int) -> str:

@@ -30,6 +30,7 @@ from inventory.adapters.dynamodb.keys import (
     epoch_attribute,
     event_attribute,
     ledger_page_key,
+    moved_attribute,
     outbox_pk_of,
     segment_attribute,
     sum_attribute,
@@ -61,6 +62,12 @@ def stored_entry(entry: LedgerEntry) -> dict[str, Any]:
         stored["s"] = entry.stock_location
     if entry.closes:
         stored["al"] = [[c.allocation_id, c.received, c.quantity] for c in entry.closes]
+    if entry.to_stock_location is not None:
+        stored["d"] = entry.to_stock_location
+    if entry.pending_import:
+        stored["e"] = 1
+    if entry.layers:
+        stored["ly"] = list(entry.layers)
     return stored
 
 
@@ -78,6 +85,9 @@ def entry_of_stored(entry_id: str, source_hash: str | None, stored: Mapping[str,
         closes=tuple(
             LineClose(allocation_id=str(a), received=int(r), quantity=int(q)) for a, r, q in stored.get("al", [])
         ),
+        to_stock_location=stored.get("d"),
+        pending_import=bool(stored.get("e")),
+        layers=tuple(int(n) for n in stored.get("ly", ())),
     )
 
 
@@ -146,6 +156,8 @@ class LedgerPages(TableItems):
             commit.set(epoch_attribute(epoch), number, if_absent=True)
         for seq in move.drop_sums:
             commit.remove(sum_attribute(seq))
+        for stock_location, seq in move.drop_moved:
+            commit.remove(moved_attribute(stock_location, seq))
         for segment in sorted(set(move.drop_segments) - kept_segments):
             commit.remove(segment_attribute(segment))
         for epoch in sorted(set(move.drop_epochs) - kept_epochs):

@@ -58,6 +58,7 @@ def location_of(item: Mapping[str, Any]) -> Location:
         last_import=last_import or None,
         running_import_id=item.get("running_import_id"),
         running_import_claimed_at=item.get("running_import_claimed_at"),
+        erp_transactions_seq=item.get("erp_transactions_seq"),
         last_baseline_import_at=item.get("last_baseline_import_at"),
         open_mispick_count_ids=frozenset(item.get("open_mispick_count_ids", set())),
         imports_before_switch=item.get("imports_before_switch"),
@@ -170,8 +171,24 @@ class Locations(TableItems):
         )
         return (location_of(from_ddb(item)) for item in items)
 
+    def mark_erp_transaction(self, location_id: str) -> bool:
+        """Record that an inventory transaction is applied under the ERP master now (its epoch, the
+        location's `import_seq`); False when the location is under platform master (or gone)."""
+        update = Update()
+        seq = f"if_not_exists({update.name('import_seq')}, {update.value(0)})"  # (no import claimed yet: 0)
+        update.set_expression("erp_transactions_seq", seq).increment("revision")
+        condition = update.equals("inventory_master", InventoryMaster.ERP.value)
+        return self._table.update(update, location_key(location_id), condition, returns="NONE") is not None
+
     def switch_to_platform(
-        self, location_id: str, *, now: datetime, caller: str, baseline_cutoff: datetime, event: OutboxEvent
+        self,
+        location_id: str,
+        *,
+        now: datetime,
+        caller: str,
+        baseline_cutoff: datetime,
+        event: OutboxEvent,
+        baseline_seq: int | None = None,
     ) -> Location | None:
         key = location_key(location_id)
         update = Update()
@@ -188,6 +205,9 @@ class Locations(TableItems):
                 update.absent("running_import_id"),
                 update.absent("open_mispick_count_ids"),
                 f"{update.name('last_baseline_import_ms')} >= {update.value(epoch_ms(baseline_cutoff))}",
+                # no inventory transaction under the ERP since that import's claim
+                f"({update.absent('erp_transactions_seq')} OR "
+                f"{update.name('erp_transactions_seq')} < {update.value(baseline_seq or 0)})",
             ]
         )
         item = self._table.update(update, key, condition)

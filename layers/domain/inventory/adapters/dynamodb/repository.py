@@ -12,6 +12,7 @@ from inventory.adapters.dynamodb.ledger_pages import LedgerPages
 from inventory.adapters.dynamodb.locations import Locations
 from inventory.adapters.dynamodb.outbox import Outbox
 from inventory.adapters.dynamodb.stock_locations import StockLocationTypes
+from inventory.adapters.dynamodb.transactions import Transactions
 
 __all__ = ["DynamoDbRepository"]
 
@@ -25,11 +26,13 @@ class DynamoDbRepository(
     AppliedEventRecords,
     Allocations,
     CycleCounts,
+    Transactions,
     Outbox,
     StockLocationTypes,
 ):
     """Every port of storage, on one table: LocationRepository, ImportRepository, CountersRepository,
     AllocationLineRepository, AppliedEvents, AllocationRepository, CycleCountRepository,
-    OutboxStore and StockLocationRepository (inventory.ports), and so their compositions: ImportRepositories,
-    StockReadRepositories, LineRepositories, AllocationRepositories and ShipmentRepositories.
+    OutboxStore, StockLocationRepository and TransactionRepository (inventory.ports), and so their
+    compositions: ImportRepositories, StockReadRepositories, LineRepositories,
+    AllocationRepositories, ShipmentRepositories and TransactionRepositories.
     `DynamoDbRepository(table_name)`, or on a client or a Table of its own."""
