@@ -2,7 +2,8 @@
 schedule): releases the API allocations they left pending, which would hold units that no order
 ships, and fails the imports whose start claimed a location but never handed the import to the
 worker, which would keep the location claimed (every later import refused, and the switch); and
-completes (or, short, undoes) the inventory transactions they left pending."""
+completes (or, short, undoes) the inventory transactions they left pending, and completes the
+cycle counts whose results they left half-applied."""
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -50,7 +51,13 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
                 "created_at": transaction.created_at.isoformat(),
             },
         )
+    for count in swept.completed_counts:
+        logger.warning(
+            "abandoned cycle count completed",
+            extra={"location_id": count.location_id, "count_id": count.count_id},
+        )
     metrics.add_metric(name="AbandonedAllocationsReleased", unit=MetricUnit.Count, value=len(swept.released))
+    metrics.add_metric(name="AbandonedCountsCompleted", unit=MetricUnit.Count, value=len(swept.completed_counts))
     metrics.add_metric(
         name="AbandonedTransactionsCompleted", unit=MetricUnit.Count, value=len(swept.ended_transactions)
     )
@@ -59,4 +66,5 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         "released_allocations": len(swept.released),
         "failed_imports": len(swept.failed_imports),
         "completed_transactions": len(swept.ended_transactions),
+        "completed_counts": len(swept.completed_counts),
     }

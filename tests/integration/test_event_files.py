@@ -52,6 +52,12 @@ SCENARIO: list[tuple[str, Any]] = [
     ("inventory_transactions_post", 201),  # under the ERP master: recorded, pending its next import
     ("inventory_transactions_get", 200),
     ("inventory_transactions_list", 200),
+    ("cycle_counts_post", 201),
+    ("cycle_counts_post_mispick", 201),  # holds imports and the switch back
+    ("cycle_counts_delete", 200),  # cancelled: they are free again
+    ("cycle_counts_results_post", 200),  # under the ERP master: recorded and published
+    ("cycle_counts_get", 200),
+    ("cycle_counts_list", 200),
     ("allocations_delete", 200),
     ("shipment_events_shipped_and_handed_over", NO_FAILURES),
     ("shipment_events_poison_record", NO_FAILURES),  # dead-lettered with its reason, and acknowledged
@@ -60,7 +66,7 @@ SCENARIO: list[tuple[str, Any]] = [
     ("outbox_relay_scheduled", None),
     (
         "abandoned_requests_scheduled",
-        {"released_allocations": 0, "failed_imports": 0, "completed_transactions": 0},
+        {"released_allocations": 0, "failed_imports": 0, "completed_transactions": 0, "completed_counts": 0},
     ),  # none abandoned
 ]
 

@@ -683,6 +683,7 @@ class MemoryRepository(
                 "version": current.version + 1,
                 "stock_version": current.stock_version + (1 if entry or change.moved else 0),
                 "moved": moved,
+                "counted": current.counted | frozenset(change.counted),
                 "ledger": ledger,
                 "allocations": _allocations(allocations.values()),
                 "allocated_total": allocated,
@@ -1129,6 +1130,70 @@ class MemoryRepository(
     @_port
     def get_cycle_count(self, location_id: str, count_id: str) -> CycleCount | None:
         return self.counts.get((location_id, count_id))
+
+    @_port
+    def submit_cycle_count(self, count: CycleCount) -> bool:
+        key = (count.location_id, count.count_id)
+        current = self.counts.get(key)
+        if current is None or current.status is not CountStatus.OPEN:
+            return False
+        self.counts[key] = current.model_copy(
+            update={
+                "status": CountStatus.SUBMITTING,
+                "submitted": count.submitted,
+                "results_hash": count.results_hash,
+                "master": count.master,
+                "abandon_at": count.abandon_at,
+            }
+        )
+        self._wrote()
+        return True
+
+    @_port
+    def complete_cycle_count(self, count: CycleCount) -> bool:
+        key = (count.location_id, count.count_id)
+        current = self.counts.get(key)
+        completed = current is not None and current.status is CountStatus.SUBMITTING
+        if completed and current is not None:  # the count, then its location's flag: two writes
+            self.counts[key] = current.model_copy(
+                update={
+                    "status": CountStatus.COMPLETED,
+                    "closed_at": count.closed_at,
+                    "results": count.results,
+                    "abandon_at": None,
+                }
+            )
+            self._wrote()
+        if count.reason is CountReason.MISPICK:
+            location = self.locations[count.location_id]
+            self.locations[count.location_id] = location.model_copy(
+                update={"open_mispick_count_ids": location.open_mispick_count_ids - {count.count_id}}
+            )
+            self._wrote()
+        return completed
+
+    @_port
+    def count_states(self, location_id: str, count_ids: Sequence[str]) -> dict[str, CountStatus]:
+        return {c: found.status for c in count_ids if (found := self.counts.get((location_id, c))) is not None}
+
+    @_port
+    def abandoned_counts(self, now: datetime, limit: int) -> list[CycleCount]:
+        abandoned = [
+            c
+            for c in self.counts.values()
+            if c.status is CountStatus.SUBMITTING and c.abandon_at is not None and c.abandon_at < now
+        ]
+        return sorted(abandoned, key=lambda c: (c.abandon_at or now, c.count_id))[:limit]
+
+    @_port
+    def list_cycle_counts(self, location_id: str, limit: int, cursor: str | None) -> Page[CycleCount]:
+        after = decode_cursor(cursor)[0] if cursor else None
+        ids = sorted(c for (loc, c) in self.counts if loc == location_id and (after is None or c > after))
+        page = ids[:limit]
+        return Page(
+            items=[self.counts[(location_id, c)] for c in page],
+            next_cursor=encode_cursor([page[-1]]) if len(ids) > limit else None,
+        )
 
     # ---- outbox
     def record(self, key: OutboxKey, event: OutboxEvent, *, counted: bool = True) -> None:

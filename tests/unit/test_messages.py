@@ -15,8 +15,10 @@ from inventory.messages import SOURCE, DetailType
 from inventory.messages.published import PUBLISHED
 from inventory.messages.schemas import event_schemas, file_name, main
 from inventory.messages.shipment_events import DETAILS
-from inventory.models import EVENT_SCHEMA_VERSION, InventoryMaster
+from inventory.models import EVENT_SCHEMA_VERSION, CountReason, InventoryMaster
+from inventory.models.counts import CountResult
 from inventory.models.transactions import TransactionItem, TransactionRequest, TransactionType
+from inventory.services.cycle_counts import CycleCountService
 from inventory.services.outbox import OutboxRelay
 from inventory.services.shipment_figures import ShipmentFigures
 from inventory.services.transactions import TransactionService
@@ -86,7 +88,7 @@ class Bus:
 
 def test_what_the_service_publishes_is_what_each_model_and_schema_file_say() -> None:
     """Given a store that imports, switches, ships (a known product and one nobody imported) and
-    refuses an allocation from the bus and moves a unit to damaged stock, every event the relay
+    refuses an allocation from the bus, moves a unit to damaged stock and counts, every event the relay
     puts on the bus fits its contract."""
     shop = Shop({"a": 5})
     shop.locations.switch("s1", InventoryMaster.PLATFORM, "tester")
@@ -104,6 +106,9 @@ def test_what_the_service_publishes_is_what_each_model_and_schema_file_say() -> 
         ),
         "tester",
     )
+    counts = CycleCountService(shop.repo, shop.stock, shop.clock)
+    counts.open("s1", "c1", CountReason.SCHEDULED, ["a"], "tester")
+    counts.submit("s1", "c1", (CountResult(product_id="a", counted=2),))
     bus = Bus()
     publisher = EventBridgePublisher("bus", client=bus)  # type: ignore[arg-type]
     finishers = {DetailType.SHIPMENT_APPLIED: ShipmentFigures(shop.stock)}

@@ -95,6 +95,14 @@ class CountIdReused(Conflict):
     code = "count_id_reused"
 
 
+class CountNotOpen(Conflict):
+    code = "count_not_open"
+
+
+class CountResultsDiffer(Conflict):
+    code = "count_results_differ"
+
+
 class AllocationIdReused(Conflict):
     code = "allocation_id_reused"
 

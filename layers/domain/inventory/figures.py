@@ -67,6 +67,7 @@ class ProductStock:
     stock_locations: list[StockLocationFigure]
     ledger: list[LedgerEntry] = field(default_factory=list)  # the entries since each base, applied order
     imported: bool = False  # whether a visible import has a row for it (not just a full import's 0)
+    counted: frozenset[str] = frozenset()  # stock locations a cycle count under platform master reported
 
 
 def product_stock(
@@ -119,7 +120,8 @@ def product_stock(
         quantity = (base.quantity if base else 0) + moves
         figures.append(StockLocationFigure(stock_location, quantity, stock_locations.salable(stock_location), base))
     since.sort(key=lambda e: (e.applied_at, e.entry_id))
-    return ProductStock(product_id, sum(f.quantity for f in figures if f.salable), figures, since, has_rows)
+    soh = sum(f.quantity for f in figures if f.salable)
+    return ProductStock(product_id, soh, figures, since, has_rows, counters.counted)
 
 
 @dataclass(frozen=True)
@@ -136,13 +138,19 @@ class ProductAvailability:
 
 
 def is_uncounted(location: Location, stock: ProductStock) -> bool:
-    """Stock that came, at the switch, from an import with a quantity above 0 and that no full count
-    under platform master has covered since (SPEC.md section 1)."""
+    """Stock that came, at the switch, from an import with a quantity above 0 and that neither a
+    full count nor a cycle count under platform master has covered since (SPEC.md section 1): a
+    cycle count covers the stock locations it reports."""
     if location.inventory_master is not InventoryMaster.PLATFORM or location.trust_imported_stock:
         return False
     before = location.imports_before_switch
     return before is not None and any(
-        f.salable and f.base is not None and f.base.seq <= before and f.base.quantity > 0 for f in stock.stock_locations
+        f.salable
+        and f.base is not None
+        and f.base.seq <= before
+        and f.base.quantity > 0
+        and f.stock_location not in stock.counted
+        for f in stock.stock_locations
     )
 
 

@@ -403,7 +403,13 @@ class TransactionRepository(TransactionStates, Protocol):
     def list_transactions(self, location_id: str, limit: int, cursor: str | None) -> Page[InventoryTransaction]: ...
 
 
-class CycleCountRepository(Protocol):
+class CountStates(Protocol):
+    def count_states(self, location_id: str, count_ids: Sequence[str]) -> dict[str, CountStatus]:
+        """The status of each cycle count record found."""
+        ...
+
+
+class CycleCountRepository(CountStates, Protocol):
     def open_cycle_count(self, count: CycleCount) -> CycleCount:
         """Record an open count (idempotent by id and content); CountIdReused otherwise."""
         ...
@@ -413,6 +419,22 @@ class CycleCountRepository(Protocol):
     ) -> CycleCount: ...
 
     def get_cycle_count(self, location_id: str, count_id: str) -> CycleCount | None: ...
+
+    def submit_cycle_count(self, count: CycleCount) -> bool:
+        """The count `submitting` with its results (`submitted`, `results_hash`, `master`,
+        `abandon_at`), on the condition that it is open; False otherwise."""
+        ...
+
+    def complete_cycle_count(self, count: CycleCount) -> bool:
+        """The count `completed` with `results` and `closed_at`, on the condition that it is
+        submitting (False otherwise); a mispick count's flag leaves its location either way."""
+        ...
+
+    def abandoned_counts(self, now: datetime, limit: int) -> list[CycleCount]:
+        """Counts still submitting past their `abandon_at`, oldest first."""
+        ...
+
+    def list_cycle_counts(self, location_id: str, limit: int, cursor: str | None) -> Page[CycleCount]: ...
 
 
 class OutboxStore(Protocol):
@@ -464,7 +486,7 @@ class SettleRepositories(CountersRepository, ImportRepository, Protocol):
     """What settling an import's sums needs of storage."""
 
 
-class MoveRepositories(CountersRepository, AppliedEvents, TransactionStates, Protocol):
+class MoveRepositories(CountersRepository, AppliedEvents, TransactionStates, CountStates, Protocol):
     """What moving a product's entries to its ledger pages needs of storage."""
 
 
@@ -477,10 +499,21 @@ class AllocationRepositories(AllocationRepository, AllocationLineRepository, Sto
     """What allocations need of storage."""
 
 
-class ShipmentRepositories(AllocationRepositories, AppliedEvents, TransactionStates, Protocol):
+class ShipmentRepositories(AllocationRepositories, AppliedEvents, TransactionStates, CountStates, Protocol):
     """What applying shipments needs of storage."""
 
 
-class TransactionRepositories(TransactionRepository, StockReadRepositories, AppliedEvents, Protocol):
+class TransactionRepositories(TransactionRepository, StockReadRepositories, AppliedEvents, CountStates, Protocol):
     """What inventory transactions need of storage: their records, the products' figures, and the
     records the move of entries reads."""
+
+
+class CycleCountRepositories(CycleCountRepository, StockReadRepositories, AppliedEvents, TransactionStates, Protocol):
+    """What cycle counts need of storage: their records, the products' figures they set, and the
+    records the move of entries reads."""
+
+
+class StoreOperationRepositories(
+    TransactionRepository, CycleCountRepository, StockReadRepositories, AppliedEvents, Protocol
+):
+    """What the store operations (inventory transactions, cycle counts) need of storage."""

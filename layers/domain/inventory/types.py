@@ -72,6 +72,10 @@ PositiveQuantity = Annotated[StrictInt, Field(gt=0, le=MAX_QUANTITY)]
 LogicalTimestamp = Annotated[StrictInt, Field(ge=0, lt=2**63)]
 MAX_ALLOCATION_ITEMS = 100  # products per allocation: each is one conditional write
 MAX_TRANSACTION_ITEMS = 100  # items of an inventory transaction: each is one conditional write
+MAX_COUNT_PRODUCTS = 5_000  # products of a cycle count, and items of its results
+# What a count's product ids may take, UTF-8: the count's record holds them with its results (one
+# item, 400 KB at most), so that no write of the count can fail for its size half-way.
+MAX_COUNT_ID_BYTES = 200_000
 MAX_SHIPMENT_LINES = 1_000  # lines of one shipment event
 MAX_INLINE_ITEMS = 5_000  # rows of an import given in the request's body
 MAX_SAFETY_STOCK_ITEMS = 1_000  # products of one safety stock request: each is one conditional write

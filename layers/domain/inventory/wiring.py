@@ -27,10 +27,11 @@ if TYPE_CHECKING:
         ImportRunRepositories,
         ShipmentRepositories,
         StockReadRepositories,
-        TransactionRepositories,
+        StoreOperationRepositories,
     )
     from inventory.services.abandoned import AbandonedRequests
     from inventory.services.allocations import AllocationService
+    from inventory.services.cycle_counts import CycleCountService
     from inventory.services.import_runs import ImportRunner
     from inventory.services.imports import ImportService
     from inventory.services.locations import LocationService, MasterSwitchService
@@ -143,6 +144,7 @@ def shipment_store(table_name: str) -> ShipmentRepositories:
     from inventory.adapters.dynamodb.allocation_lines import AllocationLines
     from inventory.adapters.dynamodb.allocations import Allocations
     from inventory.adapters.dynamodb.counters import Counters
+    from inventory.adapters.dynamodb.cycle_counts import CycleCounts
     from inventory.adapters.dynamodb.events import AppliedEventRecords
     from inventory.adapters.dynamodb.imports import Imports
     from inventory.adapters.dynamodb.ledger_pages import LedgerPages
@@ -153,6 +155,7 @@ def shipment_store(table_name: str) -> ShipmentRepositories:
     class ShipmentStore(
         AppliedEventRecords,
         Transactions,
+        CycleCounts,
         Allocations,
         AllocationLines,
         Counters,
@@ -236,12 +239,14 @@ def abandoned_requests(settings: TableSettings) -> AbandonedRequests:
         allocation_service(settings),
         ImportSweep(import_store(settings.table_name), SystemClock()),
         transaction_service(settings),
+        cycle_count_service(settings),
     )
 
 
 @cache
-def transaction_store(table_name: str) -> TransactionRepositories:
+def store_operations_store(table_name: str) -> StoreOperationRepositories:
     from inventory.adapters.dynamodb.counters import Counters
+    from inventory.adapters.dynamodb.cycle_counts import CycleCounts
     from inventory.adapters.dynamodb.events import AppliedEventRecords
     from inventory.adapters.dynamodb.imports import Imports
     from inventory.adapters.dynamodb.ledger_pages import LedgerPages
@@ -250,7 +255,7 @@ def transaction_store(table_name: str) -> TransactionRepositories:
     from inventory.adapters.dynamodb.transactions import Transactions
 
     class TransactionStore(
-        Transactions, AppliedEventRecords, Counters, LedgerPages, Imports, Locations, StockLocationTypes
+        Transactions, CycleCounts, AppliedEventRecords, Counters, LedgerPages, Imports, Locations, StockLocationTypes
     ):
         """Transaction records, the products' figures they move, and the records the move of entries reads."""
 
@@ -262,8 +267,17 @@ def transaction_service(settings: TableSettings) -> TransactionService:
     from inventory.services.stock import StockService
     from inventory.services.transactions import TransactionService
 
-    store = transaction_store(settings.table_name)
+    store = store_operations_store(settings.table_name)
     return TransactionService(store, StockService(store), SystemClock())
+
+
+@cache
+def cycle_count_service(settings: TableSettings) -> CycleCountService:
+    from inventory.services.cycle_counts import CycleCountService
+    from inventory.services.stock import StockService
+
+    store = store_operations_store(settings.table_name)  # the same items: records, products, and what moves read
+    return CycleCountService(store, StockService(store), SystemClock())
 
 
 @cache

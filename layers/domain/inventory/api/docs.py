@@ -6,6 +6,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 from inventory.api import (
     allocations,
+    cycle_counts,
     locations,
     master_switch,
     safety_stock,
@@ -25,6 +26,7 @@ ROUTERS = (
     safety_stock.router,
     allocations.router,
     transactions.router,
+    cycle_counts.router,
 )
 
 

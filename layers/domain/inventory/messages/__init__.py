@@ -22,3 +22,4 @@ class DetailType(StrEnum):
     SHIPMENT_APPLIED = "Shipment Applied"
     ALLOCATION_REFUSED = "Allocation Refused"
     TRANSACTION_COMPLETED = "Inventory Transaction Completed"
+    COUNT_COMPLETED = "Cycle Count Completed"

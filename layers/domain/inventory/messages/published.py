@@ -205,10 +205,37 @@ class InventoryTransactionCompleted(Splittable):
     items: Annotated[list[TransactionItemFigures], Field(min_length=1)]
 
 
+class CycleCountCompleted(Published):
+    """One part per result of a cycle count (a product in one stock location), written with the
+    result it reports (`part` of `parts`, the count's results in order): the counted figure, the
+    system figure of that moment and the variance, and the product's figures right after. Under an
+    ERP master (`pending_import`) the result is recorded and the figures are unchanged."""
+
+    count_id: ClientId
+    reason: Literal["scheduled", "mispick", "initial"]
+    inventory_master: InventoryMaster
+    pending_import: StrictBool
+    part: Annotated[StrictInt, Field(ge=1)]
+    parts: Annotated[StrictInt, Field(ge=1)]
+    product_id: ProductId
+    stock_location: StockLocationName
+    counted: Quantity
+    system: Figure
+    variance: Figure
+    stock_on_hand: Figure
+    available: Count
+    uncounted: StrictBool
+    version: Annotated[
+        StrictInt,
+        Field(ge=0, description="Grows with every change of the product's figures: keep the highest per product"),
+    ]
+
+
 PUBLISHED: dict[DetailType, type[Published]] = {
     DetailType.STOCK_IMPORTED: StockImported,
     DetailType.MASTER_SWITCHED: InventoryMasterSwitched,
     DetailType.SHIPMENT_APPLIED: ShipmentApplied,
     DetailType.ALLOCATION_REFUSED: AllocationRefused,
     DetailType.TRANSACTION_COMPLETED: InventoryTransactionCompleted,
+    DetailType.COUNT_COMPLETED: CycleCountCompleted,
 }

@@ -112,6 +112,7 @@ class CountReason(StrEnum):
 
 class CountStatus(StrEnum):
     OPEN = "open"
+    SUBMITTING = "submitting"  # its results are being applied; a repeat of them (or the sweep) completes it
     COMPLETED = "completed"
     CANCELLED = "cancelled"
 
@@ -309,6 +310,7 @@ class LedgerKind(StrEnum):
     TRANSFER_IN = "transfer_in"
     ADJUSTMENT = "adjustment"
     RETURN = "return"
+    COUNT = "count"  # a cycle count's result: the variance, counted minus the figure of that moment
 
     @property
     def moves_stock_under_erp(self) -> bool:
@@ -317,7 +319,7 @@ class LedgerKind(StrEnum):
 
     @property
     def is_transaction(self) -> bool:
-        return not self.moves_stock_under_erp
+        return self not in (LedgerKind.SHIPMENT, LedgerKind.HANDOVER, LedgerKind.COUNT)
 
 
 SOURCE_HASH_CHARS = 16  # of a body's SHA-256, what an entry keeps: 64 bits tell two bodies of one id apart

@@ -46,6 +46,7 @@ class LedgerEntry(Frozen):
     # An inventory transaction's: the layers whose sums it added to (`ProductCounters.moved`), so
     # that undoing it subtracts exactly that.
     layers: tuple[int, ...] = ()
+    counted: int | None = None  # a cycle count's result: the figure counted (the system's: counted - quantity)
 
     def moves(self) -> dict[str, int]:
         """The signed quantity per stock location this entry moves."""
@@ -114,6 +115,8 @@ class ProductCounters(Frozen):
     # Per stock location and layer, the signed total of the inventory transactions applied under
     # platform master while that layer was announced (layer 0: every one); `tx#<stock location>#<n>`.
     moved: dict[tuple[str, int], int] = {}  # noqa: RUF012
+    # The stock locations a cycle count under platform master has reported: stock there is counted.
+    counted: frozenset[str] = frozenset()
     buffered: int = 0  # how many entries the buffer holds (the write that adds one says so)
     pages: int = 0  # committed ledger pages: 1 to `pages` are the product's moved entries, in order
     # The first committed page holding an entry of each logical-timestamp segment (SEGMENT), and of
@@ -180,6 +183,7 @@ class CountersChange(Frozen):
     into: tuple[int, ...] = ()  # the sums (`ProductCounters.sums`, by layer) the entry adds its quantity to
     # What the change adds to the transaction sums (`ProductCounters.moved`), by stock location and layer.
     moved: dict[tuple[str, int], int] = {}  # noqa: RUF012
+    counted: tuple[str, ...] = ()  # stock locations a count reports, marked counted (`ProductCounters.counted`)
     # An item of the earlier shape (`expected.legacy`) written with an entry is folded in the same
     # write: these sums, from the entries it holds, which stay in it as its buffer.
     fold: dict[int, int] | None = None

@@ -6,6 +6,7 @@ ended. Run every five minutes by the schedule.
   the ordinary release (services/allocations.py).
 - An inventory transaction left `pending` is completed, or undone when it is short by now
   (services/transactions.py): its record says what it is, as a repeat of its request would.
+- A cycle count left `submitting` (its results applied in part) is completed with them.
 - An import start that claimed its location but never handed the import to the worker keeps the
   location claimed, refusing every later import and the switch: the import is failed with the code
   `not_started`, which releases the location (ImportSweep, below).
@@ -24,10 +25,12 @@ from typing import TYPE_CHECKING
 from inventory.errors import Conflict
 from inventory.models import IMPORT_START_ABANDONED_AFTER, ImportStatus, Location
 from inventory.models.allocations import Allocation
+from inventory.models.counts import CycleCount
 from inventory.models.imports import ImportRecord
 from inventory.models.transactions import InventoryTransaction
 from inventory.observability import logger
 from inventory.services.allocations import AllocationService
+from inventory.services.cycle_counts import CycleCountService
 from inventory.services.imports import ENDED, not_started, release_if_claimed
 from inventory.services.transactions import TransactionService
 
@@ -46,15 +49,21 @@ class Swept:
     released: list[Allocation]  # API allocations that were left pending
     failed_imports: list[ImportRecord]  # imports whose start never handed them to the worker
     ended_transactions: list[InventoryTransaction] = field(default_factory=list)  # completed (undone: not listed)
+    completed_counts: list[CycleCount] = field(default_factory=list)  # cycle counts left submitting
 
 
 class AbandonedRequests:
     def __init__(
-        self, allocations: AllocationService, imports: ImportSweep, transactions: TransactionService | None = None
+        self,
+        allocations: AllocationService,
+        imports: ImportSweep,
+        transactions: TransactionService | None = None,
+        counts: CycleCountService | None = None,
     ) -> None:
         self._allocations = allocations
         self._imports = imports
         self._transactions = transactions
+        self._counts = counts
 
     def sweep(self, more_time: Callable[[], bool]) -> Swept:
         """Each part, while `more_time()`. Each runs even when another failed, so that one record
@@ -84,11 +93,20 @@ class AbandonedRequests:
                     break
         except Exception as error:
             errors.append(error)
+        counted: list[CycleCount] = []
+        try:
+            while self._counts is not None and more_time():
+                batch_of_counts = self._counts.complete_abandoned(RELEASE_BATCH)
+                counted += batch_of_counts
+                if len(batch_of_counts) < RELEASE_BATCH:
+                    break
+        except Exception as error:
+            errors.append(error)
         for later in errors[1:]:
             logger.error("another part of the abandoned-requests sweep failed too", exc_info=later)
         if errors:
             raise errors[0]
-        return Swept(released=released, failed_imports=failed, ended_transactions=ended)
+        return Swept(released=released, failed_imports=failed, ended_transactions=ended, completed_counts=counted)
 
 
 class ImportSweep:

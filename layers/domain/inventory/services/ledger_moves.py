@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 from inventory.ledger import epoch_of_legacy
 from inventory.messages import DetailType
-from inventory.models import ABANDONED_AFTER, SEGMENT, Location
+from inventory.models import ABANDONED_AFTER, SEGMENT, CountStatus, LedgerKind, Location
 from inventory.models.counters import LedgerEntry, PageMove, ProductCounters
+from inventory.models.counts import count_of_entry
 from inventory.models.events import EventClaim
 from inventory.models.transactions import TransactionStatus, transaction_of_entry
 
@@ -59,15 +60,19 @@ class EntryMover:
         """What to move of this state of the product: its oldest settled entries (at least
         MIN_PAGE_ENTRIES), their unpublished events, and the sums and pointers no read needs."""
         oldest = counters.ledger[:CANDIDATES]
-        lines = sorted({event_of(e.entry_id) for e in oldest if not e.kind.is_transaction})
+        lines = sorted({event_of(e.entry_id) for e in oldest if e.kind.moves_stock_under_erp})
         claims = self._repo.event_claims(location.location_id, lines) if lines else {}
         transactions = sorted({transaction_of_entry(e.entry_id) for e in oldest if e.kind.is_transaction})
         states = self._repo.transaction_states(location.location_id, transactions) if transactions else {}
+        counts = sorted({count_of_entry(e.entry_id) for e in oldest if e.kind is LedgerKind.COUNT})
+        count_states = self._repo.count_states(location.location_id, counts) if counts else {}
         now = self._clock.now()
 
         def settled(entry: LedgerEntry) -> bool:
-            if not entry.kind.is_transaction:
+            if entry.kind.moves_stock_under_erp:
                 return self.settled(claims.get(event_of(entry.entry_id)), now)
+            if entry.kind is LedgerKind.COUNT:  # a retry of the results finds its entries in the buffer
+                return count_states.get(count_of_entry(entry.entry_id)) is CountStatus.COMPLETED
             # A transaction's entries stay while it is pending: undoing it takes them out of the buffer.
             state = states.get(transaction_of_entry(entry.entry_id))
             return state is TransactionStatus.COMPLETED or (state is None and entry.applied_at <= now - ABANDONED_AFTER)

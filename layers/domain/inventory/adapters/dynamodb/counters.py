@@ -26,6 +26,7 @@ from inventory.adapters.dynamodb.imports import stock_row_of
 from inventory.adapters.dynamodb.keys import (
     ALLOCATION_PREFIX,
     BUFFER_PREFIX,
+    COUNTED_PREFIX,
     EPOCH_PREFIX,
     EVENT_PREFIX,
     LEDGER_PREFIX,
@@ -36,6 +37,7 @@ from inventory.adapters.dynamodb.keys import (
     allocation_id_of,
     buffer_attribute,
     buffer_entry_of,
+    counted_attribute,
     counters_key,
     counters_partition,
     entry_of,
@@ -81,6 +83,7 @@ def counters_of_item(item: Mapping[str, Any]) -> ProductCounters:
     ledger, allocations = [], []
     sums: dict[int, int] = {}
     moved: dict[tuple[str, int], int] = {}
+    counted: set[str] = set()
     segments: dict[int, int] = {}
     epochs: dict[int, int] = {}
     pending: dict[str, OutboxEvent] = {}
@@ -97,6 +100,8 @@ def counters_of_item(item: Mapping[str, Any]) -> ProductCounters:
             sums[number_of(name, SUM_PREFIX)] = int(value)
         elif name.startswith(MOVED_PREFIX):
             moved[moved_of(name)] = int(value)
+        elif name.startswith(COUNTED_PREFIX):
+            counted.add(name.removeprefix(COUNTED_PREFIX))
         elif name.startswith(SEGMENT_PREFIX):
             segments[number_of(name, SEGMENT_PREFIX)] = int(value)
         elif name.startswith(EPOCH_PREFIX):
@@ -116,6 +121,7 @@ def counters_of_item(item: Mapping[str, Any]) -> ProductCounters:
         legacy=legacy,
         sums=sums,
         moved=moved,
+        counted=frozenset(counted),
         buffered=len(ledger) if legacy else int(item.get("nbuf", 0)),
         pages=int(item.get("pages", 0)),
         segments=segments,
@@ -196,6 +202,7 @@ class Counters(TableItems):
                 item["nbuf"] = 1
                 item |= {sum_attribute(n): entry.quantity for n in change.into}
             item |= {moved_attribute(s, n): delta for (s, n), delta in change.moved.items()}
+            item |= {counted_attribute(s): 1 for s in change.counted}
             return self._table.put_new(item)
         update = Update()
         if change.open_limit is not None:  # an opening: concurrent openings do not refuse each other
@@ -229,6 +236,8 @@ class Counters(TableItems):
         # (an item of the earlier shape written without a fold keeps no sums: its entries are its figures)
         for (stock_location, n), delta in change.moved.items():
             update.increment(moved_attribute(stock_location, n), delta)
+        for stock_location in change.counted:
+            update.set(counted_attribute(stock_location), 1)
         for allocation_id, new in change.allocations.items():
             if new:
                 update.set(allocation_attribute(allocation_id), _stored_allocation(new))

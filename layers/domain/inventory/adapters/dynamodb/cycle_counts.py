@@ -3,21 +3,71 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from inventory.adapters.dynamodb.codec import from_ddb, to_ddb
 from inventory.adapters.dynamodb.expressions import Update
-from inventory.adapters.dynamodb.keys import count_key, location_key
+from inventory.adapters.dynamodb.keys import (
+    COUNT_PREFIX,
+    PENDING_COUNTS,
+    PENDING_SHARDS,
+    abandoned_before,
+    count_key,
+    location_key,
+    location_pk,
+    pending_index_keys,
+    pending_partition,
+)
 from inventory.adapters.dynamodb.table import TableItems
+from inventory.adapters.dynamodb.transactions import id_cursor, listed_after
 from inventory.errors import Conflict, CountIdReused, NotFound
-from inventory.models import CountReason, CountStatus, iso
-from inventory.models.counts import CycleCount
+from inventory.models import CountReason, CountStatus, Page, iso
+from inventory.models.counts import CountedFigure, CountResult, CycleCount
+from inventory.types import MAIN
+
+_COMPACT = {"submitted", "results"}  # stored by product index, as `sub` and `res`
 
 
 def cycle_count_of(item: Mapping[str, Any]) -> CycleCount:
-    fields = {name: item[name] for name in CycleCount.model_fields if name in item}
+    fields = {name: item[name] for name in CycleCount.model_fields if name in item and name not in _COMPACT}
+    products = item.get("product_ids", [])
+    fields["submitted"] = [
+        CountResult(product_id=products[int(i)], stock_location=s or MAIN, counted=int(c))
+        for i, s, c in item.get("sub", [])
+    ]
+    fields["results"] = [
+        CountedFigure(
+            product_id=products[int(i)],
+            stock_location=s or MAIN,
+            counted=int(c),
+            system=int(y),
+            variance=int(c) - int(y),
+        )
+        for i, s, c, y in item.get("res", [])
+    ]
     return CycleCount.model_validate(fields)
+
+
+def _indexes(count: CycleCount) -> dict[str, int]:
+    return {product_id: n for n, product_id in enumerate(count.product_ids)}
+
+
+def _compact_submitted(count: CycleCount) -> list[list[Any]]:
+    index = _indexes(count)
+    return [
+        [index[r.product_id], None if r.stock_location == MAIN else r.stock_location, r.counted]
+        for r in count.submitted
+    ]
+
+
+def _compact_results(count: CycleCount) -> list[list[Any]]:
+    index = _indexes(count)
+    return [
+        [index[r.product_id], None if r.stock_location == MAIN else r.stock_location, r.counted, r.system]
+        for r in count.results
+    ]
 
 
 class CycleCounts(TableItems):
@@ -37,7 +87,7 @@ class CycleCounts(TableItems):
         item = {
             **count_key(count.location_id, count.count_id),
             "entity": "cycle_count",
-            **count.model_dump(mode="json"),
+            **count.model_dump(mode="json", exclude=_COMPACT, exclude_none=True),
         }
         if self._table.put_new(item):
             return count
@@ -74,3 +124,71 @@ class CycleCounts(TableItems):
     def get_cycle_count(self, location_id: str, count_id: str) -> CycleCount | None:
         item = self._table.get(count_key(location_id, count_id))
         return cycle_count_of(item) if item else None
+
+    def submit_cycle_count(self, count: CycleCount) -> bool:
+        """The count `submitting` with its results, on the condition that it is open."""
+        key = count_key(count.location_id, count.count_id)
+        update = Update().set("status", CountStatus.SUBMITTING.value).set("sub", _compact_submitted(count))
+        assert count.results_hash is not None
+        assert count.master is not None
+        assert count.abandon_at is not None
+        update.set("results_hash", count.results_hash).set("master", count.master.value)
+        update.set("abandon_at", iso(count.abandon_at))
+        for name, value in pending_index_keys(
+            count.location_id, count.count_id, count.abandon_at, PENDING_COUNTS
+        ).items():
+            update.set(name, value)
+        return (
+            self._table.update(update, key, update.equals("status", CountStatus.OPEN.value), returns="NONE") is not None
+        )
+
+    def complete_cycle_count(self, count: CycleCount) -> bool:
+        """The count `completed` with its results as applied, on the condition that it is submitting;
+        then a mispick count's flag leaves its location (again, for a count completed before)."""
+        key = count_key(count.location_id, count.count_id)
+        assert count.closed_at is not None
+        update = Update().set("status", CountStatus.COMPLETED.value).set("closed_at", iso(count.closed_at))
+        update.set("res", _compact_results(count)).remove("gsi1pk", "gsi1sk", "abandon_at")
+        condition = update.equals("status", CountStatus.SUBMITTING.value)
+        completed = self._table.update(update, key, condition, returns="NONE") is not None
+        if count.reason is CountReason.MISPICK:
+            unflag = Update().delete_from_set("open_mispick_count_ids", {count.count_id})
+            self._table.update(unflag, location_key(count.location_id))
+        return completed
+
+    def count_states(self, location_id: str, count_ids: Sequence[str]) -> dict[str, CountStatus]:
+        keys = [count_key(location_id, c) for c in dict.fromkeys(count_ids)]
+        found = [from_ddb(item) for item in self._table.get_many(keys)] if keys else []
+        return {item["count_id"]: CountStatus(item["status"]) for item in found}
+
+    def abandoned_counts(self, now: datetime, limit: int) -> list[CycleCount]:
+        found: list[CycleCount] = []
+        for shard in range(PENDING_SHARDS):
+            items, _ = self._table.query(
+                IndexName="gsi1",
+                KeyConditionExpression="#p = :p AND #s < :now",
+                ExpressionAttributeNames={"#p": "gsi1pk", "#s": "gsi1sk"},
+                ExpressionAttributeValues=to_ddb(
+                    {":p": pending_partition(shard, PENDING_COUNTS), ":now": abandoned_before(now)}
+                ),
+                Limit=limit,
+            )
+            found += [cycle_count_of(from_ddb(item)) for item in items]
+        submitting = [c for c in found if c.status is CountStatus.SUBMITTING]
+        return sorted(submitting, key=lambda c: (c.abandon_at or now, c.count_id))[:limit]
+
+    def list_cycle_counts(self, location_id: str, limit: int, cursor: str | None) -> Page[CycleCount]:
+        request: dict[str, Any] = {
+            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
+            "ExpressionAttributeNames": {"#pk": "pk", "#sk": "sk"},
+            "ExpressionAttributeValues": to_ddb({":pk": location_pk(location_id), ":prefix": COUNT_PREFIX}),
+            "Limit": limit,
+            "ConsistentRead": True,
+        }
+        if cursor:
+            request["ExclusiveStartKey"] = to_ddb(count_key(location_id, listed_after(cursor)))
+        items, last = self._table.query(**request)
+        return Page(
+            items=[cycle_count_of(from_ddb(item)) for item in items],
+            next_cursor=id_cursor(from_ddb(last)["sk"].removeprefix(COUNT_PREFIX)) if last else None,
+        )

@@ -8,6 +8,7 @@
                     pending from the API:                gsi1pk ABANDON#<nn>  gsi1sk <abandon_at>#<location_id>
     transaction     pk LOC#<location_id>   sk TXN#<transaction_id>
                     pending:                             gsi1pk TXPENDING#<nn>  gsi1sk <abandon_at>#<location_id>
+    cycle count, submitting:                             gsi1pk CNTPENDING#<nn> gsi1sk <abandon_at>#<location_id>
     applied event   pk EVT#<location_id>#S<nn>                sk EVENT#<event_id>
     import row      pk IMP#<location_id>#<import seq>#S<nn>   sk P#<product>#<stock location>
     counters        pk LOC#<location_id>#S<nn>                sk P#<product>
@@ -24,10 +25,11 @@ hash>` (an entry in a product's buffer), `L#<entry id>#<source hash>` (an entry 
 counters held them before the buffer), `A#<allocation id>` (what an open allocation holds of a
 product), `after#<import seq>` (a product's sum of the lines that import does not include),
 `tx#<stock location>#<import seq>` (a product's sum of the inventory transactions of a stock
-location while that import was announced), `seg#<segment>` and `ep#<epoch>` (the first ledger
-page holding an entry of a logical-timestamp segment, of an epoch), `c#<entry id>` (on an
-allocation line: what that shipment line closed of it), `sl#<name>` and `use#<name>` (on the stock
-location types' item: a type's `salable`, and when it was first marked in use).
+location while that import was announced), `cnt#<stock location>` (a cycle count reported it),
+`seg#<segment>` and `ep#<epoch>` (the first ledger page holding an entry of a logical-timestamp
+segment, of an epoch), `c#<entry id>` (on an allocation line: what that shipment line closed of
+it), `sl#<name>` and `use#<name>` (on the stock location types' item: a type's `salable`, and when
+it was first marked in use).
 Each is one top-level attribute, never a document path.
 """
 
@@ -56,6 +58,7 @@ SUM_PREFIX = "after#"  # a product's sum of the lines an import layer does not i
 # a product's sum of the inventory transactions of a stock location while a layer was announced:
 # tx#<stock location>#<seq> (stock location names hold no '#')
 MOVED_PREFIX = "tx#"
+COUNTED_PREFIX = "cnt#"  # a stock location a cycle count reported under platform master: cnt#<stock location>
 SEGMENT_PREFIX = "seg#"  # the first ledger page holding an entry of a segment: seg#<segment>
 EPOCH_PREFIX = "ep#"  # the first ledger page holding an entry of an epoch: ep#<epoch>
 CLOSE_PREFIX = "c#"  # on an allocation line: what a shipment line's entry closed of it, c#<entry id>
@@ -81,8 +84,11 @@ def import_key(location_id: str, import_id: str) -> Key:
     return {"pk": location_pk(location_id), "sk": f"IMPORT#{import_id}"}
 
 
+COUNT_PREFIX = "COUNT#"
+
+
 def count_key(location_id: str, count_id: str) -> Key:
-    return {"pk": location_pk(location_id), "sk": f"COUNT#{count_id}"}
+    return {"pk": location_pk(location_id), "sk": f"{COUNT_PREFIX}{count_id}"}
 
 
 def allocation_key(location_id: str, allocation_id: str) -> Key:
@@ -237,6 +243,7 @@ def pending_shard(location_id: str, allocation_id: str) -> int:
 
 PENDING_ALLOCATIONS = "ABANDON#"
 PENDING_TRANSACTIONS = "TXPENDING#"
+PENDING_COUNTS = "CNTPENDING#"
 
 
 def pending_partition(shard: int, listing: str = PENDING_ALLOCATIONS) -> str:
@@ -306,6 +313,10 @@ def sum_attribute(seq: int) -> str:
 
 def moved_attribute(stock_location: str, seq: int) -> str:
     return f"{MOVED_PREFIX}{stock_location}#{seq}"
+
+
+def counted_attribute(stock_location: str) -> str:
+    return f"{COUNTED_PREFIX}{stock_location}"
 
 
 def moved_of(name: str) -> tuple[str, int]:

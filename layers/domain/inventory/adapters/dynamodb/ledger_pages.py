@@ -41,7 +41,7 @@ from inventory.models import SEGMENT, SOURCE_HASH_CHARS, LedgerKind, epoch_ms, f
 from inventory.models.counters import LedgerEntry, LineClose, PageMove
 from inventory.types import MAIN
 
-_KIND_CODES = {LedgerKind.SHIPMENT: "s", LedgerKind.HANDOVER: "h"}
+_KIND_CODES = {LedgerKind.SHIPMENT: "s", LedgerKind.HANDOVER: "h", LedgerKind.COUNT: "c"}
 _KINDS = {code: kind for kind, code in _KIND_CODES.items()}
 
 
@@ -68,6 +68,8 @@ def stored_entry(entry: LedgerEntry) -> dict[str, Any]:
         stored["e"] = 1
     if entry.layers:
         stored["ly"] = list(entry.layers)
+    if entry.counted is not None:
+        stored["c"] = entry.counted
     return stored
 
 
@@ -88,6 +90,7 @@ def entry_of_stored(entry_id: str, source_hash: str | None, stored: Mapping[str,
         to_stock_location=stored.get("d"),
         pending_import=bool(stored.get("e")),
         layers=tuple(int(n) for n in stored.get("ly", ())),
+        counted=stored.get("c"),
     )
 
 

@@ -99,15 +99,21 @@ class Transactions(TableItems):
             "ConsistentRead": True,
         }
         if cursor:
-            request["ExclusiveStartKey"] = to_ddb(transaction_key(location_id, _listed_after(cursor)))
+            request["ExclusiveStartKey"] = to_ddb(transaction_key(location_id, listed_after(cursor)))
         items, last = self._table.query(**request)
         return Page(
             items=[transaction_of(from_ddb(item)) for item in items],
-            next_cursor=encode_cursor([from_ddb(last)["sk"].removeprefix(TRANSACTION_PREFIX)]) if last else None,
+            next_cursor=id_cursor(from_ddb(last)["sk"].removeprefix(TRANSACTION_PREFIX)) if last else None,
         )
 
 
-def _listed_after(cursor: str) -> str:
+def id_cursor(client_id: str) -> str:
+    """The cursor of a list of records by their client id (transactions, cycle counts)."""
+    return encode_cursor([client_id])
+
+
+def listed_after(cursor: str) -> str:
+    """The client id an `id_cursor` names (422 for anything else)."""
     position = decode_cursor(cursor)
     if not (isinstance(position, list) and len(position) == 1 and isinstance(position[0], str)):
         raise invalid_cursor()
