@@ -395,6 +395,31 @@ def transaction_seen(local_aws: LocalAws, location: str, _: Any) -> Any:
     }
 
 
+# ---------------------------------------------------------------------------------- cycle counts
+RESULTS = {"items": [{"product_id": "a", "counted": 7}, {"product_id": "b", "counted": 0}]}
+
+
+def counted_store(local_aws: LocalAws, location: str) -> None:
+    platform_store(local_aws, location)
+    body = {"count_id": "cc-1", "reason": "mispick", "product_ids": ["a", "b"]}
+    succeeds("cycle_counts", "POST", f"/locations/{location}/cycle-counts", body)
+
+
+def submit_results(local_aws: LocalAws, location: str, _: Any) -> None:
+    succeeds("cycle_counts", "POST", f"/locations/{location}/cycle-counts/cc-1/results", RESULTS)
+
+
+def count_seen(local_aws: LocalAws, location: str, _: Any) -> Any:
+    status, count = call("cycle_counts", "GET", f"/locations/{location}/cycle-counts/cc-1")
+    blocked = call("locations", "GET", f"/locations/{location}")[1]
+    return {
+        "count": (status, count.get("status"), count.get("results")),
+        "figures": figures(location, "a", "b"),
+        "readiness": blocked.get("inventory_master"),
+        "events": events_of(location, "Cycle Count Completed"),
+    }
+
+
 def switch_seen(local_aws: LocalAws, location: str, _: Any) -> Any:
     master = call("locations", "GET", f"/locations/{location}")[1]["inventory_master"]
     return {"master": master, "events": events_of(location, "Inventory Master Switched")}
@@ -525,6 +550,7 @@ OPERATIONS = [
     Operation("import settling", prepare_settling, run_import, settling_seen),
     Operation("switch", loaded, switch, switch_seen),
     Operation("inventory transaction", platform_store, record_transaction, transaction_seen),
+    Operation("cycle count results", counted_store, submit_results, count_seen),
     Operation("relay round", prepare_relay, relay_round, relay_seen),
     Operation("sweep claim", stopped_start("claim"), sweep_abandoned, swept_seen),
     Operation("sweep record", stopped_start("record"), sweep_abandoned, swept_seen),
