@@ -20,7 +20,15 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from inventory.backoff import until_written
-from inventory.errors import Conflict, CountNotOpen, CountResultsDiffer, InvalidInput, NotFound, PayloadTooLarge
+from inventory.errors import (
+    Conflict,
+    CountNotOpen,
+    CountResultsDiffer,
+    ImportInProgress,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+)
 from inventory.figures import availability
 from inventory.ledger import EVERY_LINE, folded_sums
 from inventory.messages import DetailType
@@ -103,6 +111,13 @@ class CycleCountService:
         """Complete the count with these results, or answer it as it is for a repeat of them."""
         location = self._stock.location(location_id)
         count = self.get(location_id, count_id)
+        platform = location.inventory_master is InventoryMaster.PLATFORM
+        if count.status is CountStatus.OPEN and platform and location.running_import_id is not None:
+            # The import's rows, counted before these results, would replace them once it completes.
+            raise ImportInProgress(
+                f"import {location.running_import_id!r} is running at {location_id!r}: submit the results "
+                "once it has completed"
+            )
         types = self._repo.stock_locations()
         _check(count, results, types.known, types.names)
         wanted = results_hash(results)
