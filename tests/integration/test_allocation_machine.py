@@ -1,6 +1,7 @@
 """I1 to I5 over generated histories: allocations from the API and the bus, releases, shipments and
-handovers, imports of every kind, the switch to platform master, redeliveries and events out of
-order, applied by the real services through the DynamoDB adapter on dynalite, and checked after
+handovers, imports of every kind, the switch to platform master, inventory transactions (into,
+out of and between main and damaged stock) and cycle counts under both masters, products' own
+safety stock, crashes between writes, redeliveries and events out of order, applied by the real services through the DynamoDB adapter on dynalite, and checked after
 every step against the reference semantics (tests/unit/reference.py, which imports nothing from
 the service): stock on hand (I1), allocated, available and uncounted, every allocation's open
 units (I4), the master (I5), and every outcome the service answers, opened or refused (I3),
@@ -33,23 +34,36 @@ from inventory.errors import (
     AllocationIdReused,
     EventIdReused,
     EventTooOld,
+    ImportInProgress,
     ImportKindNotAllowed,
     InsufficientStock,
     NotFound,
     NotReady,
 )
 from inventory.figures import availability
-from inventory.models import AllocationStatus, ImportKind, ImportStatus, InventoryMaster, LocationChanges, LocationType
+from inventory.models import (
+    AllocationStatus,
+    CountReason,
+    ImportKind,
+    ImportStatus,
+    InventoryMaster,
+    LocationChanges,
+    LocationType,
+)
 from inventory.models.allocations import AllocationLine
+from inventory.models.counts import CountResult
 from inventory.models.imports import StockRow
+from inventory.models.transactions import TransactionItem, TransactionRequest, TransactionType
 from inventory.services.allocation_lines import oldest_open
 from inventory.services.allocations import AllocationRequest, AllocationService, AllocationView
+from inventory.services.cycle_counts import CycleCountService
 from inventory.services.import_runs import ImportRunner
 from inventory.services.imports import ImportRequest
 from inventory.services.locations import MasterSwitchService
 from inventory.services.safety_stock import SafetyStockLine, SafetyStockService
 from inventory.services.shipment_events import ShipmentService
 from inventory.services.stock import StockService
+from inventory.services.transactions import TransactionService
 from tests.faults import ANY_WRITE, Crash, faults_on
 from tests.unit.fakes import FixedClock, MemoryFiles, MemoryQueue
 from tests.unit.reference import ErpStore
@@ -60,6 +74,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.long]
 PRODUCTS = ("p-1", "p/2 ä", "p-3")
 ALLOCATION_IDS = tuple(f"al-{n}" for n in range(16))
 KINDS = ("Fulfillment Items Shipped", "Fulfillment Items Handed Over")
+# Inventory transactions the machine sends: (type, from, to) of each item, and what the reference
+# moves for an item of quantity q: (stock location, the sign of q there), written out here rather
+# than taken from the service.
+TRANSACTION_KINDS: dict[str, tuple[TransactionType, str | None, str | None, tuple[tuple[str, int], ...]]] = {
+    "receiving": (TransactionType.RECEIVING, None, None, (("main", 1),)),
+    "transfer out": (TransactionType.TRANSFER_OUT, None, None, (("main", -1),)),
+    "to damaged": (TransactionType.ADJUSTMENT, "main", "damaged", (("main", -1), ("damaged", 1))),
+    "scrapped damaged": (TransactionType.ADJUSTMENT, "damaged", None, (("damaged", -1),)),
+    "return to damaged": (TransactionType.RETURN, None, "damaged", (("damaged", 1),)),
+}
 RETENTION_DAYS = 35  # the ledger's (LEDGER_RETENTION_DAYS): an event that occurred longer ago is refused
 WINDOW_MINUTES = 15  # the switch's readiness window
 CrashPoint = tuple[int, str]  # (the write it stops at, counting from 0; "before" or "after" it applies)
@@ -88,6 +112,9 @@ class AllocationMachine(RuleBasedStateMachine):
         self.shipments = ShipmentService(repo, StockService(repo), self.clock, RETENTION_DAYS)
         self.stock = StockService(repo)
         self.safety = SafetyStockService(repo, StockService(repo))
+        self.transactions = TransactionService(repo, StockService(repo), self.clock)
+        self.counts = CycleCountService(repo, StockService(repo), self.clock)
+        self.transaction_count = self.count_count = 0
         self.queue = MemoryQueue()
         self.imports = ImportRunner(repo, MemoryFiles(), self.queue, self.clock)
         self.model = ErpStore()
@@ -366,6 +393,76 @@ class AllocationMachine(RuleBasedStateMachine):
         self.model.complete_import(self.running_import, self.seconds())
         self.running_import = None
 
+    # ------------------------------------------------------------------ store operations
+    @rule(data=st.data(), kind=st.sampled_from(sorted(TRANSACTION_KINDS)))
+    def transact(self, data: st.DataObject, kind: str) -> None:
+        """An inventory transaction of one or two products: under platform master it moves each
+        stock location at once, or is refused whole when one would go below 0; under an ERP master
+        it is recorded and moves nothing (and the switch waits for a new import)."""
+        self.transaction_count += 1
+        items = data.draw(allocation_items, label="items")
+        self.send_transaction(f"tx-{self.transaction_count}", kind, tuple(sorted(items.items())))
+
+    def send_transaction(
+        self, transaction_id: str, kind: str, items: tuple[tuple[str, int], ...], crash: CrashPoint | None = None
+    ) -> None:
+        self.tick()
+        self.sent.append((self.send_transaction, (transaction_id, kind, items)))
+        transaction_type, from_at, to_at, signs = TRANSACTION_KINDS[kind]
+        request = TransactionRequest(
+            transaction_id=transaction_id,
+            type=transaction_type,
+            reason="machine" if transaction_type is TransactionType.ADJUSTMENT else None,
+            destination_location_id="elsewhere" if transaction_type is TransactionType.TRANSFER_OUT else None,
+            items=tuple(
+                TransactionItem(product_id=p, quantity=q, from_stock_location=from_at, to_stock_location=to_at)
+                for p, q in items
+            ),
+        )
+        if crash:
+            self.stopped(crash, lambda: self.transactions.record(self.location_id, request, "machine"))
+        moves = [(product, at, sign * quantity) for product, quantity in items for at, sign in signs]
+        outcome = self.model.transact(transaction_id, json.dumps([kind, items]), moves)
+        try:
+            record, created = self.transactions.record(self.location_id, request, "machine")
+        except InsufficientStock:
+            assert outcome == "refused", f"refused; the reference: {outcome}"
+            return
+        assert outcome in ("applied", "repeat"), f"applied; the reference: {outcome}"
+        assert created is (outcome == "applied" and crash is None) or crash is not None
+        for item, result in zip(record.items, record.results, strict=True):
+            assert result.stock_on_hand == self.model.stock_on_hand(item.product_id) or outcome == "repeat"
+
+    @rule(
+        results=st.dictionaries(
+            st.tuples(products, st.sampled_from(["main", "damaged"])),
+            st.integers(min_value=0, max_value=12),
+            min_size=1,
+            max_size=3,
+        )
+    )
+    def count(self, results: dict[tuple[str, str], int], crash: CrashPoint | None = None) -> None:
+        """A cycle count of some products, opened and completed: each figure counted replaces the
+        figure of that moment (platform master); the system figure and variance are as the reference's."""
+        self.tick()
+        self.count_count += 1
+        count_id = f"cc-{self.count_count}"
+        listed = sorted({p for p, _ in results})
+        self.counts.open(self.location_id, count_id, CountReason.SCHEDULED, listed, "machine")
+        submitted = tuple(CountResult(product_id=p, stock_location=s, counted=c) for (p, s), c in results.items())
+        if crash:
+            self.stopped(crash, lambda: self.counts.submit(self.location_id, count_id, submitted))
+        outcome, system = self.model.count(results)
+        try:
+            count = self.counts.submit(self.location_id, count_id, submitted)
+        except ImportInProgress:
+            assert outcome == "refused", f"refused; the reference: {outcome}"
+            return
+        assert outcome == "completed", f"completed; the reference: {outcome}"
+        assert {(r.product_id, r.stock_location): (r.system, r.variance) for r in count.results} == {
+            at: (figure, results[at] - figure) for at, figure in system.items()
+        }
+
     # ------------------------------------------------------------------ the switch (I5)
     @rule()
     def switch(self) -> None:
@@ -404,7 +501,7 @@ class AllocationMachine(RuleBasedStateMachine):
 
     @rule(
         data=st.data(),
-        what=st.sampled_from(["ship", "allocate", "release", "import", "import run"]),
+        what=st.sampled_from(["ship", "allocate", "release", "import", "import run", "transact", "count"]),
         k=st.integers(min_value=0, max_value=7),
         when=st.sampled_from(["before", "after"]),
     )
@@ -429,6 +526,16 @@ class AllocationMachine(RuleBasedStateMachine):
             self.send_import(request, crash)
         elif what == "import run" and self.running_import is not None:
             self.run_import(crash)
+        elif what == "transact":
+            self.transaction_count += 1
+            kind = data.draw(st.sampled_from(sorted(TRANSACTION_KINDS)), label="transaction kind")
+            items = tuple(sorted(data.draw(allocation_items, label="items").items()))
+            self.send_transaction(f"tx-{self.transaction_count}", kind, items, crash)
+        elif what == "count":
+            results = data.draw(
+                st.dictionaries(st.tuples(products, st.just("main")), quantities, min_size=1, max_size=2)
+            )
+            self.count(results, crash)
         else:
             self.timestamp += 1
             detail = {
@@ -498,6 +605,11 @@ class AllocationMachine(RuleBasedStateMachine):
             still_open = {a.allocation_id: a.quantity for a in found}
             assert all(quantity > 0 for quantity in still_open.values()), still_open
             assert still_open == self.model.open_allocations(product), product
+            # I1 per stock location: damaged stock (not salable) moves by transactions and counts only.
+            damaged = {f.stock_location: f.quantity for f in readings[product].stock().stock_locations}.get(
+                "damaged", 0
+            )
+            assert damaged == self.model.stock_at(product, "damaged"), product
 
 
 EXAMPLES = int(os.environ.get("STATE_MACHINE_EXAMPLES", "30"))  # `make soak` runs more

@@ -67,6 +67,13 @@ class ReferenceAllocation:
 
 
 @dataclass
+class Movement:
+    order: int  # when the service applied it
+    kind: str  # "transaction" (`quantity` is signed) or "count" (`quantity` is the figure counted)
+    quantity: int
+
+
+@dataclass
 class ErpStore:
     safety_stock: int = 0  # the location's default
     allow_backorders: bool = False
@@ -80,6 +87,12 @@ class ErpStore:
     running: str | None = None  # an import accepted and not completed yet
     baseline_completed_at: float | None = None  # when the last initial or full_count import completed
     switched_at_order: int | None = None  # platform master from then on (never back)
+    # Under platform master, per (product, stock location), inventory transactions (a signed
+    # quantity) and cycle count results (the figure counted), in the order applied.
+    movements: dict[tuple[str, str], list[Movement]] = field(default_factory=dict)
+    transactions: dict[str, str] = field(default_factory=dict)  # applied ones: id -> body
+    erp_transaction_order: int | None = None  # the last transaction recorded under the ERP
+    counted: set[tuple[str, str]] = field(default_factory=set)  # reported by a count under platform master
 
     def _next(self) -> int:
         self.order += 1
@@ -118,18 +131,51 @@ class ErpStore:
         return Import(self.switched_at_order, figure, came_from.included_through if came_from else None)
 
     def stock_on_hand(self, product_id: str) -> int:
+        return self.stock_at(product_id, "main")
+
+    def stock_at(self, product_id: str, stock_location: str) -> int:
+        """A stock location's figure. ERP master: main is the last import's base plus the shipments
+        after it; inventory transactions and counts move nothing (the ERP's next import brings them).
+        Platform master: the base (the switch's figure, or an import completed since) and then, in
+        the order applied, every shipment after it (at or below the base's watermark, when it names
+        one, it was in the base: nothing), every transaction (its quantity) and every count (the
+        figure counted replaces the figure; later entries move it, by the same watermark)."""
+        if self.switched_at_order is None:
+            return self._erp_stock_on_hand(product_id) if stock_location == "main" else 0
         switched = self.switch_base(product_id)
-        if switched is None:
-            return self._erp_stock_on_hand(product_id)
-        # Platform master: the switch's base plus every shipment applied after it, ordered against
-        # its watermark when it names one (one at or below it was in the import's figure).
-        after = [s for s in self.shipments.get(product_id, []) if s.order > switched.order]
-        return ErpProduct([switched], after).stock_on_hand()
+        if switched is not None:
+            base_order, total, through = switched.order, switched.quantity, switched.included_through
+        else:  # a full_count completed under platform master
+            imported = self.base(product_id)
+            assert imported is not None
+            base_order, total, through = imported.order, imported.quantity, imported.included_through
+        if stock_location != "main":
+            total = 0  # (imports here have main rows only; a baseline's absence is a base of 0)
+        events: list[tuple[int, str, int, int]] = [
+            (m.order, m.kind, m.quantity, 0) for m in self.movements.get((product_id, stock_location), [])
+        ]
+        if stock_location == "main":
+            for shipment in self.shipments.get(product_id, []):
+                if switched is None and through is not None and shipment.order < base_order:
+                    if shipment.logical_timestamp > through:  # after the import's watermark: not in its rows
+                        total -= shipment.quantity
+                    continue
+                events.append((shipment.order, "shipment", shipment.quantity, shipment.logical_timestamp))
+        for order, kind, quantity, timestamp in sorted(events):
+            if order <= base_order:
+                continue
+            if kind == "count":
+                total = quantity
+            elif kind == "transaction":
+                total += quantity
+            elif through is None or timestamp > through:
+                total -= quantity
+        return total
 
     def uncounted(self, product_id: str) -> bool:
         """Stock that came, at the switch, from an import with a quantity above 0 (SPEC.md section 1),
         until a full_count under platform master covers it (no trust_imported_stock here)."""
-        if self.switch_base(product_id) is None:
+        if self.switch_base(product_id) is None or (product_id, "main") in self.counted:
             return False
         came_from = self.base(product_id, self.switched_at_order)
         return came_from is not None and came_from.quantity > 0
@@ -183,7 +229,11 @@ class ErpStore:
         if self.switched_at_order is not None:
             return "already"
         recent = self.baseline_completed_at is not None and self.baseline_completed_at >= now - window
-        if self.running is not None or not recent:
+        baseline = next((i for i in reversed(self.completed) if i.kind in BASELINE_KINDS), None)
+        unreflected = self.erp_transaction_order is not None and (
+            baseline is None or self.erp_transaction_order > baseline.order
+        )
+        if self.running is not None or not recent or unreflected:
             return "not_ready"
         self.switched_at_order = self._next()
         return "switched"
@@ -237,3 +287,42 @@ class ErpStore:
                     holder.open[product_id] -= taken
                     left -= taken
         return "applied"
+
+    # ---- inventory transactions and cycle counts
+    def transact(self, transaction_id: str, body: str, moves: list[tuple[str, str, int]]) -> str:
+        """The outcome of a transaction moving (product, stock location, signed quantity), in order:
+        applied, repeat, reused (its id with another body), or refused (under platform master, a
+        stock location it takes from would go below 0: nothing is applied)."""
+        if transaction_id in self.transactions:
+            return "repeat" if self.transactions[transaction_id] == body else "reused"
+        if self.switched_at_order is None:
+            self.transactions[transaction_id] = body
+            self.erp_transaction_order = self._next()  # recorded; the switch waits for a new import
+            return "applied"
+        held: dict[tuple[str, str], int] = {}
+        for product_id, stock_location, quantity in moves:
+            at = (product_id, stock_location)
+            held[at] = held.get(at, self.stock_at(*at)) + quantity
+            if quantity < 0 and held[at] < 0:
+                return "refused"
+        self.transactions[transaction_id] = body
+        for product_id, stock_location, quantity in moves:
+            self.movements.setdefault((product_id, stock_location), []).append(
+                Movement(self._next(), "transaction", quantity)
+            )
+        return "applied"
+
+    def count(self, results: dict[tuple[str, str], int]) -> tuple[str, dict[tuple[str, str], int]]:
+        """A cycle count's results: the outcome (completed, or refused while an import runs under
+        platform master) and each result's system figure (the figure it replaces)."""
+        if self.switched_at_order is not None and self.running is not None:
+            return "refused", {}
+        system = {}
+        for (product_id, stock_location), counted in results.items():
+            system[(product_id, stock_location)] = self.stock_at(product_id, stock_location)
+            if self.switched_at_order is not None:
+                self.movements.setdefault((product_id, stock_location), []).append(
+                    Movement(self._next(), "count", counted)
+                )
+                self.counted.add((product_id, stock_location))
+        return "completed", system
