@@ -1,11 +1,12 @@
 """I1 to I5 over generated histories: allocations from the API and the bus, releases, shipments and
-handovers, imports of every kind, the switch to platform master, inventory transactions (into,
-out of and between main and damaged stock) and cycle counts under both masters, products' own
-safety stock, crashes between writes, redeliveries and events out of order, applied by the real services through the DynamoDB adapter on dynalite, and checked after
-every step against the reference semantics (tests/unit/reference.py, which imports nothing from
-the service): stock on hand (I1), allocated, available and uncounted, every allocation's open
-units (I4), the master (I5), and every outcome the service answers, opened or refused (I3),
-applied or repeated (I2)."""
+handovers, imports of every kind, the switch to platform master, inventory transactions (into, out
+of and between main, damaged and a configured salable backroom) and cycle counts opened, submitted
+later or cancelled, under both masters, products' own safety stock, crashes between writes,
+redeliveries and events out of order, applied by the real services through the DynamoDB adapter on
+dynalite, and checked after every step against the reference semantics (tests/unit/reference.py,
+which imports nothing from the service): stock on hand (I1), allocated, available and uncounted,
+every allocation's open units (I4), the master (I5), and every outcome the service answers, opened
+or refused (I3), applied or repeated (I2)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from hypothesis.stateful import (
 from inventory.adapters.dynamodb.repository import DynamoDbRepository
 from inventory.errors import (
     AllocationIdReused,
+    CountNotOpen,
     EventIdReused,
     EventTooOld,
     ImportInProgress,
@@ -44,6 +46,7 @@ from inventory.figures import availability
 from inventory.models import (
     AllocationStatus,
     CountReason,
+    CountStatus,
     ImportKind,
     ImportStatus,
     InventoryMaster,
@@ -63,6 +66,7 @@ from inventory.services.locations import MasterSwitchService
 from inventory.services.safety_stock import SafetyStockLine, SafetyStockService
 from inventory.services.shipment_events import ShipmentService
 from inventory.services.stock import StockService
+from inventory.services.stock_locations import StockLocationService
 from inventory.services.transactions import TransactionService
 from tests.faults import ANY_WRITE, Crash, faults_on
 from tests.unit.fakes import FixedClock, MemoryFiles, MemoryQueue
@@ -74,6 +78,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.long]
 PRODUCTS = ("p-1", "p/2 ä", "p-3")
 ALLOCATION_IDS = tuple(f"al-{n}" for n in range(16))
 KINDS = ("Fulfillment Items Shipped", "Fulfillment Items Handed Over")
+BACKROOM = "backroom"  # a stock location type the machine configures, salable
 # Inventory transactions the machine sends: (type, from, to) of each item, and what the reference
 # moves for an item of quantity q: (stock location, the sign of q there), written out here rather
 # than taken from the service.
@@ -83,7 +88,10 @@ TRANSACTION_KINDS: dict[str, tuple[TransactionType, str | None, str | None, tupl
     "to damaged": (TransactionType.ADJUSTMENT, "main", "damaged", (("main", -1), ("damaged", 1))),
     "scrapped damaged": (TransactionType.ADJUSTMENT, "damaged", None, (("damaged", -1),)),
     "return to damaged": (TransactionType.RETURN, None, "damaged", (("damaged", 1),)),
+    "transfer in": (TransactionType.TRANSFER_IN, None, None, (("main", 1),)),
+    "to backroom": (TransactionType.ADJUSTMENT, "main", BACKROOM, (("main", -1), (BACKROOM, 1))),
 }
+STOCK_LOCATIONS = ("main", "damaged", BACKROOM)
 RETENTION_DAYS = 35  # the ledger's (LEDGER_RETENTION_DAYS): an event that occurred longer ago is refused
 WINDOW_MINUTES = 15  # the switch's readiness window
 CrashPoint = tuple[int, str]  # (the write it stops at, counting from 0; "before" or "after" it applies)
@@ -115,9 +123,11 @@ class AllocationMachine(RuleBasedStateMachine):
         self.transactions = TransactionService(repo, StockService(repo), self.clock)
         self.counts = CycleCountService(repo, StockService(repo), self.clock)
         self.transaction_count = self.count_count = 0
+        self.open_counts: dict[str, list[str]] = {}  # opened, neither submitted nor cancelled: their products
+        StockLocationService(repo).put(BACKROOM, True)  # (the same again, for every example, writes nothing)
         self.queue = MemoryQueue()
         self.imports = ImportRunner(repo, MemoryFiles(), self.queue, self.clock)
-        self.model = ErpStore()
+        self.model = ErpStore(salable=("main", BACKROOM))
         self.sent: list[tuple[Callable[..., None], tuple[Any, ...]]] = []  # every input, to send again
         self.shipment_details: list[dict[str, Any]] = []
         self.import_count = 0
@@ -449,6 +459,11 @@ class AllocationMachine(RuleBasedStateMachine):
         count_id = f"cc-{self.count_count}"
         listed = sorted({p for p, _ in results})
         self.counts.open(self.location_id, count_id, CountReason.SCHEDULED, listed, "machine")
+        self.submit(count_id, results, crash)
+
+    def submit(self, count_id: str, results: dict[tuple[str, str], int], crash: CrashPoint | None = None) -> bool:
+        """A count's results (stopped half-way first, with `crash`); whether the count completed."""
+        self.tick()
         submitted = tuple(CountResult(product_id=p, stock_location=s, counted=c) for (p, s), c in results.items())
         if crash:
             self.stopped(crash, lambda: self.counts.submit(self.location_id, count_id, submitted))
@@ -457,11 +472,42 @@ class AllocationMachine(RuleBasedStateMachine):
             count = self.counts.submit(self.location_id, count_id, submitted)
         except ImportInProgress:
             assert outcome == "refused", f"refused; the reference: {outcome}"
-            return
+            return False
         assert outcome == "completed", f"completed; the reference: {outcome}"
         assert {(r.product_id, r.stock_location): (r.system, r.variance) for r in count.results} == {
             at: (figure, results[at] - figure) for at, figure in system.items()
         }
+        return True
+
+    @rule(listed=st.sets(products, min_size=1, max_size=2))
+    def open_count(self, listed: set[str]) -> None:
+        """A count opened now and submitted later: what moves meanwhile is in the figure counted."""
+        self.tick()
+        self.count_count += 1
+        count_id = f"cc-{self.count_count}"
+        self.counts.open(self.location_id, count_id, CountReason.SCHEDULED, sorted(listed), "machine")
+        self.open_counts[count_id] = sorted(listed)
+
+    @precondition(lambda self: self.open_counts)
+    @rule(data=st.data())
+    def submit_count(self, data: st.DataObject) -> None:
+        count_id = data.draw(st.sampled_from(sorted(self.open_counts)), label="count")
+        listed = self.open_counts[count_id]
+        places = st.tuples(st.sampled_from(listed), st.sampled_from(STOCK_LOCATIONS))
+        results = data.draw(st.dictionaries(places, st.integers(min_value=0, max_value=12), min_size=1, max_size=3))
+        if self.submit(count_id, results):
+            del self.open_counts[count_id]
+
+    @precondition(lambda self: self.open_counts)
+    @rule(data=st.data())
+    def cancel_count(self, data: st.DataObject) -> None:
+        """A count cancelled changes nothing, and takes no results afterwards."""
+        self.tick()
+        count_id = data.draw(st.sampled_from(sorted(self.open_counts)), label="count")
+        assert self.counts.cancel(self.location_id, count_id).status is CountStatus.CANCELLED
+        listed = self.open_counts.pop(count_id)
+        with pytest.raises(CountNotOpen):
+            self.counts.submit(self.location_id, count_id, (CountResult(product_id=listed[0], counted=1),))
 
     # ------------------------------------------------------------------ the switch (I5)
     @rule()
@@ -605,11 +651,11 @@ class AllocationMachine(RuleBasedStateMachine):
             still_open = {a.allocation_id: a.quantity for a in found}
             assert all(quantity > 0 for quantity in still_open.values()), still_open
             assert still_open == self.model.open_allocations(product), product
-            # I1 per stock location: damaged stock (not salable) moves by transactions and counts only.
-            damaged = {f.stock_location: f.quantity for f in readings[product].stock().stock_locations}.get(
-                "damaged", 0
-            )
-            assert damaged == self.model.stock_at(product, "damaged"), product
+            # I1 per stock location: damaged (not salable) and backroom stock move by transactions
+            # and counts only.
+            held = {f.stock_location: f.quantity for f in readings[product].stock().stock_locations}
+            for place in STOCK_LOCATIONS:
+                assert held.get(place, 0) == self.model.stock_at(product, place), (product, place)
 
 
 EXAMPLES = int(os.environ.get("STATE_MACHINE_EXAMPLES", "30"))  # `make soak` runs more

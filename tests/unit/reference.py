@@ -130,8 +130,10 @@ class ErpStore:
         figure = self._erp_stock_on_hand(product_id, self.switched_at_order)
         return Import(self.switched_at_order, figure, came_from.included_through if came_from else None)
 
+    salable: tuple[str, ...] = ("main",)  # the stock locations that count toward stock on hand
+
     def stock_on_hand(self, product_id: str) -> int:
-        return self.stock_at(product_id, "main")
+        return sum(self.stock_at(product_id, stock_location) for stock_location in self.salable)
 
     def stock_at(self, product_id: str, stock_location: str) -> int:
         """A stock location's figure. ERP master: main is the last import's base plus the shipments
