@@ -106,9 +106,7 @@ class ImportRepository(Protocol):
         merging import: the layers it merges are those the caller read), else ImportInProgress."""
         ...
 
-    def mark_queued(self, location_id: str, import_id: str) -> None:
-        """The import's first step is on the worker's queue."""
-        ...
+    def mark_queued(self, location_id: str, import_id: str) -> None: ...  # its first step is on the worker's queue
 
     def record_progress(self, location_id: str, import_id: str, *, written_through_line: int) -> None:
         """The checkpoint: every valid row up to this line is written; the import is running."""
@@ -132,9 +130,7 @@ class ImportRepository(Protocol):
         many there were. Safe to repeat."""
         ...
 
-    def write_import_rows(self, location_id: str, seq: int, rows: Sequence[StockRow]) -> None:
-        """Put rows of import `seq` (invisible until the import completes); idempotent."""
-        ...
+    def write_import_rows(self, location_id: str, seq: int, rows: Sequence[StockRow]) -> None: ...  # idempotent
 
     def complete_import(
         self,
@@ -176,9 +172,7 @@ class ImportRepository(Protocol):
 
     def get_import(self, location_id: str, import_id: str) -> ImportRecord | None: ...
 
-    def import_rows_of_shard(self, location_id: str, seq: int, shard: int) -> Iterator[StockRow]:
-        """Every row of one import in one shard."""
-        ...
+    def import_rows_of_shard(self, location_id: str, seq: int, shard: int) -> Iterator[StockRow]: ...
 
     def import_rows_page(
         self, location_id: str, seq: int, shard: int, after_product: str | None, limit: int
@@ -375,38 +369,30 @@ class WorkQueue(Protocol):
 
 
 class TransactionStates(Protocol):
-    def transaction_states(self, location_id: str, transaction_ids: Sequence[str]) -> dict[str, TransactionStatus]:
-        """The status of each transaction record found (an undone transaction has none)."""
-        ...
+    def transaction_states(
+        self, location_id: str, transaction_ids: Sequence[str]
+    ) -> dict[str, TransactionStatus]: ...  # an undone transaction has no record
 
 
 class TransactionRepository(TransactionStates, Protocol):
     def get_transaction(self, location_id: str, transaction_id: str) -> InventoryTransaction | None: ...
 
-    def put_transaction(self, transaction: InventoryTransaction) -> bool:
-        """Put a pending record that must not exist yet; False when one does."""
-        ...
+    def put_transaction(self, transaction: InventoryTransaction) -> bool: ...  # a new pending record; False: exists
 
     def complete_transaction(self, transaction: InventoryTransaction, event: OutboxEvent) -> bool:
         """The record completed, with its results and its event, on the condition that it is still
         pending; False otherwise (completed meanwhile, or undone and deleted)."""
         ...
 
-    def forget_transaction(self, transaction: InventoryTransaction) -> bool:
-        """Delete a pending record (the transaction was undone); False when it is not pending."""
-        ...
+    def forget_transaction(self, transaction: InventoryTransaction) -> bool: ...  # undone: delete it if pending
 
-    def abandoned_transactions(self, now: datetime, limit: int) -> list[InventoryTransaction]:
-        """Pending records whose `abandon_at` is before `now`, oldest first."""
-        ...
+    def abandoned_transactions(self, now: datetime, limit: int) -> list[InventoryTransaction]: ...  # oldest first
 
     def list_transactions(self, location_id: str, limit: int, cursor: str | None) -> Page[InventoryTransaction]: ...
 
 
 class CountStates(Protocol):
-    def count_states(self, location_id: str, count_ids: Sequence[str]) -> dict[str, CountStatus]:
-        """The status of each cycle count record found."""
-        ...
+    def count_states(self, location_id: str, count_ids: Sequence[str]) -> dict[str, CountStatus]: ...
 
 
 class CycleCountRepository(CountStates, Protocol):
@@ -421,8 +407,7 @@ class CycleCountRepository(CountStates, Protocol):
     def get_cycle_count(self, location_id: str, count_id: str) -> CycleCount | None: ...
 
     def submit_cycle_count(self, count: CycleCount) -> bool:
-        """The count `submitting` with its results (`submitted`, `results_hash`, `master`,
-        `abandon_at`), on the condition that it is open; False otherwise."""
+        """The count `submitting` with its results, on the condition that it is open (else False)."""
         ...
 
     def complete_cycle_count(self, count: CycleCount) -> bool:
@@ -430,9 +415,7 @@ class CycleCountRepository(CountStates, Protocol):
         submitting (False otherwise); a mispick count's flag leaves its location either way."""
         ...
 
-    def abandoned_counts(self, now: datetime, limit: int) -> list[CycleCount]:
-        """Counts still submitting past their `abandon_at`, oldest first."""
-        ...
+    def abandoned_counts(self, now: datetime, limit: int) -> list[CycleCount]: ...  # submitting, oldest first
 
     def list_cycle_counts(self, location_id: str, limit: int, cursor: str | None) -> Page[CycleCount]: ...
 
@@ -504,13 +487,11 @@ class ShipmentRepositories(AllocationRepositories, AppliedEvents, TransactionSta
 
 
 class TransactionRepositories(TransactionRepository, StockReadRepositories, AppliedEvents, CountStates, Protocol):
-    """What inventory transactions need of storage: their records, the products' figures, and the
-    records the move of entries reads."""
+    """Transactions' records, the products' figures, and the records the move of entries reads."""
 
 
 class CycleCountRepositories(CycleCountRepository, StockReadRepositories, AppliedEvents, TransactionStates, Protocol):
-    """What cycle counts need of storage: their records, the products' figures they set, and the
-    records the move of entries reads."""
+    """Counts' records, the products' figures they set, and the records the move of entries reads."""
 
 
 class StoreOperationRepositories(
