@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from inventory.errors import Conflict
 from inventory.models import IMPORT_START_ABANDONED_AFTER, ImportStatus, Location
@@ -37,6 +37,7 @@ from inventory.services.transactions import TransactionService
 if TYPE_CHECKING:
     from inventory.ports import Clock, ImportRepositories
 
+T = TypeVar("T")
 RELEASE_BATCH = 100  # allocations released per call; the run goes on while calls come back full
 ABANDONED_START = (  # why the sweep failed an import: its start stopped before this step
     "the request that started the import stopped before it {step}, and was not repeated within "
@@ -69,44 +70,40 @@ class AbandonedRequests:
         """Each part, while `more_time()`. Each runs even when another failed, so that one record
         that keeps failing does not hold the others' work back; the first failure is raised once
         all have run (the run is then recorded as failed, and the next one tries again)."""
-        released: list[Allocation] = []
-        failed: list[ImportRecord] = []
-        ended: list[InventoryTransaction] = []
         errors: list[Exception] = []
-        try:
-            while more_time():
-                batch = self._allocations.release_abandoned(RELEASE_BATCH)
-                released += batch
-                if len(batch) < RELEASE_BATCH:
-                    break
-        except Exception as error:  # raised below, once the rest is swept too
-            errors.append(error)
-        try:
-            failed = self._imports.fail_abandoned(more_time)
-        except Exception as error:
-            errors.append(error)
-        try:
-            while self._transactions is not None and more_time():
-                completed = self._transactions.complete_abandoned(RELEASE_BATCH)
-                ended += completed
-                if len(completed) < RELEASE_BATCH:
-                    break
-        except Exception as error:
-            errors.append(error)
-        counted: list[CycleCount] = []
-        try:
-            while self._counts is not None and more_time():
-                batch_of_counts = self._counts.complete_abandoned(RELEASE_BATCH)
-                counted += batch_of_counts
-                if len(batch_of_counts) < RELEASE_BATCH:
-                    break
-        except Exception as error:
-            errors.append(error)
+
+        def part(sweep: Callable[[], list[T]]) -> list[T]:
+            try:
+                return sweep()
+            except Exception as error:  # raised below, once the rest is swept too
+                errors.append(error)
+                return []
+
+        transactions, counts = self._transactions, self._counts
+        swept = Swept(
+            released=part(lambda: _in_batches(self._allocations.release_abandoned, more_time)),
+            failed_imports=part(lambda: self._imports.fail_abandoned(more_time)),
+            ended_transactions=part(
+                lambda: _in_batches(transactions.complete_abandoned, more_time) if transactions else []
+            ),
+            completed_counts=part(lambda: _in_batches(counts.complete_abandoned, more_time) if counts else []),
+        )
         for later in errors[1:]:
             logger.error("another part of the abandoned-requests sweep failed too", exc_info=later)
         if errors:
             raise errors[0]
-        return Swept(released=released, failed_imports=failed, ended_transactions=ended, completed_counts=counted)
+        return swept
+
+
+def _in_batches(sweep: Callable[[int], list[T]], more_time: Callable[[], bool]) -> list[T]:
+    """`sweep(RELEASE_BATCH)` again while time is left and it comes back full."""
+    done: list[T] = []
+    while more_time():
+        batch = sweep(RELEASE_BATCH)
+        done += batch
+        if len(batch) < RELEASE_BATCH:
+            break
+    return done
 
 
 class ImportSweep:

@@ -7,21 +7,17 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from inventory.adapters.dynamodb.codec import from_ddb, to_ddb
+from inventory.adapters.dynamodb.codec import from_ddb
 from inventory.adapters.dynamodb.expressions import Update
 from inventory.adapters.dynamodb.keys import (
     COUNT_PREFIX,
     PENDING_COUNTS,
-    PENDING_SHARDS,
-    abandoned_before,
     count_key,
     location_key,
-    location_pk,
     pending_index_keys,
-    pending_partition,
 )
+from inventory.adapters.dynamodb.records import pending_before, records_page
 from inventory.adapters.dynamodb.table import TableItems
-from inventory.adapters.dynamodb.transactions import id_cursor, listed_after
 from inventory.errors import Conflict, CountIdReused, NotFound
 from inventory.models import CountReason, CountStatus, Page, iso
 from inventory.models.counts import CountedFigure, CountResult, CycleCount
@@ -162,33 +158,10 @@ class CycleCounts(TableItems):
         return {item["count_id"]: CountStatus(item["status"]) for item in found}
 
     def abandoned_counts(self, now: datetime, limit: int) -> list[CycleCount]:
-        found: list[CycleCount] = []
-        for shard in range(PENDING_SHARDS):
-            items, _ = self._table.query(
-                IndexName="gsi1",
-                KeyConditionExpression="#p = :p AND #s < :now",
-                ExpressionAttributeNames={"#p": "gsi1pk", "#s": "gsi1sk"},
-                ExpressionAttributeValues=to_ddb(
-                    {":p": pending_partition(shard, PENDING_COUNTS), ":now": abandoned_before(now)}
-                ),
-                Limit=limit,
-            )
-            found += [cycle_count_of(from_ddb(item)) for item in items]
+        found = [cycle_count_of(item) for item in pending_before(self._table, PENDING_COUNTS, now, limit)]
         submitting = [c for c in found if c.status is CountStatus.SUBMITTING]
         return sorted(submitting, key=lambda c: (c.abandon_at or now, c.count_id))[:limit]
 
     def list_cycle_counts(self, location_id: str, limit: int, cursor: str | None) -> Page[CycleCount]:
-        request: dict[str, Any] = {
-            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
-            "ExpressionAttributeNames": {"#pk": "pk", "#sk": "sk"},
-            "ExpressionAttributeValues": to_ddb({":pk": location_pk(location_id), ":prefix": COUNT_PREFIX}),
-            "Limit": limit,
-            "ConsistentRead": True,
-        }
-        if cursor:
-            request["ExclusiveStartKey"] = to_ddb(count_key(location_id, listed_after(cursor)))
-        items, last = self._table.query(**request)
-        return Page(
-            items=[cycle_count_of(from_ddb(item)) for item in items],
-            next_cursor=id_cursor(from_ddb(last)["sk"].removeprefix(COUNT_PREFIX)) if last else None,
-        )
+        items, next_cursor = records_page(self._table, location_id, (COUNT_PREFIX, count_key), limit, cursor)
+        return Page(items=[cycle_count_of(item) for item in items], next_cursor=next_cursor)

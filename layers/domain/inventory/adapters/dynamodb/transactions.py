@@ -9,24 +9,19 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from inventory.adapters.dynamodb.codec import from_ddb, to_ddb
+from inventory.adapters.dynamodb.codec import from_ddb
 from inventory.adapters.dynamodb.expressions import Update
 from inventory.adapters.dynamodb.keys import (
-    PENDING_SHARDS,
     PENDING_TRANSACTIONS,
     TRANSACTION_PREFIX,
-    abandoned_before,
-    location_pk,
     pending_index_keys,
-    pending_partition,
     transaction_key,
 )
 from inventory.adapters.dynamodb.outbox import record_event
+from inventory.adapters.dynamodb.records import pending_before, records_page
 from inventory.adapters.dynamodb.table import TableItems
-from inventory.cursor import decode_cursor, encode_cursor, invalid_cursor
 from inventory.models import OutboxEvent, Page, iso
 from inventory.models.transactions import InventoryTransaction, TransactionStatus
-from inventory.types import CLIENT_ID_PATTERN, matches
 
 
 def transaction_of(item: Mapping[str, Any]) -> InventoryTransaction:
@@ -75,48 +70,12 @@ class Transactions(TableItems):
         )
 
     def abandoned_transactions(self, now: datetime, limit: int) -> list[InventoryTransaction]:
-        found: list[InventoryTransaction] = []
-        for shard in range(PENDING_SHARDS):
-            items, _ = self._table.query(
-                IndexName="gsi1",
-                KeyConditionExpression="#p = :p AND #s < :now",
-                ExpressionAttributeNames={"#p": "gsi1pk", "#s": "gsi1sk"},
-                ExpressionAttributeValues=to_ddb(
-                    {":p": pending_partition(shard, PENDING_TRANSACTIONS), ":now": abandoned_before(now)}
-                ),
-                Limit=limit,
-            )
-            found += [transaction_of(from_ddb(item)) for item in items]
+        found = [transaction_of(item) for item in pending_before(self._table, PENDING_TRANSACTIONS, now, limit)]
         pending = [t for t in found if t.status is TransactionStatus.PENDING]
         return sorted(pending, key=lambda t: (t.abandon_at or now, t.transaction_id))[:limit]
 
     def list_transactions(self, location_id: str, limit: int, cursor: str | None) -> Page[InventoryTransaction]:
-        request: dict[str, Any] = {
-            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
-            "ExpressionAttributeNames": {"#pk": "pk", "#sk": "sk"},
-            "ExpressionAttributeValues": to_ddb({":pk": location_pk(location_id), ":prefix": TRANSACTION_PREFIX}),
-            "Limit": limit,
-            "ConsistentRead": True,
-        }
-        if cursor:
-            request["ExclusiveStartKey"] = to_ddb(transaction_key(location_id, listed_after(cursor)))
-        items, last = self._table.query(**request)
-        return Page(
-            items=[transaction_of(from_ddb(item)) for item in items],
-            next_cursor=id_cursor(from_ddb(last)["sk"].removeprefix(TRANSACTION_PREFIX)) if last else None,
+        items, next_cursor = records_page(
+            self._table, location_id, (TRANSACTION_PREFIX, transaction_key), limit, cursor
         )
-
-
-def id_cursor(client_id: str) -> str:
-    """The cursor of a list of records by their client id (transactions, cycle counts)."""
-    return encode_cursor([client_id])
-
-
-def listed_after(cursor: str) -> str:
-    """The client id an `id_cursor` names (422 for anything else)."""
-    position = decode_cursor(cursor)
-    if not (isinstance(position, list) and len(position) == 1 and isinstance(position[0], str)):
-        raise invalid_cursor()
-    if not matches(CLIENT_ID_PATTERN, position[0]):
-        raise invalid_cursor()
-    return position[0]
+        return Page(items=[transaction_of(item) for item in items], next_cursor=next_cursor)
