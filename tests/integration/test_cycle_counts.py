@@ -109,6 +109,24 @@ def test_under_an_erp_master_results_are_recorded_and_move_nothing(handler_envir
     assert stock(location, "a")["soh"] == 5
 
 
+def test_refusals_of_opening_and_of_a_cancelled_count(handler_environment: dict[str, str]) -> None:
+    location = f"cc-{uuid.uuid4().hex[:8]}"
+    platform_store(location, {"a": 5})
+    too_many = {"count_id": "c1", "reason": "scheduled", "product_ids": [f"p-{n}" for n in range(5001)]}
+    twice = {"count_id": "c1", "reason": "scheduled", "product_ids": ["a", "a"]}
+    unknown_reason = {"count_id": "c1", "reason": "weekly", "product_ids": ["a"]}
+    for body in (too_many, twice, unknown_reason):
+        assert counts(location, "POST", body=body)[0] == 422
+    assert counts("nowhere", "POST", body={"count_id": "c1", "reason": "scheduled", "product_ids": ["a"]})[0] == 404
+    assert counts(location, "GET")[1]["items"] == []
+    counts(location, "POST", body={"count_id": "c1", "reason": "scheduled", "product_ids": ["a"]})
+    assert counts(location, "DELETE", "/c1")[1]["status"] == "cancelled"
+    refused = counts(location, "POST", "/c1/results", {"items": [{"product_id": "a", "counted": 1}]})
+    assert (refused[0], refused[1]["error"]["code"]) == (409, "count_not_open")
+    assert stock(location, "a")["soh"] == 5
+    assert counts(location, "GET", "/c1")[1]["results"] == []
+
+
 def _submit(location: str, barrier: Any) -> Any:
     barrier.wait()
     return counts(location, "POST", "/race/results", {"items": [{"product_id": "hot", "counted": 40}]})

@@ -72,6 +72,7 @@ class LedgerEntryOut(Reply):
     to_stock_location: str | None = None  # a move between two stock locations: the end that gained
     # recorded under an ERP master: it changes stock on hand only when the ERP's next import brings it back
     pending_import: bool = False
+    counted: int | None = None  # a cycle count's result: the figure counted (`quantity` is the variance)
 
 
 class LedgerPage(Reply):
