@@ -8,7 +8,7 @@ and `is_product_id`, the product id rule as a plain function.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Annotated, Protocol, TypeVar
 
 from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, StrictInt, StrictStr
@@ -109,12 +109,28 @@ L = TypeVar("L", bound=_ProductLine)
 
 def repeated_product(items: Sequence[_ProductLine]) -> str | None:
     """The first product that a list of lines names twice, or None: an allocation names each once."""
+    return repeated_id(item.product_id for item in items)
+
+
+def repeated_id(ids: Iterable[str]) -> str | None:
+    """The first id a list names twice, or None (a cycle count lists each product once)."""
     seen: set[str] = set()
-    for item in items:
-        if item.product_id in seen:
-            return item.product_id
-        seen.add(item.product_id)
+    for found in ids:
+        if found in seen:
+            return found
+        seen.add(found)
     return None
+
+
+def _each_id_once(ids: list[str]) -> list[str]:
+    if (repeated := repeated_id(ids)) is not None:
+        raise PydanticCustomError(
+            "duplicate_product", "product {product_id} is listed twice", {"product_id": repr(repeated)}
+        )
+    return ids
+
+
+EachIdOnce = AfterValidator(_each_id_once)
 
 
 def _each_product_once(items: Sequence[L]) -> Sequence[L]:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
 from inventory import wiring
 from inventory.api.http import (
@@ -27,22 +27,22 @@ from inventory.models import CountReason, CountStatus, InventoryMaster
 from inventory.models.counts import CountResult, CycleCount
 from inventory.services.cycle_counts import CycleCountService
 from inventory.settings import TableSettings, settings_of
-from inventory.types import CLIENT_ID_PATTERN, MAIN, MAX_COUNT_PRODUCTS, ClientId, ProductId, Quantity, StockLocation
-
-
-def _each_once(product_ids: list[str]) -> list[str]:
-    if len(set(product_ids)) != len(product_ids):
-        repeated = next(p for n, p in enumerate(product_ids) if p in product_ids[:n])
-        raise ValueError(f"product {repeated!r} is listed twice")
-    return product_ids
+from inventory.types import (
+    CLIENT_ID_PATTERN,
+    MAIN,
+    MAX_COUNT_PRODUCTS,
+    ClientId,
+    EachIdOnce,
+    ProductId,
+    Quantity,
+    StockLocation,
+)
 
 
 class PostCountBody(Request):
     count_id: ClientId
     reason: CountReason
-    product_ids: Annotated[
-        list[ProductId], Field(min_length=1, max_length=MAX_COUNT_PRODUCTS), AfterValidator(_each_once)
-    ]
+    product_ids: Annotated[list[ProductId], Field(min_length=1, max_length=MAX_COUNT_PRODUCTS), EachIdOnce]
 
 
 class CountResultBody(Request):
