@@ -78,7 +78,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.long]
 PRODUCTS = ("p-1", "p/2 ä", "p-3")
 ALLOCATION_IDS = tuple(f"al-{n}" for n in range(16))
 KINDS = ("Fulfillment Items Shipped", "Fulfillment Items Handed Over")
-BACKROOM = "backroom"  # a stock location type the machine configures, salable
+BACKROOM = (
+    "machine_backroom"  # a stock location type the machine configures, salable (not the sample events' "backroom")
+)
 # Inventory transactions the machine sends: (type, from, to) of each item, and what the reference
 # moves for an item of quantity q: (stock location, the sign of q there), written out here rather
 # than taken from the service.

@@ -29,6 +29,7 @@ from inventory.adapters.dynamodb.keys import (
     product_shard,
     product_sk,
     stock_locations_key,
+    transaction_key,
 )
 from inventory.models import PRODUCT_KEY_BYTES, product_of_order, product_order
 
@@ -98,6 +99,7 @@ BUILT = {  # each item of the table, as keys.py builds it for the values above
     ),
     "ledger page (entries moved out of the buffer)": ledger_page_key(STORE, PRODUCT, 1),
     "allocation record": allocation_key(STORE, "a1"),
+    "inventory transaction": transaction_key(STORE, "t1"),
     "open allocation line": allocation_line_key(STORE, PRODUCT, RECEIVED, "a1"),
     "applied event (its body hash; `done` once every line is applied)": event_key(STORE, "ev-1"),
     "stock location types (the retailer's: one item)": stock_locations_key(),
@@ -124,6 +126,7 @@ def documented_keys() -> dict[str, tuple[str, str]]:
         "<import_id>": "i1",
         "<count_id>": "c1",
         "<allocation_id>": "a1",
+        "<transaction_id>": "t1",
         "<allocation id>": "a1",
         "<received order, 17 digits>": f"{RECEIVED:017d}",
         "<event_id>": "ev-1",
