@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from inventory.services.stock import ProductReading, StockService
 
 WRITERS = 8  # results applied at once: each is one product's write, independent of the others
+READ_TOGETHER = 100  # results whose products are read together (one BatchGetItem), before their writes
 
 
 class CycleCountService:
@@ -157,8 +158,15 @@ class CycleCountService:
 
     def _apply(self, location: Location, count: CycleCount) -> CycleCount:
         indexes = range(len(count.submitted))
+        applied: list[tuple[CountedFigure, bool]] = []
         with ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="cycle-count") as writers:
-            applied = list(writers.map(self._apply_result, repeat(location), repeat(count), indexes))
+            for start in range(0, len(indexes), READ_TOGETHER):
+                chunk = indexes[start : start + READ_TOGETHER]
+                products = [count.submitted[i].product_id for i in chunk]
+                readings = self._stock.read_many(location, set(products))
+                # each product's read serves its first result; another of the same product reads again
+                firsts = [readings.pop(p, None) for p in products]
+                applied += writers.map(self._apply_result, repeat(location), repeat(count), chunk, firsts)
         completed = count.model_copy(
             update={
                 "status": CountStatus.COMPLETED,
@@ -175,7 +183,9 @@ class CycleCountService:
             self._mover.move_out(location, product_id)
         return completed
 
-    def _apply_result(self, location: Location, count: CycleCount, index: int) -> tuple[CountedFigure, bool]:
+    def _apply_result(
+        self, location: Location, count: CycleCount, index: int, first: ProductReading | None = None
+    ) -> tuple[CountedFigure, bool]:
         """Apply result `index` (unless an earlier attempt did); its figures, and whether the
         product's buffer is over its size (its entries then move out once the count is completed)."""
         result = count.submitted[index]
@@ -183,8 +193,10 @@ class CycleCountService:
         platform = count.master is InventoryMaster.PLATFORM
         layers = (EVERY_LINE, *sorted(location.announced())) if platform else ()
 
+        unused = [first] if first else []
+
         def step() -> tuple[CountedFigure, bool] | None:
-            reading = self._stock.read(location, result.product_id)
+            reading = unused.pop() if unused else self._stock.read(location, result.product_id)
             counters = reading.counters
             full = counters.buffered >= BUFFER_ENTRIES
             if (done := counters.entry(entry_id, source)) is not None:
