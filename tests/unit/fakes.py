@@ -1076,14 +1076,7 @@ class MemoryRepository(
 
     @_port
     def list_transactions(self, location_id: str, limit: int, cursor: str | None) -> Page[InventoryTransaction]:
-        after = decode_cursor(cursor)[0] if cursor else None
-        ids = sorted(t for (loc, t) in self.transactions if loc == location_id and (after is None or t > after))
-        page = ids[:limit]
-        more = len(ids) > limit
-        return Page(
-            items=[self.transactions[(location_id, t)] for t in page],
-            next_cursor=encode_cursor([page[-1]]) if more else None,
-        )
+        return _page_by_id(self.transactions, location_id, limit, cursor)
 
     # ---- cycle counts
     @_port
@@ -1187,13 +1180,7 @@ class MemoryRepository(
 
     @_port
     def list_cycle_counts(self, location_id: str, limit: int, cursor: str | None) -> Page[CycleCount]:
-        after = decode_cursor(cursor)[0] if cursor else None
-        ids = sorted(c for (loc, c) in self.counts if loc == location_id and (after is None or c > after))
-        page = ids[:limit]
-        return Page(
-            items=[self.counts[(location_id, c)] for c in page],
-            next_cursor=encode_cursor([page[-1]]) if len(ids) > limit else None,
-        )
+        return _page_by_id(self.counts, location_id, limit, cursor)
 
     # ---- outbox
     def record(self, key: OutboxKey, event: OutboxEvent, *, counted: bool = True) -> None:
@@ -1281,6 +1268,17 @@ def _buffered(entry: LedgerEntry) -> LedgerEntry:
 def _held_as(entry: LedgerEntry) -> tuple[str, str]:
     """What tells an entry from the others of a product: its id and (the start of) its source's hash."""
     return entry.entry_id, (entry.source_hash or "")[:SOURCE_HASH_CHARS]
+
+
+def _page_by_id(records: Mapping[tuple[str, str], R], location_id: str, limit: int, cursor: str | None) -> Page[R]:
+    """A page of a location's records by id, after the cursor's id (the adapter's `records_page`)."""
+    after = decode_cursor(cursor)[0] if cursor else None
+    ids = sorted(i for (loc, i) in records if loc == location_id and (after is None or i > after))
+    page = ids[:limit]
+    return Page(
+        items=[records[(location_id, i)] for i in page],
+        next_cursor=encode_cursor([page[-1]]) if len(ids) > limit else None,
+    )
 
 
 @dataclass(frozen=True)
