@@ -202,7 +202,7 @@ class CycleCountService:
             if (done := counters.entry(entry_id, source)) is not None:
                 assert done.counted is not None
                 return _figure(result, done.counted - done.quantity), full
-            system = _quantity_at(reading, result.stock_location)
+            system = reading.quantity_at(result.stock_location)
             variance = result.counted - system
             moved = {(result.stock_location, n): variance for n in layers} if variance else {}
             entry = LedgerEntry(
@@ -243,11 +243,6 @@ class CycleCountService:
 
 def _figure(result: CountResult, system: int) -> CountedFigure:
     return CountedFigure(**result.model_dump(), system=system, variance=result.counted - system)
-
-
-def _quantity_at(reading: ProductReading, stock_location: str) -> int:
-    figure = next((f for f in reading.stock().stock_locations if f.stock_location == stock_location), None)
-    return figure.quantity if figure else 0
 
 
 def _check(count: CycleCount, results: tuple[CountResult, ...], known: Any, names: tuple[str, ...]) -> None:

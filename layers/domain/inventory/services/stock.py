@@ -45,6 +45,11 @@ class ProductReading:
     rows: Mapping[int, Sequence[StockRow]]
     stock_locations: StockLocations
 
+    def quantity_at(self, stock_location: str) -> int:
+        """One stock location's figure (0 where the product has none)."""
+        figure = next((f for f in self.stock().stock_locations if f.stock_location == stock_location), None)
+        return figure.quantity if figure else 0
+
     def stock(self, counters: ProductCounters | None = None) -> ProductStock:
         """The product's stock with these counters, or with `counters` (what a write will leave)."""
         counters = counters or self.counters

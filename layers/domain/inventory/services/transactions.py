@@ -173,7 +173,7 @@ class TransactionService:
             if counters.entry(entry_id, record.content_hash) is not None:
                 return True  # written by an earlier attempt
             if platform and quantity < 0:
-                held = _quantity_at(reading, stock_location)
+                held = reading.quantity_at(stock_location)
                 if held + quantity < 0:
                     return {
                         "product_id": item.product_id,
@@ -275,11 +275,6 @@ def _check(location: Location, request: TransactionRequest, types: StockLocation
 _INTO_THE_STORE = (TransactionType.RECEIVING, TransactionType.TRANSFER_IN, TransactionType.RETURN)
 
 
-def _quantity_at(reading: ProductReading, stock_location: str) -> int:
-    figure = next((f for f in reading.stock().stock_locations if f.stock_location == stock_location), None)
-    return figure.quantity if figure else 0
-
-
 def _shortages(
     kind: TransactionType, items: tuple[TransactionItem, ...], readings: dict[str, ProductReading]
 ) -> list[dict[str, Any]]:
@@ -290,7 +285,7 @@ def _shortages(
         stock_location, quantity, other_end = item.movement(kind)
         at = (item.product_id, stock_location)
         if at not in held:
-            held[at] = _quantity_at(readings[item.product_id], stock_location)
+            held[at] = readings[item.product_id].quantity_at(stock_location)
         if quantity < 0 and held[at] + quantity < 0:
             shortages.append(
                 {
@@ -303,7 +298,7 @@ def _shortages(
         held[at] += quantity
         if other_end is not None:
             end = (item.product_id, other_end)
-            held[end] = held.get(end, _quantity_at(readings[item.product_id], other_end)) - quantity
+            held[end] = held.get(end, readings[item.product_id].quantity_at(other_end)) - quantity
     return shortages
 
 
