@@ -59,6 +59,12 @@ SCENARIO: list[tuple[str, Any]] = [
     ("cycle_counts_get", 200),
     ("cycle_counts_list", 200),
     ("allocations_delete", 200),
+    ("availability_exports_post", 202),  # a full file of store-001
+    ("availability_export_worker_fan_out", NO_FAILURES),  # its one unit, on the export queue
+    ("availability_export_worker_location", NO_FAILURES),  # the file, the manifest, the event
+    ("availability_exports_get", 200),
+    ("availability_exports_list", 200),
+    ("availability_export_worker_scheduled", {"export_id": "scheduled-20261127T0900"}),  # every enabled location
     ("shipment_events_shipped_and_handed_over", NO_FAILURES),
     ("shipment_events_poison_record", NO_FAILURES),  # dead-lettered with its reason, and acknowledged
     ("api_docs_openapi", 200),

@@ -18,10 +18,13 @@ from inventory.adapters.dynamodb.keys import (
     counters_key,
     event_key,
     event_shard,
+    export_key,
+    export_state_key,
     import_key,
     import_row_key,
     import_row_of,
     ledger_page_key,
+    location_export_key,
     location_key,
     page_shard,
     past_product,
@@ -103,6 +106,9 @@ BUILT = {  # each item of the table, as keys.py builds it for the values above
     "open allocation line": allocation_line_key(STORE, PRODUCT, RECEIVED, "a1"),
     "applied event (its body hash; `done` once every line is applied)": event_key(STORE, "ev-1"),
     "stock location types (the retailer's: one item)": stock_locations_key(),
+    "export record": export_key("x1"),
+    "location export (a unit's result)": location_export_key("x1", STORE),
+    "a location's export state (its lease, its last export)": export_state_key(STORE),
 }
 
 
@@ -130,6 +136,7 @@ def documented_keys() -> dict[str, tuple[str, str]]:
         "<allocation id>": "a1",
         "<received order, 17 digits>": f"{RECEIVED:017d}",
         "<event_id>": "ev-1",
+        "<export_id>": "x1",
         "<pp>": str(page_shard(PRODUCT, 1)),
         "<page, 10 digits>": f"{1:010d}",
     }

@@ -149,6 +149,8 @@ STATEFUL = {
         "FulfillmentQueue",
         "FulfillmentDeadLetterQueue",
         "ScheduledRunsDeadLetterQueue",
+        "ExportQueue",
+        "ExportDeadLetterQueue",
     },
     "AWS::S3::Bucket": {"ImportBucket", "ExportBucket"},
     "AWS::Events::EventBus": {"InventoryBus"},
@@ -322,7 +324,12 @@ def test_the_apis_server_errors_have_an_alarm() -> None:
 def test_every_dead_letter_queue_has_a_depth_and_an_age_alarm() -> None:
     queues = dead_letter_queues()
 
-    assert queues == {"ImportDeadLetterQueue", "FulfillmentDeadLetterQueue", "ScheduledRunsDeadLetterQueue"}
+    assert queues == {
+        "ImportDeadLetterQueue",
+        "FulfillmentDeadLetterQueue",
+        "ScheduledRunsDeadLetterQueue",
+        "ExportDeadLetterQueue",
+    }
     assert queues - watched("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName") == set()
     assert queues - watched("AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName") == set()
 

@@ -135,6 +135,20 @@ class TooManyStockLocations(Conflict):
     code = "too_many_stock_locations"
 
 
+class ExportIdReused(Conflict):
+    code = "export_id_reused"
+
+
+class TooManyExportLocations(Conflict):
+    """An export covers at most MAX_EXPORT_LOCATIONS locations (docs/data-design.md, "Availability exports")."""
+
+    code = "too_many_locations"
+
+
+class NoLocationsToExport(Conflict):
+    code = "no_locations"
+
+
 class ItemTooLarge(Conflict):
     """The write would take a stored item past DynamoDB's 400 KB (a product's ledger at one
     location: docs/data-design.md)."""

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from inventory.adapters.dynamodb.stock_locations import StockLocationTypes
     from inventory.adapters.dynamodb.table import Table
     from inventory.adapters.sqs import SqsWorkQueue
+    from inventory.export_ports import ExportRepositories
     from inventory.ports import (
         AllocationRepositories,
         ImportRepositories,
@@ -31,7 +32,9 @@ if TYPE_CHECKING:
     )
     from inventory.services.abandoned import AbandonedRequests
     from inventory.services.allocations import AllocationService
+    from inventory.services.availability_exports import ExportService
     from inventory.services.cycle_counts import CycleCountService
+    from inventory.services.export_units import ExportUnits, ExportWorker
     from inventory.services.import_runs import ImportRunner
     from inventory.services.imports import ImportService
     from inventory.services.locations import LocationService, MasterSwitchService
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
     from inventory.services.stock_locations import StockLocationService
     from inventory.services.transactions import TransactionService
     from inventory.settings import TableSettings
+    from inventory.settings.availability_exports import AvailabilityExportsSettings, AvailabilityExportWorkerSettings
     from inventory.settings.master_switch import MasterSwitchSettings
     from inventory.settings.outbox_relay import OutboxRelaySettings
     from inventory.settings.shipment_events import ShipmentEventsSettings
@@ -360,6 +364,55 @@ def outbox_relay(settings: OutboxRelaySettings) -> OutboxRelay:
     return OutboxRelay(outbox(settings.table_name), publisher, SystemClock(), finishers=finishers)
 
 
+@cache
+def export_store(table_name: str) -> ExportRepositories:
+    from inventory.adapters.dynamodb.counters import Counters
+    from inventory.adapters.dynamodb.exports import AvailabilityExports
+    from inventory.adapters.dynamodb.imports import Imports
+    from inventory.adapters.dynamodb.locations import Locations
+    from inventory.adapters.dynamodb.stock_locations import StockLocationTypes
+
+    class ExportStore(AvailabilityExports, Counters, Imports, Locations, StockLocationTypes):
+        """Exports, their locations' state, and what a location's rows are read from."""
+
+    return ExportStore(table(table_name))
+
+
+@cache
+def export_service(settings: AvailabilityExportsSettings) -> ExportService:
+    from inventory.adapters.sqs import SqsWorkQueue
+    from inventory.services.availability_exports import ExportService
+
+    store = export_store(settings.table_name)
+    return ExportService(store, store, SqsWorkQueue(settings.export_queue_url), SystemClock())
+
+
+@cache
+def export_units(settings: AvailabilityExportsSettings) -> ExportUnits:
+    from inventory.adapters.s3 import S3ExportFiles
+    from inventory.adapters.sqs import SqsWorkQueue
+    from inventory.services.export_units import ExportUnits
+
+    files = S3ExportFiles(settings.export_bucket_name)
+    return ExportUnits(export_store(settings.table_name), files, SqsWorkQueue(settings.export_queue_url), SystemClock())
+
+
+@cache
+def export_worker(settings: AvailabilityExportWorkerSettings) -> ExportWorker:
+    from inventory.adapters.sqs import SqsWorkQueue
+    from inventory.services.export_units import ExportWorker
+
+    return ExportWorker(export_units(settings), SqsWorkQueue(settings.export_queue_url))
+
+
+@cache
+def export_dead_letters(settings: AvailabilityExportWorkerSettings) -> SqsWorkQueue:
+    """Where export queue records that can never succeed go, with their reason."""
+    from inventory.adapters.sqs import SqsWorkQueue
+
+    return SqsWorkQueue(settings.dead_letter_queue_url)
+
+
 def forget() -> None:
     """Read the settings and build everything again at the next call (tests change the environment)."""
     settings.read.cache_clear()
@@ -389,5 +442,10 @@ def forget() -> None:
         shipment_event_service,
         shipment_events_dead_letters,
         outbox_relay,
+        export_store,
+        export_service,
+        export_units,
+        export_worker,
+        export_dead_letters,
     ):
         built.cache_clear()

@@ -1,9 +1,11 @@
-"""Import files in S3: stored, streamed and peeked at."""
+"""Files in S3: import files stored, streamed and peeked at; export files written once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, cast
 
 import boto3
@@ -14,6 +16,7 @@ from inventory.errors import InvalidInput, TemporarilyUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 
 @contextmanager
@@ -86,3 +89,88 @@ class S3FileStore:
         with _serving(uri):
             head = self.client.head_object(Bucket=bucket, Key=key)
         return {name.lower(): value for name, value in head.get("Metadata", {}).items()}
+
+
+# A gzip file, not a gzip-encoded one: a client that decompressed it on the way would not see the
+# bytes the manifest's checksum is of.
+EXPORT_CONTENT_TYPE = "application/gzip"
+PART_BYTES = 8 * 1024 * 1024  # a multipart upload's parts (S3 takes 5 MB at least, but the last)
+
+
+def _precondition_failed(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") in {"PreconditionFailed", "412"}
+
+
+class S3ExportFiles:
+    """The export bucket: files put only where none is yet (`If-None-Match: *`), and their metadata."""
+
+    def __init__(self, bucket: str, client: S3Client | None = None) -> None:
+        self.bucket = bucket
+        self._client = client
+
+    @property
+    def client(self) -> S3Client:
+        if self._client is None:
+            self._client = boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 8}))
+        return self._client
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def upload_new(self, key: str, path: Path, metadata: Mapping[str, str]) -> bool:
+        try:
+            if path.stat().st_size <= PART_BYTES:
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=path.read_bytes(),
+                    ContentType=EXPORT_CONTENT_TYPE,
+                    Metadata=dict(metadata),
+                    IfNoneMatch="*",
+                )
+                return True
+            return self._multipart(key, path, metadata)
+        except ClientError as error:
+            if _precondition_failed(error):
+                return False
+            raise TemporarilyUnavailable(f"S3 refused the export file ({type(error).__name__})") from error
+        except BotoCoreError as error:
+            raise TemporarilyUnavailable(f"S3 refused the export file ({type(error).__name__})") from error
+
+    def _multipart(self, key: str, path: Path, metadata: Mapping[str, str]) -> bool:
+        upload = self.client.create_multipart_upload(
+            Bucket=self.bucket,
+            Key=key,
+            ContentType=EXPORT_CONTENT_TYPE,
+            Metadata=dict(metadata),
+        )["UploadId"]
+        parts: list[CompletedPartTypeDef] = []
+        try:
+            with path.open("rb") as file:
+                while chunk := file.read(PART_BYTES):
+                    number = len(parts) + 1
+                    etag = self.client.upload_part(
+                        Bucket=self.bucket, Key=key, UploadId=upload, PartNumber=number, Body=chunk
+                    )["ETag"]
+                    parts.append({"ETag": etag, "PartNumber": number})
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}, IfNoneMatch="*"
+            )
+        except ClientError:
+            with contextlib.suppress(ClientError, BotoCoreError):  # else the bucket's lifecycle aborts it
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload)
+            raise
+        return True
+
+    def metadata(self, key: str) -> dict[str, str]:
+        uri = self.uri(key)
+        with _serving(uri):
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        return {name.lower(): value for name, value in head.get("Metadata", {}).items()}
+
+    def put(self, key: str, data: bytes, content_type: str) -> str:
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        except (ClientError, BotoCoreError) as error:
+            raise TemporarilyUnavailable(f"S3 refused {key} ({type(error).__name__})") from error
+        return self.uri(key)

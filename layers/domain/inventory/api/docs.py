@@ -6,6 +6,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 from inventory.api import (
     allocations,
+    availability_exports,
     cycle_counts,
     locations,
     master_switch,
@@ -27,6 +28,7 @@ ROUTERS = (
     allocations.router,
     transactions.router,
     cycle_counts.router,
+    availability_exports.router,
 )
 
 

@@ -23,3 +23,4 @@ class DetailType(StrEnum):
     ALLOCATION_REFUSED = "Allocation Refused"
     TRANSACTION_COMPLETED = "Inventory Transaction Completed"
     COUNT_COMPLETED = "Cycle Count Completed"
+    AVAILABILITY_EXPORTED = "Availability Exported"

@@ -231,6 +231,35 @@ class CycleCountCompleted(Published):
     ]
 
 
+class ExportedFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    location_id: LocationId
+    uri: Annotated[StrictStr, Field(description="s3://<export bucket>/availability/<export_id>/<location_id>.jsonl.gz")]
+    rows: Count
+    sha256: Annotated[StrictStr, Field(pattern="^[0-9a-f]{64}$", description="Of the file's bytes (gzip)")]
+    as_of: AwareDatetime
+    since_export_id: Annotated[
+        ClientId | None, Field(description="The export a delta file is relative to; null for a full file")
+    ]
+
+
+class AvailabilityExported(Splittable):
+    """Once per export, when every location's file is written: where each file is, with its rows,
+    checksum and the point it reflects. `location_id` is the location when the export covers one,
+    null when it covers several. Parts share out `locations`."""
+
+    split_on: ClassVar[str] = "locations"
+
+    location_id: LocationId | None  # type: ignore[assignment]
+    export_id: ClientId
+    mode: Literal["full", "delta"]
+    status: Literal["completed", "failed"]
+    manifest_uri: StrictStr
+    failed_location_ids: list[LocationId]
+    locations: list[ExportedFile]
+
+
 PUBLISHED: dict[DetailType, type[Published]] = {
     DetailType.STOCK_IMPORTED: StockImported,
     DetailType.MASTER_SWITCHED: InventoryMasterSwitched,
@@ -238,4 +267,5 @@ PUBLISHED: dict[DetailType, type[Published]] = {
     DetailType.ALLOCATION_REFUSED: AllocationRefused,
     DetailType.TRANSACTION_COMPLETED: InventoryTransactionCompleted,
     DetailType.COUNT_COMPLETED: CycleCountCompleted,
+    DetailType.AVAILABILITY_EXPORTED: AvailabilityExported,
 }

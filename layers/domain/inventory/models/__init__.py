@@ -345,7 +345,7 @@ class OutboxEvent(Frozen):
 
     @classmethod
     def of(
-        cls, detail_type: str, location_id: str, at: datetime, detail: dict[str, Any], *, key: str | None = None
+        cls, detail_type: str, location_id: str | None, at: datetime, detail: dict[str, Any], *, key: str | None = None
     ) -> OutboxEvent:
         """An event with what every event carries (SPEC.md section 5). With `key`, its id derives from
         it, so that writing the same event again gives the same id."""

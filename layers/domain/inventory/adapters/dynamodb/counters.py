@@ -17,15 +17,16 @@ it as the buffer, to be moved out like any other.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
-from inventory.adapters.dynamodb.codec import from_ddb
+from inventory.adapters.dynamodb.codec import from_ddb, to_ddb
 from inventory.adapters.dynamodb.expressions import Update
 from inventory.adapters.dynamodb.imports import stock_row_of
 from inventory.adapters.dynamodb.keys import (
     ALLOCATION_PREFIX,
     BUFFER_PREFIX,
+    CHANGE_MARK,
     COUNTED_PREFIX,
     EPOCH_PREFIX,
     EVENT_PREFIX,
@@ -37,6 +38,7 @@ from inventory.adapters.dynamodb.keys import (
     allocation_id_of,
     buffer_attribute,
     buffer_entry_of,
+    change_mark_of,
     counted_attribute,
     counters_key,
     counters_partition,
@@ -58,6 +60,7 @@ from inventory.models import OutboxEvent
 from inventory.models.counters import CountersChange, LedgerEntry, OpenAllocation, ProductCounters
 from inventory.models.imports import StockRow
 
+_UNREAD_BY_SCANS = (BUFFER_PREFIX, EVENT_PREFIX, ALLOCATION_PREFIX)  # an item of this shape's figures need none
 LAYOUT = 2  # the hot item's shape with sums and a buffer; an item without `layout` is of the earlier one
 SAFETY_STOCK = "ss"  # the product's own safety stock; absent: the location's default applies
 
@@ -79,7 +82,12 @@ def held_allocation_of(allocation_id: str, value: Mapping[str, Any]) -> OpenAllo
     return OpenAllocation.model_validate({"allocation_id": allocation_id, "claim": value.get("m"), **fields})
 
 
-def counters_of_item(item: Mapping[str, Any]) -> ProductCounters:
+def counters_of_item(item: Mapping[str, Any], *, entries: bool = True) -> ProductCounters:
+    """The counters an item holds. Without `entries`, an item of this shape is read without its
+    buffer's entries and outbox events (its figures come from its sums): what the export reads of
+    every product, at a fraction of the cost."""
+    legacy = "layout" not in item
+    entries = entries or legacy
     ledger, allocations = [], []
     sums: dict[int, int] = {}
     moved: dict[tuple[str, int], int] = {}
@@ -89,12 +97,13 @@ def counters_of_item(item: Mapping[str, Any]) -> ProductCounters:
     pending: dict[str, OutboxEvent] = {}
     for name, value in item.items():
         if name.startswith(BUFFER_PREFIX):
-            ledger.append(entry_of_stored(*buffer_entry_of(name), value))
+            if entries:
+                ledger.append(entry_of_stored(*buffer_entry_of(name), value))
         elif name.startswith(LEDGER_PREFIX):
             entry_id, source_hash = entry_of(name)
             stored = {"entry_id": entry_id, "source_hash": source_hash, "legacy": True, **value}
             ledger.append(LedgerEntry.model_validate(stored))
-        elif name.startswith(ALLOCATION_PREFIX):
+        elif name.startswith(ALLOCATION_PREFIX) and entries:
             allocations.append(held_allocation_of(allocation_id_of(name), value))
         elif name.startswith(SUM_PREFIX):
             sums[number_of(name, SUM_PREFIX)] = int(value)
@@ -106,10 +115,9 @@ def counters_of_item(item: Mapping[str, Any]) -> ProductCounters:
             segments[number_of(name, SEGMENT_PREFIX)] = int(value)
         elif name.startswith(EPOCH_PREFIX):
             epochs[number_of(name, EPOCH_PREFIX)] = int(value)
-        elif name.startswith(EVENT_PREFIX):
+        elif name.startswith(EVENT_PREFIX) and entries:
             event_id = event_id_of(name)
             pending[event_id] = decode_event(event_id, value)
-    legacy = "layout" not in item
     return ProductCounters(
         product_id=product_of(item["sk"]),
         exists=True,
@@ -180,6 +188,19 @@ class Counters(TableItems):
         items, more = self._table.partition_after(counters_partition(location_id, shard), after, limit)
         return [counters_of_item(from_ddb(item)) for item in items], more
 
+    def counters_of_shard(self, location_id: str, shard: int) -> Iterator[ProductCounters]:
+        """Every product's counters in one shard, in key order, read strongly consistently, without
+        their buffers' entries and outbox events (undecoded: see `counters_of_item`)."""
+        items = self._table.query_all(
+            KeyConditionExpression="#pk = :pk",
+            ExpressionAttributeNames={"#pk": "pk"},
+            ExpressionAttributeValues=to_ddb({":pk": counters_partition(location_id, shard)}),
+            ConsistentRead=True,
+        )
+        for item in items:
+            read = {k: v for k, v in item.items() if not k.startswith(_UNREAD_BY_SCANS)} if "layout" in item else item
+            yield counters_of_item(from_ddb(read), entries=False)
+
     def change_counters(self, location_id: str, change: CountersChange) -> bool:
         expected, entry = change.expected, change.entry
         key = counters_key(location_id, expected.product_id)
@@ -194,6 +215,7 @@ class Counters(TableItems):
                 "version": 1,
                 "stock_version": 1 if entry or change.moved else 0,
                 "allocated": allocated_delta or None,  # absent when nothing is allocated (see append_entry)
+                CHANGE_MARK: change_mark_of(location_id, expected.product_id),
                 **{allocation_attribute(a): _stored_allocation(new) for a, new in change.allocations.items() if new},
                 **event_attributes(key["pk"], change.event),
             }
@@ -249,6 +271,7 @@ class Counters(TableItems):
             update.remove("allocated")  # the version guard makes the total exact
         elif allocated_delta:
             update.increment("allocated", allocated_delta)
+        update.set(CHANGE_MARK, change_mark_of(location_id, expected.product_id))  # for the next delta export
         if change.event:
             record_event(update, key["pk"], change.event)  # which adds 1 to `version`
         else:
@@ -263,7 +286,7 @@ class Counters(TableItems):
         update = Update().set(name, stored_entry(entry)).increment("stock_version").increment("nbuf")
         for n in into:
             update.increment(sum_attribute(n), entry.quantity)
-        update.set("layout", LAYOUT)
+        update.set("layout", LAYOUT).set(CHANGE_MARK, change_mark_of(location_id, product_id))
         record_event(update, key["pk"], event)  # which adds 1 to `version`
         # The entry once: its attribute absent (an SDK retry of a write that applied, or a racing
         # redelivery, is refused, so the sums never take a line twice). `allocated` is absent exactly
@@ -288,6 +311,7 @@ class Counters(TableItems):
             if safety_stock is None:
                 return True  # no item, no figure of its own: nothing to change
             item = {**key, "layout": LAYOUT, "version": 1, "stock_version": 1, SAFETY_STOCK: safety_stock}
+            item[CHANGE_MARK] = change_mark_of(location_id, expected.product_id)
             return self._table.put_new(item)
         update = Update()
         if safety_stock is None:
@@ -296,5 +320,6 @@ class Counters(TableItems):
             update.set(SAFETY_STOCK, safety_stock)
         # `stock_version` too: an opening checked against the figure it replaces must not be written.
         update.increment("version").increment("stock_version")
+        update.set(CHANGE_MARK, change_mark_of(location_id, expected.product_id))
         condition = update.equals("version", expected.version)
         return self._table.update(update, key, condition, returns="NONE") is not None

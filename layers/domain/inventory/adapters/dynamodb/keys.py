@@ -16,6 +16,10 @@
     allocation line pk ALN#<location_id>#S<nn>                sk P#<product>#<received, 17 digits>#<allocation id>
     any item with unpublished events:                    outbox_pk OUTBOX#<n> (and its own sk)
     stock location types (one item for the retailer): pk CONFIG   sk STOCK_LOCATIONS
+    export record   pk EXPORT#<export_id>  sk EXPORT              gsi1pk EXPORTS  gsi1sk <requested_at>#<export_id>
+    location export pk EXPORT#<export_id>  sk LOC#<location_id>
+    export state    pk LOC#<location_id>   sk EXPORTS
+    a product whose figures changed since its location's last export:  chg_pk CHG#<location_id>#S<nn> (its own sk)
 
 `<product>` is the percent-encoded product id (`product_order`), which never holds a '#'; an id whose
 encoding would not fit a sort key (1,024 bytes) is `!` and the id with only '#', '%' and the
@@ -354,3 +358,44 @@ def close_attribute(entry_id: str) -> str:
 
 def close_entry_of(name: str) -> str:
     return name.removeprefix(CLOSE_PREFIX)
+
+
+# ---------------------------------------------------------------- availability exports
+EXPORTS_PARTITION = "EXPORTS"  # gsi1: every export, by when it was requested
+EXPORT_SK = "EXPORT"
+EXPORT_STATE_SK = "EXPORTS"
+LOCATION_PREFIX = "LOC#"
+CHANGE_MARK = "chg_pk"  # on a hot item: the partition of the `changes` index it is in while marked
+
+
+def export_pk(export_id: str) -> str:
+    return f"EXPORT#{export_id}"
+
+
+def export_key(export_id: str) -> Key:
+    return {"pk": export_pk(export_id), "sk": EXPORT_SK}
+
+
+def export_index_keys(export_id: str, requested_at: datetime) -> Key:
+    return {"gsi1pk": EXPORTS_PARTITION, "gsi1sk": f"{iso(requested_at)}#{export_id}"}
+
+
+def location_export_key(export_id: str, location_id: str) -> Key:
+    return {"pk": export_pk(export_id), "sk": f"{LOCATION_PREFIX}{location_id}"}
+
+
+def exported_location_of(sk: str) -> str:
+    return sk.removeprefix(LOCATION_PREFIX)
+
+
+def export_state_key(location_id: str) -> Key:
+    return {"pk": location_pk(location_id), "sk": EXPORT_STATE_SK}
+
+
+def changes_partition(location_id: str, shard: int) -> str:
+    """The `changes` index partition of a location's shard: its products changed since its last export."""
+    return f"CHG#{location_id}#S{shard:02d}"
+
+
+def change_mark_of(location_id: str, product_id: str) -> str:
+    return changes_partition(location_id, product_shard(product_id))

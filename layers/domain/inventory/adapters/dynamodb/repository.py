@@ -7,6 +7,7 @@ from inventory.adapters.dynamodb.allocations import Allocations
 from inventory.adapters.dynamodb.counters import Counters
 from inventory.adapters.dynamodb.cycle_counts import CycleCounts
 from inventory.adapters.dynamodb.events import AppliedEventRecords
+from inventory.adapters.dynamodb.exports import AvailabilityExports
 from inventory.adapters.dynamodb.imports import Imports
 from inventory.adapters.dynamodb.ledger_pages import LedgerPages
 from inventory.adapters.dynamodb.locations import Locations
@@ -29,10 +30,11 @@ class DynamoDbRepository(
     Transactions,
     Outbox,
     StockLocationTypes,
+    AvailabilityExports,
 ):
     """Every port of storage, on one table: LocationRepository, ImportRepository, CountersRepository,
     AllocationLineRepository, AppliedEvents, AllocationRepository, CycleCountRepository,
-    OutboxStore, StockLocationRepository and TransactionRepository (inventory.ports), and so their
+    OutboxStore, StockLocationRepository, TransactionRepository and ExportRepository (inventory.ports), and so their
     compositions: ImportRepositories, StockReadRepositories, LineRepositories,
     AllocationRepositories, ShipmentRepositories and TransactionRepositories.
     `DynamoDbRepository(table_name)`, or on a client or a Table of its own."""
