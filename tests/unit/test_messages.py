@@ -117,7 +117,7 @@ def test_what_the_service_publishes_is_what_each_model_and_schema_file_say() -> 
 
     OutboxRelay(shop.repo, publisher, shop.clock, finishers=finishers).run_once()
 
-    # (an export's event: tests/integration/test_availability_exports.py publishes one through the relay)
+    # (an export's event: tests/e2e/test_availability_exports_e2e.py holds those it receives to their schema)
     assert sorted({entry["DetailType"] for entry in bus.entries}) == sorted(set(PUBLISHED) - {EXPORTED})
     for entry in bus.entries:
         assert entry["Source"] == SOURCE
