@@ -246,3 +246,46 @@ def test_refusals_write_nothing() -> None:
     drain()
     missing = call("availability_exports", "GET", "/availability-exports/never-asked")
     assert missing[0] == 404
+
+
+def test_a_full_export_during_shipments_agrees_with_the_figures_of_every_product_whose_version_it_shows() -> None:
+    """Shipments run on a thread of their own while the unit reads: each row is one consistent read
+    of its product, so a row whose version is the product's version now has its figures now, and
+    the next delta has every product the export read before its last change."""
+    products = {f"p{n:03d}": 50 for n in range(200)}
+    location = new_store(products)
+    _, answer = call(
+        "availability_exports", "POST", "/availability-exports", {"mode": "full", "location_ids": [location]}
+    )
+    units = wiring.export_units(settings_of(AvailabilityExportWorkerSettings))
+    units.fan_out(answer["export_id"])
+    stop = threading.Event()
+
+    def shipping() -> None:
+        timestamp = 1
+        while not stop.is_set():
+            ship(location, f"p{timestamp % 200:03d}", 1, timestamp)
+            timestamp += 1
+
+    threads = [threading.Thread(target=shipping)]
+    for thread in threads:
+        thread.start()
+    try:
+        units.run(answer["export_id"], location)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    drain()
+
+    _, done = call("availability_exports", "GET", f"/availability-exports/{answer['export_id']}")
+    _, rows = the_file(done, location)
+    now = availability_page(location)
+    assert set(rows) == set(now) == set(products)
+    same = [p for p in rows if rows[p]["version"] == now[p]["version"]]
+    assert all(rows[p] == now[p] for p in same)
+    changed = {p for p in rows if rows[p]["version"] != now[p]["version"]}
+    assert all(rows[p]["version"] < now[p]["version"] for p in changed)
+    _, delta = the_file(export("delta", location), location)
+    assert changed <= set(delta)
+    assert all(delta[p] == now[p] for p in delta)
