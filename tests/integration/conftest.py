@@ -135,3 +135,16 @@ def faults(handler_environment: dict[str, str]) -> Iterator[Faults]:
     """Faults injected at the DynamoDB client every handler of this process shares (tests/faults.py)."""
     with faults_on(shared_repository().client) as armed:
         yield armed
+
+
+@pytest.fixture
+def bus_faults(own_table: DynamoDbRepository) -> Iterator[Faults]:
+    """Faults injected at the EventBridge client of the relay that the handler runs (on a table of
+    the test's own: the session's holds other tests' backlog)."""
+    from inventory.adapters.eventbridge import EventBridgePublisher
+    from inventory.settings.outbox_relay import OutboxRelaySettings
+
+    publisher = wiring.outbox_relay(settings_of(OutboxRelaySettings))._publisher
+    assert isinstance(publisher, EventBridgePublisher)
+    with faults_on(publisher.client) as armed:
+        yield armed

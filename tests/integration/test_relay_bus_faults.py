@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,12 +18,11 @@ from jsonschema import Draft202012Validator
 
 from inventory import wiring
 from inventory.adapters.dynamodb.repository import DynamoDbRepository
-from inventory.adapters.eventbridge import EventBridgePublisher
 from inventory.models import OutboxEvent
 from inventory.settings import settings_of
 from inventory.settings.outbox_relay import OutboxRelaySettings
 from tests.conftest import FakeContext, load_handler, sqs_event
-from tests.faults import Faults, faults_on
+from tests.faults import Faults
 from tests.integration.test_allocations import QUEUE_ARN, from_bus, load
 from tests.integration.test_outbox_relay import drained
 from tests.unit.test_messages import committed
@@ -32,15 +31,6 @@ from tests.unit.test_template import RESOURCES
 pytestmark = pytest.mark.integration
 
 STOP_MS = 5_000  # the relay stops polling this long before its timeout
-
-
-@pytest.fixture
-def bus_faults(own_table: DynamoDbRepository) -> Iterator[Faults]:
-    """Faults injected at the EventBridge client of the relay that the handler runs."""
-    publisher = wiring.outbox_relay(settings_of(OutboxRelaySettings))._publisher
-    assert isinstance(publisher, EventBridgePublisher)
-    with faults_on(publisher.client) as armed:
-        yield armed
 
 
 def committed_events(repo: DynamoDbRepository) -> list[OutboxEvent]:
