@@ -50,7 +50,9 @@ def split_uri(uri: str) -> tuple[str, str]:
     return bucket, key.lstrip("/")
 
 
-class S3FileStore:
+class Bucket:
+    """One bucket, by name; its client is created on first use."""
+
     def __init__(self, bucket: str, client: S3Client | None = None) -> None:
         self.bucket = bucket
         self._client = client
@@ -63,6 +65,10 @@ class S3FileStore:
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
+
+
+class S3FileStore(Bucket):
+    """The import bucket."""
 
     def put(self, key: str, data: bytes) -> str:
         try:
@@ -101,21 +107,8 @@ def _precondition_failed(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") in {"PreconditionFailed", "412"}
 
 
-class S3ExportFiles:
+class S3ExportFiles(Bucket):
     """The export bucket: files put only where none is yet (`If-None-Match: *`), and their metadata."""
-
-    def __init__(self, bucket: str, client: S3Client | None = None) -> None:
-        self.bucket = bucket
-        self._client = client
-
-    @property
-    def client(self) -> S3Client:
-        if self._client is None:
-            self._client = boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 8}))
-        return self._client
-
-    def uri(self, key: str) -> str:
-        return f"s3://{self.bucket}/{key}"
 
     def upload_new(self, key: str, path: Path, metadata: Mapping[str, str]) -> bool:
         try:

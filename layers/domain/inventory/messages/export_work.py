@@ -4,13 +4,11 @@ location)."""
 
 from __future__ import annotations
 
-import json
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from inventory.errors import InvalidInput
-from inventory.messages.parsing import invalid
+from inventory.messages.parsing import invalid, json_object
 from inventory.types import ClientId, LocationId
 
 
@@ -38,12 +36,7 @@ ExportWork = ExportFanOut | LocationUnit
 
 def parse_export_work(body: str) -> ExportWork:
     """The export queue's message, or InvalidInput naming what is wrong with it."""
-    try:
-        raw: Any = json.loads(body)
-    except ValueError as error:
-        raise InvalidInput("the message is not JSON") from error
-    if not isinstance(raw, dict):
-        raise InvalidInput("the message is not a JSON object")
+    raw = json_object(body)
     model: type[ExportWork] = LocationUnit if raw.get("kind") == "location" else ExportFanOut
     try:
         return model.model_validate(raw)

@@ -3,14 +3,13 @@ itself), and S3's notifications of files dropped in the import bucket."""
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from inventory.errors import InvalidInput
-from inventory.messages.parsing import invalid
+from inventory.messages.parsing import invalid, json_object
 from inventory.models import PARTIAL_LAYERS, ImportKind, LocationType
 from inventory.types import ClientId, FlagText, LocationId, LogicalTimestampText
 
@@ -97,12 +96,7 @@ class DroppedFile(_Message):
 
 def parse_import_work(body: str) -> ImportWork:
     """The import queue's message, or InvalidInput naming what is wrong with it."""
-    try:
-        raw: Any = json.loads(body)
-    except ValueError as error:
-        raise InvalidInput("the message is not JSON") from error
-    if not isinstance(raw, dict):
-        raise InvalidInput("the message is not a JSON object")
+    raw = json_object(body)
     model: type[ImportWork]
     if "Records" in raw:
         model = FilesDropped

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -24,3 +26,14 @@ def invalid(error: ValidationError, prefix: str, message: str) -> InvalidInput:
         for problem in error.errors()
     ]
     return InvalidInput(message, details=details)
+
+
+def json_object(body: str) -> dict[str, Any]:
+    """A queue message's body as a JSON object, or InvalidInput saying why it is not one."""
+    try:
+        raw: Any = json.loads(body)
+    except ValueError as error:
+        raise InvalidInput("the message is not JSON") from error
+    if not isinstance(raw, dict):
+        raise InvalidInput("the message is not a JSON object")
+    return raw
