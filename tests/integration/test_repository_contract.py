@@ -328,8 +328,8 @@ def check_a_figure_setting_change_adds_one_to_figures_version(repo: Repository) 
     """Given a store created with a safety stock (figures_version 0, as a location a claim creates),
     when it is renamed, disabled, allowed backorders and put with the figures it has, then its
     figures_version stays; when its default_safety_stock changes, then trust_imported_stock, then
-    both in one write, it adds 1 each time; an import's completion adds nothing (its products'
-    versions move by their bases), and the switch adds 1."""
+    each back to its default, alone or with the other, it adds 1 each time; an import's completion
+    adds nothing (its products' versions move by their bases), and the switch adds 1."""
     store = f"store-{uuid.uuid4().hex[:8]}"
 
     def put(**changes: Any) -> Location:
@@ -347,6 +347,8 @@ def check_a_figure_setting_change_adds_one_to_figures_version(repo: Repository) 
     changed = [
         put(default_safety_stock=3).figures_version,
         put(trust_imported_stock=True, name="again").figures_version,
+        put(default_safety_stock=0).figures_version,  # back to the default: a change too
+        put(default_safety_stock=1, trust_imported_stock=False).figures_version,
         put(default_safety_stock=0, trust_imported_stock=False).figures_version,
     ]
     imported(repo, store, "i1", at=minutes(2))
@@ -355,12 +357,12 @@ def check_a_figure_setting_change_adds_one_to_figures_version(repo: Repository) 
 
     assert (created.figures_version, location(repo, claimed).figures_version) == (0, 0)
     assert unchanged == [0, 0, 0]
-    assert changed == [1, 2, 3]
+    assert changed == [1, 2, 3, 4, 5]
     assert (location(repo, store).default_safety_stock, location(repo, store).name) == (0, "again")
-    assert after_import == 3
+    assert after_import == 5
     assert switched is not None
-    assert switched.figures_version == 4
-    assert location(repo, store).figures_version == 4
+    assert switched.figures_version == 6
+    assert location(repo, store).figures_version == 6
 
 
 # ------------------------------------------------------------------------------------------ the switch
