@@ -179,11 +179,11 @@ def figures_epoch(location: Location, stock: ProductStock) -> int:
 
 def published_version(location: Location, stock: ProductStock, counters: ProductCounters) -> int:
     """The `version` published with a product's figures (events, reads, exports): its epoch, then
-    its hot item's `version`, in that order. Figures read under a newer location snapshot always
-    carry a higher version than any read under an older one (whatever hot item each read), so a
-    consumer that keeps the highest version per product never goes back; and every version is
-    above the hot item's `version` alone, which was published before. The hot item's own `version`
-    stays what guards its writes."""
+    its hot item's `version`, in that order. A location snapshot that changed the product's figures
+    gives it a higher epoch, so every figure read under it carries a higher version than any read
+    under an older snapshot (whatever hot item each read): a consumer that keeps the highest version
+    per product never goes back. Every version is also at least the hot item's `version` alone,
+    which was published before. The hot item's own `version` stays what guards its writes."""
     return figures_epoch(location, stock) * CHANGES_PER_EPOCH + counters.version
 
 

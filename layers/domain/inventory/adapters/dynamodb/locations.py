@@ -103,13 +103,15 @@ def created_if_absent(
 def _stored_as(update: Update, settings: Mapping[str, Any]) -> str:
     """A condition: each of `settings` is stored with that value (absent counts as its default).
     With no parentheses around the whole (DynamoDB refuses redundant ones): the caller adds them."""
+    if not settings:
+        return update.exists("pk")
     conditions = []
     for field, value in settings.items():
         stored = update.equals(field, value)
         conditions.append([stored, update.absent(field)] if value == _LOCATION_DEFAULTS[field] else [stored])
     if len(conditions) == 1:
         return " OR ".join(conditions[0])
-    return " AND ".join(f"({' OR '.join(c)})" if len(c) > 1 else c[0] for c in conditions) or update.exists("pk")
+    return " AND ".join(f"({' OR '.join(c)})" if len(c) > 1 else c[0] for c in conditions)
 
 
 def list_position(location_id: str) -> Key:
