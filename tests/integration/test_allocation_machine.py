@@ -6,7 +6,8 @@ redeliveries and events out of order, applied by the real services through the D
 dynalite, and checked after every step against the reference semantics (tests/unit/reference.py,
 which imports nothing from the service): stock on hand (I1), allocated, available and uncounted,
 every allocation's open units (I4), the master (I5), and every outcome the service answers, opened
-or refused (I3), applied or repeated (I2)."""
+or refused (I3), applied or repeated (I2); and each product's published version, which never goes
+back and moves with every change of its availability row."""
 
 from __future__ import annotations
 
@@ -138,6 +139,8 @@ class AllocationMachine(RuleBasedStateMachine):
         self.included = 0  # the highest shipments_included_through an import named
         self.held_back: list[int] = []  # emitted timestamps whose shipment has not arrived yet
         self.steps = self.listed_at = 0
+        # per product, its availability row and published version at the last step's end
+        self.published: dict[str, tuple[tuple[int, int, int, int, bool], int]] = {}
 
     def tick(self) -> None:
         """Every step happens a second after the one before (stored times keep milliseconds)."""
@@ -183,8 +186,9 @@ class AllocationMachine(RuleBasedStateMachine):
             assert (row.stock_on_hand, row.allocated, row.available, row.safety_stock, row.uncounted) == self.expected(
                 row.product_id
             )
-            counters = before[row.product_id].counters
-            assert row.version == counters.version + (counters.safety_stock != items[row.product_id])
+            reading = before[row.product_id]
+            published = availability(reading.location, reading.stock(), reading.counters).version
+            assert row.version == published + (reading.counters.safety_stock != items[row.product_id])
 
     @rule()
     def time_passes(self) -> None:
@@ -646,6 +650,14 @@ class AllocationMachine(RuleBasedStateMachine):
             row = availability(location, readings[product].stock(), counters)
             expected = self.expected(product)
             assert (row.stock_on_hand, row.allocated, row.available, row.safety_stock, row.uncounted) == expected
+            # Published versions: a consumer that keeps the highest per product is never wrong. The
+            # version never goes back, and it moves whenever the row does (imports, settings and
+            # the switch included, which write no product item).
+            if product in self.published:
+                figures, version = self.published[product]
+                assert row.version >= version, (product, version, row.version)
+                assert row.version > version or figures == expected, (product, figures, expected, version)
+            self.published[product] = (expected, row.version)
             # I3, I4: each allocation's open units, held in the hot item or an allocation line, none
             # negative, none left behind by what shipped (a closed one held is a tombstone: 0).
             assert all(a.quantity >= 0 for a in counters.allocations), counters.allocations

@@ -323,6 +323,48 @@ def check_a_cursor_the_list_did_not_return_is_refused(repo: Repository) -> None:
     assert [loc.location_id for loc in repo.list_locations(10, returned).items] == ["loc-b"]
 
 
+@check
+def check_a_figure_setting_change_adds_one_to_figures_version(repo: Repository) -> None:
+    """Given a store created with a safety stock (figures_version 0, as a location a claim creates),
+    when it is renamed, disabled, allowed backorders and put with the figures it has, then its
+    figures_version stays; when its default_safety_stock changes, then trust_imported_stock, then
+    each back to its default, alone or with the other, it adds 1 each time; an import's completion
+    adds nothing (its products' versions move by their bases), and the switch adds 1."""
+    store = f"store-{uuid.uuid4().hex[:8]}"
+
+    def put(**changes: Any) -> Location:
+        return repo.put_location(store, LocationChanges(type=STORE, **changes), minutes(1))[0]
+
+    created, _ = repo.put_location(store, LocationChanges(type=STORE, default_safety_stock=2), NOW)
+    claimed = f"dc-{uuid.uuid4().hex[:8]}"
+    repo.begin_import(import_record(claimed, "i1"), create_as=DC)
+
+    unchanged = [
+        put(name="renamed").figures_version,
+        put(enabled=False, allow_backorders=True).figures_version,
+        put(default_safety_stock=2, trust_imported_stock=False).figures_version,
+    ]
+    changed = [
+        put(default_safety_stock=3).figures_version,
+        put(trust_imported_stock=True, name="again").figures_version,
+        put(default_safety_stock=0).figures_version,  # back to the default: a change too
+        put(default_safety_stock=1, trust_imported_stock=False).figures_version,
+        put(default_safety_stock=0, trust_imported_stock=False).figures_version,
+    ]
+    imported(repo, store, "i1", at=minutes(2))
+    after_import = location(repo, store).figures_version
+    switched = switch(repo, store, at=minutes(3))
+
+    assert (created.figures_version, location(repo, claimed).figures_version) == (0, 0)
+    assert unchanged == [0, 0, 0]
+    assert changed == [1, 2, 3, 4, 5]
+    assert (location(repo, store).default_safety_stock, location(repo, store).name) == (0, "again")
+    assert after_import == 5
+    assert switched is not None
+    assert switched.figures_version == 6
+    assert location(repo, store).figures_version == 6
+
+
 # ------------------------------------------------------------------------------------------ the switch
 @check
 def check_the_switch_refuses_every_unready_state_and_writes_nothing(repo: Repository) -> None:
@@ -1718,6 +1760,29 @@ class LetsAStoreGoBack(MemoryRepository):
         return self.locations[location_id], created
 
 
+class CountsEveryLocationWrite(MemoryRepository):
+    """Every put of a location adds 1 to its figures_version, whatever it changes."""
+
+    def put_location(self, location_id: str, changes: LocationChanges, now: datetime) -> tuple[Location, bool]:
+        stored, created = super().put_location(location_id, changes, now)
+        if not created:
+            stored = stored.model_copy(update={"figures_version": stored.figures_version + 1})
+            self.locations[location_id] = stored
+        return stored, created
+
+
+class SwitchesWithTheSameFigures(MemoryRepository):
+    """The switch leaves figures_version as it was."""
+
+    def switch_to_platform(self, location_id: str, **kwargs: Any) -> Location | None:
+        before = self.locations.get(location_id)
+        switched = super().switch_to_platform(location_id, **kwargs)
+        if switched is not None and before is not None:
+            switched = switched.model_copy(update={"figures_version": before.figures_version})
+            self.locations[location_id] = switched
+        return switched
+
+
 class OverwritesTheClose(MemoryRepository):
     """A count closed again takes the later close time."""
 
@@ -1820,6 +1885,8 @@ BROKEN: list[tuple[type[MemoryRepository], str]] = [
     (PublishesWhateverTheVersion, "an_item_leaves_the_outbox_only_when_published_at_the_version_read"),
     (LetsAStoreGoBack, "a_switched_store_stays_platform_whatever_is_written_after"),
     (OverwritesTheClose, "a_count_closed_again_keeps_its_first_close"),
+    (CountsEveryLocationWrite, "a_figure_setting_change_adds_one_to_figures_version"),
+    (SwitchesWithTheSameFigures, "a_figure_setting_change_adds_one_to_figures_version"),
     (TakesAnyCursor, "a_cursor_the_list_did_not_return_is_refused"),
     (OneShard, "a_products_rows_and_counters_share_its_shard_and_products_spread_over_shards"),
     (RecordsTheEventWithTheRecord, "a_completion_retried_after_a_stop_between_its_writes_ends_as_if_uninterrupted"),

@@ -13,12 +13,15 @@ from typing import Any
 
 import pytest
 
+from inventory.figures import CHANGES_PER_EPOCH
 from inventory.types import MAX_SAFETY_STOCK_ITEMS
 from tests.conftest import FakeContext, load_handler, sqs_event
 from tests.integration.test_allocations import QUEUE_ARN, _deliver, availability, call, from_bus, load, relayed
 
 pytestmark = pytest.mark.integration
 RACERS = 6
+# A loaded store's products' epoch: its initial import (every product's base, a row or its 0), 1
+LOADED = CHANGES_PER_EPOCH
 
 
 def put(location: str, **figures: int | None) -> tuple[int, Any]:
@@ -41,12 +44,15 @@ def test_set_read_and_clear_products_safety_stock_over_the_handlers() -> None:
     assert answer["items"] == [
         {"product_id": p, "stock_on_hand": q, "allocated": 0, "safety_stock": s, "available": v, "uncounted": False}
         | {"version": version}
-        for p, q, s, v, version in (("a", 10, 4, 6, 1), ("b", 3, 1, 2, 0), ("c", 0, 2, 0, 1))
+        for p, q, s, v, version in (("a", 10, 4, 6, LOADED + 1), ("b", 3, 1, 2, LOADED), ("c", 0, 2, 0, LOADED + 1))
     ]
     assert [availability(location, p) for p in ("a", "b", "c")] == answer["items"]
     assert put(location, a=4, b=None, c=2) == (200, answer)  # the same again: nothing written, no version moved
     cleared = put(location, a=None, c=0)[1]["items"]
-    assert [(r["safety_stock"], r["available"], r["version"]) for r in cleared] == [(1, 9, 2), (0, 0, 2)]
+    assert [(r["safety_stock"], r["available"], r["version"]) for r in cleared] == [
+        (1, 9, LOADED + 2),
+        (0, 0, LOADED + 2),
+    ]
 
 
 def items(*pairs: tuple[str, Any]) -> list[dict[str, Any]]:
@@ -169,7 +175,7 @@ def test_first_writes_racing_for_a_new_product_are_each_kept(handler_environment
     assert statuses == [200] * (RACERS // 2)
     assert answers == [{"batchItemFailures": []}] * (RACERS // 2)
     row = availability(location, product)
-    assert (row["stock_on_hand"], row["version"]) == (-(RACERS // 2), RACERS)
+    assert (row["stock_on_hand"], row["version"]) == (-(RACERS // 2), LOADED + RACERS)
     assert row["safety_stock"] in range(1, RACERS // 2 + 1)
     status, explained = call("stock", "GET", f"/locations/{location}/stock/{product}")
     assert (status, len(explained["ledger"]["items"])) == (200, RACERS // 2)

@@ -48,6 +48,7 @@ from inventory.errors import (
     NotFound,
 )
 from inventory.models import (
+    FIGURE_SETTINGS,
     SEGMENT,
     SOURCE_HASH_CHARS,
     AllocationStatus,
@@ -248,7 +249,9 @@ class MemoryRepository(
             location = Location(location_id=location_id, created_at=now, updated_at=now, **given)
             self.items.add(location_item(location_id))
         else:
-            location = current.model_copy(update={**given, "updated_at": now})
+            changes_figures = any(getattr(current, f) != given[f] for f in FIGURE_SETTINGS if f in given)
+            bumped = {"figures_version": current.figures_version + 1} if changes_figures else {}
+            location = current.model_copy(update={**given, "updated_at": now, **bumped})
         self.locations[location_id] = location
         self._wrote()
         return location, current is None
@@ -311,6 +314,7 @@ class MemoryRepository(
                 "master_switched_by": caller,
                 "updated_at": now,
                 "imports_before_switch": self.import_seq.get(location_id),
+                "figures_version": location.figures_version + 1,
             }
         )
         self.locations[location_id] = switched

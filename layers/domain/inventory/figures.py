@@ -134,7 +134,14 @@ class ProductAvailability:
     safety_stock: int
     available: int
     uncounted: bool
-    version: int  # the product's counters version: grows with every change the service publishes
+    version: int  # the product's published version (`published_version`): grows with every change of these
+
+
+# A product's published version is its epoch (the location's settings and imports it was read
+# under) times this, plus its hot item's `version`. JSON consumers hold numbers below 2**53 exactly:
+# that holds while epochs stay below about 900,000 and a product's changes within one epoch below
+# 10**10 (docs/data-design.md, "Published versions").
+CHANGES_PER_EPOCH = 10**10
 
 
 def is_uncounted(location: Location, stock: ProductStock) -> bool:
@@ -160,11 +167,37 @@ def safety_stock(location: Location, counters: ProductCounters) -> int:
     return location.default_safety_stock if counters.safety_stock is None else counters.safety_stock
 
 
+def figures_epoch(location: Location, stock: ProductStock) -> int:
+    """What changes a product's figures without a write of its hot item, as one number that never
+    decreases: the location's `figures_version` (its figure settings and the switch) plus the
+    product's base sequence, the newest import any of its stock locations' bases comes from (every
+    import that touches the product, by a row or a full import's implied 0, raises it; a merged
+    row keeps its origin's, so a merge changes nothing); 0 without a base."""
+    base_seq = max((f.base.seq for f in stock.stock_locations if f.base is not None), default=0)
+    return location.figures_version + base_seq
+
+
+def published_version(location: Location, stock: ProductStock, counters: ProductCounters) -> int:
+    """The `version` published with a product's figures (events, reads, exports): its epoch, then
+    its hot item's `version`, in that order. A location snapshot that changed the product's figures
+    gives it a higher epoch, so every figure read under it carries a higher version than any read
+    under an older snapshot (whatever hot item each read): a consumer that keeps the highest version
+    per product never goes back. Every version is also at least the hot item's `version` alone,
+    which was published before. The hot item's own `version` stays what guards its writes."""
+    return figures_epoch(location, stock) * CHANGES_PER_EPOCH + counters.version
+
+
 def availability(location: Location, stock: ProductStock, counters: ProductCounters) -> ProductAvailability:
     safety = safety_stock(location, counters)
     uncounted = is_uncounted(location, stock)
     allocated = counters.allocated
     available = 0 if uncounted else max(0, stock.stock_on_hand - safety - allocated)
     return ProductAvailability(
-        stock.product_id, stock.stock_on_hand, allocated, safety, available, uncounted, counters.version
+        stock.product_id,
+        stock.stock_on_hand,
+        allocated,
+        safety,
+        available,
+        uncounted,
+        published_version(location, stock, counters),
     )

@@ -191,8 +191,9 @@ def get_product_stock(
         "One row per product with stock or allocations at the location, each from one consistent "
         "read of that product. available = max(0, stock_on_hand - safety_stock - allocated), and 0 "
         "while the product is uncounted. `version` grows with every change of the product's "
-        "ledger or allocations. With `product_id`, only that product (no row when the location "
-        "never knew it)."
+        "figures (its ledger, allocations and safety stock, the imports that touch it, the location's "
+        "settings and the switch): keep the highest per product. With `product_id`, only that "
+        "product (no row when the location never knew it)."
     ),
     responses={**answers(AvailabilityList), **errors_for(404)},
     tags=["stock"],

@@ -126,6 +126,12 @@ class ImportSummary(Frozen):
     completed_at: datetime | None = None
 
 
+# The location settings that change products' figures (available, uncounted): a write that changes
+# one adds 1 to the location's `figures_version`. The others (name, enabled, allow_backorders) change
+# no figure.
+FIGURE_SETTINGS = ("trust_imported_stock", "default_safety_stock")
+
+
 class LocationChanges(Frozen):
     """The fields a client may set on a location; None means 'leave as it is'."""
 
@@ -177,6 +183,10 @@ class Location(Frozen):
     # master: an import claimed at or before it cannot reflect that transaction, so the switch
     # waits for a later baseline (`transactions_since_import`).
     erp_transactions_seq: int | None = None
+    # Grows with every change of a setting that changes figures (`default_safety_stock`,
+    # `trust_imported_stock`) and with the switch: part of every product's published version
+    # (figures.published_version), which imports and these change without a write of the product.
+    figures_version: int = 0
 
     def baseline_seq(self) -> int | None:
         """The sequence of the last visible baseline import (`initial` or `full_count`)."""

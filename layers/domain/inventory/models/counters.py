@@ -91,7 +91,7 @@ class ProductCounters(Frozen):
 
     product_id: str
     exists: bool = False  # whether the item is stored (the first write creates it)
-    version: int = 0  # grows with every change (the `version` of published figures)
+    version: int = 0  # grows with every write: what writes are guarded on (published: figures.published_version)
     # Grows with every change of what an allocation's opening is checked against but its allocations:
     # every ledger entry, and every change of the product's safety stock. Openings are guarded by it.
     stock_version: int = 0

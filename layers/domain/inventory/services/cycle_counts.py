@@ -311,7 +311,7 @@ def _event(
             "stock_on_hand": stock.stock_on_hand,
             "available": figures.available,
             "uncounted": figures.uncounted,
-            "version": after.version,
+            "version": figures.version,  # the published version (figures.published_version)
         },
         key=f"{location.location_id}/{count.count_id}/{index}",
     )

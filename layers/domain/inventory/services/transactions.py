@@ -320,6 +320,7 @@ def _insufficient(shortages: list[dict[str, Any]]) -> InsufficientStock:
 
 def _figures(location: Location, kind: TransactionType, item: TransactionItem, reading: ProductReading) -> ItemFigures:
     stock = reading.stock()
+    figures = availability(location, stock, reading.counters)
     stock_location, _, other_end = item.movement(kind)
     touched = {stock_location} | ({other_end} if other_end else set())
     return ItemFigures(
@@ -327,8 +328,8 @@ def _figures(location: Location, kind: TransactionType, item: TransactionItem, r
         stock_on_hand=stock.stock_on_hand,
         stock_locations={f.stock_location: f.quantity for f in stock.stock_locations if f.stock_location in touched}
         | {s: 0 for s in touched if s not in {f.stock_location for f in stock.stock_locations}},
-        available=availability(location, stock, reading.counters).available,
-        version=reading.counters.version,
+        available=figures.available,
+        version=figures.version,  # the published version (figures.published_version)
     )
 
 

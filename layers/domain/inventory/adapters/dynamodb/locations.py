@@ -2,7 +2,9 @@
 
 The location item also carries what the switch and the imports guard on (`running_import_id`,
 `open_mispick_count_ids`, `last_baseline_import_ms`) and which imports are visible, so that each
-of those rules is one conditional write of this item.
+of those rules is one conditional write of this item; and `figures_version`, which the writes
+that change every product's figures without writing the products (a figure setting, the switch)
+add 1 to (docs/data-design.md, "Published versions").
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from inventory.adapters.dynamodb.expressions import Update
 from inventory.adapters.dynamodb.keys import LOCATIONS_PARTITION, Key, location_key
 from inventory.adapters.dynamodb.outbox import record_event
 from inventory.adapters.dynamodb.table import Table, TableItems
+from inventory.backoff import LOST_RACE, retried
 from inventory.cursor import decode_cursor, encode_cursor, invalid_cursor
 from inventory.errors import LocationTypeImmutable
 from inventory.models import (
+    FIGURE_SETTINGS,
     InventoryMaster,
     Location,
     LocationChanges,
@@ -38,6 +42,7 @@ _LOCATION_DEFAULTS: dict[str, Any] = {
     "default_safety_stock": 0,
     "allow_backorders": False,
 }
+FIGURES_VERSION = "figures_version"
 
 
 def location_of(item: Mapping[str, Any]) -> Location:
@@ -59,6 +64,7 @@ def location_of(item: Mapping[str, Any]) -> Location:
         running_import_id=item.get("running_import_id"),
         running_import_claimed_at=item.get("running_import_claimed_at"),
         erp_transactions_seq=item.get("erp_transactions_seq"),
+        figures_version=item.get(FIGURES_VERSION, 0),
         last_baseline_import_at=item.get("last_baseline_import_at"),
         open_mispick_count_ids=frozenset(item.get("open_mispick_count_ids", set())),
         imports_before_switch=item.get("imports_before_switch"),
@@ -92,6 +98,20 @@ def created_if_absent(
         elif default is not None:
             update.set(field, default, if_absent=True)
     return update.increment("revision")
+
+
+def _stored_as(update: Update, settings: Mapping[str, Any]) -> str:
+    """A condition: each of `settings` is stored with that value (absent counts as its default).
+    With no parentheses around the whole (DynamoDB refuses redundant ones): the caller adds them."""
+    if not settings:
+        return update.exists("pk")
+    conditions = []
+    for field, value in settings.items():
+        stored = update.equals(field, value)
+        conditions.append([stored, update.absent(field)] if value == _LOCATION_DEFAULTS[field] else [stored])
+    if len(conditions) == 1:
+        return " OR ".join(conditions[0])
+    return " AND ".join(f"({' OR '.join(c)})" if len(c) > 1 else c[0] for c in conditions)
 
 
 def list_position(location_id: str) -> Key:
@@ -129,11 +149,36 @@ class Locations(TableItems):
     """Implements LocationRepository."""
 
     def put_location(self, location_id: str, changes: LocationChanges, now: datetime) -> tuple[Location, bool]:
+        """One write when no figure setting changes (or the location is created): on the condition
+        that the figure settings given are those stored. Otherwise a second write, which also adds 1
+        to `figures_version`, on the condition that they are not (so a request that another one
+        overtook with the same settings adds nothing): when both are refused, the settings changed
+        in between, or the type differs, which a read tells apart."""
         given = {field: getattr(changes, field) for field in _LOCATION_DEFAULTS if getattr(changes, field) is not None}
-        update = created_if_absent(Update().set("updated_at", iso(now)), location_id, changes.type, now, given)
-        condition = f"{update.absent('pk')} OR {update.equals('type', changes.type.value)}"
-        item = self._table.update(update, location_key(location_id), condition)
-        if item is None:
+        figures = {field: given[field] for field in FIGURE_SETTINGS if field in given}
+        key = location_key(location_id)
+
+        def attempt() -> dict[str, Any] | None:
+            """The location's item after the write; {} when its type differs; None: try again."""
+            update = created_if_absent(Update().set("updated_at", iso(now)), location_id, changes.type, now, given)
+            same_type = update.equals("type", changes.type.value)
+            unchanged = _stored_as(update, figures)
+            item = self._table.update(update, key, f"{update.absent('pk')} OR ({same_type} AND {unchanged})")
+            if item is not None:
+                return item
+            if figures:
+                update = created_if_absent(Update().set("updated_at", iso(now)), location_id, changes.type, now, given)
+                update.increment(FIGURES_VERSION)
+                changed = f"{update.equals('type', changes.type.value)} AND NOT ({_stored_as(update, figures)})"
+                if (item := self._table.update(update, key, changed)) is not None:
+                    return item
+                current = self._table.get(key)
+                if current is None or current["type"] == changes.type.value:
+                    return None  # the settings changed between the two writes: decide again
+            return {}
+
+        item = retried(attempt, LOST_RACE, f"location {location_id!r} changed on every attempt; try again")
+        if not item:
             raise LocationTypeImmutable(
                 f"location {location_id!r} exists with another type; a location's type never changes",
                 details=[{"field": "body.type", "code": "immutable", "message": "type cannot change"}],
@@ -196,6 +241,7 @@ class Locations(TableItems):
         update.set("master_switched_at", iso(now)).set("master_switched_by", caller).set("updated_at", iso(now))
         # Stock whose base comes from these imports is uncounted until a count covers it.
         update.copy("imports_before_switch", "import_seq")
+        update.increment(FIGURES_VERSION)  # stock may become uncounted: every product's figures change
         update.increment("revision")
         record_event(update, key["pk"], event)
         condition = " AND ".join(
