@@ -19,9 +19,12 @@ import pytest
 from inventory import wiring
 from inventory.settings import settings_of
 from inventory.settings.availability_exports import AvailabilityExportWorkerSettings
+from inventory.settings.stock_import_worker import StockImportWorkerSettings
 from tests.conftest import FakeContext, load_handler, sqs_event
 from tests.faults import Crash, faults_on
 from tests.integration.test_allocations import QUEUE_ARN, call, from_bus, load
+from tests.integration.test_outbox_relay import drained
+from tests.integration.test_relay_bus_faults import run_relay
 
 pytestmark = pytest.mark.integration
 EXPORT_QUEUE_ARN = "arn:aws:sqs:eu-west-1:123456789012:local-exportqueue"
@@ -289,3 +292,77 @@ def test_a_full_export_during_shipments_agrees_with_the_figures_of_every_product
     _, delta = the_file(export("delta", location), location)
     assert changed <= set(delta)
     assert all(delta[p] == now[p] for p in delta)
+
+
+def test_a_consumer_of_events_and_exports_ends_with_the_figures_after_the_bus_failed_for_a_while(
+    own_table: Any, bus_faults: Any, listen: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given a consumer that holds a location's full file, when shipments, an allocation and a
+    partial import happen while every call to the bus fails (the relay's EventBridge client, through
+    its fault hooks), then once the bus is back every committed event reaches it; keeping, per
+    product, the figures of the highest `version` among the events (de-duplicated by `event_id`) and
+    the next delta file, in either order, it holds what the service says."""
+    location = new_store({"a": 10, "b": 10, "c": 10})
+    queue = listen()
+    base = export("full", location)
+    ship(location, "b", 2, 3)
+    run_relay(0.5, capsys)  # published at once: b's figures before the import below
+    bus_faults.inject("PutEvents", "unavailable", times=10**6)
+    ship(location, "a", 1, 1)
+    ship(location, "a", 2, 2)
+    alloc = {"allocation_id": "o1", "order_id": "o1", "items": [{"product_id": "c", "quantity": 4}]}
+    assert call("allocations", "POST", f"/locations/{location}/allocations", alloc)[0] == 201
+    body = {
+        "import_id": "p1",
+        "kind": "partial",
+        "items": [{"product_id": "b", "quantity": 7}, {"product_id": "d", "quantity": 3}],
+    }
+    assert call("stock_imports", "POST", f"/locations/{location}/stock-imports", body)[0] == 202
+    runner = wiring.import_runner(settings_of(StockImportWorkerSettings))
+    assert runner.run(location, "p1", lambda: 10**9).value == "completed"  # b's figures change, no write of b
+
+    outage = [run_relay(1.0, capsys)[0] for _ in range(2)]
+    bus_faults.disarm()
+    back, _ = run_relay(1.0, capsys)
+    delta = export("delta", location)
+    run_relay(0.5, capsys)  # the export's own event
+
+    assert [answer["published"] for answer in outage] == [0, 0]
+    assert back["published"] >= 3  # Stock Imported, and a Shipment Applied part per line
+    messages = drained(queue)
+    ids = [m["detail"]["event_id"] for m in messages]
+    events = list({m["detail"]["event_id"]: m for m in messages}.values())  # de-duplicated
+    assert len(events) == len(set(ids))
+    figures = [
+        (p["product_id"], p["version"], {k: p[k] for k in ("stock_on_hand", "allocated", "available")})
+        for e in events
+        if e["detail-type"] == "Shipment Applied"
+        for p in e["detail"]["products"]
+    ]
+    rows = [
+        (r["product_id"], r["version"], {k: r[k] for k in ("stock_on_hand", "allocated", "available")})
+        for done in (base, delta)
+        for r in the_file(done, location)[1].values()
+    ]
+    now = {
+        p: ({k: row[k] for k in ("stock_on_hand", "allocated", "available")}, row["version"])
+        for p, row in availability_page(location).items()
+    }
+    for order in (figures + rows, rows + figures, list(reversed(figures + rows))):
+        held: dict[str, tuple[dict[str, int], int]] = {}
+        for product, version, seen in order:
+            if product not in held or version > held[product][1]:
+                held[product] = (seen, version)
+        assert held == now
+
+
+def test_a_delta_after_a_change_of_the_location_s_figure_settings_is_a_full_file() -> None:
+    location = new_store({"a": 4, "b": 5})
+    export("full", location)
+    assert call("locations", "PUT", f"/locations/{location}", {"type": "store", "default_safety_stock": 2})[0] == 200
+
+    entry, rows = the_file(export("delta", location), location)
+
+    assert (entry["full"], entry["since_export_id"]) == (True, None)
+    assert rows == availability_page(location)
+    assert {p: r["available"] for p, r in rows.items()} == {"a": 2, "b": 3}

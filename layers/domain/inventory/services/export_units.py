@@ -227,7 +227,7 @@ def _point(location: Location, at: object) -> ExportPoint:
             "as_of": at,
             "import_seq": newest.seq if newest else 0,
             "baseline_seq": baseline,
-            "figures_version": getattr(location, "figures_version", 0),
+            "figures_version": location.figures_version,
             "import_id": newest.import_id if newest else None,
         }
     )
