@@ -11,6 +11,7 @@ back and moves with every change of its availability row."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import uuid
@@ -32,6 +33,7 @@ from hypothesis.stateful import (
 )
 
 from inventory.adapters.dynamodb.repository import DynamoDbRepository
+from inventory.adapters.s3 import S3ExportFiles
 from inventory.errors import (
     AllocationIdReused,
     CountNotOpen,
@@ -56,11 +58,13 @@ from inventory.models import (
 )
 from inventory.models.allocations import AllocationLine
 from inventory.models.counts import CountResult
+from inventory.models.exports import AvailabilityExport, ExportMode
 from inventory.models.imports import StockRow
 from inventory.models.transactions import TransactionItem, TransactionRequest, TransactionType
 from inventory.services.allocation_lines import oldest_open
 from inventory.services.allocations import AllocationRequest, AllocationService, AllocationView
 from inventory.services.cycle_counts import CycleCountService
+from inventory.services.export_units import ExportUnits
 from inventory.services.import_runs import ImportRunner
 from inventory.services.imports import ImportRequest
 from inventory.services.locations import MasterSwitchService
@@ -141,6 +145,9 @@ class AllocationMachine(RuleBasedStateMachine):
         self.steps = self.listed_at = 0
         # per product, its availability row and published version at the last step's end
         self.published: dict[str, tuple[tuple[int, int, int, int, bool], int]] = {}
+        self.exporter = ExportUnits(repo, S3ExportFiles(os.environ["EXPORT_BUCKET_NAME"]), MemoryQueue(), self.clock)
+        self.export_count = self.exported_at = 0
+        self.consumer: dict[str, dict[str, Any]] = {}  # what a consumer of the location's files holds
 
     def tick(self) -> None:
         """Every step happens a second after the one before (stored times keep milliseconds)."""
@@ -626,6 +633,39 @@ class AllocationMachine(RuleBasedStateMachine):
             assert figures == self.expected(product)[:3], product
             single = self.stock.availability_page(self.location_id, 1, None, product_id=product).items
             assert [(r.stock_on_hand, r.allocated, r.available) for r in single] == ([figures] if row else [])
+
+    @precondition(lambda self: self.steps >= self.exported_at + 6)  # reads every shard: not too often
+    @rule(full=st.booleans())
+    def export(self, full: bool) -> None:
+        """A location's file, full or delta, applied as a consumer does (a full file replaces what
+        it holds, a delta's rows replace theirs): it then holds a row for every product the
+        availability list has, as the list and the reference say, with the list's versions."""
+        self.exported_at = self.steps
+        self.export_count += 1
+        export = AvailabilityExport(
+            export_id=f"{self.location_id}-x{self.export_count}",
+            mode=ExportMode.FULL if full else ExportMode.DELTA,
+            location_ids=(self.location_id,),
+            requested_at=self.clock.now(),
+            requested_by="machine",
+            body_hash="-",
+        )
+        assert self.repo.put_export(export)
+        file = self.exporter.run(export.export_id, self.location_id)
+        assert file is not None
+        bucket, _, key = file.uri.removeprefix("s3://").partition("/")
+        data = self.exporter._files.client.get_object(Bucket=bucket, Key=key)["Body"].read()  # type: ignore[attr-defined]
+        rows = {r["product_id"]: r for r in map(json.loads, gzip.decompress(data).splitlines())}
+        assert len(rows) == file.rows
+        if file.full:
+            self.consumer = {}
+        self.consumer |= rows
+        listed = {r.product_id: r for r in self.stock.availability_page(self.location_id, 1000, None).items}
+        assert set(self.consumer) == set(listed)
+        for product, row in self.consumer.items():
+            figures = (row["stock_on_hand"], row["allocated"], row["available"], row["safety_stock"], row["uncounted"])
+            assert figures == self.expected(product), (product, file.full)
+            assert row["version"] == listed[product].version, product
 
     def expected(self, product: str) -> tuple[int, int, int, int, bool]:
         model = self.model
