@@ -12,8 +12,9 @@ environment prepares a store location through the adapter and the services:
 - hot items for HOT_SHARE (1%) of the products, spread at random (seeded): one shipped unit each
   through the shipment service (`ShipmentService.apply`, shipments of LINES_PER_SHIPMENT lines of
   distinct products), and an open allocation of one unit (`AllocationService.create`) for
-  ALLOCATED_SHARE (a tenth) of those. Their hot items hold the ledger entry, the unpublished
-  `Shipment Applied` event (no relay runs) and the change mark that the next export clears.
+  ALLOCATED_SHARE (a tenth) of those, drawn from those with a unit left. Their hot items hold the
+  ledger entry, the unpublished `Shipment Applied` event (no relay runs) and the change mark that
+  the next export clears.
 
 Then, each in a fresh child process of the worker's environment (so that sizes and runs share no
 heap), whose setup builds its clients and runs once on a warm-up location of WARM_PRODUCTS products:
@@ -179,7 +180,8 @@ def prepare(location_id: str, products: int, seed: int) -> dict[str, Any]:
 
     started = time.perf_counter()
     allocate = wiring.allocation_service(settings_of(TableSettings))
-    allocated = rng.sample(hot, max(1, round(len(hot) * ALLOCATED_SHARE)))
+    stocked = [p for p in hot if int(p.removeprefix("SKU-")) % 1000 >= 2]  # 1 unit left after its shipment
+    allocated = rng.sample(stocked, max(1, round(len(hot) * ALLOCATED_SHARE)))
 
     def open_one(product: str) -> None:
         request = AllocationRequest(
