@@ -12,7 +12,7 @@ export AWS_DEFAULT_REGION ?= eu-west-1
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help run dlq test install lint types template scan schemas unit integration e2e bench bench-backend bench-cold-import bench-imports bench-shipments soak soak-imports soak-hostile clean
+.PHONY: help run dlq test install lint types template scan schemas unit integration e2e bench bench-backend bench-cold-import bench-imports bench-shipments bench-exports soak soak-imports soak-hostile clean
 
 help:
 	@echo "make run    start the service locally (HTTP API on http://127.0.0.1:3000)"
@@ -111,7 +111,7 @@ e2e: install
 # it (as pytest's pythonpath does for the tests). Arguments: make bench-<name> ARGS="--runs 9".
 BENCH := PYTHONPATH=$(CURDIR)/layers/domain $(PY) -m
 
-bench: bench-backend bench-cold-import bench-imports bench-shipments
+bench: bench-backend bench-cold-import bench-imports bench-shipments bench-exports
 
 bench-backend: install
 	$(BENCH) bench.backend $(ARGS)
@@ -157,6 +157,14 @@ bench-imports: install
 # ARGS="--workload uniform --products 5000 --events 500", or "--workload skewed --skew-scale 0.05"
 bench-shipments: install
 	$(BENCH) bench.shipments $(ARGS)
+
+# A full export of one location of 100,000 and of 1,000,000 products (an initial import, 1% of the
+# products with a hot item), the unit run in-process, against a floor of raw consistent Queries of
+# the same partitions written and uploaded as the export does; then a delta after 1,000 changes at
+# the larger one. Rows per second, read requests and units, memory growth; PASS/FAIL per target,
+# exit 1 on a FAIL (about 6 minutes). A quick one: ARGS="--products 2000,20000 --changes 100"
+bench-exports: install
+	$(BENCH) bench.exports $(ARGS)
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage
