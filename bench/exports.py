@@ -68,6 +68,7 @@ from typing import Any
 from bench.harness import ROOT, Child
 from inventory import wiring
 from inventory.adapters.dynamodb.keys import PRODUCT_SHARDS, counters_partition, import_partition
+from inventory.adapters.dynamodb.table import SCAN_PAGE_ITEMS
 from inventory.adapters.s3 import S3ExportFiles
 from inventory.models import AllocationStatus, ImportKind, ImportStatus, LedgerKind, LocationChanges, LocationType
 from inventory.models.allocations import AllocationLine
@@ -352,6 +353,7 @@ def floor_run(location_id: str, name: str) -> dict[str, Any]:
                         ExpressionAttributeNames={"#pk": "pk"},
                         ExpressionAttributeValues={":pk": {"S": pk}},
                         ConsistentRead=True,
+                        Limit=SCAN_PAGE_ITEMS,  # as the export's scans page
                         **({"ExclusiveStartKey": start} if start else {}),
                     )
                     for item in page["Items"]:

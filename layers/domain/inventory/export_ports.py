@@ -60,11 +60,14 @@ class ExportReads(Protocol):
 
     product_shards: int
 
-    def counters_of_shard(self, location_id: str, shard: int) -> Iterator[ProductCounters]:
-        """A shard's counters in key order, consistently, without their buffers' entries."""
+    def counters_of_shard(self, location_id: str, shard: int) -> Iterator[tuple[str, ProductCounters]]:
+        """A shard's counters in key order, consistently, without their buffers' entries; each with
+        its product's key form (`product_order`)."""
         ...
 
-    def import_rows_of_shard(self, location_id: str, seq: int, shard: int) -> Iterator[StockRow]: ...
+    def scan_import_rows(self, location_id: str, seq: int, shard: int) -> Iterator[tuple[str, StockRow]]:
+        """A layer's rows of one shard in key order, consistently, each with its product's key form."""
+        ...
 
     def product_states(
         self, location_id: str, wanted: Mapping[str, Sequence[int]], stock_locations: Collection[str]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inventory.figures import availability, product_stock
-from inventory.models import Location, product_order
+from inventory.models import Location
 from inventory.models.counters import ProductCounters
 from inventory.models.imports import StockRow
 from inventory.models.stock_locations import StockLocations
@@ -182,7 +182,7 @@ def products_of_new_layers(reads: ExportReads, location: Location, after_seq: in
         mine = {
             row.product_id
             for seq in layers
-            for row in reads.import_rows_of_shard(location.location_id, seq, number)
+            for _, row in reads.scan_import_rows(location.location_id, seq, number)
             if row.origin is None or row.origin.seq > after_seq
         }
         with lock:
@@ -200,6 +200,9 @@ def _in_parallel(work: Callable[[int], None], shards: Iterable[int]) -> None:
 
 
 _COUNTERS = -1  # in the merged stream: an item of the counters partition (rows carry their layer)
+# The counters of every product without a hot item (most of a location's): their figures read none
+# of its fields but the defaults, and `product_stock` and `availability` take the product's id apart.
+_NONE = ProductCounters(product_id="")
 
 
 def _shard_products(
@@ -210,24 +213,23 @@ def _shard_products(
     location_id = location.location_id
 
     def layer(seq: int) -> Iterator[tuple[str, int, Any]]:
-        for row in reads.import_rows_of_shard(location_id, seq, shard):
-            yield product_order(row.product_id), seq, row
+        for order, row in reads.scan_import_rows(location_id, seq, shard):
+            yield order, seq, row
 
     def hot_items() -> Iterator[tuple[str, int, Any]]:
-        for found in reads.counters_of_shard(location_id, shard):
-            yield product_order(found.product_id), _COUNTERS, found
+        for order, found in reads.counters_of_shard(location_id, shard):
+            yield order, _COUNTERS, found
 
     streams = [layer(v.seq) for v in location.visible_imports] + [hot_items()]
     merged = heapq.merge(*streams, key=lambda item: item[0])
     for _, group in groupby(merged, key=lambda item: item[0]):
         rows: dict[int, list[StockRow]] = {}
-        counters: ProductCounters | None = None
+        counters = _NONE
         product_id = ""
         for _, seq, value in group:
             if seq == _COUNTERS:
                 counters = value
-                product_id = value.product_id
             else:
                 rows.setdefault(seq, []).append(value)
-                product_id = value.product_id
-        yield product_id, rows, counters or ProductCounters(product_id=product_id)
+            product_id = value.product_id
+        yield product_id, rows, counters

@@ -49,13 +49,14 @@ from inventory.adapters.dynamodb.keys import (
     moved_attribute,
     moved_of,
     number_of,
+    order_of,
     past_product,
     product_of,
     sum_attribute,
 )
 from inventory.adapters.dynamodb.ledger_pages import entry_name, entry_of_stored, stored_entry
 from inventory.adapters.dynamodb.outbox import decode_event, event_attributes, record_event
-from inventory.adapters.dynamodb.table import TableItems
+from inventory.adapters.dynamodb.table import SCAN_PAGE_ITEMS, TableItems
 from inventory.models import OutboxEvent
 from inventory.models.counters import CountersChange, LedgerEntry, OpenAllocation, ProductCounters
 from inventory.models.imports import StockRow
@@ -188,18 +189,20 @@ class Counters(TableItems):
         items, more = self._table.partition_after(counters_partition(location_id, shard), after, limit)
         return [counters_of_item(from_ddb(item)) for item in items], more
 
-    def counters_of_shard(self, location_id: str, shard: int) -> Iterator[ProductCounters]:
-        """Every product's counters in one shard, in key order, read strongly consistently, without
-        their buffers' entries and outbox events (undecoded: see `counters_of_item`)."""
+    def counters_of_shard(self, location_id: str, shard: int) -> Iterator[tuple[str, ProductCounters]]:
+        """Every product's counters in one shard, in key order, each with its product's key form
+        (`product_order`), read strongly consistently, without their buffers' entries and outbox
+        events (undecoded: see `counters_of_item`)."""
         items = self._table.query_all(
             KeyConditionExpression="#pk = :pk",
             ExpressionAttributeNames={"#pk": "pk"},
             ExpressionAttributeValues=to_ddb({":pk": counters_partition(location_id, shard)}),
             ConsistentRead=True,
+            Limit=SCAN_PAGE_ITEMS,
         )
         for item in items:
             read = {k: v for k, v in item.items() if not k.startswith(_UNREAD_BY_SCANS)} if "layout" in item else item
-            yield counters_of_item(from_ddb(read), entries=False)
+            yield order_of(item["sk"]["S"]), counters_of_item(from_ddb(read), entries=False)
 
     def change_counters(self, location_id: str, change: CountersChange) -> bool:
         expected, entry = change.expected, change.entry

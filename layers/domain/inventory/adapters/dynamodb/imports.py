@@ -21,15 +21,26 @@ from inventory.adapters.dynamodb.keys import (
     import_partition,
     import_row_key,
     import_row_of,
+    import_row_order_of,
     location_key,
     location_pk,
     past_product,
 )
 from inventory.adapters.dynamodb.locations import created_if_absent, read_location
 from inventory.adapters.dynamodb.outbox import record_event
-from inventory.adapters.dynamodb.table import BATCH_WRITE_ITEMS, TableItems
+from inventory.adapters.dynamodb.table import BATCH_WRITE_ITEMS, SCAN_PAGE_ITEMS, TableItems
 from inventory.errors import Conflict, ImportIdReused, ImportInProgress, NotFound
-from inventory.models import ImportStatus, LocationType, OutboxEvent, VisibleImport, epoch_ms, from_epoch_ms, iso
+from inventory.models import (
+    ImportStatus,
+    LocationType,
+    OutboxEvent,
+    VisibleImport,
+    epoch_ms,
+    from_epoch_ms,
+    iso,
+    product_of_order,
+    product_order,
+)
 from inventory.models.imports import ImportCounts, ImportRecord, RowOrigin, StockRow
 
 WRITE_THREADS = 8  # BatchWriteItem calls of one chunk of rows in flight at once
@@ -306,6 +317,31 @@ class Imports(TableItems):
             ConsistentRead=True,
         )
         return (stock_row_of(item) for item in items)
+
+    def scan_import_rows(self, location_id: str, seq: int, shard: int) -> Iterator[tuple[str, StockRow]]:
+        """A layer's rows of one shard in key order, each with its product's key form
+        (`product_order`): what the export reads of every product. Built without validation
+        (`model_construct`): they come as this module wrote them, and a scan of a location of a
+        million rows would spend most of its time validating them again."""
+        items = self._table.query_all(
+            KeyConditionExpression="#pk = :pk",
+            ExpressionAttributeNames={"#pk": "pk"},
+            ExpressionAttributeValues=to_ddb({":pk": import_partition(location_id, seq, shard)}),
+            ConsistentRead=True,
+            Limit=SCAN_PAGE_ITEMS,
+        )
+        for item in items:
+            if "o" in item:  # a merged row (rare): with its origin, validated
+                row = stock_row_of(item)
+                yield product_order(row.product_id), row
+                continue
+            order, stock_location = import_row_order_of(item["sk"]["S"])
+            quantity = int(item["q"]["N"])
+            product_id = product_of_order(order)
+            yield (
+                order,
+                StockRow.model_construct(product_id=product_id, stock_location=stock_location, quantity=quantity),
+            )
 
     def purge_import_rows(self, location_id: str, seq: int, shard: int) -> int:
         keys = self._table.query_all(

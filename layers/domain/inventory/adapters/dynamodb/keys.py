@@ -194,6 +194,17 @@ def import_row_of(sk: str) -> tuple[str, str]:
     return product_of_order(order), stock_location
 
 
+def import_row_order_of(sk: str) -> tuple[str, str]:
+    """(the product's key form, stock location) of an import row's sort key: what a scan merges by."""
+    _, order, stock_location = sk.split("#")
+    return order, stock_location
+
+
+def order_of(sk: str) -> str:
+    """The product's key form (`product_order`) of a counters item's sort key."""
+    return sk.removeprefix(PRODUCT_PREFIX)
+
+
 def import_seq_of(pk: str) -> int:
     """The import sequence number of an import row's partition key."""
     return int(pk.split("#")[2])

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 BATCH_WRITE_ITEMS = 25  # DynamoDB's limit per BatchWriteItem
 BATCH_GET_ITEMS = 100  # and per BatchGetItem
+# Items a page of a scan's Query asks for (an export reading every product of a location): a page is
+# held decoded until the scan is past it, so the memory of a scan is bounded by its pages in flight,
+# whatever the partition's size (a 1 MB page of small import rows is about 10,000 of them).
+SCAN_PAGE_ITEMS = 1_000
 _RETRYABLE = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
