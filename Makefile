@@ -162,7 +162,7 @@ bench-shipments: install
 # products with a hot item), the unit run in-process, against a floor of raw consistent Queries of
 # the same partitions written and uploaded as the export does; then a delta after 1,000 changes at
 # the larger one. Rows per second, read requests and units, memory growth; PASS/FAIL per target,
-# exit 1 on a FAIL (about 6 minutes). A quick one: ARGS="--products 2000,20000 --changes 100"
+# exit 1 on a FAIL (about 5 minutes). A quick one: ARGS="--products 2000,20000 --changes 100"
 bench-exports: install
 	$(BENCH) bench.exports $(ARGS)
 
