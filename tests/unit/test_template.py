@@ -103,6 +103,17 @@ def test_runtime_and_architecture_agree_between_functions_and_layer() -> None:
         assert function["Properties"].get("Runtime", GLOBALS["Runtime"]) in SUPPORTED_PYTHON, name
 
 
+def test_a_variable_means_the_same_in_every_function_that_has_it() -> None:
+    """Settings are read by name (`inventory.settings`): one name for one value, so that a service
+    built in one function never reads another's queue (and the tests can host every handler in one
+    process, with every function's environment together)."""
+    seen: dict[str, tuple[str, Any]] = {}
+    for name, function in sorted(FUNCTIONS.items()):
+        for variable, value in function["Properties"].get("Environment", {}).get("Variables", {}).items():
+            first = seen.setdefault(variable, (name, value))
+            assert first[1] == value, f"{variable}: {first[0]} has {first[1]}, {name} has {value}"
+
+
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
 def test_every_function_has_its_handler_and_a_log_group_with_retention(name: str) -> None:
     props = FUNCTIONS[name]["Properties"]

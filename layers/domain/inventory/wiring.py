@@ -410,7 +410,7 @@ def export_dead_letters(settings: AvailabilityExportWorkerSettings) -> SqsWorkQu
     """Where export queue records that can never succeed go, with their reason."""
     from inventory.adapters.sqs import SqsWorkQueue
 
-    return SqsWorkQueue(settings.dead_letter_queue_url)
+    return SqsWorkQueue(settings.export_dead_letter_queue_url)
 
 
 def forget() -> None:

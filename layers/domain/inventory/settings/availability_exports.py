@@ -13,5 +13,5 @@ class AvailabilityExportsSettings(TableSettings):
 
 
 class AvailabilityExportWorkerSettings(AvailabilityExportsSettings):
-    dead_letter_queue_url: str = Field(min_length=1)
+    export_dead_letter_queue_url: str = Field(min_length=1)
     export_max_receives: int = Field(ge=1)  # the export queue's maxReceiveCount
