@@ -136,6 +136,17 @@ class ProductAvailability:
     uncounted: bool
     version: int  # the product's published version (`published_version`): grows with every change of these
 
+    def published(self) -> dict[str, int | bool]:
+        """The figures as events and export rows publish them (without the product's id)."""
+        return {
+            "stock_on_hand": self.stock_on_hand,
+            "allocated": self.allocated,
+            "safety_stock": self.safety_stock,
+            "available": self.available,
+            "uncounted": self.uncounted,
+            "version": self.version,
+        }
+
 
 # A product's published version is its epoch (the location's settings and imports it was read
 # under) times this, plus its hot item's `version`. JSON consumers hold numbers below 2**53 exactly:

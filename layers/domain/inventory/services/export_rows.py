@@ -22,7 +22,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inventory.figures import availability, product_stock
+from inventory.figures import ProductStock, availability, product_stock
 from inventory.models import Location
 from inventory.models.counters import ProductCounters
 from inventory.models.imports import StockRow
@@ -82,20 +82,10 @@ class _Lines:
             self.lines, self.size = [], 0
 
 
-def row_line(location: Location, stock_counters: tuple[Any, ProductCounters]) -> bytes:
+def row_line(location: Location, stock: ProductStock, counters: ProductCounters) -> bytes:
     """One product's row (SPEC.md section 4), as a line of the file."""
-    stock, counters = stock_counters
     figures = availability(location, stock, counters)
-    row = {
-        "location_id": location.location_id,
-        "product_id": figures.product_id,
-        "stock_on_hand": figures.stock_on_hand,
-        "allocated": figures.allocated,
-        "safety_stock": figures.safety_stock,
-        "available": figures.available,
-        "uncounted": figures.uncounted,
-        "version": figures.version,
-    }
+    row = {"location_id": location.location_id, "product_id": figures.product_id, **figures.published()}
     return json.dumps(row, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
@@ -127,7 +117,7 @@ def write_full(
         seen: dict[str, int] = {}
         for product_id, rows, counters in _shard_products(reads, location, number):
             stock = product_stock(product_id, location.visible_imports, rows, counters, types)
-            lines.add(row_line(location, (stock, counters)))
+            lines.add(row_line(location, stock, counters))
             if product_id in marked:
                 seen[product_id] = counters.version
         lines.flush()
@@ -157,7 +147,7 @@ def write_changed(
         for product_id in batch:
             counters, rows = states[product_id]
             stock = product_stock(product_id, location.visible_imports, rows, counters, types)
-            lines.add(row_line(location, (stock, counters)))
+            lines.add(row_line(location, stock, counters))
         written.saw({product_id: states[product_id][0].version for product_id in batch})
 
     for product_id in products:

@@ -48,12 +48,4 @@ class ShipmentFigures:
         warnings = [] if known else ["unknown_product"]
         if figures.stock_on_hand < 0:
             warnings.append("negative_stock_on_hand")
-        return {
-            "stock_on_hand": figures.stock_on_hand,
-            "allocated": figures.allocated,
-            "safety_stock": figures.safety_stock,
-            "available": figures.available,
-            "uncounted": figures.uncounted,
-            "version": figures.version,
-            "warnings": warnings,
-        }
+        return {**figures.published(), "warnings": warnings}
