@@ -11,6 +11,7 @@ import json
 import os
 import threading
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
@@ -21,7 +22,7 @@ from inventory.settings import settings_of
 from inventory.settings.availability_exports import AvailabilityExportWorkerSettings
 from inventory.settings.stock_import_worker import StockImportWorkerSettings
 from tests.conftest import FakeContext, load_handler, sqs_event
-from tests.faults import Crash, faults_on
+from tests.faults import Crash, Faults, faults_on
 from tests.integration.test_allocations import QUEUE_ARN, call, from_bus, load
 from tests.integration.test_outbox_relay import drained
 from tests.integration.test_relay_bus_faults import run_relay
@@ -202,6 +203,34 @@ def test_a_unit_stopped_at_its_upload_and_run_again_writes_one_correct_file(when
     assert rows == (before if when == "after" else availability_page(location))
     _, delta = the_file(export("delta", location), location)
     assert delta == ({"a": availability_page(location)["a"]} if when == "after" else {})
+
+
+def test_a_unit_stopped_after_its_commit_records_its_file_and_frees_its_location(faults: Faults) -> None:
+    """Stopped between the location's state (committed) and the location export's record: the run
+    again records the committed file, and the location's next export starts at once."""
+    location = new_store({"a": 5})
+    _, answer = call(
+        "availability_exports", "POST", "/availability-exports", {"mode": "full", "location_ids": [location]}
+    )
+    units = wiring.export_units(settings_of(AvailabilityExportWorkerSettings))
+    units.fan_out(answer["export_id"])
+
+    def completed_record(params: Mapping[str, Any]) -> bool:
+        return params.get("Item", {}).get("status", {}).get("S") == "completed"
+
+    faults.inject("PutItem", "crash", match=completed_record)
+    with pytest.raises(Crash):
+        units.run(answer["export_id"], location)
+    faults.disarm()
+    committed = units.run(answer["export_id"], location)
+    drain()
+
+    _, done = call("availability_exports", "GET", f"/availability-exports/{answer['export_id']}")
+    assert done["status"] == "completed"
+    assert committed is not None
+    assert done["locations"][0]["sha256"] == committed.sha256
+    entry, _ = the_file(export("delta", location), location)  # not held back by a lease left behind
+    assert (entry["rows"], entry["since_export_id"]) == (0, answer["export_id"])
 
 
 def test_two_runs_of_the_same_unit_at_once_commit_one_file() -> None:

@@ -93,7 +93,9 @@ class ExportUnits:
         self._repo.put_location_export(export_id, running, now)
         won = False
         if state.last is not None and state.last.export_id == export_id:
-            file, versions = state.last, dict[str, int]()  # committed before a stop: record it
+            # Committed before a stop: record it, and give back the lease this run's claim took again.
+            file, versions = state.last, dict[str, int]()
+            self._repo.release_export_state(location_id, export_id)
         else:
             previous = state.last
             file, versions, won = self._write(export, location_id, previous)
