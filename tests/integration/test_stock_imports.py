@@ -243,3 +243,39 @@ def test_under_an_erp_shipments_after_the_import_lower_stock_and_are_explained(
     assert ([e["logical_timestamp"] for e in second_page["items"]], second_page["next_cursor"]) == ([102], None)
     listed = {i["product_id"]: i["stock_on_hand"] for i in call(stock, "GET", "/locations/erp-store/stock")[1]["items"]}
     assert listed == {"erp-1": 17, "never-imported": -4}
+
+
+def test_an_import_is_completed_for_readers_only_once_its_rows_are_visible(faults: Any) -> None:
+    """Stopped between the two writes of its completion (the record says completed, the location
+    still shows the earlier import): its status says running, and the stock read says the earlier
+    figures; the worker's run again makes both say the new ones."""
+    from inventory import wiring
+    from inventory.adapters.dynamodb.keys import import_key
+    from inventory.settings import settings_of
+    from inventory.settings.stock_import_worker import StockImportWorkerSettings
+    from tests.faults import Crash
+    from tests.integration.test_allocations import call, load
+
+    location = "visible-on-completion"
+    load(location, {"a": 5})
+    body = {"import_id": "count-2", "kind": "full_count", "items": [{"product_id": "b", "quantity": 2}]}
+    assert call("stock_imports", "POST", f"/locations/{location}/stock-imports", body)[0] == 202
+    runner = wiring.import_runner(settings_of(StockImportWorkerSettings))
+
+    def record_completed(params: Any) -> bool:
+        values = json.dumps(params.get("ExpressionAttributeValues", {}))
+        return params["Key"]["sk"]["S"] == import_key(location, "count-2")["sk"] and '"completed"' in values
+
+    faults.inject("UpdateItem", "crash", match=record_completed, when="after")
+    with pytest.raises(Crash):
+        runner.run(location, "count-2", lambda: 10**9)
+    faults.disarm()
+
+    status = call("stock_imports", "GET", f"/locations/{location}/stock-imports/count-2")[1]
+    assert (status["status"], status["completed_at"]) == ("running", None)
+    assert call("stock", "GET", f"/locations/{location}/stock/a")[1]["stock_on_hand"] == 5
+
+    assert runner.run(location, "count-2", lambda: 10**9).value == "completed"
+    status = call("stock_imports", "GET", f"/locations/{location}/stock-imports/count-2")[1]
+    assert status["status"] == "completed"
+    assert call("stock", "GET", f"/locations/{location}/stock/a")[1]["stock_on_hand"] == 0
